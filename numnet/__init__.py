@@ -1,0 +1,40 @@
+"""numnet: neural networks from scratch on NumPy, readable and fast.
+
+Quick start::
+
+    import numnet as nn
+    X, y = nn.datasets.make_spiral(seed=0)
+    net = nn.Network([2, 50, 50, 3], activation="relu", output_activation="softmax", seed=0)
+    history = net.fit(X, y, epochs=200, batch_size=32, optimizer="adam", learning_rate=1e-2, seed=0)
+    print(net.accuracy(X, y))
+"""
+
+__version__ = "0.1.0"
+
+from .activations import ACTIVATIONS, Activation, get_activation
+from .backend import get_backend
+from .errors import ConvergenceWarning, CorruptFileError, DivergenceError, MissingDependencyError, NotFittedError
+from .gradcheck import (
+    DescentResult,
+    gradient_check,
+    gradient_descent,
+    numerical_derivative,
+    numerical_gradient,
+    relative_error,
+)
+from .initializers import INITIALIZERS, get_initializer
+from .layers import Dense
+from .losses import LOSSES, Loss, get_loss
+from .network import Network
+from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
+from .schedules import SCHEDULES, get_schedule
+from .training import EpochReport, History, fit
+
+__all__ = [
+    "ACTIVATIONS", "Activation", "get_activation", "get_backend",
+    "ConvergenceWarning", "CorruptFileError", "DivergenceError", "MissingDependencyError", "NotFittedError",
+    "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
+    "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
+    "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",
+    "SCHEDULES", "get_schedule", "EpochReport", "History", "fit",
+]

@@ -1,0 +1,205 @@
+"""Activation functions, each with its derivative, and the ACTIVATIONS table.
+
+Every derivative here is computed from the activation's *output* ``a = f(z)``, not from ``z``: for these
+functions f'(z) is a cheap expression of ``a`` (sigmoid: a(1-a), tanh: 1-a², relu: a>0), so a layer only
+needs to cache ``a``, and ``z`` can be overwritten in place by ``a`` in the forward pass
+(benchmarks/NOTES.md, "activations in place").
+"""
+
+import numpy as np
+
+from ._registry import lookup
+
+
+class Activation:
+    """Base class: ``forward`` computes a = f(z); ``backward`` turns dC/da into dC/dz = dC/da ⊙ f'(z)."""
+
+    name = "activation"
+    #: True when f acts on each entry alone, so that its Jacobian is diagonal.
+    elementwise = True
+
+    def forward(self, z, out=None):
+        """Return ``f(z)``, written into ``out`` when given (``out`` may be ``z`` itself).
+
+        Parameters
+        ----------
+        z : ndarray, shape (n_samples, n_units)
+        out : ndarray, optional, same shape and dtype as ``z``
+        """
+        raise NotImplementedError
+
+    def derivative(self, a):
+        """Return f'(z) elementwise, computed from the output ``a = f(z)``."""
+        raise NotImplementedError
+
+    def backward(self, grad_a, a):
+        """Return dC/dz = dC/da ⊙ f'(z) (a new array; neither input is modified).
+
+        Parameters
+        ----------
+        grad_a : ndarray, shape (n_samples, n_units)
+            dC/da, the gradient of the cost with respect to this activation's output.
+        a : ndarray, shape (n_samples, n_units)
+            The cached output of ``forward``.
+        """
+        return grad_a * self.derivative(a)
+
+    def __call__(self, z):
+        return self.forward(z)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class Sigmoid(Activation):
+    """Logistic sigmoid 1 / (1 + e^-z); derivative a(1 - a), from a.
+
+    Computed from e^-|z|, which lies in (0, 1], so no input of any magnitude overflows, warns or gives NaN.
+    """
+
+    name = "sigmoid"
+
+    def forward(self, z, out=None):
+        xp = np
+        exp_neg_abs = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
+        positive_branch = 1.0 / (1.0 + exp_neg_abs)  # sigmoid(|z|)
+        result = xp.where(z >= 0, positive_branch, exp_neg_abs * positive_branch)
+        result = result.astype(z.dtype, copy=False)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
+    def derivative(self, a):
+        return a * (1.0 - a)
+
+
+class Tanh(Activation):
+    """Hyperbolic tangent; derivative 1 - a², from a."""
+
+    name = "tanh"
+
+    def forward(self, z, out=None):
+        return np.tanh(z, out=out)
+
+    def derivative(self, a):
+        return 1.0 - a * a
+
+
+class ReLU(Activation):
+    """Rectified linear unit max(0, z); derivative 1 where a > 0, else 0 (0 at z = 0, as PyTorch)."""
+
+    name = "relu"
+
+    def forward(self, z, out=None):
+        return np.maximum(z, 0, out=out)
+
+    def derivative(self, a):
+        return (a > 0).astype(a.dtype)
+
+    def backward(self, grad_a, a):
+        # Multiplying by a boolean mask avoids building a float copy of the derivative
+        # (benchmarks/NOTES.md, "relu backward by mask").
+        return np.multiply(grad_a, a > 0)
+
+
+class LeakyReLU(Activation):
+    """Leaky relu: z for z > 0, slope·z otherwise; derivative 1 or slope, from a (a > 0 exactly when z > 0).
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.01
+        Must be >= 0, so that the sign of ``a`` is the sign of ``z``.
+    """
+
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01):
+        negative_slope = float(negative_slope)
+        if not 0.0 <= negative_slope < 1.0:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
+        self.negative_slope = negative_slope
+
+    def forward(self, z, out=None):
+        scaled = z * z.dtype.type(self.negative_slope)
+        return np.maximum(z, scaled, out=out)
+
+    def derivative(self, a):
+        return np.where(a > 0, 1.0, self.negative_slope).astype(a.dtype)
+
+    def __repr__(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+class Linear(Activation):
+    """The identity f(z) = z; derivative 1."""
+
+    name = "linear"
+
+    def forward(self, z, out=None):
+        if out is None:
+            return z.copy()
+        if out is not z:
+            out[...] = z
+        return out
+
+    def derivative(self, a):
+        return np.ones_like(a)
+
+    def backward(self, grad_a, a):
+        return grad_a.copy()
+
+
+class Softmax(Activation):
+    """Softmax over each row: a_k = e^{z_k} / Σ_j e^{z_j}, shifted by the row maximum so it never overflows.
+
+    Not elementwise: its Jacobian is diag(a) - a aᵀ, so ``backward`` returns a ⊙ (g - Σ_k g_k a_k) per row.
+    With cross-entropy, use the fused loss in losses.py, whose delta is simply (a - y) / n.
+    """
+
+    name = "softmax"
+    elementwise = False
+
+    def forward(self, z, out=None):
+        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(shifted, out=shifted)
+        shifted /= shifted.sum(axis=1, keepdims=True)
+        return shifted
+
+    def derivative(self, a):
+        raise TypeError(
+            "softmax has no elementwise derivative (its Jacobian is diag(a) - a a^T); use "
+            "Softmax.backward(grad_a, a) or Softmax.jacobian(a)"
+        )
+
+    def jacobian(self, a):
+        """Per-sample Jacobians da/dz, shape (n_samples, n_units, n_units)."""
+        return a[:, :, None] * np.eye(a.shape[1], dtype=a.dtype) - a[:, :, None] * a[:, None, :]
+
+    def backward(self, grad_a, a):
+        # J^T g for J = diag(a) - a a^T, row by row, without building J.
+        weighted_sum = np.sum(grad_a * a, axis=1, keepdims=True)
+        return a * (grad_a - weighted_sum)
+
+
+ACTIVATIONS = {
+    "sigmoid": Sigmoid,
+    "logistic": Sigmoid,
+    "tanh": Tanh,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "linear": Linear,
+    "identity": Linear,
+    "softmax": Softmax,
+}
+
+
+def get_activation(name):
+    """Return the activation called ``name`` (or ``name`` itself if it is an Activation).
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the valid ones.
+    """
+    return lookup(ACTIVATIONS, name, "activation", base=Activation)

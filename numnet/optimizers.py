@@ -1,0 +1,327 @@
+"""Optimisers: SGD (momentum, Nesterov), AdaGrad, RMSProp, Adam, and the OPTIMIZERS table.
+
+Each update rule is a small function of (param, grad, state, scratch, hyperparameters) that updates the
+parameter and the state in place; the classes only hold the state and the hyperparameters and apply the
+rule in one place. The rules update in place, with one preallocated scratch buffer, rather than returning
+new arrays: the network keeps all parameters in one flat buffer, so each line below is one pass over
+every parameter of the model, with no temporaries (benchmarks/NOTES.md, "fused in-place optimiser").
+
+The forms follow PyTorch's, so that the first steps can be compared with torch.optim to rounding.
+"""
+
+import math
+
+import numpy as np
+
+from ._registry import lookup
+from .schedules import get_schedule
+
+
+def sgd_update(param, grad, state, scratch, *, learning_rate, momentum=0.0, nesterov=False):
+    """Stochastic gradient descent, with optional (Nesterov) momentum; modifies ``param`` and ``state``.
+
+    Plain: p ← p - lr·g. Momentum (PyTorch's form; equal to v ← μv - lr·g, p ← p + v for a constant lr):
+    v ← μ·v + g, then p ← p - lr·v, or with Nesterov p ← p - lr·(g + μ·v).
+    """
+    if momentum == 0.0:
+        np.multiply(grad, learning_rate, out=scratch)
+    else:
+        velocity = state["velocity"]
+        velocity *= momentum
+        velocity += grad
+        if nesterov:
+            np.multiply(velocity, momentum, out=scratch)
+            scratch += grad
+            scratch *= learning_rate
+        else:
+            np.multiply(velocity, learning_rate, out=scratch)
+    param -= scratch
+
+
+def adagrad_update(param, grad, state, scratch, *, learning_rate, epsilon):
+    """AdaGrad (Duchi et al. 2011): G ← G + g², p ← p - lr·g / (√G + ε)."""
+    squares = state["sum_squares"]
+    np.multiply(grad, grad, out=scratch)
+    squares += scratch
+    _scaled_step(param, grad, squares, scratch, learning_rate, epsilon)
+
+
+def rmsprop_update(param, grad, state, scratch, *, learning_rate, rho, epsilon):
+    """RMSProp (Tieleman & Hinton 2012): s ← ρ·s + (1-ρ)·g², p ← p - lr·g / (√s + ε)."""
+    mean_square = state["mean_square"]
+    np.multiply(grad, grad, out=scratch)
+    scratch *= 1.0 - rho
+    mean_square *= rho
+    mean_square += scratch
+    _scaled_step(param, grad, mean_square, scratch, learning_rate, epsilon)
+
+
+def _scaled_step(param, grad, accumulator, scratch, learning_rate, epsilon):
+    """p ← p - lr·g / (√accumulator + ε), through ``scratch``."""
+    np.sqrt(accumulator, out=scratch)
+    scratch += epsilon
+    np.divide(grad, scratch, out=scratch)
+    scratch *= learning_rate
+    param -= scratch
+
+
+def adam_update(param, grad, state, scratch, *, learning_rate, beta1, beta2, epsilon, step):
+    """Adam (Kingma & Ba 2015), bias-corrected, ε outside the square root; ``step`` t counts from 1.
+
+    m ← β1·m + (1-β1)·g;  v ← β2·v + (1-β2)·g²;  p ← p - lr · m̂ / (√v̂ + ε) with m̂ = m/(1-β1^t),
+    v̂ = v/(1-β2^t). Evaluated as the paper's section 2 rearranges it, which saves a pass:
+    p ← p - lr·√(1-β2^t)/(1-β1^t) · m / (√v + ε·√(1-β2^t)), the same number up to rounding.
+    """
+    m, v = state["m"], state["v"]
+    np.subtract(grad, m, out=scratch)
+    scratch *= 1.0 - beta1
+    m += scratch  # m ← m + (1-β1)(g - m) = β1·m + (1-β1)·g
+    np.multiply(grad, grad, out=scratch)
+    scratch -= v
+    scratch *= 1.0 - beta2
+    v += scratch  # v ← v + (1-β2)(g² - v) = β2·v + (1-β2)·g²
+    bias_correction1 = 1.0 - beta1 ** step
+    root_bias_correction2 = math.sqrt(1.0 - beta2 ** step)
+    np.sqrt(v, out=scratch)
+    scratch += epsilon * root_bias_correction2
+    np.divide(m, scratch, out=scratch)
+    scratch *= learning_rate * root_bias_correction2 / bias_correction1
+    param -= scratch
+
+
+class Optimizer:
+    """Base class: holds hyperparameters and state and applies an update rule to flat arrays.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The base learning rate (> 0).
+    schedule : str or Schedule, default "constant"
+        How the learning rate changes with the step number.
+    """
+
+    name = "optimizer"
+    #: The names of the state arrays this optimiser keeps, each shaped like the parameters.
+    state_names = ()
+
+    def __init__(self, learning_rate, schedule="constant"):
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.schedule = get_schedule(schedule)
+        self.state = None
+        self._scratch = None
+
+    def init(self, parameters):
+        """Create zeroed state for ``parameters`` (a flat array); returns the state dict."""
+        self.state = {"step": 0}
+        for state_name in self.state_names:
+            self.state[state_name] = np.zeros_like(parameters)
+        self._scratch = np.empty_like(parameters)
+        return self.state
+
+    @property
+    def current_learning_rate(self):
+        """The learning rate the next step will use."""
+        return self.schedule(self.learning_rate, self.state["step"] if self.state else 0)
+
+    def step(self, parameters, gradients):
+        """Update ``parameters`` in place from ``gradients`` (arrays of equal shape and dtype)."""
+        if self.state is None or self._scratch is None or self._scratch.shape != parameters.shape:
+            if self.state is None:
+                self.init(parameters)
+            else:
+                self._scratch = np.empty_like(parameters)
+        learning_rate = self.current_learning_rate
+        self.state["step"] += 1
+        self._apply(parameters, gradients, learning_rate)
+
+    def _apply(self, parameters, gradients, learning_rate):
+        raise NotImplementedError
+
+    def hyperparameters(self):
+        """The constructor arguments as plain data (for saving and printing)."""
+        return {"learning_rate": self.learning_rate, "schedule": self.schedule.config()}
+
+    def load_state(self, state):
+        """Restore state saved from :attr:`state` (arrays are copied)."""
+        missing = [name for name in ("step", *self.state_names) if name not in state]
+        if missing:
+            raise ValueError(f"optimiser state for {self.name} lacks {', '.join(missing)}")
+        self.state = {"step": int(state["step"])}
+        for state_name in self.state_names:
+            self.state[state_name] = np.array(state[state_name], copy=True)
+        self._scratch = np.empty_like(self.state[self.state_names[0]]) if self.state_names else None
+
+    def __repr__(self):
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters().items()
+                              if key != "schedule")
+        return f"{type(self).__name__}({arguments})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum and Nesterov momentum.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.01
+    momentum : float in [0, 1), default 0.0
+    nesterov : bool, default False
+    schedule : str or Schedule, default "constant"
+    """
+
+    name = "sgd"
+    state_names = ("velocity",)
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.momentum = _fraction(momentum, "momentum")
+        self.nesterov = bool(nesterov)
+        if self.nesterov and self.momentum == 0.0:
+            raise ValueError("nesterov=True needs a momentum > 0 (e.g. momentum=0.9)")
+
+    def _apply(self, parameters, gradients, learning_rate):
+        sgd_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
+                   momentum=self.momentum, nesterov=self.nesterov)
+
+    def hyperparameters(self):
+        return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Momentum(SGD):
+    """SGD with momentum 0.9 by default."""
+
+    name = "momentum"
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=False, schedule="constant"):
+        super().__init__(learning_rate, momentum, nesterov, schedule)
+
+
+class Nesterov(SGD):
+    """SGD with Nesterov momentum, 0.9 by default."""
+
+    name = "nesterov"
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, nesterov=True, schedule="constant"):
+        super().__init__(learning_rate, momentum, nesterov, schedule)
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: per-parameter steps shrinking with the sum of squared gradients.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.01
+    epsilon : float, default 1e-10 (PyTorch's)
+    schedule : str or Schedule, default "constant"
+    """
+
+    name = "adagrad"
+    state_names = ("sum_squares",)
+
+    def __init__(self, learning_rate=0.01, epsilon=1e-10, schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _apply(self, parameters, gradients, learning_rate):
+        adagrad_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
+                       epsilon=self.epsilon)
+
+    def hyperparameters(self):
+        return {**super().hyperparameters(), "epsilon": self.epsilon}
+
+
+class RMSProp(Optimizer):
+    """RMSProp: steps scaled by a running mean of squared gradients.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    rho : float in [0, 1), default 0.9 (the decay of the running mean; PyTorch calls it alpha)
+    epsilon : float, default 1e-8
+    schedule : str or Schedule, default "constant"
+    """
+
+    name = "rmsprop"
+    state_names = ("mean_square",)
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-8, schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.rho = _fraction(rho, "rho")
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _apply(self, parameters, gradients, learning_rate):
+        rmsprop_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
+                       rho=self.rho, epsilon=self.epsilon)
+
+    def hyperparameters(self):
+        return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+class Adam(Optimizer):
+    """Adam with bias-corrected moment estimates.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    beta1, beta2 : float in [0, 1), defaults 0.9 and 0.999
+    epsilon : float, default 1e-8
+    schedule : str or Schedule, default "constant"
+    """
+
+    name = "adam"
+    state_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.beta1 = _fraction(beta1, "beta1")
+        self.beta2 = _fraction(beta2, "beta2")
+        self.epsilon = _positive(epsilon, "epsilon")
+
+    def _apply(self, parameters, gradients, learning_rate):
+        adam_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
+                    beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
+
+    def hyperparameters(self):
+        return {**super().hyperparameters(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
+
+
+OPTIMIZERS = {
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+}
+
+
+def get_optimizer(name, learning_rate=None, **options):
+    """Return an optimiser by name (with an optional learning rate and options), or an instance as is.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the valid ones, or invalid hyperparameters.
+    """
+    if isinstance(name, Optimizer):
+        return name
+    optimizer_class = type(lookup(OPTIMIZERS, name, "optimizer", base=Optimizer))
+    if learning_rate is not None:
+        options["learning_rate"] = learning_rate
+    return optimizer_class(**options)
+
+
+def _positive(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number, got {value!r}") from error
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def _fraction(value, name):
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return value

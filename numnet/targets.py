@@ -1,0 +1,110 @@
+"""Targets: validating labels and converting them once to the float matrix every loss works with."""
+
+import numpy as np
+
+from . import backend
+
+
+def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
+    """Validate ``y`` for ``loss`` and return it as a float matrix of shape (n_samples, n_outputs).
+
+    Parameters
+    ----------
+    y : array_like
+        Softmax cross-entropy: class indices (n_samples,) in [0, n_outputs), or one-hot rows
+        (n_samples, n_outputs). Binary cross-entropy: labels in [0, 1], shape (n_samples,) when there is
+        one output, else (n_samples, n_outputs). Mean squared error: real values, (n_samples,) for one
+        output or (n_samples, n_outputs).
+    loss : Loss
+    n_outputs : int
+        The network's output size.
+    dtype : numpy dtype
+    n_samples : int, optional
+        The number of rows X has; a different number of targets is an error.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of rows, wrong width, NaN or infinity, class labels that are not integers or are out
+        of range, binary labels outside [0, 1].
+    """
+    array = backend.as_numeric_array(y, "y")
+    if array.ndim == 0 or array.ndim > 2:
+        raise ValueError(f"y must have shape (n_samples,) or (n_samples, n_outputs), got shape {array.shape}")
+    if array.shape[0] == 0:
+        raise ValueError("y is empty; it needs one target per sample")
+    if n_samples is not None and array.shape[0] != n_samples:
+        raise ValueError(
+            f"X has {n_samples} samples but y has {array.shape[0]}; they need one target per row of X"
+        )
+    backend.check_finite(array, "y")
+    if loss.fused_activation == "softmax":
+        return _class_targets(array, n_outputs, dtype)
+    matrix = _as_column_matrix(array, n_outputs)
+    if loss.fused_activation == "sigmoid" and (matrix.min() < 0 or matrix.max() > 1):
+        raise ValueError(
+            f"binary cross-entropy needs labels in [0, 1], got values from {matrix.min()} to {matrix.max()}"
+        )
+    return np.ascontiguousarray(matrix, dtype=dtype)
+
+
+def _as_column_matrix(array, n_outputs):
+    if array.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"y has shape {array.shape} (one target per sample) but the network has {n_outputs} outputs; "
+                f"give y of shape (n_samples, {n_outputs})"
+            )
+        return array.reshape(-1, 1)
+    if array.shape[1] != n_outputs:
+        raise ValueError(
+            f"y has {array.shape[1]} columns but the network has {n_outputs} outputs; they must match"
+        )
+    return array
+
+
+def _class_targets(array, n_classes, dtype):
+    """One-hot matrix from class indices, or validated one-hot rows."""
+    if array.ndim == 2 and array.shape[1] == 1 and n_classes != 1:
+        array = array[:, 0]
+    if array.ndim == 2:
+        if array.shape[1] != n_classes:
+            raise ValueError(
+                f"one-hot y has {array.shape[1]} columns but the network has {n_classes} classes; "
+                "they must match (or give class indices of shape (n_samples,))"
+            )
+        if array.min() < 0 or not np.allclose(array.sum(axis=1), 1.0):
+            raise ValueError("one-hot y must have non-negative rows that sum to 1")
+        return np.ascontiguousarray(array, dtype=dtype)
+    labels = class_indices(array, n_classes)
+    one_hot = np.zeros((labels.size, n_classes), dtype=dtype)
+    one_hot[np.arange(labels.size), labels] = 1
+    return one_hot
+
+
+def class_indices(labels, n_classes):
+    """Validate class labels as integers in [0, n_classes) and return them as int64.
+
+    Raises
+    ------
+    ValueError
+        For non-integer values or labels out of range.
+    """
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        if not np.all(labels == np.round(labels)):
+            bad = labels[labels != np.round(labels)][0]
+            raise ValueError(
+                f"class labels must be integers 0..{n_classes - 1}, got the non-integer value {bad}; "
+                "for string or arbitrary labels encode them first (numnet.preprocessing.label_encode)"
+            )
+    elif labels.dtype.kind not in "biu":
+        raise ValueError(f"class labels must be integers 0..{n_classes - 1}, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    if labels.min() < 0 or labels.max() >= n_classes:
+        bad = labels[(labels < 0) | (labels >= n_classes)][0]
+        raise ValueError(
+            f"class label {bad} is out of range: the network has {n_classes} outputs, so labels must be "
+            f"0..{n_classes - 1}"
+        )
+    return labels

@@ -1,0 +1,423 @@
+"""The training loop: batching, one epoch, evaluation, the stopping decisions, and the History it records."""
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import DivergenceError
+from .network import batch_accuracy
+from .optimizers import get_optimizer
+
+SAMPLING_MODES = ("epoch", "replacement")
+
+
+@dataclass
+class History:
+    """What a call to ``fit`` recorded.
+
+    Attributes
+    ----------
+    iteration_loss : list of float
+        The loss of every mini-batch (L2 term included), measured before that batch's update.
+    epoch_loss : list of float
+        The mean of ``iteration_loss`` over each epoch.
+    val_loss : list of float
+        The loss on the validation data after each epoch (empty without validation data).
+    accuracy : list of float
+        Training accuracy per epoch, counted over the epoch's mini-batches as they were seen
+        (classification losses only; empty for regression).
+    val_accuracy : list of float
+        Validation accuracy after each epoch (classification with validation data only).
+    gradient_mean_abs : dict of str to list of float
+        For every weight matrix, by parameter name ("dense_0.W"), the mean absolute gradient at every
+        iteration: the curve that shows vanishing gradients.
+    learning_rate : list of float
+        The learning rate used at each epoch's first iteration.
+    """
+
+    iteration_loss: list = field(default_factory=list)
+    epoch_loss: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    gradient_mean_abs: dict = field(default_factory=dict)
+    learning_rate: list = field(default_factory=list)
+
+    @property
+    def epochs(self):
+        """Number of epochs recorded."""
+        return len(self.epoch_loss)
+
+    @property
+    def iterations(self):
+        """Number of optimiser steps recorded."""
+        return len(self.iteration_loss)
+
+    def to_dict(self):
+        """A plain dict of lists (JSON-ready), for saving."""
+        return {
+            "iteration_loss": list(self.iteration_loss),
+            "epoch_loss": list(self.epoch_loss),
+            "val_loss": list(self.val_loss),
+            "accuracy": list(self.accuracy),
+            "val_accuracy": list(self.val_accuracy),
+            "gradient_mean_abs": {name: list(values) for name, values in self.gradient_mean_abs.items()},
+            "learning_rate": list(self.learning_rate),
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            iteration_loss=[float(v) for v in data.get("iteration_loss", [])],
+            epoch_loss=[float(v) for v in data.get("epoch_loss", [])],
+            val_loss=[float(v) for v in data.get("val_loss", [])],
+            accuracy=[float(v) for v in data.get("accuracy", [])],
+            val_accuracy=[float(v) for v in data.get("val_accuracy", [])],
+            gradient_mean_abs={
+                str(name): [float(v) for v in values]
+                for name, values in data.get("gradient_mean_abs", {}).items()
+            },
+            learning_rate=[float(v) for v in data.get("learning_rate", [])],
+        )
+
+    def extend(self, other):
+        """Append another History (a resumed run) to this one, in place."""
+        self.iteration_loss.extend(other.iteration_loss)
+        self.epoch_loss.extend(other.epoch_loss)
+        self.val_loss.extend(other.val_loss)
+        self.accuracy.extend(other.accuracy)
+        self.val_accuracy.extend(other.val_accuracy)
+        for name, values in other.gradient_mean_abs.items():
+            self.gradient_mean_abs.setdefault(name, []).extend(values)
+        self.learning_rate.extend(other.learning_rate)
+        return self
+
+
+@dataclass
+class EpochReport:
+    """What the progress callback receives after each epoch."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    accuracy: float = None
+    val_loss: float = None
+    val_accuracy: float = None
+    seconds: float = 0.0
+    learning_rate: float = 0.0
+
+    def line(self):
+        """A one-line summary, e.g. for a log."""
+        parts = [f"epoch {self.epoch}/{self.epochs}", f"loss {self.loss:.4f}"]
+        if self.accuracy is not None:
+            parts.append(f"accuracy {self.accuracy:.4f}")
+        if self.val_loss is not None:
+            parts.append(f"val_loss {self.val_loss:.4f}")
+        if self.val_accuracy is not None:
+            parts.append(f"val_accuracy {self.val_accuracy:.4f}")
+        parts.append(f"{self.seconds:.2f}s")
+        return "  ".join(parts)
+
+
+@dataclass
+class TrainingData:
+    """Validated training (and validation) arrays, converted once to the model's dtype."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_val: np.ndarray = None
+    Y_val: np.ndarray = None
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def has_validation(self):
+        return self.X_val is not None
+
+
+def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer=None, learning_rate=None,
+        shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0, seed=None,
+        record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
+        verbose=False):
+    """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
+
+    Parameters
+    ----------
+    network : Network
+    X : array_like, shape (n_samples, n_features)
+    y : array_like
+        Class indices or one-hot rows for softmax, 0/1 labels for sigmoid, real values for regression.
+    epochs : int, optional
+        Passes over the data. Give ``epochs`` or ``iterations`` (default: 10 epochs).
+    iterations : int, optional
+        Total optimiser steps instead of epochs (the last epoch may be partial).
+    batch_size : int or None, default 32
+        Samples per step; None means the whole training set (full-batch gradient descent).
+    optimizer : str or Optimizer, optional
+        Default: the network's optimiser from an earlier fit (training continues), else "adam".
+    learning_rate : float, optional
+        Overrides the optimiser's default learning rate when ``optimizer`` is a name.
+    shuffle : bool, default True
+        With ``sampling="epoch"``: visit the samples in a new random order each epoch.
+    sampling : {"epoch", "replacement"}, default "epoch"
+        "epoch": each epoch visits every sample once. "replacement": each step draws ``batch_size``
+        samples at random with replacement (an epoch is then ceil(n_samples / batch_size) steps).
+    validation_data : tuple (X_val, y_val), optional
+    validation_split : float in [0, 1), default 0.0
+        Hold out this random fraction of (X, y) for validation (ignored with ``validation_data``).
+    seed : int, optional
+        Seeds the batches and the validation split; epoch k's order depends only on (seed, k), so a run
+        resumed from a checkpoint sees exactly the batches it would have seen.
+    record_gradients : bool, default True
+        Record the mean absolute gradient of every weight matrix at every step (History.gradient_mean_abs).
+    patience : int, optional
+        Early stopping: stop when the monitored loss (validation loss if there is validation data,
+        else the epoch's training loss) has not improved by ``tolerance`` for ``patience`` epochs.
+    tolerance : float, default 1e-4
+    restore_best : bool, default False
+        With early stopping, end with the weights of the best epoch.
+    progress : callable, optional
+        Called with an :class:`EpochReport` after every epoch.
+    verbose : bool, default False
+        Print one line per epoch.
+
+    Returns
+    -------
+    History
+
+    Raises
+    ------
+    ValueError
+        For bad data or options (the message names the problem).
+    DivergenceError
+        When the loss becomes NaN or infinite; the network keeps the last weights whose loss was finite.
+    """
+    data = _prepare_data(network, X, y, validation_data, validation_split, seed)
+    batch_size = _resolve_batch_size(batch_size, data.n_samples)
+    steps_per_epoch = math.ceil(data.n_samples / batch_size)
+    total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
+    if sampling not in SAMPLING_MODES:
+        raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
+    network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
+    run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
+               seed=_resolve_seed(network, seed), record_gradients=record_gradients)
+    stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
+    n_epochs = math.ceil(total_steps / steps_per_epoch)
+    for epoch in range(n_epochs):
+        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+        report = run.epoch(steps, n_epochs)
+        if verbose:
+            print(report.line(), flush=True)
+        if progress is not None:
+            progress(report)
+        if stopper is not None and stopper.should_stop(report):
+            break
+    if stopper is not None:
+        stopper.finish()
+    network.clear_caches()
+    return run.history
+
+
+class _Run:
+    """The state of one call to fit: data, batching, the divergence guard and the History being filled."""
+
+    def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients):
+        self.network = network
+        self.data = data
+        self.batch_size = batch_size
+        self.sampling = sampling
+        self.shuffle = shuffle
+        self.seed = seed
+        self.record_gradients = record_gradients
+        self.history = History()
+        # The weights before the latest step: restored if that step makes the loss non-finite.
+        self.last_good_parameters = np.empty_like(network.flat_parameters)
+        self.weight_gradients = [(name, network.gradients()[name]) for name in network.weight_names()]
+        if record_gradients:
+            for name, _ in self.weight_gradients:
+                self.history.gradient_mean_abs[name] = []
+
+    def epoch(self, steps, n_epochs):
+        """Run ``steps`` optimiser steps and the end-of-epoch evaluation; returns an EpochReport."""
+        network, history = self.network, self.history
+        epoch_index = network.epochs_trained
+        rng = np.random.default_rng([self.seed, epoch_index])
+        started = time.perf_counter()
+        history.learning_rate.append(network.optimizer.current_learning_rate)
+        loss_sum, correct, seen = 0.0, 0, 0
+        for indices in self._batches(rng, steps):
+            X_batch, Y_batch = self._take(indices)
+            loss = self._step(X_batch, Y_batch)
+            loss_sum += loss
+            if network.is_classifier:
+                correct += batch_accuracy(network.layers[-1].output, Y_batch, network.loss)
+            seen += X_batch.shape[0]
+        network.epochs_trained += 1
+        history.epoch_loss.append(loss_sum / steps)
+        report = EpochReport(epoch=len(history.epoch_loss), epochs=n_epochs, loss=history.epoch_loss[-1],
+                             learning_rate=history.learning_rate[-1])
+        if network.is_classifier:
+            history.accuracy.append(correct / seen)
+            report.accuracy = history.accuracy[-1]
+        if self.data.has_validation:
+            self._validate(report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _batches(self, rng, steps):
+        """Index arrays for ``steps`` batches, drawn from ``rng``."""
+        n = self.data.n_samples
+        if self.sampling == "replacement":
+            for _ in range(steps):
+                yield rng.integers(0, n, size=self.batch_size)
+            return
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        for step in range(steps):
+            yield order[step * self.batch_size:(step + 1) * self.batch_size]
+
+    def _take(self, indices):
+        if indices.size == self.data.n_samples and not self.shuffle and self.sampling == "epoch":
+            return self.data.X, self.data.Y  # full batch in order: no copy
+        return self.data.X[indices], self.data.Y[indices]
+
+    def _step(self, X_batch, Y_batch):
+        """One forward pass, backward pass and update; guards against divergence."""
+        network = self.network
+        loss = network.loss_and_gradients(X_batch, Y_batch)
+        if not math.isfinite(loss):
+            self._diverged(loss)
+        np.copyto(self.last_good_parameters, network.flat_parameters)
+        network.optimizer.step(network.flat_parameters, network.flat_gradients)
+        network.iterations_trained += 1
+        self.history.iteration_loss.append(loss)
+        if self.record_gradients:
+            for name, gradient in self.weight_gradients:
+                self.history.gradient_mean_abs[name].append(float(np.abs(gradient).mean()))
+        return loss
+
+    def _diverged(self, loss):
+        network = self.network
+        step = network.iterations_trained
+        if self.history.iteration_loss:
+            # The current weights came from the previous step's update; put back the ones before it.
+            network.flat_parameters[...] = self.last_good_parameters
+            network.iterations_trained -= 1
+            last = f"the last finite loss was {self.history.iteration_loss[-1]:.6g}; "
+        else:
+            last = ""
+        network.clear_caches()
+        raise DivergenceError(
+            f"training diverged at iteration {step}: the loss became {loss}; {last}the network keeps the "
+            f"last weights whose loss was finite. Try a smaller learning rate (now "
+            f"{network.optimizer.current_learning_rate:g}) or scale the inputs."
+        )
+
+    def _validate(self, report):
+        network, data = self.network, self.data
+        logits, output = network._forward(data.X_val, training=False)
+        report.val_loss = network._loss_from(logits, output, data.Y_val)
+        self.history.val_loss.append(report.val_loss)
+        if network.is_classifier:
+            report.val_accuracy = batch_accuracy(output, data.Y_val, network.loss) / data.X_val.shape[0]
+            self.history.val_accuracy.append(report.val_accuracy)
+
+
+class _EarlyStopping:
+    """Stop when the monitored loss has not improved by ``tolerance`` for ``patience`` epochs."""
+
+    def __init__(self, patience, tolerance, restore_best, network):
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
+            raise ValueError(f"patience must be a positive integer, got {patience!r}")
+        self.patience = int(patience)
+        self.tolerance = float(tolerance)
+        self.restore_best = restore_best
+        self.network = network
+        self.best_loss = math.inf
+        self.best_parameters = network.flat_parameters.copy() if restore_best else None
+        self.epochs_without_improvement = 0
+
+    def should_stop(self, report):
+        monitored = report.val_loss if report.val_loss is not None else report.loss
+        if monitored < self.best_loss - self.tolerance:
+            self.best_loss = monitored
+            self.epochs_without_improvement = 0
+            if self.restore_best:
+                np.copyto(self.best_parameters, self.network.flat_parameters)
+        else:
+            self.epochs_without_improvement += 1
+        return self.epochs_without_improvement >= self.patience
+
+    def finish(self):
+        if self.restore_best and math.isfinite(self.best_loss):
+            self.network.flat_parameters[...] = self.best_parameters
+
+
+def _prepare_data(network, X, y, validation_data, validation_split, seed):
+    X = network.prepare_inputs(X)
+    Y = network.prepare_targets(y, X.shape[0])
+    if validation_data is not None:
+        try:
+            X_val, y_val = validation_data
+        except (TypeError, ValueError) as error:
+            raise ValueError("validation_data must be a pair (X_val, y_val)") from error
+        X_val = network.prepare_inputs(X_val)
+        return TrainingData(X, Y, X_val, network.prepare_targets(y_val, X_val.shape[0]))
+    validation_split = float(validation_split)
+    if not 0.0 <= validation_split < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
+    if validation_split == 0.0:
+        return TrainingData(X, Y)
+    n_validation = int(round(validation_split * X.shape[0]))
+    if n_validation < 1 or n_validation >= X.shape[0]:
+        raise ValueError(
+            f"validation_split={validation_split} of {X.shape[0]} samples leaves an empty training or "
+            "validation set; use more data or another fraction"
+        )
+    order = np.random.default_rng(seed).permutation(X.shape[0])
+    validation, training = order[:n_validation], order[n_validation:]
+    return TrainingData(X[training], Y[training], X[validation], Y[validation])
+
+
+def _resolve_batch_size(batch_size, n_samples):
+    if batch_size is None:
+        return n_samples
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (or None for full batch), got {batch_size!r}")
+    return min(int(batch_size), n_samples)
+
+
+def _resolve_total_steps(epochs, iterations, steps_per_epoch):
+    if epochs is not None and iterations is not None:
+        raise ValueError("give epochs or iterations, not both")
+    if iterations is not None:
+        return _positive_count(iterations, "iterations")
+    return _positive_count(10 if epochs is None else epochs, "epochs") * steps_per_epoch
+
+
+def _positive_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _resolve_optimizer(network, optimizer, learning_rate):
+    if optimizer is None and getattr(network, "optimizer", None) is not None and learning_rate is None:
+        return network.optimizer
+    return get_optimizer("adam" if optimizer is None else optimizer, learning_rate)
+
+
+def _resolve_seed(network, seed):
+    """The seed of the batch order: given, kept from an earlier fit, or drawn once and kept."""
+    if seed is None:
+        seed = network.training_seed
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    network.training_seed = int(seed)
+    return int(seed)
