@@ -1,0 +1,955 @@
+"""Figures for the experiments: data and fits, training curves, decision regions, gradients, confusion
+matrices and weights.
+
+matplotlib is an optional extra (``pip install 'numnet[plot]'``), so it is imported inside each function and
+``import numnet.plots`` works without it. Figures are built as ``matplotlib.figure.Figure`` objects on the
+non-interactive Agg canvas rather than through pyplot: nothing global (the current figure, the backend) is
+touched and no window ever opens, so the functions are safe in scripts, tests and servers.
+
+Every function returns its Figure and, when ``path`` is given, also writes it there atomically: the image
+is written to a temporary file in the same folder and renamed over the target, so a reader never sees a
+half-written file and a failed write leaves any previous file intact.
+"""
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+
+import numpy as np
+
+from numnet import errors
+from numnet.training import History
+
+DEFAULT_FIGSIZE = (6.4, 4.8)
+DEFAULT_DPI = 100
+# A fitted curve or a decision grid reaches this fraction of the data's range beyond the outermost
+# points, so the model's behaviour just outside the data is visible too.
+GRID_PADDING_FRACTION = 0.1
+# Padding used on an axis where all points share one value (a zero range would give an empty grid).
+DEGENERATE_AXIS_PADDING = 0.5
+REGRESSION_GRID_POINTS = 300
+# mkstemp creates files readable by their owner only; a figure is meant to be shared, so it gets the
+# permissions an ordinary new file would have under the usual umask 022.
+SAVED_FILE_MODE = 0o644
+WEIGHT_TILE_GAP = 1  # pixels of background between the tiles of plot_weights
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Figures and saving
+
+
+def _new_figure(figsize, dpi):
+    """An empty Figure attached to an Agg canvas, after checking ``figsize`` and ``dpi``."""
+    figure_module = errors.require("matplotlib.figure", "plot", "drawing plots")
+    agg = errors.require("matplotlib.backends.backend_agg", "plot", "drawing plots")
+    figsize = _check_figsize(figsize)
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
+        raise ValueError(f"dpi must be a positive number of dots per inch, e.g. 100; got {dpi!r}")
+    figure = figure_module.Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    agg.FigureCanvasAgg(figure)
+    return figure
+
+
+def _check_figsize(figsize):
+    """``figsize`` as a (width, height) tuple of positive inches, or a ValueError saying what is wrong."""
+    try:
+        width, height = (float(size) for size in figsize)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"figsize must be (width, height) in inches, e.g. (6.4, 4.8); got {figsize!r}"
+        ) from None
+    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+        raise ValueError(f"figsize must hold two positive finite numbers of inches; got {figsize!r}")
+    return (width, height)
+
+
+def _finish(figure, path):
+    """Save ``figure`` to ``path`` when one is given, and return the figure."""
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def save_figure(figure, path):
+    """Write ``figure`` to ``path`` atomically, in the format named by the path's suffix.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure to write, at its own size and dpi.
+    path : str or os.PathLike
+        The target file. Its suffix chooses the format (``.png``, ``.pdf``, ``.svg``, ...); a path without a
+        suffix gets a PNG. Missing parent folders are created.
+
+    Raises
+    ------
+    TypeError
+        If ``path`` is not a str or path-like object.
+    ValueError
+        If the suffix names a format matplotlib cannot write.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"path must be a str or os.PathLike, e.g. 'figures/loss.png'; got {type(path).__name__}"
+        )
+    path = os.path.abspath(os.fspath(path))
+    image_format = _image_format(figure, path)
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    prefix = "." + os.path.basename(path) + "."
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
+            figure.savefig(stream, format=image_format, dpi="figure")
+        os.chmod(temporary, SAVED_FILE_MODE)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _image_format(figure, path):
+    """The image format named by ``path``'s suffix (PNG when there is none), checked against matplotlib."""
+    suffix = os.path.splitext(path)[1].lstrip(".").lower()
+    image_format = suffix or "png"
+    supported = figure.canvas.get_supported_filetypes()
+    if image_format not in supported:
+        raise ValueError(
+            f"cannot write a figure to {path!r}: unknown image format {suffix!r}; "
+            f"use one of the suffixes: {', '.join('.' + name for name in sorted(supported))}"
+        )
+    return image_format
+
+
+def _remove_quietly(path):
+    """Delete ``path`` if it exists; used to clean up after a failed write without masking its error."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Input checks shared by several plots
+
+
+def _as_history(history):
+    """``history`` as a History; a dict (e.g. read back from JSON) is converted with History.from_dict."""
+    if isinstance(history, History):
+        return history
+    if isinstance(history, Mapping):
+        return History.from_dict(history)
+    raise TypeError(
+        f"history must be the numnet.training.History returned by fit (or its to_dict()); "
+        f"got {type(history).__name__}"
+    )
+
+
+def _as_float_array(values, name):
+    """``values`` as a float64 NumPy array, with a TypeError naming the argument when it is not numeric."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array-like; got {type(values).__name__}") from None
+
+
+def _as_class_indices(values, name):
+    """Class labels as a 1-D int array; one-hot or probability rows (n, K) become their argmax."""
+    array = _as_float_array(values, name)
+    if array.ndim == 2 and array.shape[1] > 1:
+        array = array.argmax(axis=1)
+    elif array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(
+            f"{name} must hold one class index per sample, shape (n_samples,); got shape {array.shape}"
+        )
+    if array.size and (not np.all(np.isfinite(array)) or np.any(array != np.round(array)) or array.min() < 0):
+        raise ValueError(
+            f"{name} must hold non-negative integer class indices (0, 1, ..., K-1); "
+            f"got values such as {array[:5].tolist()}"
+        )
+    return array.astype(np.int64)
+
+
+def _check_integer(value, name, *, minimum, meaning):
+    """Raise a ValueError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum} ({meaning}); got {value!r}")
+
+
+def _as_curve(values, name):
+    """A recorded curve as a 1-D float array, with a clear error if it is not one."""
+    array = _as_float_array(values, name)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of numbers; got shape {array.shape}")
+    return array
+
+
+def _padded_range(values, n_points):
+    """``n_points`` evenly spaced values spanning ``values`` plus GRID_PADDING_FRACTION on each side."""
+    low, high = float(np.min(values)), float(np.max(values))
+    padding = (high - low) * GRID_PADDING_FRACTION or DEGENERATE_AXIS_PADDING
+    return np.linspace(low - padding, high + padding, n_points)
+
+
+def _as_predict_function(predict, name="predict"):
+    """A callable from ``predict``: a function, or an object with a ``predict`` method (a Network)."""
+    if callable(predict):
+        return predict
+    method = getattr(predict, "predict", None)
+    if callable(method):
+        return method
+    raise TypeError(
+        f"{name} must be a callable mapping an array of samples to predictions (or a model with a "
+        f"predict method); got {type(predict).__name__}"
+    )
+
+
+def _check_class_names(class_names, n_classes):
+    """``class_names`` as a list of str covering ``n_classes`` classes (default: "0", "1", ...)."""
+    if class_names is None:
+        return [str(index) for index in range(n_classes)]
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise TypeError(f"class_names must be a list of names, e.g. ['cat', 'dog']; got {class_names!r}")
+    if len(class_names) < n_classes:
+        raise ValueError(
+            f"class_names has {len(class_names)} names but the labels use {n_classes} classes; "
+            f"give one name per class index 0..{n_classes - 1}"
+        )
+    return [str(name) for name in class_names]
+
+
+def _use_integer_x_ticks(axes):
+    """Put x ticks on whole numbers only: epochs and iterations are counts, never 2.5."""
+    axes.xaxis.get_major_locator().set_params(integer=True)
+
+
+def _class_colors(n_classes):
+    """``n_classes`` distinguishable colours: tab10 or tab20 while they suffice, else samples of viridis."""
+    colormaps = errors.require("matplotlib", "plot", "drawing plots").colormaps
+    if n_classes <= 10:
+        return [colormaps["tab10"](index) for index in range(n_classes)]
+    if n_classes <= 20:
+        return [colormaps["tab20"](index) for index in range(n_classes)]
+    return [colormaps["viridis"](value) for value in np.linspace(0.0, 1.0, n_classes)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data and fitted curve
+
+
+def plot_regression(X, y, predict=None, *, path=None, title=None, figsize=DEFAULT_FIGSIZE, dpi=DEFAULT_DPI):
+    """Scatter 1-D regression data and, optionally, the curve a model fitted to it.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_samples, 1) or (n_samples,)
+        The inputs: one feature.
+    y : array-like, shape (n_samples, 1) or (n_samples,)
+        The targets.
+    predict : callable or model, optional
+        Maps an (m, 1) float64 array to predictions of shape (m, 1) or (m,); a model with a ``predict``
+        method (such as a Network) is accepted too. It is evaluated on a dense grid a little wider than
+        the data, and drawn as a line.
+    path : str or os.PathLike, optional
+        Where to save the figure (format from the suffix, PNG by default).
+    title : str, optional
+        Defaults to "Data and fitted curve" (or "Data" without ``predict``).
+    figsize : (float, float)
+        Width and height in inches.
+    dpi : float
+        Dots per inch; the image is figsize * dpi pixels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If X has more than one feature, the lengths of X and y differ, or ``predict`` returns the wrong
+        number of values.
+
+    Examples
+    --------
+    >>> X = np.linspace(-1, 1, 10).reshape(-1, 1)
+    >>> figure = plot_regression(X, 2 * X, lambda grid: 2 * grid)
+    """
+    inputs, targets = _check_regression_data(X, y)
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    axes.scatter(inputs, targets, color="tab:blue", zorder=3, label="data")
+    if predict is not None:
+        grid, predictions = _predict_on_line(_as_predict_function(predict), inputs)
+        axes.plot(grid, predictions, color="tab:orange", linewidth=2, label="model")
+    if title is None:
+        title = "Data and fitted curve" if predict is not None else "Data"
+    axes.set_title(title)
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _finish(figure, path)
+
+
+def _check_regression_data(X, y):
+    """X and y of 1-D regression data, flattened to two equal-length 1-D arrays."""
+    inputs = _as_float_array(X, "X")
+    targets = _as_float_array(y, "y")
+    if inputs.ndim == 2 and inputs.shape[1] == 1:
+        inputs = inputs[:, 0]
+    if inputs.ndim != 1:
+        raise ValueError(
+            "plot_regression draws 1-D data: X must have one feature, shape (n_samples, 1); "
+            f"got shape {inputs.shape}"
+        )
+    if targets.ndim == 2 and targets.shape[1] == 1:
+        targets = targets[:, 0]
+    if targets.ndim != 1 or targets.size != inputs.size:
+        raise ValueError(
+            f"y must hold one target per sample, shape ({inputs.size}, 1) or ({inputs.size},); "
+            f"got shape {targets.shape}"
+        )
+    if inputs.size == 0:
+        raise ValueError("X and y are empty; plot_regression needs at least one sample")
+    return inputs, targets
+
+
+def _predict_on_line(predict, inputs):
+    """A dense grid over the data's x-range and ``predict``'s values on it, both 1-D."""
+    grid = _padded_range(inputs, REGRESSION_GRID_POINTS)
+    predictions = np.asarray(predict(grid.reshape(-1, 1)), dtype=np.float64)
+    if predictions.size != grid.size:
+        raise ValueError(
+            f"predict must return one value per grid point, shape ({grid.size}, 1) or ({grid.size},) for an "
+            f"input of shape ({grid.size}, 1); got shape {predictions.shape}"
+        )
+    return grid, predictions.reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Training curves
+
+
+def plot_loss(
+    history,
+    *,
+    path=None,
+    per="epoch",
+    log_scale=False,
+    title="Loss",
+    figsize=DEFAULT_FIGSIZE,
+    dpi=DEFAULT_DPI,
+):
+    """Training (and, when recorded, validation) loss curves of a run.
+
+    Parameters
+    ----------
+    history : History or dict
+        What ``fit`` returned (or its ``to_dict()``).
+    path : str or os.PathLike, optional
+        Where to save the figure.
+    per : {"epoch", "iteration"}
+        Plot the mean loss of each epoch, or the loss of every mini-batch. Validation loss is measured
+        once per epoch; in the per-iteration view it is drawn at the last iteration of each epoch.
+    log_scale : bool
+        Use a logarithmic loss axis (useful when the loss falls by orders of magnitude).
+    title : str
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``per`` is not "epoch" or "iteration", or the history holds no loss for it.
+    """
+    history = _as_history(history)
+    figure = _new_figure(figsize, dpi)
+    _draw_loss(figure.add_subplot(), history, per=per, log_scale=log_scale, title=title)
+    return _finish(figure, path)
+
+
+def _draw_loss(axes, history, *, per, log_scale, title):
+    """Draw the loss curves of ``history`` on ``axes`` (shared by plot_loss and plot_training)."""
+    if per not in ("epoch", "iteration"):
+        raise ValueError(f"per must be 'epoch' or 'iteration'; got {per!r}")
+    recorded = history.epoch_loss if per == "epoch" else history.iteration_loss
+    training = _as_curve(recorded, f"history.{per}_loss")
+    if training.size == 0:
+        raise ValueError(
+            f"the history has no {per} loss recorded; train for at least one "
+            f"{'epoch' if per == 'epoch' else 'iteration'} first"
+        )
+    axes.plot(np.arange(1, training.size + 1), training, label="training")
+    validation = _as_curve(history.val_loss, "history.val_loss")
+    if validation.size and history.epochs:
+        # One epoch spans iterations / epochs steps, so epoch k ends at step k * iterations / epochs.
+        steps_per_point = 1 if per == "epoch" else history.iterations / history.epochs
+        positions = np.arange(1, validation.size + 1) * steps_per_point
+        axes.plot(positions, validation, marker="o" if per == "iteration" else None, label="validation")
+    if log_scale:
+        axes.set_yscale("log")
+    axes.set_title(title)
+    axes.set_xlabel(per)
+    _use_integer_x_ticks(axes)
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3)
+
+
+def plot_accuracy(history, *, path=None, title="Accuracy", figsize=DEFAULT_FIGSIZE, dpi=DEFAULT_DPI):
+    """Training and validation accuracy per epoch.
+
+    Parameters
+    ----------
+    history : History or dict
+        What ``fit`` returned for a classification run.
+    path : str or os.PathLike, optional
+    title : str
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If the history has no accuracy (a regression run): plot its loss with :func:`plot_loss` instead.
+    """
+    history = _as_history(history)
+    _check_has_accuracy(history)
+    figure = _new_figure(figsize, dpi)
+    _draw_accuracy(figure.add_subplot(), history, title=title)
+    return _finish(figure, path)
+
+
+def _check_has_accuracy(history):
+    """Raise a ValueError explaining why a history without accuracy (a regression run) cannot be plotted."""
+    if not history.accuracy and not history.val_accuracy:
+        raise ValueError(
+            "the history has no accuracy: accuracy is recorded only for classification losses, so this looks "
+            "like a regression run; plot its loss with plot_loss instead"
+        )
+
+
+def _draw_accuracy(axes, history, *, title):
+    """Draw the accuracy curves of ``history`` on ``axes`` (shared by plot_accuracy and plot_training)."""
+    for values, label in ((history.accuracy, "training"), (history.val_accuracy, "validation")):
+        curve = _as_curve(values, f"history.{label} accuracy")
+        if curve.size:
+            axes.plot(np.arange(1, curve.size + 1), curve, label=label)
+    axes.set_title(title)
+    axes.set_xlabel("epoch")
+    _use_integer_x_ticks(axes)
+    axes.set_ylabel("accuracy")
+    axes.legend()
+    axes.grid(alpha=0.3)
+
+
+def plot_training(history, *, path=None, per="epoch", log_scale=False, figsize=None, dpi=DEFAULT_DPI):
+    """Loss and accuracy side by side; just the loss for a regression run (no accuracy recorded).
+
+    Parameters
+    ----------
+    history : History or dict
+        What ``fit`` returned.
+    path : str or os.PathLike, optional
+    per : {"epoch", "iteration"}
+        Passed to the loss panel, see :func:`plot_loss`.
+    log_scale : bool
+        Logarithmic loss axis.
+    figsize : (float, float), optional
+        Defaults to 6.4 inches of width per panel by 4.8 inches.
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    history = _as_history(history)
+    has_accuracy = bool(history.accuracy or history.val_accuracy)
+    n_panels = 2 if has_accuracy else 1
+    if figsize is None:
+        figsize = (DEFAULT_FIGSIZE[0] * n_panels, DEFAULT_FIGSIZE[1])
+    figure = _new_figure(figsize, dpi)
+    panels = figure.subplots(1, n_panels, squeeze=False)[0]
+    _draw_loss(panels[0], history, per=per, log_scale=log_scale, title="Loss")
+    if has_accuracy:
+        _draw_accuracy(panels[1], history, title="Accuracy")
+    return _finish(figure, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decision regions
+
+
+def plot_decision_regions(
+    predict,
+    X,
+    y,
+    *,
+    path=None,
+    resolution=300,
+    class_names=None,
+    title="Decision regions",
+    figsize=DEFAULT_FIGSIZE,
+    dpi=DEFAULT_DPI,
+):
+    """The class a 2-D classifier predicts everywhere around the data, with the data on top.
+
+    Parameters
+    ----------
+    predict : callable or model
+        Maps an (m, 2) float64 array to class indices of shape (m,); a model with a ``predict`` method is
+        accepted too. For a network that returns probabilities, pass
+        ``lambda X: network.predict(X).argmax(axis=1)``.
+    X : array-like, shape (n_samples, 2)
+        The data points.
+    y : array-like, shape (n_samples,) or (n_samples, n_classes)
+        Class indices, or one-hot rows (their argmax is used).
+    path : str or os.PathLike, optional
+    resolution : int
+        Grid points along each axis; ``predict`` is called once on resolution**2 points.
+    class_names : sequence of str, optional
+        Legend names for the classes 0, 1, ...; defaults to the indices.
+    title : str
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If X does not have exactly 2 features, y does not match X, ``resolution`` is below 2, or ``predict``
+        returns something other than one class index per grid point.
+    """
+    points, labels = _check_classification_data(X, y)
+    _check_integer(resolution, "resolution", minimum=2, meaning="grid points per axis")
+    grid_x, grid_y, regions = _predict_on_grid(_as_predict_function(predict), points, int(resolution))
+    n_classes = int(max(labels.max(initial=-1), regions.max(initial=-1))) + 1
+    names = _check_class_names(class_names, n_classes)
+    colors = _class_colors(n_classes)
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    listed_colormap = errors.require("matplotlib.colors", "plot", "drawing plots").ListedColormap
+    # Levels halfway between the integers give every class index its own band of the filled contour.
+    levels = np.arange(n_classes + 1) - 0.5
+    axes.contourf(grid_x, grid_y, regions, levels=levels, cmap=listed_colormap(colors), alpha=0.35)
+    for index in np.unique(labels):
+        chosen = labels == index
+        axes.scatter(points[chosen, 0], points[chosen, 1], color=colors[index], edgecolors="black",
+                     linewidths=0.4, s=20, label=names[index])
+    axes.set_title(title)
+    axes.set_xlabel("feature 0")
+    axes.set_ylabel("feature 1")
+    axes.legend(title="class", loc="best")
+    return _finish(figure, path)
+
+
+def _check_classification_data(X, y):
+    """2-D points and their class indices, checked to match."""
+    points = _as_float_array(X, "X")
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(
+            f"decision regions can be drawn only for 2-D data: X must have shape (n_samples, 2); got shape "
+            f"{points.shape}. Plot two chosen features, e.g. X[:, [0, 1]], with a model trained on them"
+        )
+    if points.shape[0] == 0:
+        raise ValueError("X is empty; decision regions need at least one sample to set the plotting range")
+    labels = _as_class_indices(y, "y")
+    if labels.size != points.shape[0]:
+        raise ValueError(
+            f"y has {labels.size} labels but X has {points.shape[0]} samples; give one label per row of X"
+        )
+    return points, labels
+
+
+def _predict_on_grid(predict, points, resolution):
+    """Mesh coordinates around ``points`` and the class ``predict`` gives each mesh point, all (r, r)."""
+    grid_x, grid_y = np.meshgrid(
+        _padded_range(points[:, 0], resolution), _padded_range(points[:, 1], resolution)
+    )
+    samples = np.column_stack([grid_x.ravel(), grid_y.ravel()])  # (resolution**2, 2)
+    predictions = np.asarray(predict(samples))
+    if predictions.ndim == 2 and predictions.shape[1] > 1:
+        raise ValueError(
+            f"predict must return class indices of shape ({samples.shape[0]},), not scores of shape "
+            f"{predictions.shape}; wrap it, e.g. lambda X: network.predict(X).argmax(axis=1)"
+        )
+    if predictions.size != samples.shape[0]:
+        raise ValueError(
+            f"predict must return one class index per row of its (m, 2) input, shape ({samples.shape[0]},); "
+            f"got shape {predictions.shape}"
+        )
+    regions = _as_class_indices(predictions.reshape(-1), "predict's output")
+    return grid_x, grid_y, regions.reshape(grid_x.shape)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gradient magnitudes
+
+
+def plot_gradient_magnitudes(
+    history, *, path=None, smooth=1, title=None, figsize=DEFAULT_FIGSIZE, dpi=DEFAULT_DPI
+):
+    """Mean absolute gradient of every weight matrix per iteration: the vanishing-gradient picture.
+
+    Parameters
+    ----------
+    history : History or dict
+        What ``fit`` returned; uses ``history.gradient_mean_abs`` ({"dense_0.W": [...], ...}).
+    path : str or os.PathLike, optional
+    smooth : int
+        Width of a moving-average window applied to each curve (1: no smoothing). Point i of a smoothed
+        curve is drawn at the window's last iteration.
+    title : str, optional
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Notes
+    -----
+    The y axis is logarithmic, so iterations whose mean gradient is exactly zero (e.g. all-dead ReLUs)
+    leave gaps in the line.
+
+    Raises
+    ------
+    ValueError
+        If no gradients were recorded, or ``smooth`` is not a positive integer no longer than a curve.
+    """
+    history = _as_history(history)
+    if not history.gradient_mean_abs:
+        raise ValueError(
+            "the history has no gradient_mean_abs recorded; train for at least one iteration first"
+        )
+    _check_integer(smooth, "smooth", minimum=1, meaning="iterations of moving average (1: no smoothing)")
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    for name, values in history.gradient_mean_abs.items():
+        curve = _moving_average(_as_curve(values, f"gradient_mean_abs[{name!r}]"), int(smooth), name)
+        axes.plot(np.arange(smooth, smooth + curve.size), curve, label=name)
+    axes.set_yscale("log")
+    axes.set_title(title if title is not None else _gradient_title(smooth))
+    axes.set_xlabel("iteration")
+    _use_integer_x_ticks(axes)
+    axes.set_ylabel("mean |gradient|")
+    axes.legend()
+    axes.grid(alpha=0.3, which="both")
+    return _finish(figure, path)
+
+
+def _gradient_title(smooth):
+    """The default title of plot_gradient_magnitudes, naming the smoothing window when there is one."""
+    title = "Mean absolute gradient per weight matrix"
+    return title if smooth == 1 else f"{title} (moving average over {smooth} iterations)"
+
+
+def _moving_average(curve, window, name):
+    """The mean of each run of ``window`` consecutive values of ``curve`` (len(curve) - window + 1 values)."""
+    if window > curve.size:
+        raise ValueError(
+            f"smooth={window} is longer than the {curve.size} iterations recorded for {name!r}; "
+            f"choose smooth <= {curve.size}"
+        )
+    return np.convolve(curve, np.full(window, 1.0 / window), mode="valid")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Confusion matrix
+
+
+def confusion_matrix(y_true, y_pred, n_classes=None):
+    """Count how often each true class was predicted as each class.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like, shape (n_samples,) or (n_samples, n_classes)
+        Class indices, or one-hot / probability rows (their argmax is used).
+    n_classes : int, optional
+        The number of classes K; defaults to the largest index in either array plus one.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (K, K)
+        Entry [i, j] counts the samples of true class i predicted as class j (rows true, columns predicted).
+
+    Raises
+    ------
+    ValueError
+        If the arrays differ in length, hold something other than non-negative integers, or an index is
+        not below ``n_classes``.
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2])
+    array([[1, 0, 0],
+           [0, 1, 1],
+           [0, 0, 1]])
+    """
+    true = _as_class_indices(y_true, "y_true")
+    predicted = _as_class_indices(y_pred, "y_pred")
+    if true.size != predicted.size:
+        raise ValueError(
+            f"y_true has {true.size} labels but y_pred has {predicted.size}; they must match one to one"
+        )
+    n_classes = _check_n_classes(n_classes, true, predicted)
+    # Each (true, predicted) pair gets its own bin true * K + predicted; reshaping the K*K counts to (K, K)
+    # puts the true class on the rows.
+    counts = np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def _check_n_classes(n_classes, true, predicted):
+    """``n_classes`` checked against the labels, or inferred from them when None."""
+    largest = int(max(true.max(initial=-1), predicted.max(initial=-1)))
+    if n_classes is None:
+        if largest < 0:
+            raise ValueError("the labels are empty, so the number of classes is unknown; pass n_classes")
+        return largest + 1
+    _check_integer(n_classes, "n_classes", minimum=1, meaning="classes")
+    if largest >= n_classes:
+        raise ValueError(
+            f"the labels contain class index {largest}, but n_classes={n_classes} allows only "
+            f"0..{n_classes - 1}; pass n_classes={largest + 1} or fix the labels"
+        )
+    return int(n_classes)
+
+
+def plot_confusion_matrix(
+    y_true,
+    y_pred,
+    *,
+    class_names=None,
+    normalize=False,
+    path=None,
+    title=None,
+    figsize=DEFAULT_FIGSIZE,
+    dpi=DEFAULT_DPI,
+):
+    """The confusion matrix as a heat map with each cell's number written in it.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like, shape (n_samples,) or (n_samples, n_classes)
+        See :func:`confusion_matrix`.
+    class_names : sequence of str, optional
+        Names of the classes 0..K-1; their count also fixes K (so a class never seen still gets a row).
+    normalize : bool
+        Divide each row by its total, so cell [i, j] is the fraction of class i predicted as j (a row
+        with no samples stays zero).
+    path : str or os.PathLike, optional
+    title : str, optional
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    counts = confusion_matrix(y_true, y_pred, None if class_names is None else len(class_names))
+    names = _check_class_names(class_names, counts.shape[0])
+    values = _normalize_rows(counts) if normalize else counts
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(int(counts.max()), 1))
+    figure.colorbar(image, ax=axes, label="fraction of the true class" if normalize else "samples")
+    _write_cell_numbers(axes, values, normalize)
+    ticks = np.arange(len(names))
+    axes.set_xticks(ticks, names, rotation=45 if max(map(len, names)) > 3 else 0)
+    axes.set_yticks(ticks, names)
+    axes.set_xlabel("predicted class")
+    axes.set_ylabel("true class")
+    if title is None:
+        title = "Confusion matrix (row-normalised)" if normalize else "Confusion matrix"
+    axes.set_title(title)
+    return _finish(figure, path)
+
+
+def _normalize_rows(counts):
+    """Each row of ``counts`` divided by its total; rows with no samples stay zero instead of 0/0 = nan."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+
+
+def _write_cell_numbers(axes, values, normalize):
+    """Write each cell's count (or fraction) in it, white on dark cells so it stays readable."""
+    threshold = (1.0 if normalize else max(float(values.max()), 1.0)) / 2
+    font_size = "small" if values.shape[0] > 8 else "medium"
+    for (row, column), value in np.ndenumerate(values):
+        text = f"{value:.2f}" if normalize else str(int(value))
+        color = "white" if value > threshold else "black"
+        axes.text(column, row, text, ha="center", va="center", color=color, fontsize=font_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Weights as images
+
+
+def plot_weights(
+    W, *, image_shape=None, path=None, max_images=100, title=None, figsize=(8.0, 8.0), dpi=DEFAULT_DPI
+):
+    """First-layer weights as a grid of images, one per hidden unit, on a colour scale symmetric about 0.
+
+    Parameters
+    ----------
+    W : array-like, shape (n_inputs, n_units)
+        The weight matrix of the first Dense layer (e.g. ``network.params["dense_0.W"]``).
+    image_shape : (int, int), optional
+        (rows, columns) of one input image, with rows * columns == n_inputs. Inferred as a square when
+        n_inputs is a perfect square (64 -> 8x8, 784 -> 28x28).
+    path : str or os.PathLike, optional
+    max_images : int
+        Show at most this many units (the first ones).
+    title : str, optional
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If W is not 2-D, or n_inputs is not a perfect square and ``image_shape`` is not given (or does not
+        match n_inputs).
+    """
+    weights = _as_float_array(W, "W")
+    if weights.ndim != 2:
+        raise ValueError(f"W must be a weight matrix of shape (n_inputs, n_units); got shape {weights.shape}")
+    rows, columns = _check_image_shape(image_shape, weights.shape[0])
+    _check_integer(max_images, "max_images", minimum=1, meaning="images")
+    shown = weights[:, : int(max_images)]  # (n_inputs, n_shown)
+    mosaic = _tile_images(shown.T.reshape(-1, rows, columns))
+    # A symmetric scale keeps 0 at the colormap's neutral middle, so the sign of a weight reads as its hue.
+    limit = float(np.max(np.abs(shown))) or 1.0
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    image = axes.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    figure.colorbar(image, ax=axes, label="weight", shrink=0.8)
+    axes.set_axis_off()
+    if title is None:
+        title = f"First-layer weights: {shown.shape[1]} of {weights.shape[1]} units, {rows}x{columns} each"
+    axes.set_title(title)
+    return _finish(figure, path)
+
+
+def _check_image_shape(image_shape, n_inputs):
+    """(rows, columns) of one weight image: ``image_shape`` checked, or a square inferred from n_inputs."""
+    if image_shape is None:
+        side = math.isqrt(n_inputs)
+        if side * side != n_inputs:
+            raise ValueError(
+                f"W has {n_inputs} inputs per unit, which is not a perfect square, so the image shape cannot "
+                f"be inferred; pass image_shape=(rows, columns) with rows * columns == {n_inputs}"
+            )
+        return side, side
+    try:
+        rows, columns = (int(size) for size in image_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"image_shape must be (rows, columns), e.g. (28, 28); got {image_shape!r}") from None
+    if rows < 1 or columns < 1 or rows * columns != n_inputs:
+        raise ValueError(
+            f"image_shape {tuple(image_shape)} holds {rows * columns} pixels but W has {n_inputs} inputs per "
+            f"unit; choose rows * columns == {n_inputs}"
+        )
+    return rows, columns
+
+
+def _tile_images(images):
+    """Lay (n, rows, columns) images out in a near-square mosaic, separated by NaN gaps (background)."""
+    n_images, rows, columns = images.shape
+    grid_columns = math.ceil(math.sqrt(n_images))
+    grid_rows = math.ceil(n_images / grid_columns)
+    step_y, step_x = rows + WEIGHT_TILE_GAP, columns + WEIGHT_TILE_GAP
+    mosaic = np.full((grid_rows * step_y - WEIGHT_TILE_GAP, grid_columns * step_x - WEIGHT_TILE_GAP), np.nan)
+    for index, image in enumerate(images):
+        top, left = (index // grid_columns) * step_y, (index % grid_columns) * step_x
+        mosaic[top : top + rows, left : left + columns] = image
+    return mosaic
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Several named curves
+
+
+def plot_comparison_curves(
+    curves,
+    *,
+    path=None,
+    ylabel="loss",
+    xlabel="iteration",
+    log_scale=False,
+    title=None,
+    figsize=DEFAULT_FIGSIZE,
+    dpi=DEFAULT_DPI,
+):
+    """Several named curves on one axes, e.g. the loss of a sigmoid and a relu network.
+
+    Parameters
+    ----------
+    curves : dict of str to sequence of float
+        Each curve's legend name and its values; curves may differ in length. Point i is drawn at x = i + 1.
+    path : str or os.PathLike, optional
+    ylabel, xlabel : str
+        Axis labels.
+    log_scale : bool
+        Logarithmic y axis.
+    title : str, optional
+        Defaults to "<ylabel> by <xlabel>".
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TypeError
+        If ``curves`` is not a mapping.
+    ValueError
+        If it is empty or a curve is empty or not 1-D.
+
+    Examples
+    --------
+    >>> figure = plot_comparison_curves({"sigmoid": [1.1, 0.9, 0.8], "relu": [1.1, 0.5, 0.2]})
+    """
+    if not isinstance(curves, Mapping):
+        raise TypeError(
+            "curves must be a dict of name -> list of values, e.g. {'relu': [1.0, 0.5]}; "
+            f"got {type(curves).__name__}"
+        )
+    if not curves:
+        raise ValueError("curves is empty; give at least one named curve, e.g. {'relu': [1.0, 0.5]}")
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    for name, values in curves.items():
+        curve = _as_curve(values, f"curves[{name!r}]")
+        if curve.size == 0:
+            raise ValueError(f"curves[{name!r}] is empty; every curve needs at least one value")
+        axes.plot(np.arange(1, curve.size + 1), curve, label=str(name))
+    if log_scale:
+        axes.set_yscale("log")
+    axes.set_title(title if title is not None else f"{ylabel.capitalize()} by {xlabel}")
+    axes.set_xlabel(xlabel)
+    _use_integer_x_ticks(axes)
+    axes.set_ylabel(ylabel)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    return _finish(figure, path)
