@@ -26,6 +26,7 @@ from .initializers import INITIALIZERS, get_initializer
 from .layers import Dense
 from .losses import LOSSES, Loss, get_loss
 from .network import Network
+from .persistence import load_model, save_model
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
@@ -36,5 +37,5 @@ __all__ = [
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",
-    "SCHEDULES", "get_schedule", "EpochReport", "History", "fit",
+    "SCHEDULES", "get_schedule", "EpochReport", "History", "fit", "load_model", "save_model",
 ]

@@ -61,9 +61,12 @@ class Sigmoid(Activation):
 
     def forward(self, z, out=None):
         xp = np
-        exp_neg_abs = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
-        positive_branch = 1.0 / (1.0 + exp_neg_abs)  # sigmoid(|z|)
-        result = xp.where(z >= 0, positive_branch, exp_neg_abs * positive_branch)
+        # e^-|z| underflows to 0 for |z| > ~745 (float64); 0 is the exact limit, not an error, so keep it
+        # silent even when the caller has set np.seterr(all="raise").
+        with np.errstate(under="ignore"):
+            exp_neg_abs = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
+            positive_branch = 1.0 / (1.0 + exp_neg_abs)  # sigmoid(|z|)
+            result = xp.where(z >= 0, positive_branch, exp_neg_abs * positive_branch)
         result = result.astype(z.dtype, copy=False)
         if out is None:
             return result
@@ -162,7 +165,8 @@ class Softmax(Activation):
 
     def forward(self, z, out=None):
         shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
-        np.exp(shifted, out=shifted)
+        with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
+            np.exp(shifted, out=shifted)
         shifted /= shifted.sum(axis=1, keepdims=True)
         return shifted
 

@@ -74,6 +74,7 @@ class Network:
         #: Set by ``fit``: the optimiser (with its state) and the progress through training, so that a
         #: second call, or a run loaded from a checkpoint, continues where the last one stopped.
         self.optimizer = None
+        self.history = None  # the History of every fit so far, appended to by each call
         self.training_seed = None
         self.epochs_trained = 0
         self.iterations_trained = 0
@@ -106,6 +107,16 @@ class Network:
                 grads[key] = self.flat_gradients[offset:offset + size].reshape(shape)
                 offset += size
             layer.bind(params, grads)
+
+    def __setstate__(self, state):
+        # pickle and copy.deepcopy copy every array on its own, so each layer's W and b would stop being
+        # views into the flat buffers and the optimiser's steps would no longer reach them: bind them again.
+        self.__dict__.update(state)
+        parameters, gradients = self.unflatten(self.flat_parameters), self.unflatten(self.flat_gradients)
+        for layer in self.layers:
+            keys = layer.parameter_shapes()
+            layer.bind({key: parameters[f"{layer.name}.{key}"] for key in keys},
+                       {key: gradients[f"{layer.name}.{key}"] for key in keys})
 
     def initialize(self, seed=None):
         """(Re)draw every parameter from the layers' initialisers, seeded by ``seed``."""

@@ -208,18 +208,21 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
                seed=_resolve_seed(network, seed), record_gradients=record_gradients)
     stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
-    for epoch in range(n_epochs):
-        steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
-        report = run.epoch(steps, n_epochs)
-        if verbose:
-            print(report.line(), flush=True)
-        if progress is not None:
-            progress(report)
-        if stopper is not None and stopper.should_stop(report):
-            break
-    if stopper is not None:
-        stopper.finish()
-    network.clear_caches()
+    try:
+        for epoch in range(n_epochs):
+            steps = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
+            report = run.epoch(steps, n_epochs)
+            if verbose:
+                print(report.line(), flush=True)
+            if progress is not None:
+                progress(report)
+            if stopper is not None and stopper.should_stop(report):
+                break
+        if stopper is not None:
+            stopper.finish()
+    finally:
+        network.clear_caches()
+        network.history = (network.history or History()).extend(run.history)
     return run.history
 
 
