@@ -83,7 +83,8 @@ class SoftmaxCrossEntropy(Loss):
 
     def value(self, logits, target):
         row_max = logits.max(axis=1, keepdims=True)
-        log_sum_exp = np.log(np.exp(logits - row_max).sum(axis=1)) + row_max[:, 0]
+        with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
+            log_sum_exp = np.log(np.exp(logits - row_max).sum(axis=1)) + row_max[:, 0]
         per_sample = log_sum_exp * target.sum(axis=1) - np.einsum("ij,ij->i", logits, target)
         return float(per_sample.mean())
 
@@ -106,7 +107,8 @@ class SigmoidBinaryCrossEntropy(Loss):
     is_classification = True
 
     def value(self, logits, target):
-        softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
+        with np.errstate(under="ignore"):  # e^-|z| underflowing to 0 is the exact limit
+            softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
         return float((softplus - logits * target).sum()) / logits.shape[0]
 
     def gradient(self, probabilities, target):

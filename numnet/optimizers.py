@@ -321,7 +321,10 @@ def _positive(value, name):
 
 
 def _fraction(value, name):
-    value = float(value)
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}") from error
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value

@@ -44,8 +44,8 @@ class StepDecay(Schedule):
     name = "step"
 
     def __init__(self, step_size=1000, factor=0.5):
-        if int(step_size) < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size}")
+        if isinstance(step_size, bool) or int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
         if not 0 < float(factor) <= 1:
             raise ValueError(f"factor must be in (0, 1], got {factor}")
         self.step_size = int(step_size)

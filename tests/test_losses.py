@@ -1,0 +1,299 @@
+"""Tests of numnet.losses: values and gradients against PyTorch (float64) and central differences,
+stability for huge logits, and targets given as class indices or one-hot rows."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numnet
+from numnet.activations import get_activation
+from numnet.losses import LOSSES, PROBABILITY_FLOOR, get_loss, log_loss
+from numnet.targets import as_target_matrix
+
+# Central-difference step: the classic float64 choice; measured gradient errors with it are ~2e-10 for
+# the cross-entropies (truncation, O(h²)) and ~1e-11 for the quadratic MSE (rounding only).
+CENTRAL_STEP = 1e-4
+# The acceptance bound for analytic vs numerical gradients (norm-wise relative error, see
+# numnet.relative_error: entrywise ratios would be dominated by rounding on near-zero entries).
+GRADIENT_TOLERANCE = 1e-7
+# numnet and torch compute the same float64 sums in a different order: a few ulps of the loss.
+TORCH_VALUE_TOLERANCE = 1e-14
+# The fused gradient (a - y)/n and torch's autograd differ only by the rounding of softmax/sigmoid.
+TORCH_GRADIENT_TOLERANCE = 1e-14
+FLOAT64_EPS = np.finfo(np.float64).eps
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
+
+# loss name -> the output activation whose output the loss's gradient takes
+OUTPUT_ACTIVATION = {"mse": "linear", "softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+
+
+def random_targets(loss_name, shape, rng):
+    """Targets of the kind each loss takes: reals (mse), one-hot rows (softmax), 0/1 entries (binary)."""
+    n_samples, n_outputs = shape
+    if loss_name == "mse":
+        return rng.standard_normal(shape)
+    if loss_name == "softmax_cross_entropy":
+        return np.eye(n_outputs)[rng.integers(0, n_outputs, n_samples)]
+    return (rng.random(shape) < 0.5).astype(np.float64)
+
+
+def gradient_errors(loss_name, z, Y):
+    """Norm-wise relative error of the analytic gradient (dC/da, or dC/dz for a fused loss) vs central
+    differences of the loss value in z."""
+    loss = get_loss(loss_name)
+    numeric = numnet.numerical_gradient(lambda x: loss.value(x, Y), z.copy(), h=CENTRAL_STEP)
+    analytic = loss.gradient(get_activation(OUTPUT_ACTIVATION[loss_name]).forward(z), Y)
+    return numnet.relative_error(analytic, numeric)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Values against PyTorch and hand-worked examples
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_mse_is_torch_sum_of_squares_over_two_n():
+    # numnet's MSE is C = 1/(2n) Σ ||a - y||², i.e. F.mse_loss(reduction="sum") / (2n): summed over outputs,
+    # averaged over samples, with Nielsen's ½ (it is *not* F.mse_loss's default mean over all entries).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    a, Y = rng.standard_normal((7, 3)), rng.standard_normal((7, 3))
+    expected = torch.nn.functional.mse_loss(torch.from_numpy(a), torch.from_numpy(Y), reduction="sum") / (2 * 7)
+    assert get_loss("mse").value(a, Y) == pytest.approx(expected.item(), rel=TORCH_VALUE_TOLERANCE)
+
+
+def test_mse_of_a_hand_worked_example():
+    # residuals [[1, -2], [0, 3]]: squares sum to 1 + 4 + 0 + 9 = 14; C = 14 / (2·2) = 3.5
+    a = np.array([[1.0, 0.0], [2.0, 3.0]])
+    Y = np.array([[0.0, 2.0], [2.0, 0.0]])
+    assert get_loss("mse").value(a, Y) == 3.5
+    # dC/da = (a - y)/n = [[0.5, -1], [0, 1.5]]
+    np.testing.assert_array_equal(get_loss("mse").gradient(a, Y), [[0.5, -1.0], [0.0, 1.5]])
+
+
+def test_softmax_cross_entropy_matches_torch_cross_entropy_with_class_indices():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    logits, labels = 3 * rng.standard_normal((9, 4)), rng.integers(0, 4, 9)
+    expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))
+    value = get_loss("softmax_cross_entropy").value(logits, np.eye(4)[labels])
+    assert value == pytest.approx(expected.item(), rel=TORCH_VALUE_TOLERANCE)
+
+
+def test_softmax_cross_entropy_matches_torch_cross_entropy_with_probability_targets():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    logits, probabilities = 3 * rng.standard_normal((9, 4)), rng.dirichlet(np.ones(4), size=9)
+    expected = torch.nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(probabilities))
+    value = get_loss("softmax_cross_entropy").value(logits, probabilities)
+    assert value == pytest.approx(expected.item(), rel=TORCH_VALUE_TOLERANCE)
+
+
+def test_softmax_cross_entropy_of_a_hand_worked_example():
+    # logits [0, ln 3]: softmax = [1/4, 3/4]; label 1 costs -ln(3/4) = ln(4/3) = 0.28768207245178...
+    logits = np.array([[0.0, np.log(3.0)]])
+    value = get_loss("softmax_cross_entropy").value(logits, np.array([[0.0, 1.0]]))
+    assert value == pytest.approx(np.log(4 / 3), rel=8 * FLOAT64_EPS)
+
+
+def test_binary_cross_entropy_matches_torch_with_logits_summed_over_outputs_and_averaged_over_samples():
+    # numnet's BCE is F.binary_cross_entropy_with_logits(reduction="sum") / n_samples.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    logits, Y = 3 * rng.standard_normal((8, 3)), (rng.random((8, 3)) < 0.5).astype(np.float64)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.from_numpy(logits), torch.from_numpy(Y), reduction="sum") / 8
+    assert get_loss("binary_cross_entropy").value(logits, Y) == pytest.approx(expected.item(),
+                                                                            rel=TORCH_VALUE_TOLERANCE)
+
+
+def test_binary_cross_entropy_of_a_hand_worked_example():
+    # z = 0 gives p = 1/2 whatever the label: each entry costs ln 2; two samples × one output → C = ln 2.
+    value = get_loss("binary_cross_entropy").value(np.zeros((2, 1)), np.array([[0.0], [1.0]]))
+    assert value == pytest.approx(np.log(2.0), rel=4 * FLOAT64_EPS)
+
+
+@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+def test_loss_is_a_mean_over_samples_so_a_repeated_batch_gives_the_same_value(name):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((5, 3))
+    Y = random_targets(name, z.shape, rng)
+    loss = get_loss(name)
+    doubled = loss.value(np.vstack([z, z]), np.vstack([Y, Y]))
+    assert isinstance(doubled, float)
+    assert doubled == pytest.approx(loss.value(z, Y), rel=4 * FLOAT64_EPS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Gradients against central differences and torch autograd
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+def test_loss_gradient_matches_central_differences(name):
+    rng = np.random.default_rng(5)
+    z = 2 * rng.standard_normal((6, 4))
+    assert gradient_errors(name, z, random_targets(name, z.shape, rng)) < GRADIENT_TOLERANCE
+
+
+def test_softmax_cross_entropy_gradient_matches_central_differences_for_probability_targets():
+    rng = np.random.default_rng(6)
+    z, Y = 2 * rng.standard_normal((6, 4)), rng.dirichlet(np.ones(4), size=6)
+    assert gradient_errors("softmax_cross_entropy", z, Y) < GRADIENT_TOLERANCE
+
+
+@pytest.mark.parametrize("name, torch_loss", [
+    ("mse", lambda F, z, Y: F.mse_loss(z, Y, reduction="sum") / (2 * z.shape[0])),
+    ("softmax_cross_entropy", lambda F, z, Y: F.cross_entropy(z, Y)),
+    ("binary_cross_entropy",
+     lambda F, z, Y: F.binary_cross_entropy_with_logits(z, Y, reduction="sum") / z.shape[0]),
+])
+def test_loss_gradient_matches_torch_autograd(name, torch_loss):
+    # Fused losses: dC/dz = (softmax(z) - y)/n and (sigmoid(z) - y)/n; MSE: dC/da = (a - y)/n.
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    z = 3 * rng.standard_normal((6, 4))
+    Y = random_targets(name, z.shape, rng)
+    z_torch = torch.tensor(z, requires_grad=True)
+    torch_loss(torch.nn.functional, z_torch, torch.from_numpy(Y)).backward()
+    analytic = get_loss(name).gradient(get_activation(OUTPUT_ACTIVATION[name]).forward(z), Y)
+    assert numnet.relative_error(analytic, z_torch.grad.numpy()) < TORCH_GRADIENT_TOLERANCE
+
+
+@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+def test_loss_gradient_leaves_its_inputs_unchanged(name):
+    rng = np.random.default_rng(8)
+    a = get_activation(OUTPUT_ACTIVATION[name]).forward(rng.standard_normal((3, 2)))
+    Y = random_targets(name, a.shape, rng)
+    a_before, Y_before = a.copy(), Y.copy()
+    get_loss(name).gradient(a, Y)
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(Y, Y_before)
+
+
+@FAST
+@given(st.sampled_from(["mse", "softmax_cross_entropy", "binary_cross_entropy"]),
+       st.integers(1, 5), st.integers(2, 5), st.integers(0, 2**32 - 1))
+def test_loss_gradient_matches_central_differences_for_random_shapes(name, n_samples, n_outputs, seed):
+    rng = np.random.default_rng(seed)
+    z = 3 * rng.standard_normal((n_samples, n_outputs))
+    assert gradient_errors(name, z, random_targets(name, z.shape, rng)) < GRADIENT_TOLERANCE
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Huge logits
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_softmax_cross_entropy_reaches_its_limits_for_logits_of_1e4():
+    logits = np.array([[1e4, -1e4], [-1e4, 1e4]])
+    loss = get_loss("softmax_cross_entropy")
+    # Overflow, division by zero and invalid operations raise; e^-20000 underflowing to 0 is the exact limit.
+    with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        right = loss.value(logits, np.eye(2))  # confident and correct: -ln(1) = 0
+        wrong = loss.value(logits, np.eye(2)[::-1])  # confident and wrong: logsumexp - z_y = 1e4 - (-1e4)
+        delta = loss.gradient(get_activation("softmax").forward(logits), np.eye(2)[::-1])
+    assert right == 0.0
+    assert wrong == 2e4
+    # (softmax - y)/n = ([1, 0] - [0, 1])/2 = [0.5, -0.5] per row (with the rows mirrored)
+    np.testing.assert_array_equal(delta, [[0.5, -0.5], [-0.5, 0.5]])
+
+
+def test_binary_cross_entropy_reaches_its_limits_for_logits_of_1e4():
+    logits = np.array([[1e4], [1e4], [-1e4], [-1e4]])
+    labels = np.array([[1.0], [0.0], [1.0], [0.0]])
+    loss = get_loss("binary_cross_entropy")
+    with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
+        warnings.simplefilter("error")
+        value = loss.value(logits, labels)
+        delta = loss.gradient(get_activation("sigmoid").forward(logits), labels)
+    # per sample: right 0, wrong 1e4, wrong 1e4, right 0 → mean 2e4 / 4 = 5000
+    assert value == 5000.0
+    # (σ(z) - y)/n = [0, 1, -1, 0] / 4
+    np.testing.assert_array_equal(delta, [[0.0], [0.25], [-0.25], [0.0]])
+
+
+@pytest.mark.parametrize("name, torch_loss", [
+    ("softmax_cross_entropy", lambda F, z, Y: F.cross_entropy(z, Y)),
+    ("binary_cross_entropy",
+     lambda F, z, Y: F.binary_cross_entropy_with_logits(z, Y, reduction="sum") / z.shape[0]),
+])
+def test_huge_mixed_logits_give_the_same_finite_loss_as_torch(name, torch_loss):
+    torch = pytest.importorskip("torch")
+    logits = np.array([[1e4, -1e4, 3.0], [-1e4, -1e4 + 2.0, -1e4 + 1.0], [0.5, 1e4, 1e4]])
+    Y = np.eye(3)[[2, 1, 0]]
+    value = get_loss(name).value(logits, Y)
+    assert np.isfinite(value)
+    expected = torch_loss(torch.nn.functional, torch.from_numpy(logits), torch.from_numpy(Y)).item()
+    assert value == pytest.approx(expected, rel=TORCH_VALUE_TOLERANCE)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Targets: class indices and one-hot rows
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_class_indices_and_one_hot_targets_give_the_same_loss():
+    rng = np.random.default_rng(9)
+    logits, labels = rng.standard_normal((6, 3)), np.array([0, 2, 1, 1, 0, 2])
+    loss = get_loss("softmax_cross_entropy")
+    from_indices = as_target_matrix(labels, loss, 3, np.float64)
+    from_one_hot = as_target_matrix(np.eye(3)[labels], loss, 3, np.float64)
+    np.testing.assert_array_equal(from_indices, from_one_hot)
+    assert loss.value(logits, from_indices) == loss.value(logits, from_one_hot)
+
+
+def test_network_loss_is_the_same_for_class_indices_and_one_hot_labels():
+    network = numnet.Network([2, 3], loss="cross_entropy", dtype="float64", seed=0)
+    X, labels = np.random.default_rng(10).standard_normal((5, 2)), np.array([2, 0, 1, 2, 2])
+    np.testing.assert_array_equal(network.prepare_targets(labels), np.eye(3)[labels])
+    assert network.loss_value(X, labels) == network.loss_value(X, np.eye(3)[labels])
+
+
+def test_binary_labels_as_a_vector_become_one_output_column():
+    target = as_target_matrix([1, 0, 1], get_loss("bce"), 1, np.float64)
+    np.testing.assert_array_equal(target, [[1.0], [0.0], [1.0]])
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 3], "out of range"),
+    ([0.5, 1.0], "non-integer"),
+    ([[0.5, 0.6, 0.0]], "sum to 1"),
+])
+def test_invalid_class_targets_raise_value_error_saying_why(labels, message):
+    with pytest.raises(ValueError, match=message):
+        as_target_matrix(labels, get_loss("softmax_cross_entropy"), 3, np.float64)
+
+
+def test_binary_labels_outside_zero_to_one_raise_value_error():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        as_target_matrix([0, 2], get_loss("binary_cross_entropy"), 1, np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Metadata and the reporting log loss
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_each_loss_declares_its_output_activation_and_task():
+    assert get_loss("mse").fused_activation is None and not get_loss("mse").is_classification
+    assert get_loss("cross_entropy").fused_activation == "softmax" and get_loss("cross_entropy").is_classification
+    assert get_loss("bce").fused_activation == "sigmoid" and get_loss("bce").is_classification
+    assert {type(get_loss(name)).__name__ for name in LOSSES} == {
+        "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy"}
+
+
+def test_log_loss_of_probabilities_of_a_hand_worked_example():
+    # true-class probabilities 0.5 and 0.9: C = -(ln 0.5 + ln 0.9) / 2 = 0.39925384...
+    probabilities = np.array([[0.5, 0.5], [0.1, 0.9]])
+    value = log_loss(probabilities, np.eye(2))
+    assert value == pytest.approx(-(np.log(0.5) + np.log(0.9)) / 2, rel=4 * FLOAT64_EPS)
+
+
+def test_log_loss_floors_a_zero_probability_instead_of_returning_infinity():
+    # true-class probability 0 is floored at PROBABILITY_FLOOR: C = -ln(1e-15) / 1 = 34.538776...
+    value = log_loss(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
+    assert value == pytest.approx(-np.log(PROBABILITY_FLOOR), rel=4 * FLOAT64_EPS)

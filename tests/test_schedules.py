@@ -1,0 +1,122 @@
+"""Tests of numnet.schedules against their closed forms, alone and inside an optimiser."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numnet.optimizers import SGD
+from numnet.schedules import SCHEDULES, Constant, InverseScaling, StepDecay, get_schedule
+
+# A schedule value is one or two float64 operations on the base rate: a few ulps.
+FLOAT64_RTOL = 4 * np.finfo(np.float64).eps
+FAST = settings(max_examples=40, deadline=None, derandomize=True)
+
+
+def test_constant_schedule_returns_the_base_rate_at_every_step():
+    schedule = get_schedule("constant")
+    assert [schedule(0.3, step) for step in (0, 1, 10, 10**6)] == [0.3, 0.3, 0.3, 0.3]
+
+
+def test_step_decay_of_a_hand_worked_example():
+    # step_size 3, factor 0.5, base 0.8: steps 0-2 → 0.8, 3-5 → 0.4, 6-8 → 0.2, 9 → 0.1
+    schedule = StepDecay(step_size=3, factor=0.5)
+    rates = [schedule(0.8, step) for step in range(10)]
+    assert rates == [0.8, 0.8, 0.8, 0.4, 0.4, 0.4, 0.2, 0.2, 0.2, 0.1]
+
+
+def test_inverse_scaling_of_a_hand_worked_example():
+    # decay 1, power 0.5, base 0.6: 0.6/√1 = 0.6, 0.6/√4 = 0.3 at step 3, 0.6/√9 = 0.2 at step 8
+    schedule = InverseScaling(decay=1.0, power=0.5)
+    assert schedule(0.6, 0) == 0.6
+    assert schedule(0.6, 3) == pytest.approx(0.3, rel=FLOAT64_RTOL)
+    assert schedule(0.6, 8) == pytest.approx(0.2, rel=FLOAT64_RTOL)
+
+
+@FAST
+@given(st.floats(1e-6, 10.0), st.integers(1, 50), st.floats(0.01, 1.0), st.integers(0, 10**5))
+def test_step_decay_is_lr_times_factor_to_the_number_of_completed_periods(rate, step_size, factor, step):
+    expected = rate * factor ** (step // step_size)
+    assert StepDecay(step_size=step_size, factor=factor)(rate, step) == pytest.approx(expected, rel=FLOAT64_RTOL)
+
+
+@FAST
+@given(st.floats(1e-6, 10.0), st.floats(0.0, 2.0), st.floats(0.0, 2.0), st.integers(0, 10**5))
+def test_inverse_scaling_is_lr_over_one_plus_decay_t_to_the_power(rate, decay, power, step):
+    expected = rate / (1.0 + decay * step) ** power
+    assert InverseScaling(decay=decay, power=power)(rate, step) == pytest.approx(expected, rel=FLOAT64_RTOL)
+
+
+@pytest.mark.parametrize("schedule", [StepDecay(step_size=2, factor=0.1), InverseScaling(decay=0.5, power=1.0)])
+def test_schedules_never_increase_the_rate(schedule):
+    rates = [schedule(1.0, step) for step in range(20)]
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] < rates[0]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: StepDecay(step_size=0), "step_size must be a positive integer, got 0"),
+    (lambda: StepDecay(factor=0.0), r"factor must be in \(0, 1\], got 0.0"),
+    (lambda: StepDecay(factor=1.5), r"factor must be in \(0, 1\], got 1.5"),
+    (lambda: InverseScaling(decay=-1.0), "decay and power must be >= 0, got decay=-1.0"),
+    (lambda: InverseScaling(power=-0.5), "power=-0.5"),
+])
+def test_invalid_schedule_arguments_raise_value_error_naming_the_value(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_config_names_the_schedule_and_its_arguments():
+    assert StepDecay(step_size=5, factor=0.25).config() == {"name": "step", "step_size": 5, "factor": 0.25}
+    assert InverseScaling(decay=0.1, power=0.75).config() == {"name": "inverse_scaling", "decay": 0.1, "power": 0.75}
+    assert Constant().config() == {"name": "constant"}
+
+
+def test_every_table_entry_is_a_schedule_whose_name_is_in_the_table():
+    for name in SCHEDULES:
+        schedule = get_schedule(name)
+        assert schedule.name in SCHEDULES and isinstance(schedule, SCHEDULES[schedule.name])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inside an optimiser
+# ---------------------------------------------------------------------------------------------------------
+
+
+def descend_with_unit_gradient(optimizer, steps):
+    """Parameters after each of ``steps`` plain SGD steps on the gradient 1: p_t = -Σ_{s<t} lr_s."""
+    parameters, path, rates = np.zeros(1), [], []
+    for _ in range(steps):
+        rates.append(optimizer.current_learning_rate)
+        optimizer.step(parameters, np.ones(1))
+        path.append(parameters[0])
+    return np.array(path), rates
+
+
+def test_sgd_with_step_decay_takes_steps_of_the_decayed_rate():
+    # base 0.1, halved every 2 steps: rates 0.1, 0.1, 0.05, 0.05, 0.025, 0.025
+    optimizer = SGD(learning_rate=0.1, schedule=StepDecay(step_size=2, factor=0.5))
+    path, rates = descend_with_unit_gradient(optimizer, 6)
+    expected_rates = [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    assert rates == expected_rates
+    # with gradient 1, the parameter is minus the running sum of the rates: -0.1, -0.2, -0.25, -0.3, ...
+    np.testing.assert_allclose(path, -np.cumsum(expected_rates), rtol=FLOAT64_RTOL)
+    assert optimizer.current_learning_rate == 0.0125
+
+
+def test_sgd_with_inverse_scaling_takes_steps_of_the_closed_form_rate():
+    optimizer = SGD(learning_rate=0.2, schedule=InverseScaling(decay=0.5, power=0.5))
+    path, rates = descend_with_unit_gradient(optimizer, 8)
+    expected_rates = 0.2 / np.sqrt(1.0 + 0.5 * np.arange(8))  # lr_t = 0.2 / (1 + 0.5 t)^0.5, t from 0
+    np.testing.assert_allclose(rates, expected_rates, rtol=FLOAT64_RTOL)
+    np.testing.assert_allclose(path, -np.cumsum(expected_rates), rtol=FLOAT64_RTOL)
+
+
+def test_sgd_with_a_schedule_given_by_name_uses_that_schedule():
+    optimizer = SGD(learning_rate=0.1, schedule=" Inverse_Scaling ")
+    assert isinstance(optimizer.schedule, InverseScaling)
+    assert optimizer.hyperparameters()["schedule"] == {"name": "inverse_scaling", "decay": 1.0, "power": 0.5}
+
+
+def test_the_first_learning_rate_is_the_base_rate_before_any_step():
+    assert SGD(learning_rate=0.1, schedule=StepDecay(step_size=1, factor=0.5)).current_learning_rate == 0.1
