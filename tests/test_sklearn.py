@@ -1,0 +1,410 @@
+"""Tests of numnet.sklearn against scikit-learn: its estimator check suite, and its own MLP on the same data."""
+
+import copy
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from sklearn import neural_network  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_digits, load_iris, make_friedman1, make_multilabel_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning  # noqa: E402
+from sklearn.metrics import log_loss  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+import numnet  # noqa: E402
+from numnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+
+#: Epochs for scikit-learn's estimator checks: the 100 its own checks give its MLP (instead of the default
+#: 200, to halve the suite's time); enough to clear their accuracy (0.83) and R² (0.5) bars.
+CHECK_MAX_ITER = 100
+#: Largest accepted gap between numnet's and scikit-learn's test scores (accuracy or R²). The two differ
+#: in initial biases (zero vs uniform) and batch order; over seeds 0-3 the largest gap measured was 0.032,
+#: and either library's own test score moves by up to 0.05 from one seed to the next.
+SCORE_GAP = 0.05
+#: Relative tolerance for a loss computed two ways in float64 (a few roundings of sums over ~150 terms).
+LOSS_RTOL = 1e-10
+
+IGNORE_CONVERGENCE = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+
+def spiral(n_per_class=100, n_classes=3, seed=0):
+    """EXPERIMENTS.md E3: r = linspace(0, 1), t = linspace(4j, 4(j+1)) + N(0, 0.2²), x = (r sin t, r cos t)."""
+    rng = np.random.default_rng(seed)
+    radius = np.tile(np.linspace(0.0, 1.0, n_per_class), n_classes)
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    angle = np.concatenate([np.linspace(4 * j, 4 * (j + 1), n_per_class) for j in range(n_classes)])
+    angle += rng.normal(0.0, 0.2, angle.size)
+    return np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]), labels
+
+
+def scaled_iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def scaled_split(X, y, seed=0, stratify=True):
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=seed,
+                                                        stratify=y if stratify else None)
+    scaler = StandardScaler().fit(X_train)
+    return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+# ---- scikit-learn's own estimator checks ---------------------------------------------------------------
+
+
+@IGNORE_CONVERGENCE
+@parametrize_with_checks([MLPClassifier(max_iter=CHECK_MAX_ITER), MLPRegressor(max_iter=CHECK_MAX_ITER)])
+def test_estimators_pass_scikit_learns_estimator_checks(estimator, check):
+    # No check is marked as an expected failure: both estimators pass every check that applies to them.
+    check(estimator)
+
+
+# ---- optional dependency --------------------------------------------------------------------------------
+
+
+def test_importing_numnet_does_not_import_scikit_learn():
+    code = "import sys, numnet; assert 'sklearn' not in sys.modules, sorted(sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_importing_the_estimators_without_scikit_learn_says_how_to_install_it():
+    code = ("import sys; sys.modules['sklearn'] = None\n"  # None in sys.modules makes every import of it fail
+            "import numnet\n"
+            "try:\n    import numnet.sklearn\n"
+            "except numnet.MissingDependencyError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'numnet[sklearn]'" in result.stdout
+
+
+# ---- fitted attributes and output shapes, against scikit-learn's MLP --------------------------------------
+
+
+def _targets(kind, rng, n_samples):
+    X = rng.normal(size=(n_samples, 4))
+    if kind == "binary":
+        return X, np.where(X[:, 0] > 0, "yes", "no")
+    if kind == "multiclass":
+        return X, np.digitize(X[:, 0], [-0.5, 0.5])
+    if kind == "multilabel":
+        return X, (X[:, :3] > 0).astype(np.int64)
+    if kind == "single_output":
+        return X, X @ np.array([1.0, -2.0, 0.5, 0.0])
+    return X, X[:, :2] * np.array([1.0, -3.0])
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "multilabel", "single_output", "multi_output"])
+def test_fitted_attributes_and_output_shapes_match_scikit_learn(kind):
+    X, y = _targets(kind, np.random.default_rng(0), 40)
+    is_classification = kind in ("binary", "multiclass", "multilabel")
+    ours_class, theirs_class = ((MLPClassifier, neural_network.MLPClassifier) if is_classification
+                                else (MLPRegressor, neural_network.MLPRegressor))
+    settings = dict(hidden_layer_sizes=(7, 5), max_iter=3, random_state=0)
+    ours, theirs = ours_class(**settings).fit(X, y), theirs_class(**settings).fit(X, y)
+    assert [w.shape for w in ours.coefs_] == [w.shape for w in theirs.coefs_]
+    assert [b.shape for b in ours.intercepts_] == [b.shape for b in theirs.intercepts_]
+    for name in ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_", "n_iter_"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert len(ours.loss_curve_) == len(theirs.loss_curve_) == 3
+    assert ours.predict(X).shape == theirs.predict(X).shape
+    if is_classification:
+        np.testing.assert_array_equal(ours.classes_, theirs.classes_)
+        assert ours.predict_proba(X).shape == theirs.predict_proba(X).shape
+        assert set(np.unique(ours.predict(X))) <= set(np.unique(y))
+
+
+def test_string_labels_are_learned_and_predicted_as_strings():
+    X, y = scaled_iris()
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    model = MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.01, max_iter=200, random_state=0)
+    model.fit(X, names)
+    np.testing.assert_array_equal(model.classes_, ["setosa", "versicolor", "virginica"])
+    assert model.predict(X).dtype.kind == "U"
+    # Iris is nearly separable after scaling: scikit-learn's MLP with these settings scores 0.98.
+    assert model.score(X, names) >= 0.95
+
+
+@IGNORE_CONVERGENCE
+def test_binary_probabilities_are_one_minus_p_and_p_and_log_probabilities_their_logs():
+    X, y = _targets("binary", np.random.default_rng(1), 30)
+    model = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    probabilities = model.predict_proba(X)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(model.predict(X), model.classes_[np.argmax(probabilities, axis=1)])
+    np.testing.assert_allclose(model.predict_log_proba(X), np.log(probabilities), rtol=1e-15)
+
+
+@IGNORE_CONVERGENCE
+def test_multilabel_predictions_are_an_indicator_matrix_scored_like_scikit_learn():
+    X, Y = make_multilabel_classification(n_samples=300, n_features=10, n_classes=4, random_state=0)
+    X_train, X_test, Y_train, Y_test = scaled_split(X, Y, stratify=False)
+    settings = dict(hidden_layer_sizes=(50,), max_iter=100, random_state=0)
+    ours = MLPClassifier(**settings).fit(X_train, Y_train)
+    theirs = neural_network.MLPClassifier(**settings).fit(X_train, Y_train)
+    predicted = ours.predict(X_test)
+    assert predicted.shape == Y_test.shape and set(np.unique(predicted)) <= {0, 1}
+    # Subset accuracy (every label right) on 75 test samples: one sample is 0.013.
+    assert abs(ours.score(X_test, Y_test) - theirs.score(X_test, Y_test)) <= 2 * SCORE_GAP
+
+
+# ---- loss, batch size and stopping rules, against scikit-learn's definitions ------------------------------
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "single_output"])
+def test_loss_is_scikit_learns_loss_plus_alpha_over_2n_times_the_squared_weights(kind):
+    X, y = _targets(kind, np.random.default_rng(2), 60)
+    alpha = 0.3
+    model_class = MLPRegressor if kind == "single_output" else MLPClassifier
+    model = model_class(hidden_layer_sizes=(6,), alpha=alpha, batch_size=60, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        model.fit(X, y)
+    if kind == "single_output":
+        data_term = 0.5 * np.mean((y - model.predict(X)) ** 2)  # scikit-learn's squared_loss: mean / 2
+    else:
+        data_term = log_loss(y, model.predict_proba(X), labels=model.classes_)
+    penalty = alpha / (2 * len(X)) * sum(np.sum(W ** 2) for W in model.coefs_)
+    # One full-batch epoch: loss_ is the loss at the weights before its single update.
+    model.partial_fit(X, y)
+    np.testing.assert_allclose(model.loss_, data_term + penalty, rtol=LOSS_RTOL)
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("n_samples, steps_per_epoch", [(450, 3), (150, 1)])
+def test_auto_batch_size_is_200_or_all_samples(n_samples, steps_per_epoch):
+    # "auto" = min(200, n_samples): 450 samples -> batches of 200, 200, 50 (3 steps); 150 -> one batch.
+    X, y = _targets("single_output", np.random.default_rng(3), n_samples)
+    model = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, random_state=0).fit(X, y)
+    assert model.network_.iterations_trained == 2 * steps_per_epoch
+
+
+@IGNORE_CONVERGENCE
+def test_batch_size_above_the_sample_count_warns_and_uses_every_sample():
+    X, y = _targets("single_output", np.random.default_rng(3), 50)
+    with pytest.warns(UserWarning, match="batch_size=80 is larger than the 50"):
+        model = MLPRegressor(hidden_layer_sizes=(3,), batch_size=80, max_iter=2, random_state=0).fit(X, y)
+    assert model.network_.iterations_trained == 2
+
+
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_stopping_after_n_iter_no_change_epochs_matches_scikit_learn(early_stopping):
+    # With tol=1e9 only epoch 1 counts as progress (on the starting best, an infinite loss or a score
+    # of -inf); epochs 2, 3, 4, 5 are idle and the count, 4, first exceeds n_iter_no_change=3 at epoch 5.
+    # No ConvergenceWarning: the rule stopped training.
+    X, y = scaled_iris()
+    settings = dict(hidden_layer_sizes=(5,), tol=1e9, n_iter_no_change=3, early_stopping=early_stopping,
+                    random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SklearnConvergenceWarning)
+        ours = MLPClassifier(**settings).fit(X, y)
+        theirs = neural_network.MLPClassifier(**settings).fit(X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 5
+    assert (ours.validation_scores_ is None) == (theirs.validation_scores_ is None) == (not early_stopping)
+
+
+def test_reaching_max_iter_warns_with_scikit_learns_and_numnets_convergence_warning():
+    X, y = scaled_iris()
+    with pytest.warns(SklearnConvergenceWarning, match=r"Maximum iterations \(2\)") as record:
+        MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, y)
+    assert any(isinstance(entry.message, numnet.ConvergenceWarning) for entry in record)
+
+
+def test_early_stopping_ends_with_the_weights_of_the_best_validation_epoch():
+    X, y = scaled_iris()
+    settings = dict(hidden_layer_sizes=(10,), learning_rate_init=0.01, early_stopping=True,
+                    validation_fraction=0.2, n_iter_no_change=5, random_state=0)
+    model = MLPClassifier(max_iter=300, **settings).fit(X, y)
+    scores = model.validation_scores_
+    best_epoch = int(np.argmax(scores))  # the first epoch reaching the best score (later ties do not count)
+    assert len(scores) == model.n_iter_ < 300 and model.best_loss_ is None
+    assert model.best_validation_score_ == scores[best_epoch] and best_epoch < model.n_iter_ - 1
+    # The same run cut off right after its best epoch ends with that epoch's weights, bit for bit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        shorter = MLPClassifier(max_iter=best_epoch + 1, **settings).fit(X, y)
+    for ours, reference in zip(model.coefs_ + model.intercepts_, shorter.coefs_ + shorter.intercepts_,
+                               strict=True):
+        np.testing.assert_array_equal(ours, reference)
+
+
+# ---- warm start, partial_fit, pickling -------------------------------------------------------------------
+
+
+@IGNORE_CONVERGENCE
+def test_warm_start_continues_training_and_a_cold_refit_starts_over():
+    X, y = scaled_iris()
+    settings = dict(hidden_layer_sizes=(10,), max_iter=5, random_state=0)
+    cold = MLPClassifier(**settings).fit(X, y)
+    first_curve = list(cold.loss_curve_)
+    cold.fit(X, y)
+    assert cold.loss_curve_ == first_curve  # same random_state: the same run, bit for bit
+    warm = MLPClassifier(warm_start=True, **settings).fit(X, y).fit(X, y)
+    assert len(warm.loss_curve_) == 10 and warm.n_iter_ == 5
+    assert warm.loss_curve_[5] < warm.loss_curve_[0]  # a restart would repeat loss_curve_[0] exactly
+
+
+def test_partial_fit_needs_classes_first_and_runs_one_epoch_per_call():
+    X, y = scaled_iris()
+    model = MLPClassifier(hidden_layer_sizes=(10,), learning_rate_init=0.01, random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        model.partial_fit(X, y)
+    model.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])  # the first batch may miss a class
+    for calls in range(2, 31):
+        model.partial_fit(X, y)
+        assert model.n_iter_ == 1 and len(model.loss_curve_) == calls
+    assert model.loss_curve_[-1] < model.loss_curve_[1]
+    with pytest.raises(ValueError, match="classes"):
+        model.partial_fit(X, np.where(y == 2, 7, y))
+
+
+def test_partial_fit_refuses_early_stopping():
+    X, y = scaled_iris()
+    with pytest.raises(ValueError, match="early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("duplicate", [lambda model: pickle.loads(pickle.dumps(model)), copy.deepcopy],
+                         ids=["pickle", "deepcopy"])
+def test_a_pickled_or_copied_model_keeps_training_exactly_like_the_original(duplicate):
+    X, y = _targets("single_output", np.random.default_rng(4), 80)
+    model = MLPRegressor(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
+    duplicated = duplicate(model)
+    before = model.predict(X)
+    np.testing.assert_array_equal(duplicated.predict(X), before)
+    model.partial_fit(X, y)
+    duplicated.partial_fit(X, y)
+    assert not np.array_equal(duplicated.predict(X), before)
+    np.testing.assert_array_equal(duplicated.predict(X), model.predict(X))
+    np.testing.assert_array_equal(duplicated.coefs_[0], model.coefs_[0])
+
+
+# ---- dtypes and seeds ---------------------------------------------------------------------------------------
+
+
+@IGNORE_CONVERGENCE
+def test_float32_input_trains_float32_weights_like_scikit_learn_unless_dtype_says_otherwise():
+    X, y = _targets("single_output", np.random.default_rng(5), 40)
+    X32 = X.astype(np.float32)
+    theirs = neural_network.MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X32, y)
+    ours = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2).fit(X32, y)
+    assert ours.coefs_[0].dtype == theirs.coefs_[0].dtype == np.float32
+    assert ours.predict(X).dtype == np.float32
+    forced = MLPRegressor(hidden_layer_sizes=(3,), max_iter=2, dtype="float64").fit(X32, y)
+    assert forced.coefs_[0].dtype == np.float64
+
+
+@IGNORE_CONVERGENCE
+def test_a_random_state_instance_seeds_the_run_like_its_integer():
+    X, y = scaled_iris()
+    settings = dict(hidden_layer_sizes=(5,), max_iter=3)
+    from_instance = MLPClassifier(random_state=np.random.RandomState(7), **settings).fit(X, y)
+    from_integer = MLPClassifier(random_state=7, **settings).fit(X, y)
+    assert from_instance.loss_curve_ == from_integer.loss_curve_
+
+
+# ---- scikit-learn tooling -------------------------------------------------------------------------------
+
+
+@IGNORE_CONVERGENCE
+def test_clone_gives_an_unfitted_copy_with_the_same_parameters():
+    model = MLPClassifier(hidden_layer_sizes=(3, 2), solver="rmsprop", alpha=0.5, random_state=3)
+    model.fit(*scaled_iris())
+    cloned = clone(model)
+    assert cloned.get_params() == model.get_params()
+    assert not hasattr(cloned, "network_") and not hasattr(cloned, "coefs_")
+
+
+@IGNORE_CONVERGENCE
+def test_pipeline_grid_search_and_cross_validation_work_and_score_like_scikit_learn():
+    X, y = load_iris(return_X_y=True)
+    ours = make_pipeline(StandardScaler(), MLPClassifier(max_iter=150, random_state=0))
+    search = GridSearchCV(ours, {"mlpclassifier__hidden_layer_sizes": [(2,), (20,)]}, cv=3).fit(X, y)
+    assert search.best_params_ == {"mlpclassifier__hidden_layer_sizes": (20,)}
+    theirs = make_pipeline(StandardScaler(), neural_network.MLPClassifier(max_iter=150, random_state=0))
+    our_scores = cross_val_score(ours, X, y, cv=3)
+    their_scores = cross_val_score(theirs, X, y, cv=3)
+    assert abs(our_scores.mean() - their_scores.mean()) <= SCORE_GAP
+
+
+def test_verbose_prints_the_loss_of_every_epoch(capsys):
+    X, y = scaled_iris()
+    MLPClassifier(hidden_layer_sizes=(3,), tol=1e9, n_iter_no_change=1, verbose=True).fit(X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Iteration 1, loss = ") and lines[1].startswith("Iteration 2, loss = ")
+    assert "did not improve" in lines[-1]
+
+
+def test_feature_names_are_recorded_from_a_data_frame():
+    pandas = pytest.importorskip("pandas")
+    X, y = scaled_iris()
+    frame = pandas.DataFrame(X, columns=["a", "b", "c", "d"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        model = MLPClassifier(hidden_layer_sizes=(3,), max_iter=2).fit(frame, y)
+    np.testing.assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize("parameters, error, message", [
+    ({"hidden_layer_sizes": (10, 0)}, ValueError, "hidden_layer_sizes must hold positive integers"),
+    ({"activation": "rleu"}, ValueError, "did you mean 'relu'"),
+    ({"activation": "softmax"}, ValueError, "output layers"),
+    ({"solver": "lbfgs"}, ValueError, "lbfgs' is not available"),
+    ({"solver": "adm"}, ValueError, "did you mean 'adam'"),
+    ({"alpha": -1.0}, ValueError, "alpha must be >= 0"),
+    ({"batch_size": 0}, ValueError, "batch_size must be 'auto' or an integer >= 1"),
+    ({"learning_rate_init": 0.0}, ValueError, "learning_rate_init must be > 0"),
+    ({"max_iter": 0}, ValueError, "max_iter must be an integer >= 1"),
+    ({"momentum": 1.0}, ValueError, "momentum must be >= 0.0 and < 1.0"),
+    ({"validation_fraction": 1.0}, ValueError, "validation_fraction must be > 0.0 and < 1.0"),
+    ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change must be an integer >= 1"),
+    ({"shuffle": "yes"}, TypeError, "shuffle must be True or False"),
+    ({"dtype": "int8"}, ValueError, "float32, float64"),
+])
+def test_invalid_parameters_are_reported_by_fit_with_the_offending_value(parameters, error, message):
+    model = MLPClassifier(**parameters)  # the constructor stores anything; fit validates
+    with pytest.raises(error, match=message):
+        model.fit(*scaled_iris())
+
+
+# ---- accuracy and R² next to scikit-learn's MLP ---------------------------------------------------------
+
+
+def _digits():
+    return scaled_split(*load_digits(return_X_y=True))
+
+
+def _spiral():
+    X, y = spiral()
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)  # already in [-1, 1]
+
+
+def _friedman():
+    return scaled_split(*make_friedman1(n_samples=800, noise=0.5, random_state=0), stratify=False)
+
+
+@IGNORE_CONVERGENCE
+@pytest.mark.parametrize("load, ours_class, theirs_class, settings", [
+    (_digits, MLPClassifier, neural_network.MLPClassifier, dict(hidden_layer_sizes=(64,), max_iter=60)),
+    (_spiral, MLPClassifier, neural_network.MLPClassifier,
+     dict(hidden_layer_sizes=(50, 50), learning_rate_init=0.01, max_iter=300)),
+    (_friedman, MLPRegressor, neural_network.MLPRegressor,
+     dict(hidden_layer_sizes=(50,), learning_rate_init=0.01, max_iter=300)),
+], ids=["digits", "spiral", "friedman1"])
+def test_test_score_is_within_a_few_points_of_scikit_learns(load, ours_class, theirs_class, settings):
+    X_train, X_test, y_train, y_test = load()
+    ours = ours_class(random_state=0, **settings).fit(X_train, y_train)
+    theirs = theirs_class(random_state=0, **settings).fit(X_train, y_train)
+    assert abs(ours.score(X_test, y_test) - theirs.score(X_test, y_test)) <= SCORE_GAP
