@@ -416,7 +416,8 @@ def _checked_layers(layers):
                 f"layers[{index}] takes {layer.n_inputs} inputs but layers[{index - 1}] gives "
                 f"{previous.n_outputs} outputs; make the sizes match"
             )
-    names = [layer.name for layer in layers if layer.name is not None]
+    # Unnamed layers will be called dense_<index> (see _allocate_buffers); an explicit name may collide.
+    names = [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]
     if len(names) != len(set(names)):
         raise ValueError(f"layer names must be unique, got {names}")
     return layers

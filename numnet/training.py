@@ -195,8 +195,12 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     ValueError
         For bad data or options (the message names the problem).
     DivergenceError
-        When the loss becomes NaN or infinite; the network keeps the last weights whose loss was finite.
+        When the loss becomes NaN or infinite; the network keeps the last weights whose loss was finite
+        (the optimiser's moment estimates keep the undone step: start a new optimiser to retrain).
     """
+    # Resolved first: the validation split must come from the same recorded seed as the batches, or a
+    # second fit would hold out different samples and train on the first fit's validation set.
+    seed = _resolve_seed(network, seed)
     data = _prepare_data(network, X, y, validation_data, validation_split, seed)
     batch_size = _resolve_batch_size(batch_size, data.n_samples)
     steps_per_epoch = math.ceil(data.n_samples / batch_size)
@@ -205,7 +209,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
         raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
-               seed=_resolve_seed(network, seed), record_gradients=record_gradients)
+               seed=seed, record_gradients=record_gradients)
     stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     try:
@@ -253,6 +257,7 @@ class _Run:
         started = time.perf_counter()
         history.learning_rate.append(network.optimizer.current_learning_rate)
         loss_sum, correct, seen = 0.0, 0, 0
+        self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
             X_batch, Y_batch = self._take(indices)
             loss = self._step(X_batch, Y_batch)
@@ -260,6 +265,7 @@ class _Run:
             if network.is_classifier:
                 correct += batch_accuracy(network.layers[-1].output, Y_batch, network.loss)
             seen += X_batch.shape[0]
+            self.steps_done_in_epoch += 1
         network.epochs_trained += 1
         history.epoch_loss.append(loss_sum / steps)
         report = EpochReport(epoch=len(history.epoch_loss), epochs=n_epochs, loss=history.epoch_loss[-1],
@@ -310,6 +316,8 @@ class _Run:
             # The current weights came from the previous step's update; put back the ones before it.
             network.flat_parameters[...] = self.last_good_parameters
             network.iterations_trained -= 1
+            if self.steps_done_in_epoch == 0:
+                network.epochs_trained -= 1  # the undone step completed the previous epoch
             last = f"the last finite loss was {self.history.iteration_loss[-1]:.6g}; "
         else:
             last = ""

@@ -1,0 +1,175 @@
+"""Shared reference helpers for the engine tests: independent oracles, never numnet's own code path.
+
+The PyTorch oracle rebuilds a numnet Network as a float64 ``torch.nn.Sequential`` with the same weights and
+computes the output, the loss (with the ½·λ·ΣW² term) and every parameter gradient by autograd. It reads
+only the network's architecture (layer sizes, activation and loss names) and its weights; everything it
+computes comes from PyTorch.
+
+The data builders write the reference experiments' data sets with NumPy exactly as EXPERIMENTS.md states
+them, so the experiment tests do not depend on numnet.datasets.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Denominator floor of a relative difference, so that two all-zero arrays compare as equal.
+TINY = 1e-300
+
+
+def max_relative_difference(actual, expected):
+    """max |actual - expected| / max(max |expected|, TINY): the error relative to the array's scale.
+
+    Relative to the largest entry rather than entry by entry, because float64 rounding in a sum of
+    products is proportional to the size of the terms, not to the size of a result that cancels to ~0.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"shapes differ: {actual.shape} vs {expected.shape}"
+    scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
+    return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PyTorch float64 twin of a numnet Network
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TorchReference:
+    """What PyTorch computes for a network on (X, y): output (n, k), scalar loss, gradients by numnet name."""
+
+    output: np.ndarray
+    loss: float
+    gradients: dict
+
+
+def torch_activation(activation):
+    """The torch module for a numnet activation, chosen by its name (and slope for leaky relu)."""
+    import torch
+
+    name = activation.name
+    if name == "leaky_relu":
+        return torch.nn.LeakyReLU(negative_slope=activation.negative_slope)
+    modules = {
+        "sigmoid": torch.nn.Sigmoid,
+        "tanh": torch.nn.Tanh,
+        "relu": torch.nn.ReLU,
+        "linear": torch.nn.Identity,
+        "softmax": lambda: torch.nn.Softmax(dim=1),
+    }
+    return modules[name]()
+
+
+def torch_linear_layers(network):
+    """One float64 ``torch.nn.Linear`` per numnet layer, holding the same W (transposed) and b."""
+    import torch
+
+    linears = []
+    for layer in network.layers:
+        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, dtype=torch.float64)
+        with torch.no_grad():
+            # numnet stores W as (n_in, n_out) for x @ W; torch stores (n_out, n_in) for x @ weight.T
+            linear.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64).T))
+            linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+        linears.append(linear)
+    return linears
+
+
+def torch_reference(network, X, y):
+    """PyTorch's output, loss and gradients for ``network`` on (X, y), all in float64.
+
+    Parameters
+    ----------
+    network : numnet.Network
+    X : array_like, shape (n_samples, n_inputs)
+    y : array_like
+        Class indices (n_samples,) for softmax cross-entropy; 0/1 or real targets otherwise.
+    """
+    import torch
+
+    linears = torch_linear_layers(network)
+    activations = [torch_activation(layer.activation) for layer in network.layers]
+    a = torch.tensor(np.asarray(X, dtype=np.float64))
+    for linear, activation in zip(linears[:-1], activations[:-1]):
+        a = activation(linear(a))
+    logits = linears[-1](a)
+    output = activations[-1](logits)
+    loss = _torch_data_loss(network.loss.name, logits, output, y) + _torch_l2_term(network.l2, linears)
+    loss.backward()
+    gradients = {}
+    for layer, linear in zip(network.layers, linears):
+        gradients[f"{layer.name}.W"] = linear.weight.grad.numpy().T.copy()
+        gradients[f"{layer.name}.b"] = linear.bias.grad.numpy().copy()
+    return TorchReference(output.detach().numpy().copy(), float(loss.item()), gradients)
+
+
+def _torch_data_loss(loss_name, logits, output, y):
+    import torch
+    import torch.nn.functional as functional
+
+    n_samples = logits.shape[0]
+    if loss_name == "softmax_cross_entropy":
+        return functional.cross_entropy(logits, torch.tensor(np.asarray(y, dtype=np.int64)))
+    target = torch.tensor(np.asarray(y, dtype=np.float64).reshape(n_samples, -1))
+    if loss_name == "binary_cross_entropy":
+        # summed over outputs, averaged over samples (numnet's convention for several sigmoid outputs)
+        return functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / n_samples
+    if loss_name == "mse":
+        # C = 1/(2n) Σ ||a - y||², the ½ convention
+        return 0.5 * torch.sum((output - target) ** 2) / n_samples
+    raise ValueError(f"no torch oracle for loss {loss_name!r}")
+
+
+def _torch_l2_term(l2, linears):
+    return 0.5 * l2 * sum((linear.weight ** 2).sum() for linear in linears)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reference experiments' data, built exactly as EXPERIMENTS.md specifies
+# ---------------------------------------------------------------------------------------------------------
+
+
+def noisy_line(n_samples=10, noise=0.2, seed=0):
+    """E1: x evenly spaced in [-1, 1], y = x + N(0, noise²); both of shape (n_samples, 1), float64."""
+    rng = np.random.default_rng(seed)
+    X = np.linspace(-1.0, 1.0, n_samples).reshape(-1, 1)
+    return X, X + rng.normal(0.0, noise, size=X.shape)
+
+
+def xor():
+    """E2: the four XOR points (4, 2) and their 0/1 labels (4, 1)."""
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    return X, np.array([[0.0], [1.0], [1.0], [0.0]])
+
+
+def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
+    """E3: per class j, r = linspace(0, 1, N), t = linspace(4j, 4(j+1), N) + N(0, noise²), x = (r sin t, r cos t).
+
+    Returns X (N·K, 2) float64 and class indices y (N·K,) int64.
+    """
+    rng = np.random.default_rng(seed)
+    radius = np.linspace(0.0, 1.0, n_per_class)
+    arms = []
+    for j in range(n_classes):
+        angle = np.linspace(4.0 * j, 4.0 * (j + 1), n_per_class) + noise * rng.standard_normal(n_per_class)
+        arms.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))
+    return np.concatenate(arms), np.repeat(np.arange(n_classes), n_per_class)
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run the enclosed code with one BLAS thread, when threadpoolctl is installed.
+
+    The experiments multiply matrices of a few hundred entries: BLAS threads only add synchronisation,
+    and while other test processes share the 2 cores they spin against them (measured: the E3 step was
+    ten times slower with the default thread count under load).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
