@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .distributed import get_communicator
 from .errors import DivergenceError
 from .network import batch_accuracy
 from .optimizers import get_optimizer
@@ -143,7 +144,7 @@ class TrainingData:
 def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer=None, learning_rate=None,
         shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0, seed=None,
         record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-        verbose=False):
+        verbose=False, distributed=None):
     """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
 
     Parameters
@@ -185,6 +186,10 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
         Called with an :class:`EpochReport` after every epoch.
     verbose : bool, default False
         Print one line per epoch.
+    distributed : bool or communicator, optional
+        True: data-parallel training over MPI (run under ``mpirun -n N``; see numnet.distributed). Every
+        rank must call fit with the same data and options; each reads only its shard of every global batch
+        of ``batch_size`` samples, and all ranks end with the same weights.
 
     Returns
     -------
@@ -209,7 +214,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
         raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
-               seed=seed, record_gradients=record_gradients)
+               seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed))
     stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     try:
@@ -233,8 +238,9 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
 class _Run:
     """The state of one call to fit: data, batching, the divergence guard and the History being filled."""
 
-    def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients):
+    def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients, communicator):
         self.network = network
+        self.communicator = communicator
         self.data = data
         self.batch_size = batch_size
         self.sampling = sampling
@@ -259,13 +265,16 @@ class _Run:
         loss_sum, correct, seen = 0.0, 0, 0
         self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
-            X_batch, Y_batch = self._take(indices)
-            loss = self._step(X_batch, Y_batch)
+            local_indices = self.communicator.shard(indices)
+            X_batch, Y_batch = self._take(local_indices)
+            loss = self._step(X_batch, Y_batch, len(indices))
             loss_sum += loss
-            if network.is_classifier:
+            if network.is_classifier and X_batch.shape[0]:
                 correct += batch_accuracy(network.layers[-1].output, Y_batch, network.loss)
             seen += X_batch.shape[0]
             self.steps_done_in_epoch += 1
+        if self.communicator.size > 1:
+            correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
         network.epochs_trained += 1
         history.epoch_loss.append(loss_sum / steps)
         report = EpochReport(epoch=len(history.epoch_loss), epochs=n_epochs, loss=history.epoch_loss[-1],
@@ -294,10 +303,17 @@ class _Run:
             return self.data.X, self.data.Y  # full batch in order: no copy
         return self.data.X[indices], self.data.Y[indices]
 
-    def _step(self, X_batch, Y_batch):
+    def _step(self, X_batch, Y_batch, global_batch_size):
         """One forward pass, backward pass and update; guards against divergence."""
         network = self.network
-        loss = network.loss_and_gradients(X_batch, Y_batch)
+        if X_batch.shape[0]:
+            loss = network.loss_and_gradients(X_batch, Y_batch)
+        else:  # a rank whose shard of a small last batch is empty still joins the reduction
+            loss = 0.0
+            network.flat_gradients[...] = 0
+        # With several ranks: the global batch's mean loss and gradient (identity in one process).
+        loss = self.communicator.combine_gradients(network.flat_gradients, loss, X_batch.shape[0],
+                                                   global_batch_size)
         if not math.isfinite(loss):
             self._diverged(loss)
         np.copyto(self.last_good_parameters, network.flat_parameters)
@@ -330,11 +346,23 @@ class _Run:
 
     def _validate(self, report):
         network, data = self.network, self.data
-        logits, output = network._forward(data.X_val, training=False)
-        report.val_loss = network._loss_from(logits, output, data.Y_val)
+        n_validation = data.X_val.shape[0]
+        X_val, Y_val = data.X_val, data.Y_val
+        if self.communicator.size > 1:  # each rank evaluates its shard; the sums are reduced below
+            shard = self.communicator.shard(np.arange(n_validation))
+            X_val, Y_val = X_val[shard], Y_val[shard]
+        mean_loss, correct = 0.0, 0
+        if X_val.shape[0]:
+            logits, output = network._forward(X_val, training=False)
+            mean_loss = network._loss_from(logits, output, Y_val)
+            correct = batch_accuracy(output, Y_val, network.loss) if network.is_classifier else 0
+        if self.communicator.size > 1:
+            loss_sum, correct = self.communicator.sum([mean_loss * X_val.shape[0], correct])
+            mean_loss = float(loss_sum) / n_validation
+        report.val_loss = mean_loss
         self.history.val_loss.append(report.val_loss)
         if network.is_classifier:
-            report.val_accuracy = batch_accuracy(output, data.Y_val, network.loss) / data.X_val.shape[0]
+            report.val_accuracy = float(correct) / n_validation
             self.history.val_accuracy.append(report.val_accuracy)
 
 

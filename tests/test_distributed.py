@@ -1,0 +1,77 @@
+"""Data-parallel training over MPI agrees with one process (run only where mpi4py and mpiexec exist)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import numnet
+from numnet.datasets import make_spiral
+
+pytest.importorskip("mpi4py")
+# pip installs MPICH's launcher beside the interpreter, which is not always on PATH (pyenv, venvs).
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install 'numnet[mpi]')")
+
+WORKER = Path(__file__).with_name("mpi_worker.py")
+# N ranks sum the same products in another order: agreement to rounding, amplified a little by training.
+RELATIVE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
+EPOCHS = 4
+BATCH_SIZE = 25  # 120 training samples: 5 global batches, the last of 20 (uneven shards on 3 ranks)
+
+
+def run_ranks(n_ranks, *arguments, expect_success=True):
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    command = [MPIEXEC, "-n", str(n_ranks), sys.executable, str(WORKER), *map(str, arguments)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+    if expect_success:
+        assert completed.returncode == 0, completed.stderr
+    return completed
+
+
+def single_process_fit(dtype):
+    X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
+    network = numnet.Network([2, 16, 16, 3], activation="tanh", output_activation="softmax", dtype=dtype, seed=0)
+    history = network.fit(X, y, epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam", learning_rate=0.01,
+                          seed=3, validation_split=0.2)
+    return network, history
+
+
+def relative_difference(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("n_ranks", [2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype):
+    output = tmp_path / "result.npz"
+    run_ranks(n_ranks, output, dtype, BATCH_SIZE, EPOCHS)
+    network, history = single_process_fit(dtype)
+    result = np.load(output)
+    assert result["parameters"].dtype == np.dtype(dtype)
+    assert relative_difference(result["parameters"], network.flat_parameters) < RELATIVE_TOLERANCE[dtype]
+    assert relative_difference(result["iteration_loss"], np.array(history.iteration_loss)) < 10 * RELATIVE_TOLERANCE[dtype]
+    # Accuracy counts are reduced across ranks: the same fractions as one process sees.
+    assert np.allclose(result["accuracy"], history.accuracy, atol=1e-12)
+    assert np.allclose(result["val_accuracy"], history.val_accuracy, atol=1e-12)
+    assert np.allclose(result["val_loss"], history.val_loss, rtol=10 * RELATIVE_TOLERANCE[dtype])
+
+
+def test_a_failing_rank_stops_every_rank_and_the_last_checkpoint_resumes(tmp_path):
+    checkpoint = tmp_path / "checkpoint.npz"
+    completed = run_ranks(2, tmp_path / "unused.npz", "float64", BATCH_SIZE, EPOCHS, 1, 2, checkpoint,
+                          expect_success=False)
+    assert completed.returncode != 0
+    assert "rank 1 of 2 failed: RuntimeError: simulated failure after epoch 2" in completed.stderr
+    assert not (tmp_path / "unused.npz").exists()
+    # Rank 0 wrote a checkpoint after each epoch it finished before the job stopped: resume from it.
+    resumed = numnet.load_model(checkpoint)
+    assert resumed.epochs_trained >= 2
+    X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
+    resumed.fit(X, y, epochs=EPOCHS - resumed.epochs_trained, batch_size=BATCH_SIZE, validation_split=0.2)
+    uninterrupted, _ = single_process_fit("float64")
+    assert relative_difference(resumed.flat_parameters, uninterrupted.flat_parameters) < RELATIVE_TOLERANCE["float64"]
