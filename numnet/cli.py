@@ -1,0 +1,1113 @@
+"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain.
+
+``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
+(64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
+and a per-class report, and writes the model and its plots to ``./numnet-output``. Every other command is
+described by ``numnet <command> --help``.
+
+Errors (a missing file, a bad option value, layer sizes that do not fit the data, a corrupted model file, a
+diverged run) end the command with one line on stderr, ``numnet: error: ...``, and exit status 1; usage
+errors caught by the argument parser exit with status 2. Set the environment variable NUMNET_DEBUG=1 to get
+the full traceback instead.
+"""
+
+import argparse
+import csv
+import dataclasses
+import importlib.util
+import io
+import math
+import os
+import pathlib
+import shutil
+import sys
+import time
+
+import numpy as np
+
+from numnet import __version__, datasets, experiments, plots, preprocessing
+from numnet._registry import unknown_name_message
+from numnet.activations import ACTIVATIONS
+from numnet.errors import MissingDependencyError, NumnetError
+from numnet.gradcheck import gradient_check
+from numnet.initializers import Normal
+from numnet.losses import LOSSES
+from numnet.network import Network
+from numnet.optimizers import OPTIMIZERS
+from numnet.persistence import load_model, save_model
+
+ERROR_PREFIX = "numnet: error: "
+DEBUG_ENVIRONMENT_VARIABLE = "NUMNET_DEBUG"
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe
+DATA_NAMES = ("digits", "spiral", "xor", "line", "mnist")
+DEFAULT_DATA = "digits"
+DEFAULT_OUTPUT = "numnet-output"
+DEFAULT_EXPERIMENTS_OUTPUT = "numnet-experiments"
+MODEL_FILE_NAME = "model.npz"
+TEST_SIZE = 0.2
+# The train/test split is fixed, whatever --seed says, so that `numnet evaluate MODEL digits` can rebuild
+# exactly the test rows that training held out.
+SPLIT_SEED = 1
+DATA_SEED = 0
+LINE_SAMPLES = 100
+# A gradient check passes when backprop and central differences (float64) agree to this relative error.
+GRADCHECK_THRESHOLD = 1e-6
+GRADCHECK_BIAS_STD = 0.1
+# The printed gradients of `numnet explain` are computed by the same float64 operations as numnet's, so
+# they agree to a few rounding steps; anything larger means the walk-through and the engine disagree.
+EXPLAIN_TOLERANCE = 1e-12
+# Gradient curves are smoothed over this many iterations (at most) in the plot `train` writes.
+GRADIENT_SMOOTHING = 25
+# Pixels per side below which a square input is not shown as an image of weights (a 1x1 "image" says
+# nothing).
+SMALLEST_WEIGHT_IMAGE = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Defaults of ``numnet train`` for one kind of data (every one can be overridden by an option)."""
+
+    hidden: tuple
+    epochs: int
+    learning_rate: float
+    batch_size: int = 32
+
+
+RECIPES = {
+    "digits": Recipe(hidden=(128,), epochs=30, learning_rate=1e-3),
+    "mnist": Recipe(hidden=(128,), epochs=10, learning_rate=1e-3, batch_size=64),
+    "spiral": Recipe(hidden=(64, 64), epochs=300, learning_rate=1e-2),
+    "xor": Recipe(hidden=(8,), epochs=500, learning_rate=5e-2),
+    "line": Recipe(hidden=(16,), epochs=300, learning_rate=1e-2),
+    "csv": Recipe(hidden=(64,), epochs=100, learning_rate=3e-3),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclasses.dataclass
+class LoadedData:
+    """Features and targets split into training and test rows, with what describes them.
+
+    ``y_*`` hold class indices (int64, shape (n,)) for classification, real values (n, n_outputs) for
+    regression. ``class_names`` is None for regression.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    kind: str
+    description: str
+    class_names: list = None
+    feature_names: list = None
+    target: object = -1
+    image_shape: tuple = None
+
+    @property
+    def is_classification(self):
+        return self.class_names is not None
+
+    @property
+    def n_features(self):
+        return self.X_train.shape[1]
+
+
+def load_data(source, *, target=None, dtype="float32"):
+    """Load a named data set or a CSV file and split it 80/20 (stratified for classes, seed 1).
+
+    Parameters
+    ----------
+    source : str
+        One of DATA_NAMES, or the path of a CSV file (numeric features, one label column).
+    target : str or int, optional
+        The CSV's label column (name or index); default the last column.
+    dtype : str
+
+    Returns
+    -------
+    LoadedData
+    """
+    name = source.strip().lower()
+    if name == "mnist":
+        return _load_mnist(dtype)
+    if name in DATA_NAMES:
+        X, y, details = _load_named(name, dtype)
+    else:
+        X, y, details = _load_csv(source, target, dtype)
+    if name == "xor":
+        # Four points cannot be split: XOR is learnt and tested on the same four points.
+        return LoadedData(X, y, X, y, **details)
+    stratify = details["class_names"] is not None
+    X_train, X_test, y_train, y_test = preprocessing.train_test_split(X, y, TEST_SIZE, stratify=stratify,
+                                                                      seed=SPLIT_SEED)
+    return LoadedData(X_train, y_train, X_test, y_test, **details)
+
+
+def _load_named(name, dtype):
+    """(X, y, description fields) of a built-in data set other than MNIST."""
+    if name == "digits":
+        X, y = datasets.load_digits(dtype=dtype)
+        return X, y, _details("digits", "scikit-learn's 8x8 digits (1,797 images, pixels / 16)",
+                              [str(d) for d in range(10)], image_shape=(8, 8))
+    if name == "spiral":
+        X, y = datasets.make_spiral(100, 3, 0.2, seed=DATA_SEED, dtype=dtype)
+        return X, y, _details("spiral", "three-arm spiral (100 points per arm, angle noise 0.2, seed 0)",
+                              ["0", "1", "2"])
+    if name == "xor":
+        X, y = datasets.make_xor(dtype=dtype)
+        return X, y[:, 0].astype(np.int64), _details("xor", "the four points of XOR", ["0", "1"])
+    X, y = datasets.make_line(LINE_SAMPLES, 0.2, seed=DATA_SEED, dtype=dtype)
+    return X, y, _details("line", f"noisy line y = x + N(0, 0.2^2), {LINE_SAMPLES} points, seed 0", None)
+
+
+def _details(kind, description, class_names, *, feature_names=None, target=-1, image_shape=None):
+    """The LoadedData fields that describe the data."""
+    return {"kind": kind, "description": description, "class_names": class_names,
+            "feature_names": feature_names, "target": target, "image_shape": image_shape}
+
+
+def _load_mnist(dtype):
+    """MNIST from the cache, with its own 60,000 / 10,000 split."""
+    X_train, y_train, X_test, y_test = datasets.load_mnist(dtype=dtype)
+    return LoadedData(X_train, y_train, X_test, y_test, kind="mnist",
+                      description=f"MNIST ({X_train.shape[0]:,} training and {X_test.shape[0]:,} test images)",
+                      class_names=[str(d) for d in range(10)], image_shape=(28, 28))
+
+
+def _load_csv(path, target, dtype):
+    """(X, y, description fields) of a CSV file; y as class indices, or an (n, 1) column for regression."""
+    target = _csv_target(target)
+    data = datasets.load_csv(path, target=target, dtype=dtype)
+    class_names = None if data.classes is None else [str(label) for label in data.classes]
+    y = data.y if class_names is not None else data.y.reshape(-1, 1)
+    description = f"{path}: {data.X.shape[0]} rows, {data.X.shape[1]} features, target {data.target_name!r}"
+    return data.X, y, _details("csv", description, class_names, feature_names=list(data.feature_names),
+                                     target=target)
+
+
+def _csv_target(target):
+    """The --target value as a column index when it is an integer, else as a column name."""
+    if target is None:
+        return -1
+    if isinstance(target, int):
+        return target
+    text = str(target).strip()
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scaling, targets and predictions
+
+
+def scaler_to_metadata(scaler):
+    """A fitted StandardScaler as plain data for the model file."""
+    return {"type": "standard", "mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
+
+
+def scaler_from_metadata(record):
+    """The StandardScaler saved by :func:`scaler_to_metadata`, or None when the model has none."""
+    if not record:
+        return None
+    if record.get("type") != "standard":
+        raise ValueError(f"the model's scaler has unknown type {record.get('type')!r}; expected 'standard'")
+    scaler = preprocessing.StandardScaler()
+    scaler.mean = np.asarray(record["mean"], dtype=np.float64)
+    scaler.scale = np.asarray(record["scale"], dtype=np.float64)
+    scaler.n_features = scaler.mean.size
+    return scaler
+
+
+def network_targets(network, y, n_classes):
+    """Class indices (n,) in the form the network's loss expects.
+
+    Softmax cross-entropy takes the indices; a single sigmoid (or linear) output takes a 0/1 column; several
+    sigmoid or linear outputs take one-hot rows. Regression targets pass through unchanged.
+    """
+    if n_classes is None or network.loss.fused_activation == "softmax":
+        return y
+    if network.n_outputs == 1:
+        return y.reshape(-1, 1).astype(network.dtype)
+    return preprocessing.one_hot(y, network.n_outputs, dtype=network.dtype)
+
+
+def predicted_classes(outputs):
+    """Class indices (n,) from network outputs (n, k): argmax, or output > 0.5 for a single output."""
+    if outputs.shape[1] == 1:
+        return (outputs[:, 0] > 0.5).astype(np.int64)
+    return outputs.argmax(axis=1)
+
+
+def class_scores(outputs):
+    """One score per class (n, K): the outputs, or (1 - p, p) for a single sigmoid output."""
+    if outputs.shape[1] == 1:
+        return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]])
+    return outputs
+
+
+def classification_metrics(y_true, y_pred, n_classes):
+    """Per-class precision, recall, F1 and support, computed from the confusion matrix.
+
+    Parameters
+    ----------
+    y_true, y_pred : array_like of int, shape (n_samples,)
+    n_classes : int
+
+    Returns
+    -------
+    dict of str to numpy.ndarray, each of shape (n_classes,)
+        "precision" (correct / predicted as the class), "recall" (correct / truly of the class), "f1" (their
+        harmonic mean) and "support" (samples truly of the class). A ratio with a zero denominator is 0, as
+        in scikit-learn's ``zero_division=0``.
+    """
+    counts = plots.confusion_matrix(y_true, y_pred, n_classes)  # (K, K), rows true, columns predicted
+    correct = np.diag(counts).astype(np.float64)
+    predicted, support = counts.sum(axis=0), counts.sum(axis=1)
+    precision = np.divide(correct, predicted, out=np.zeros(n_classes), where=predicted > 0)
+    recall = np.divide(correct, support, out=np.zeros(n_classes), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(n_classes), where=both > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def classification_report(y_true, y_pred, class_names):
+    """A text table of :func:`classification_metrics`, with accuracy and the macro and weighted averages."""
+    metrics = classification_metrics(y_true, y_pred, len(class_names))
+    support = metrics["support"]
+    width = max(12, *(len(name) for name in class_names))
+    lines = [f"{'':>{width}}  precision     recall   f1-score    support", ""]
+    for index, name in enumerate(class_names):
+        lines.append(_report_line(name, width, *(metrics[key][index] for key in ("precision", "recall", "f1")),
+                                  support[index]))
+    total = int(support.sum())
+    accuracy = float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if total else 0.0
+    lines += ["", f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {accuracy:9.3f}  {total:9d}"]
+    weights = support / total if total else np.zeros_like(support, dtype=np.float64)
+    for label, average in (("macro avg", np.mean), ("weighted avg", lambda v: float(np.sum(v * weights)))):
+        values = [average(metrics[key]) for key in ("precision", "recall", "f1")]
+        lines.append(_report_line(label, width, *values, total))
+    return "\n".join(lines)
+
+
+def _report_line(label, width, precision, recall, f1, support):
+    """One row of the classification report."""
+    return f"{label:>{width}}  {precision:9.3f}  {recall:9.3f}  {f1:9.3f}  {int(support):9d}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet train
+
+
+def layer_sizes_for(args, data):
+    """The layer sizes from --layers (checked against the data) or the data's default recipe.
+
+    Raises
+    ------
+    ValueError
+        When --layers does not start with the data's feature count or end with its output count.
+    """
+    n_outputs = _output_count(data)
+    if args.layers is None:
+        return [data.n_features, *RECIPES[data.kind].hidden, n_outputs]
+    sizes = list(args.layers)
+    shown = ",".join(map(str, sizes))
+    if sizes[0] != data.n_features:
+        raise ValueError(
+            f"--layers {shown} starts with {sizes[0]} inputs, but the {data.kind} data has {data.n_features} "
+            f"features; start the list with {data.n_features} (e.g. --layers {data.n_features},"
+            f"{','.join(map(str, sizes[1:]))})"
+        )
+    allowed = _allowed_output_counts(args, data, n_outputs)
+    if sizes[-1] not in allowed:
+        what = f"{len(data.class_names)} classes" if data.is_classification else f"{n_outputs} target column(s)"
+        raise ValueError(
+            f"--layers {shown} ends with {sizes[-1]} outputs, but the {data.kind} data has {what}; end the list "
+            f"with {n_outputs} (e.g. --layers {','.join(map(str, sizes[:-1]))},{n_outputs})"
+        )
+    return sizes
+
+
+def _output_count(data):
+    """The natural output size: one per class, or one per regression target column."""
+    if data.is_classification:
+        return len(data.class_names)
+    return data.y_train.shape[1]
+
+
+def _allowed_output_counts(args, data, n_outputs):
+    """Two classes may also use a single sigmoid output (binary cross-entropy)."""
+    single_sigmoid = (args.output_activation or "").lower() == "sigmoid" or (args.loss or "").lower() in (
+        "binary_cross_entropy", "bce", "log_loss")
+    if data.is_classification and len(data.class_names) == 2 and single_sigmoid:
+        return (n_outputs, 1)
+    return (n_outputs,)
+
+
+def build_network(args, data):
+    """The Network the options describe, for ``data``."""
+    loss = args.loss
+    if loss is None and args.output_activation is None:
+        loss = "softmax_cross_entropy" if data.is_classification else "mse"
+    return Network(layer_sizes_for(args, data), activation=args.activation,
+                   output_activation=args.output_activation, loss=loss, l2=args.l2, dtype=args.dtype,
+                   seed=args.seed)
+
+
+def command_train(args):
+    """Train a network, print its test results, and save the model and plots in the output folder."""
+    say = _printer(args.quiet)
+    data = load_data(args.data, target=args.target, dtype=args.dtype)
+    scaler = preprocessing.StandardScaler().fit(data.X_train)
+    X_train, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
+    network = build_network(args, data)
+    recipe = RECIPES[data.kind]
+    epochs = args.epochs or recipe.epochs
+    say(f"data: {data.description}; {X_train.shape[0]} training and {X_test.shape[0]} test rows")
+    say(network.summary())
+    say("(val_loss and val_accuracy below are measured on the held-out test rows)")
+    n_classes = len(data.class_names) if data.is_classification else None
+    started = time.perf_counter()
+    # A run that blows up overflows on its way to NaN; the divergence guard reports that as one clear
+    # error, so NumPy's overflow warnings would only repeat it as noise.
+    with (_ProgressReporter(args.quiet, epochs) as progress, np.errstate(over="ignore", invalid="ignore"),
+          experiments.one_blas_thread()):
+        history = network.fit(X_train, network_targets(network, data.y_train, n_classes), epochs=epochs,
+                              batch_size=_batch_size(args, recipe), optimizer=args.optimizer,
+                              learning_rate=args.learning_rate or _default_learning_rate(args, recipe),
+                              validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
+                              seed=args.seed, progress=progress)
+    seconds = time.perf_counter() - started
+    output = pathlib.Path(args.output)
+    model_path = save_model(network, output / MODEL_FILE_NAME, metadata=_metadata(data, scaler))
+    print(f"trained {epochs} epochs in {seconds:.2f} s")
+    _print_test_results(network, data, X_test, quiet=args.quiet)
+    figures = _write_training_plots(network, history, data, scaler, X_test, output)
+    print(f"model saved to {model_path}")
+    if figures:
+        print(f"plots saved to {output}: {', '.join(figures)}")
+    return 0
+
+
+def _printer(quiet):
+    """print, or a function that prints nothing under --quiet."""
+    return (lambda *parts: None) if quiet else print
+
+
+def _batch_size(args, recipe):
+    """--batch-size (0 means the whole training set), else the recipe's."""
+    if args.batch_size is None:
+        return recipe.batch_size
+    return None if args.batch_size == 0 else args.batch_size
+
+
+def _default_learning_rate(args, recipe):
+    """The recipe's learning rate for the default optimiser (Adam); an optimiser's own default otherwise."""
+    return recipe.learning_rate if args.optimizer == "adam" else None
+
+
+def _metadata(data, scaler):
+    """What `evaluate` and `predict` need to use the model on new data, as JSON-ready values."""
+    return {
+        "task": "classification" if data.is_classification else "regression",
+        "class_names": data.class_names,
+        "n_features": data.n_features,
+        "feature_names": data.feature_names,
+        "scaler": scaler_to_metadata(scaler),
+        "data": {"source": data.kind, "description": data.description, "target": data.target,
+                 "test_size": TEST_SIZE, "split_seed": SPLIT_SEED},
+    }
+
+
+class _ProgressReporter:
+    """The fit progress callback: a tqdm bar on a terminal, one line per epoch otherwise, nothing if quiet."""
+
+    def __init__(self, quiet, epochs):
+        self.bar = None
+        self.callback = None
+        if quiet:
+            return
+        if sys.stdout.isatty() and importlib.util.find_spec("tqdm") is not None:
+            import tqdm
+
+            # shutil falls back to 80x24 where a terminal reports a size of 0x0 (some ptys do), on which
+            # tqdm itself would draw nothing.
+            columns, lines = shutil.get_terminal_size()
+            self.bar = tqdm.tqdm(total=epochs, unit="epoch", file=sys.stdout, ncols=columns, nrows=lines)
+            self.callback = self._update_bar
+        else:
+            self.callback = lambda report: print(report.line(), flush=True)
+
+    def _update_bar(self, report):
+        postfix = {"loss": f"{report.loss:.4f}"}
+        if report.val_accuracy is not None:
+            postfix["test accuracy"] = f"{report.val_accuracy:.4f}"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(1)
+
+    def __enter__(self):
+        return self.callback
+
+    def __exit__(self, *exception):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
+def _print_test_results(network, data, X_test, *, quiet):
+    """Test loss and accuracy (classification) or error (regression), and the per-class report."""
+    outputs = network.forward(X_test)
+    if not data.is_classification:
+        loss = network.loss_value(X_test, data.y_test)
+        rmse = float(np.sqrt(np.mean((outputs - data.y_test) ** 2)))
+        print(f"test loss: {loss:.4f}   test RMSE: {rmse:.4f}")
+        return
+    n_classes = len(data.class_names)
+    loss = network.loss_value(X_test, network_targets(network, data.y_test, n_classes))
+    predicted = predicted_classes(outputs)
+    correct = int(np.sum(predicted == data.y_test))
+    print(f"test loss: {loss:.4f}   test accuracy: {correct / data.y_test.size:.4f} "
+          f"({correct} of {data.y_test.size})")
+    if not quiet:
+        print(classification_report(data.y_test, predicted, data.class_names))
+
+
+def _write_training_plots(network, history, data, scaler, X_test, output):
+    """Write the plots that fit the data; returns their file names (none when matplotlib is missing)."""
+    try:
+        return _training_plots(network, history, data, scaler, X_test, output)
+    except MissingDependencyError as error:
+        print(f"numnet: warning: no plots written: {error}", file=sys.stderr)
+        return []
+
+
+def _training_plots(network, history, data, scaler, X_test, output):
+    """Loss/accuracy curves, gradient magnitudes, and what suits the data (confusion matrix, weights, ...)."""
+    written = []
+
+    def save(name, draw):
+        draw(output / name)
+        written.append(name)
+
+    save("training.png", lambda path: plots.plot_training(history, path=path))
+    smooth = max(1, min(GRADIENT_SMOOTHING, history.iterations // 10))
+    save("gradients.png", lambda path: plots.plot_gradient_magnitudes(
+        history, path=path, smooth=smooth, title=f"Mean |dC/dW| per iteration (average of {smooth})"))
+
+    def classes_of(points):
+        return predicted_classes(network.forward(scaler.transform(points)))
+
+    if data.is_classification:
+        predicted = predicted_classes(network.forward(X_test))
+        save("confusion_matrix.png", lambda path: plots.plot_confusion_matrix(
+            data.y_test, predicted, class_names=data.class_names, path=path, title="Confusion matrix (test set)"))
+        if data.n_features == 2:
+            save("decision_regions.png", lambda path: plots.plot_decision_regions(
+                classes_of, data.X_train, data.y_train, class_names=data.class_names, path=path,
+                title="Decision regions (training data)"))
+    elif data.n_features == 1:
+        save("regression.png", lambda path: plots.plot_regression(
+            data.X_train, data.y_train[:, 0], lambda points: network.forward(scaler.transform(points)),
+            path=path))
+    if data.image_shape is not None and min(data.image_shape) >= SMALLEST_WEIGHT_IMAGE:
+        save("weights.png", lambda path: plots.plot_weights(
+            network.parameters()["dense_0.W"], image_shape=data.image_shape, path=path, max_images=64))
+    return written
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet evaluate
+
+
+def _model_class_names(network):
+    """The class names saved with the model, or "0", "1", ... for a classifier saved without them."""
+    names = (network.metadata or {}).get("class_names")
+    if names:
+        return [str(name) for name in names]
+    if not network.is_classifier:
+        return None
+    return [str(index) for index in range(max(network.n_outputs, 2))]
+
+
+def _scaled_features(network, X, source):
+    """X checked against the model's input size and scaled with the model's saved scaler."""
+    if X.shape[1] != network.n_inputs:
+        raise ValueError(
+            f"{source} has {X.shape[1]} feature columns but the model expects {network.n_inputs}; "
+            "use data with the same columns as the training data"
+        )
+    scaler = scaler_from_metadata((network.metadata or {}).get("scaler"))
+    X = np.asarray(X, dtype=network.dtype)
+    return X if scaler is None else scaler.transform(X)
+
+
+def evaluation_data(source, network, target=None):
+    """(X, y, description) to evaluate ``network`` on: a data set's held-out test rows, or a whole CSV file.
+
+    ``y`` holds class indices in the model's class order, or real values (n, 1) for a regression model.
+    """
+    metadata = network.metadata or {}
+    if source.strip().lower() in DATA_NAMES:
+        data = load_data(source, dtype=network.dtype.name)
+        return data.X_test, data.y_test, f"{data.description}, held-out test rows"
+    if target is None:
+        target = metadata.get("data", {}).get("target", -1)
+    table = datasets.load_csv(source, target=_csv_target(target), dtype=network.dtype.name)
+    description = f"{source}: {table.X.shape[0]} rows, target {table.target_name!r}"
+    class_names = _model_class_names(network)
+    if class_names is None:
+        values = table.y if table.classes is None else table.classes[table.y].astype(np.float64)
+        return table.X, np.asarray(values, dtype=np.float64).reshape(-1, 1), description
+    if table.classes is None:
+        raise ValueError(f"the target column {table.target_name!r} of {source} holds real numbers, but the "
+                         "model is a classifier; choose the label column with --target")
+    return table.X, _model_class_indices(table, class_names, source), description
+
+
+def _model_class_indices(table, class_names, source):
+    """The file's labels as indices into the model's class names."""
+    position = {name: index for index, name in enumerate(class_names)}
+    unknown = [str(label) for label in table.classes if str(label) not in position]
+    if unknown:
+        raise ValueError(
+            f"{source} has labels the model was not trained on: {', '.join(unknown[:5])}; the model knows: "
+            f"{', '.join(class_names)}"
+        )
+    mapping = np.array([position[str(label)] for label in table.classes], dtype=np.int64)
+    return mapping[table.y]
+
+
+def command_evaluate(args):
+    """Print the loss, accuracy and per-class report of a saved model on a data set or CSV file."""
+    network = load_model(args.model)
+    X, y, description = evaluation_data(args.data, network, args.target)
+    X = _scaled_features(network, X, args.data)
+    print(f"model: {args.model} ({network.layer_sizes}, loss {network.loss.name})")
+    print(f"data: {description}")
+    class_names = _model_class_names(network)
+    if class_names is None:
+        outputs = network.forward(X)
+        rmse = float(np.sqrt(np.mean((outputs - y) ** 2)))
+        print(f"loss: {network.loss_value(X, y):.4f}   RMSE: {rmse:.4f}")
+        return 0
+    _check_label_range(y, network, class_names)
+    loss = network.loss_value(X, network_targets(network, y, len(class_names)))
+    predicted = predicted_classes(network.forward(X))
+    correct = int(np.sum(predicted == y))
+    print(f"loss: {loss:.4f}   accuracy: {correct / y.size:.4f} ({correct} of {y.size})")
+    print(classification_report(y, predicted, class_names))
+    return 0
+
+
+def _check_label_range(y, network, class_names):
+    """Raise ValueError when a class index does not fit the model's outputs."""
+    if y.size and int(y.max()) >= len(class_names):
+        raise ValueError(f"the data has class {int(y.max())} but the model knows only {len(class_names)} classes")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet predict
+
+
+def read_feature_rows(path, network):
+    """Read a CSV of features (with or without a header) for ``network``; returns X, shape (n, n_inputs).
+
+    With a header that names every feature the model was trained on, those columns are used (in the model's
+    order) and any others, such as the label, are ignored; otherwise the file must have exactly one column
+    per feature.
+
+    Raises
+    ------
+    OSError
+        When the file cannot be opened (FileNotFoundError, PermissionError, IsADirectoryError).
+    ValueError
+        For a wrong number of columns or a field that is not a finite number (the message names the line).
+    """
+    path = pathlib.Path(path)
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        rows = [(number, [field.strip() for field in fields])
+                for number, fields in enumerate(csv.reader(file), start=1) if any(f.strip() for f in fields)]
+    if not rows:
+        raise ValueError(f"{path} contains no rows")
+    columns = _feature_columns(rows, network, path)
+    if _is_header(rows[0][1]):
+        rows = rows[1:]
+    X = np.empty((len(rows), len(columns)), dtype=np.float64)
+    for row_index, (line, fields) in enumerate(rows):
+        for column_index, column in enumerate(columns):
+            X[row_index, column_index] = _parse_number(fields, column, line, path)
+    if X.shape[0] == 0:
+        raise ValueError(f"{path} has a header but no data rows")
+    return X
+
+
+def _is_header(fields):
+    """Whether a row is a header: some field is not a number."""
+    return any(_to_float(field) is None for field in fields)
+
+
+def _to_float(text):
+    """``text`` as a float, or None."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _feature_columns(rows, network, path):
+    """The column indices that hold the model's features."""
+    first = rows[0][1]
+    feature_names = (network.metadata or {}).get("feature_names")
+    if _is_header(first) and feature_names and all(name in first for name in feature_names):
+        return [first.index(name) for name in feature_names]
+    if len(first) != network.n_inputs:
+        raise ValueError(
+            f"{path} has {len(first)} columns but the model expects {network.n_inputs} features; give one "
+            "column per feature (or a header naming the training columns)"
+        )
+    return list(range(network.n_inputs))
+
+
+def _parse_number(fields, column, line, path):
+    """One finite float from a CSV field, or ValueError naming the line and column."""
+    if column >= len(fields):
+        raise ValueError(f"{path}, line {line}: found {len(fields)} fields, expected at least {column + 1}")
+    value = _to_float(fields[column])
+    if value is None or not math.isfinite(value):
+        raise ValueError(f"{path}, line {line}, column {column + 1}: {fields[column]!r} is not a finite number")
+    return value
+
+
+def prediction_table(network, X):
+    """The predictions CSV as text: a "prediction" column, then one probability (or score) column per class."""
+    outputs = network.forward(X)
+    class_names = _model_class_names(network)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if class_names is None:
+        names = ["prediction"] if outputs.shape[1] == 1 else [f"prediction_{k}" for k in range(outputs.shape[1])]
+        writer.writerow(names)
+        writer.writerows([[f"{value:.8g}" for value in row] for row in outputs])
+        return buffer.getvalue()
+    scores = class_scores(outputs)
+    kind = "probability" if network.is_classifier else "score"
+    writer.writerow(["prediction", *(f"{kind}_{name}" for name in class_names)])
+    for index, row in zip(predicted_classes(outputs), scores):
+        writer.writerow([class_names[index], *(f"{value:.6f}" for value in row)])
+    return buffer.getvalue()
+
+
+def command_predict(args):
+    """Write the model's predictions for the rows of a features CSV (to --output, else to stdout)."""
+    network = load_model(args.model)
+    X = _scaled_features(network, read_feature_rows(args.input, network), args.input)
+    table = prediction_table(network, X)
+    if args.output is None:
+        sys.stdout.write(table)
+    else:
+        path = experiments.write_text_atomically(args.output, table)
+        print(f"{X.shape[0]} predictions written to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet gradcheck
+
+
+def _random_targets(network, n_samples, rng):
+    """Random targets of the right kind for the network's loss."""
+    if network.loss.fused_activation == "softmax":
+        return rng.integers(0, network.n_outputs, size=n_samples)
+    if network.loss.fused_activation == "sigmoid":
+        return rng.integers(0, 2, size=(n_samples, network.n_outputs)).astype(np.float64)
+    return rng.standard_normal((n_samples, network.n_outputs))
+
+
+def command_gradcheck(args):
+    """Compare backprop with central differences on a random float64 network; exit 1 when any check fails."""
+    loss = args.loss
+    if loss is None and args.output_activation is None:
+        loss = "softmax_cross_entropy"
+    # Random biases, not zeros: with zero biases a sample whose previous layer is all-dead relu units gets
+    # z = b = 0 exactly, on relu's kink, where central differences and the one-sided derivative disagree.
+    network = Network(args.layers or [4, 5, 3], activation=args.activation,
+                      output_activation=args.output_activation, loss=loss, l2=args.l2,
+                      bias_init=Normal(std=GRADCHECK_BIAS_STD), dtype="float64", seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+    X = rng.standard_normal((args.samples, network.n_inputs))
+    errors = gradient_check(network, X, _random_targets(network, args.samples, rng))
+    print(f"gradient check of {network!r}, l2 {network.l2:g}, {args.samples} random samples, float64")
+    print(f"relative error |backprop - numerical| / max(|backprop|, |numerical|), pass below {GRADCHECK_THRESHOLD:g}")
+    width = max(len(name) for name in errors)
+    for name, error in errors.items():
+        print(f"  {name:<{width}}  {error:.2e}  {'PASS' if error < GRADCHECK_THRESHOLD else 'FAIL'}")
+    passed = all(error < GRADCHECK_THRESHOLD for error in errors.values())
+    print("PASS: backprop agrees with central differences" if passed else "FAIL: backprop disagrees")
+    return 0 if passed else 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet explain
+
+# Round numbers, so the walk-through can be followed (and re-computed) by hand.
+EXPLAIN_X = [[1.0, 2.0], [0.5, -1.0]]  # (2 samples, 2 features)
+EXPLAIN_CLASSES = [0, 1]
+EXPLAIN_PARAMETERS = {
+    "dense_0.W": [[0.1, -0.2, 0.3], [0.4, 0.5, -0.6]],  # (2, 3)
+    "dense_0.b": [0.1, 0.0, -0.1],
+    "dense_1.W": [[0.7, -0.8], [-0.9, 1.0], [0.2, 0.3]],  # (3, 2)
+    "dense_1.b": [0.05, -0.05],
+}
+
+
+def show_matrix(name, array):
+    """Print ``name  shape (r, c)`` and then the rows of ``array`` with six decimals (1-D: one row)."""
+    array = np.asarray(array)
+    print(f"{name}  shape {array.shape}")
+    for row in np.atleast_2d(array):
+        print("    " + "  ".join(f"{value:10.6f}" for value in row))
+
+
+def _explain_network():
+    """The 2-3-2 sigmoid/softmax network of the walk-through, float64, with the round weights above."""
+    network = Network([2, 3, 2], activation="sigmoid", output_activation="softmax", dtype="float64", seed=0)
+    network.set_parameters({name: np.array(values) for name, values in EXPLAIN_PARAMETERS.items()})
+    return network
+
+
+def _explain_forward(network, X):
+    """Run and print the forward pass layer by layer; returns the (input, z, a) of every layer."""
+    print("\nFORWARD PASS: each layer computes z = a_prev W + b, then a = f(z); a0 is the input X")
+    steps, a = [], X
+    for number, layer in enumerate(network.layers, start=1):
+        W, b = layer.params["W"], layer.params["b"]
+        z, a_next = layer.forward(a, training=False, return_logits=True)
+        print(f"\nlayer {number}: z{number} = a{number - 1} W{number} + b{number}:  {a.shape} x {W.shape} + "
+              f"{b.shape} -> {z.shape}")
+        show_matrix(f"z{number}", z)
+        print(f"a{number} = {layer.activation.name}(z{number})")
+        show_matrix(f"a{number}", a_next)
+        steps.append((a, z, a_next))
+        a = a_next
+    return steps
+
+
+def _explain_backward(network, steps, Y):
+    """Compute the deltas and gradients by BP1-BP4 by hand; returns (deltas, gradients by parameter name)."""
+    n_samples = Y.shape[0]
+    deltas = [None] * len(steps)
+    # BP1 (fused softmax + cross-entropy): delta_L = (a_L - Y) / n
+    deltas[-1] = (steps[-1][2] - Y) / n_samples
+    for index in range(len(steps) - 2, -1, -1):
+        # BP2: delta_l = (delta_{l+1} W_{l+1}^T) * f'(z_l), with f'(z_l) computed from a_l
+        W_next = network.layers[index + 1].params["W"]
+        deltas[index] = (deltas[index + 1] @ W_next.T) * network.layers[index].activation.derivative(steps[index][2])
+    gradients = {}
+    for index, layer in enumerate(network.layers):
+        gradients[f"{layer.name}.b"] = deltas[index].sum(axis=0)  # BP3
+        gradients[f"{layer.name}.W"] = steps[index][0].T @ deltas[index]  # BP4
+    return deltas, gradients
+
+
+def _print_backward(network, deltas, gradients):
+    """Print BP1 to BP4 in words and numbers."""
+    last = len(deltas)
+    print("\nBACKWARD PASS")
+    print(f"\nBP1, the error of the output layer: delta{last} = dC/dz{last} = dC/da{last} * softmax'(z{last}); for "
+          f"softmax with cross-entropy this collapses to (a{last} - Y) / n, with n = {deltas[-1].shape[0]} samples")
+    show_matrix(f"delta{last}", deltas[-1])
+    for number in range(last - 1, 0, -1):
+        activation = network.layers[number - 1].activation.name
+        print(f"\nBP2, the error moves back one layer: delta{number} = (delta{number + 1} W{number + 1}^T) * "
+              f"{activation}'(z{number}), where {activation}'(z{number}) = a{number} (1 - a{number}) and * "
+              "multiplies entry by entry")
+        show_matrix(f"delta{number}", deltas[number - 1])
+    print("\nBP3, the gradient of a bias is the layer's error summed over the samples: dC/db_l = sum of delta_l")
+    for number in range(last, 0, -1):
+        show_matrix(f"dC/db{number}", gradients[f"{network.layers[number - 1].name}.b"])
+    print("\nBP4, the gradient of a weight matrix is the layer's input times its error: dC/dW_l = a_(l-1)^T "
+          "delta_l")
+    for number in range(last, 0, -1):
+        show_matrix(f"dC/dW{number}", gradients[f"{network.layers[number - 1].name}.W"])
+
+
+def command_explain(args):
+    """Walk a 2-3-2 network through one forward and one backward pass, printing every step."""
+    network = _explain_network()
+    X = np.array(EXPLAIN_X)
+    Y = network.prepare_targets(np.array(EXPLAIN_CLASSES), X.shape[0])  # (2, 2) one-hot
+    print("numnet explain: one forward and one backward pass through a 2-3-2 network")
+    print("hidden layer: sigmoid; output layer: softmax; loss C: cross-entropy averaged over the samples")
+    show_matrix("X", X)
+    show_matrix("Y", Y)
+    for number, layer in enumerate(network.layers, start=1):
+        show_matrix(f"W{number}", layer.params["W"])
+        show_matrix(f"b{number}", layer.params["b"])
+    steps = _explain_forward(network, X)
+    loss = network.loss.value(steps[-1][1], Y)
+    print(f"\nloss C = -(1/n) sum over samples of log(probability of the true class) = {loss:.6f}")
+    deltas, gradients = _explain_backward(network, steps, Y)
+    _print_backward(network, deltas, gradients)
+    return _explain_check(network, X, Y, loss, gradients)
+
+
+def _explain_check(network, X, Y, loss, gradients):
+    """Compare the printed loss and gradients with numnet's own backward pass; 0 when they agree."""
+    numnet_loss = network.loss_and_gradients(X, Y)
+    network.clear_caches()
+    print("\nCHECK against numnet: net.loss_and_gradients(X, Y), then net.gradients()")
+    largest = abs(numnet_loss - loss)
+    print(f"  loss       numnet {numnet_loss:.6f}   difference {largest:.1e}")
+    for name, gradient in network.gradients().items():
+        difference = float(np.max(np.abs(gradient - gradients[name])))
+        largest = max(largest, difference)
+        print(f"  {name:<10} largest |printed - numnet| = {difference:.1e}")
+    agree = largest <= EXPLAIN_TOLERANCE
+    print("the printed gradients equal net.gradients()" if agree else "MISMATCH between the walk-through and numnet")
+    return 0 if agree else 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet experiments
+
+
+def command_experiments(args):
+    """Run the reference experiments, write report.html and print a summary; exit 1 if one is not reproduced."""
+    output = pathlib.Path(args.output)
+
+    def announce(result):
+        status = f"skipped: {result.skipped}" if result.skipped else f"done in {result.seconds:.1f} s"
+        print(f"{result.id} {result.title}: {status}", flush=True)
+
+    results = experiments.run_experiments(args.ids, output, quick=args.quick, progress=announce)
+    report = experiments.write_report(results, output / "report.html")
+    for result in results:
+        print(f"\n{result.id}. {result.title}")
+        for quantity, value, reference, verdict in result.rows:
+            print(f"  {quantity}: numnet {value} | reference {reference} | {verdict}")
+    print(f"\nreport written to {report}")
+    failed = [result.id for result in results if not result.reproduced]
+    if failed:
+        print(f"not reproduced: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Options and the entry point
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, like every other numnet error."""
+
+    def error(self, message):
+        self.exit(2, f"{ERROR_PREFIX}{message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(text):
+    """An integer >= 1 (for --epochs, --samples)."""
+    value = _parse(int, text, "a positive integer")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _batch_size_option(text):
+    """A batch size >= 1, or 0 / "full" for the whole training set."""
+    if text.strip().lower() == "full":
+        return 0
+    value = _parse(int, text, "a positive integer or 'full'")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'full' (0 also means full), got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    """A finite number > 0 (for --learning-rate)."""
+    value = _parse(float, text, "a number")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    """A finite number >= 0 (for --l2)."""
+    value = _parse(float, text, "a number")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    """An integer >= 0 (for --seed)."""
+    value = _parse(int, text, "a non-negative integer")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _parse(kind, text, expected):
+    """``kind(text)``, or an ArgumentTypeError saying what was expected."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+
+
+def _layer_sizes_option(text):
+    """Comma-separated positive layer sizes, at least an input and an output size: "64,128,10"."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        sizes = [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated integers such as 64,128,10, got {text!r}") from None
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"needs at least an input and an output size, all positive, such as 64,128,10; got {text!r}")
+    return sizes
+
+
+def _name_in(table, kind):
+    """An option type accepting the names of one of numnet's tables (lower-cased), with numnet's message."""
+    def parse(text):
+        name = text.strip().lower()
+        if name not in table:
+            raise argparse.ArgumentTypeError(unknown_name_message(table, text, kind))
+        return name
+    parse.__name__ = kind
+    return parse
+
+
+def _add_network_options(parser, *, training):
+    """--layers, --activation, --output-activation, --loss, --l2, --seed (shared by train and gradcheck)."""
+    parser.add_argument("--layers", type=_layer_sizes_option, metavar="SIZES",
+                        help="every layer size, input and output included, comma-separated, e.g. 64,128,10; the "
+                             "first must equal the data's feature count and the last its number of classes "
+                             "(or target columns). Default: " + ("the data's recipe (digits: 64,128,10)"
+                                                                 if training else "4,5,3"))
+    parser.add_argument("--activation", type=_name_in(ACTIVATIONS, "activation"),
+                        default="relu" if training else "tanh",
+                        help=f"hidden-layer activation: {', '.join(sorted(ACTIVATIONS))} (default %(default)s)")
+    parser.add_argument("--output-activation", type=_name_in(ACTIVATIONS, "activation"),
+                        help="output activation (default: the one the loss implies, e.g. softmax)")
+    parser.add_argument("--loss", type=_name_in(LOSSES, "loss"),
+                        help=f"loss: {', '.join(sorted(LOSSES))} (default: softmax_cross_entropy for classes, "
+                             "mse for real-valued targets)")
+    parser.add_argument("--l2", type=_non_negative_float, default=0.0, help="L2 penalty on the weights (default 0)")
+    parser.add_argument("--seed", type=_non_negative_int, default=0,
+                        help="seed of the initial weights" + (" and the batch order" if training else
+                                                             " and the random data") + " (default 0)")
+
+
+def _add_train_parser(commands):
+    train = commands.add_parser(
+        "train", help="train a network (default: the 8x8 digits classifier)",
+        description="Train a network, print its test accuracy and per-class report, and write the model "
+                    "(model.npz) and plots to the output folder. Without options: scikit-learn's 8x8 digits, "
+                    "64-128-10 relu/softmax, Adam (lr 0.001), batches of 32, 30 epochs. Data is split 80/20 "
+                    "(stratified for classes, seed 1) and standardised with the training rows' statistics.")
+    train.add_argument("--data", default=DEFAULT_DATA, metavar="DATA",
+                       help=f"{' | '.join(DATA_NAMES)} | PATH.csv (default %(default)s)")
+    train.add_argument("--target", metavar="COLUMN", help="the label column of a CSV file: a name or an index "
+                                                          "(default: the last column)")
+    _add_network_options(train, training=True)
+    train.add_argument("--optimizer", type=_name_in(OPTIMIZERS, "optimizer"), default="adam",
+                       help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
+                       help="step size (default: the recipe's for adam, else the optimiser's own)")
+    train.add_argument("--epochs", type=_positive_int, help="passes over the training data (default: the recipe's)")
+    train.add_argument("--batch-size", type=_batch_size_option, metavar="SIZE",
+                       help="samples per step, or 'full' for the whole training set (default 32)")
+    train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                       help="floating-point precision (default %(default)s)")
+    train.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                       help="folder for model.npz and the plots (default %(default)s)")
+    train.add_argument("--quiet", action="store_true", help="print only the final summary")
+    train.set_defaults(run=command_train)
+
+
+def _add_other_parsers(commands):
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved model", description="Print the loss, accuracy and per-class report "
+        "of a saved model. DATA is a data set name (evaluated on the held-out 20%% that train kept aside) or a "
+        "CSV file (all of its rows).")
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument("--target", metavar="COLUMN", help="label column of the CSV (default: the training one)")
+    evaluate.set_defaults(run=command_evaluate)
+    predict = commands.add_parser(
+        "predict", help="predict with a saved model", description="Predict the rows of a CSV of features "
+        "(with or without a header). Writes a CSV: the predicted class and one probability column per class "
+        "(or the predicted values of a regression model).")
+    predict.add_argument("model", metavar="MODEL")
+    predict.add_argument("input", metavar="INPUT.csv")
+    predict.add_argument("--output", metavar="FILE", help="write the predictions here (default: standard output)")
+    predict.set_defaults(run=command_predict)
+    gradcheck = commands.add_parser(
+        "gradcheck", help="check backprop against central differences",
+        description="Build a random float64 network and compare every parameter's backprop gradient with "
+                    f"central differences; PASS below a relative error of {GRADCHECK_THRESHOLD:g}, exit 1 on FAIL.")
+    _add_network_options(gradcheck, training=False)
+    gradcheck.add_argument("--samples", type=_positive_int, default=5, help="random samples (default 5)")
+    gradcheck.set_defaults(run=command_gradcheck)
+    explain = commands.add_parser("explain", help="walk a tiny network through forward and backward passes",
+                                  description="Print every step of one forward and one backward pass (BP1-BP4) "
+                                              "of a 2-3-2 network on 2 samples, and check them against numnet.")
+    explain.set_defaults(run=command_explain)
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E7 and write a report",
+                                 description="Run the reference experiments and write report.html.")
+    runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3, E4, E5)")
+    runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
+                        help="folder for the figures and report.html (default %(default)s)")
+    runner.set_defaults(run=command_experiments)
+
+
+def build_parser():
+    """The argument parser of the ``numnet`` command."""
+    parser = _ArgumentParser(prog="numnet", description="Neural networks from scratch on NumPy.")
+    parser.add_argument("--version", action="version", version=f"numnet {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train_parser(commands)
+    _add_other_parsers(commands)
+    return parser
+
+
+def error_message(error):
+    """One line describing ``error`` for the user."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    elif isinstance(error, (NumnetError, OSError, ValueError, TypeError, KeyError, ArithmeticError)):
+        text = str(error) or type(error).__name__
+    else:
+        text = (f"unexpected {type(error).__name__}: {error} (set {DEBUG_ENVIRONMENT_VARIABLE}=1 to see the "
+                "traceback)")
+    return " ".join(text.split())
+
+
+def main(argv=None):
+    """Run the ``numnet`` command with ``argv`` (default: sys.argv[1:]); returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments or explain")
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print(f"{ERROR_PREFIX}interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (e.g. `numnet predict ... | head`): not an error worth a
+        # message. Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
+    except Exception as error:  # every failure becomes one line; NUMNET_DEBUG=1 shows the traceback
+        if os.environ.get(DEBUG_ENVIRONMENT_VARIABLE):
+            raise
+        print(ERROR_PREFIX + error_message(error), file=sys.stderr)
+        return 1

@@ -1,0 +1,360 @@
+"""The ``numnet`` command end to end, run as a user runs it: ``python -m numnet ...`` in a subprocess.
+
+Oracles: scikit-learn's precision/recall/F1 for the classification report, PyTorch autograd (float64) for
+the numbers `numnet explain` prints, closed forms and the reference numbers of EXPERIMENTS.md for the
+experiments report. Outputs go to pytest's tmp_path; plots are drawn with matplotlib's Agg backend.
+"""
+
+import base64
+import csv
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import numnet
+from numnet import cli, experiments, preprocessing
+from numnet.persistence import load_model
+
+# Generous: the default job takes ~3 s and the experiments ~6 s on an idle machine; the suite shares 2 cores.
+COMMAND_TIMEOUT_SECONDS = 300
+# The main job's promise (EXPERIMENTS.md, E4's sound recipe).
+MAIN_JOB_ACCURACY = 0.97
+# `numnet explain` prints six decimals, so a printed number is within half a unit of the sixth decimal of
+# the exact value; parsed inputs are exact (the walk-through uses round numbers).
+PRINTED_TOLERANCE = 5e-7 + 1e-12
+# The report prints three decimals: a printed metric is within half a unit of the third decimal.
+REPORT_TOLERANCE = 5e-4 + 1e-12
+GRADCHECK_THRESHOLD = 1e-6
+
+
+def run_numnet(*arguments, cwd=None):
+    """Run ``python -m numnet *arguments`` and return the CompletedProcess (text output)."""
+    environment = dict(os.environ, MPLBACKEND="Agg")
+    environment.pop(cli.DEBUG_ENVIRONMENT_VARIABLE, None)
+    return subprocess.run([sys.executable, "-m", "numnet", *map(str, arguments)], capture_output=True,
+                          text=True, env=environment, cwd=cwd, timeout=COMMAND_TIMEOUT_SECONDS)
+
+
+def number_after(label, text):
+    """The number printed right after ``label`` in ``text``."""
+    match = re.search(re.escape(label) + r"\s*(-?[0-9.]+(?:e[-+]?[0-9]+)?)", text)
+    assert match, f"{label!r} not found in:\n{text}"
+    return float(match.group(1))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The main job
+
+
+@pytest.fixture(scope="module")
+def default_job(tmp_path_factory):
+    """One run of the default main job, `numnet train --quiet --output DIR`, shared by several tests."""
+    output = tmp_path_factory.mktemp("default-job")
+    completed = run_numnet("train", "--quiet", "--output", output)
+    return completed, output
+
+
+def test_default_train_exceeds_97_percent_test_accuracy_on_the_digits(default_job):
+    completed, _ = default_job
+    assert completed.returncode == 0, completed.stderr
+    assert number_after("test accuracy:", completed.stdout) > MAIN_JOB_ACCURACY
+
+
+def test_default_train_writes_the_model_and_its_plots(default_job):
+    completed, output = default_job
+    expected = {"model.npz", "training.png", "gradients.png", "confusion_matrix.png", "weights.png"}
+    assert expected <= {path.name for path in output.iterdir()}
+    network = load_model(output / "model.npz")
+    assert network.layer_sizes == [64, 128, 10]
+    assert network.metadata["class_names"] == [str(digit) for digit in range(10)]
+    assert network.metadata["n_features"] == 64
+    assert len(network.metadata["scaler"]["mean"]) == 64
+
+
+def test_quiet_train_prints_only_the_summary(default_job):
+    completed, _ = default_job
+    assert "epoch 1/" not in completed.stdout
+    assert completed.stderr == ""
+    assert len(completed.stdout.splitlines()) <= 5
+
+
+def test_train_with_reduced_epochs_prints_one_line_per_epoch_and_the_report(tmp_path):
+    completed = run_numnet("train", "--epochs", "3", "--layers", "64,32,10", "--output", tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert [line for line in completed.stdout.splitlines() if line.startswith("epoch ")][-1].startswith("epoch 3/3")
+    assert "precision" in completed.stdout and "weighted avg" in completed.stdout
+    assert load_model(tmp_path / "model.npz").layer_sizes == [64, 32, 10]
+
+
+def test_evaluate_prints_the_same_accuracy_as_training_and_sklearns_per_class_metrics(default_job):
+    completed, output = default_job
+    evaluated = run_numnet("evaluate", output / "model.npz", "digits")
+    assert evaluated.returncode == 0, evaluated.stderr
+    accuracy = number_after("accuracy:", evaluated.stdout)
+    assert accuracy == number_after("test accuracy:", completed.stdout)
+    metrics = pytest.importorskip("sklearn.metrics")
+    y_test, predicted = saved_model_test_predictions(output / "model.npz")
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(y_test, predicted, zero_division=0)
+    assert accuracy == pytest.approx(metrics.accuracy_score(y_test, predicted), abs=5e-5)
+    for digit in range(10):
+        printed = report_row(evaluated.stdout, str(digit))
+        np.testing.assert_allclose(printed[:3], [precision[digit], recall[digit], f1[digit]], atol=REPORT_TOLERANCE)
+        assert printed[3] == support[digit]
+
+
+def saved_model_test_predictions(model_path):
+    """The held-out digits (the split `train` documents: 80/20, stratified, seed 1) and the model's classes."""
+    X, y = numnet.datasets.load_digits()
+    _, X_test, _, y_test = preprocessing.train_test_split(X, y, 0.2, stratify=True, seed=1)
+    network = load_model(model_path)
+    scaler = network.metadata["scaler"]
+    scaled = (X_test - np.array(scaler["mean"])) / np.array(scaler["scale"])
+    return y_test, network.forward(scaled).argmax(axis=1)
+
+
+def report_row(text, label):
+    """(precision, recall, f1, support) of the report line for ``label``."""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[0] == label:
+            return [float(value) for value in fields[1:]]
+    raise AssertionError(f"no report row for {label!r} in:\n{text}")
+
+
+def test_predict_writes_one_row_per_input_with_probabilities_summing_to_one(default_job, tmp_path):
+    _, output = default_job
+    X, y = numnet.datasets.load_digits(dtype="float64")  # the units the model was trained in: pixels / 16
+    features = tmp_path / "features.csv"
+    np.savetxt(features, X[:50], delimiter=",", fmt="%.17g")
+    predictions = tmp_path / "predictions.csv"
+    completed = run_numnet("predict", output / "model.npz", features, "--output", predictions)
+    assert completed.returncode == 0, completed.stderr
+    rows = list(csv.DictReader(predictions.open()))
+    assert len(rows) == 50
+    probabilities = np.array([[float(row[f"probability_{digit}"]) for digit in range(10)] for row in rows])
+    # Six printed decimals on each of ten probabilities: the sum is within 10 * 5e-7 of 1.
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=10 * 5e-7 + 1e-12)
+    assert [row["prediction"] for row in rows] == [str(np.argmax(p)) for p in probabilities]
+    # The first 50 digits include training rows, which the model fits almost perfectly.
+    assert np.mean([int(row["prediction"]) for row in rows] == y[:50]) > 0.9
+
+
+def test_a_csv_with_text_labels_trains_evaluates_and_predicts_class_names(tmp_path):
+    pytest.importorskip("sklearn")
+    path = experiments.write_iris_csv(tmp_path / "iris.csv")
+    trained = run_numnet("train", "--data", path, "--quiet", "--output", tmp_path / "out")
+    assert trained.returncode == 0, trained.stderr
+    # Iris is easy: a linear model reaches over 0.9; the 30 test flowers allow at most 3 mistakes here.
+    assert number_after("test accuracy:", trained.stdout) >= 0.9
+    evaluated = run_numnet("evaluate", tmp_path / "out" / "model.npz", path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert number_after("accuracy:", evaluated.stdout) >= 0.9
+    # The training file itself, header and label column included: the label column is ignored by name.
+    predicted = run_numnet("predict", tmp_path / "out" / "model.npz", path)
+    assert predicted.returncode == 0, predicted.stderr
+    rows = list(csv.DictReader(io.StringIO(predicted.stdout)))
+    assert len(rows) == 150
+    assert {row["prediction"] for row in rows} <= {"setosa", "versicolor", "virginica"}
+    truth = [row["species"] for row in csv.DictReader(path.open())]
+    assert np.mean([row["prediction"] == label for row, label in zip(rows, truth)]) >= 0.9
+
+
+def test_train_on_a_terminal_shows_a_tqdm_progress_bar(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    status = cli.main(["train", "--data", "xor", "--epochs", "5", "--output", str(tmp_path)])
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "5/5" in output and "epoch" in output
+    assert "epoch 1/5" not in output  # the bar replaces the one-line-per-epoch log
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Classification report
+
+
+def test_classification_metrics_match_sklearn_including_a_class_never_predicted():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 4, size=200)
+    y_pred = np.where(rng.random(200) < 0.7, y_true, rng.integers(0, 3, size=200))  # class 3 never predicted
+    ours = cli.classification_metrics(y_true, y_pred, 4)
+    precision, recall, f1, support = metrics.precision_recall_fscore_support(y_true, y_pred, labels=range(4),
+                                                                             zero_division=0)
+    np.testing.assert_allclose(ours["precision"], precision, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ours["recall"], recall, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ours["f1"], f1, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(ours["support"], support)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# gradcheck and explain
+
+
+def test_gradcheck_passes_with_every_relative_error_below_1e_6():
+    completed = run_numnet("gradcheck", "--layers", "3,4,4,2", "--activation", "sigmoid", "--l2", "0.1")
+    assert completed.returncode == 0, completed.stderr
+    errors = [float(value) for value in re.findall(r"dense_\d\.[Wb]\s+([0-9.e+-]+)\s+PASS", completed.stdout)]
+    assert len(errors) == 6
+    assert max(errors) < GRADCHECK_THRESHOLD
+    assert "FAIL" not in completed.stdout
+
+
+def test_gradcheck_exits_1_and_prints_fail_when_an_error_is_too_large(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "gradient_check", lambda network, X, y: {"dense_0.W": 1e-9, "dense_0.b": 0.3})
+    assert cli.main(["gradcheck"]) == 1
+    output = capsys.readouterr().out
+    assert re.search(r"dense_0\.b\s+3\.00e-01\s+FAIL", output)
+
+
+@pytest.fixture(scope="module")
+def explained():
+    """The output of one `numnet explain` run."""
+    return run_numnet("explain")
+
+
+def parse_matrices(text):
+    """Every ``name  shape (r, c)`` block that `numnet explain` prints, as float arrays by name."""
+    lines = text.splitlines()
+    matrices = {}
+    for index, line in enumerate(lines):
+        match = re.fullmatch(r"(\S+)  shape \(([0-9, ]*)\)", line)
+        if match:
+            shape = tuple(int(size) for size in match.group(2).replace(" ", "").split(",") if size)
+            n_rows = shape[0] if len(shape) == 2 else 1
+            rows = [[float(value) for value in lines[index + 1 + row].split()] for row in range(n_rows)]
+            matrices[match.group(1)] = np.array(rows).reshape(shape)
+    return matrices
+
+
+def test_explain_walks_through_bp1_to_bp4_and_confirms_numnet_agrees(explained):
+    assert explained.returncode == 0, explained.stderr
+    positions = [explained.stdout.index(f"BP{number}") for number in (1, 2, 3, 4)]
+    assert positions == sorted(positions)
+    assert "z1 = a0 W1 + b1" in explained.stdout and "(2, 2) x (2, 3) + (3,) -> (2, 3)" in explained.stdout
+    assert "the printed gradients equal net.gradients()" in explained.stdout
+
+
+def test_explain_prints_the_numbers_torch_autograd_computes(explained):
+    torch = pytest.importorskip("torch")
+    printed = parse_matrices(explained.stdout)
+    tensors = {name: torch.tensor(printed[name], dtype=torch.float64, requires_grad=name[0] in "Wb")
+               for name in ("X", "W1", "b1", "W2", "b2")}
+    z1 = tensors["X"] @ tensors["W1"] + tensors["b1"]
+    z1.retain_grad()
+    z2 = torch.sigmoid(z1) @ tensors["W2"] + tensors["b2"]
+    z2.retain_grad()
+    classes = torch.tensor(printed["Y"].argmax(axis=1))
+    loss = torch.nn.functional.cross_entropy(z2, classes)
+    loss.backward()
+    expected = {"z1": z1, "a1": torch.sigmoid(z1), "z2": z2, "a2": torch.softmax(z2, dim=1),
+                "delta2": z2.grad, "delta1": z1.grad, "dC/dW1": tensors["W1"].grad, "dC/db1": tensors["b1"].grad,
+                "dC/dW2": tensors["W2"].grad, "dC/db2": tensors["b2"].grad}
+    for name, tensor in expected.items():
+        np.testing.assert_allclose(printed[name], tensor.detach().numpy(), rtol=0, atol=PRINTED_TOLERANCE,
+                                   err_msg=name)
+    assert number_after("loss C = -(1/n) sum over samples of log(probability of the true class) =",
+                        explained.stdout) == pytest.approx(loss.item(), abs=PRINTED_TOLERANCE)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# experiments
+
+
+def test_experiments_quick_writes_a_report_with_every_figure_and_the_reference_numbers(tmp_path):
+    completed = run_numnet("experiments", "E1", "E2", "E6", "E7", "--quick", "--output", tmp_path)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    figures = sorted(tmp_path.glob("E*/*.png"))
+    assert len(figures) == 8  # E1: 2 fits + loss; E2: loss + regions; E6: descent; E7: training + confusion
+    assert report.count('<img alt="') == report.count("data:image/png;base64,") == len(figures)
+    for figure in figures:
+        assert base64.b64encode(figure.read_bytes()).decode("ascii") in report
+    for reference in ("(10, 3)", "(10, 1)", "4 of 4", "<td>0.2</td>", "<td>0.3</td>", "(6.000000, 8.000000)",
+                      "(0.000000, 4.000000)", "(6.000000, 0.000000)", "&lt; 1e-8", "DivergenceError"):
+        assert reference in report, reference
+    assert "not reproduced" not in completed.stdout
+    assert "E7. A CSV file" in completed.stdout
+
+
+def test_experiments_rejects_an_unknown_id_with_one_line():
+    completed = run_numnet("experiments", "E9")
+    assert completed.returncode == 1
+    assert completed.stderr.strip() == "numnet: error: unknown experiment 'E9'; choose from E1, E2, E3, E4, E5, E6, E7"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Errors: one line on stderr, a non-zero status, never a traceback
+
+
+@pytest.fixture(scope="module")
+def broken_files(tmp_path_factory, default_job):
+    """A garbage model, a truncated copy of a real one, a features CSV with text, and a folder."""
+    folder = tmp_path_factory.mktemp("broken")
+    (folder / "garbage.npz").write_bytes(b"not a zip archive")
+    model_bytes = (default_job[1] / "model.npz").read_bytes()
+    (folder / "truncated.npz").write_bytes(model_bytes[: len(model_bytes) // 2])
+    first_row, second_row = ["1"] * 64, ["1", "2", "seven"] + ["1"] * 61
+    (folder / "text.csv").write_text(",".join(first_row) + "\n" + ",".join(second_row) + "\n")
+    (folder / "a-folder").mkdir()
+    return folder, default_job[1] / "model.npz"
+
+
+ERROR_CASES = {
+    "missing data file": (["train", "--data", "{folder}/absent.csv"], "CSV file not found"),
+    "missing model file": (["evaluate", "{folder}/absent.npz", "digits"], "no numnet model file"),
+    "model path is a folder": (["evaluate", "{folder}/a-folder", "digits"], "a-folder"),
+    "garbage model file": (["evaluate", "{folder}/garbage.npz", "digits"], "cannot load"),
+    "truncated model file": (["evaluate", "{folder}/truncated.npz", "digits"], "cannot load"),
+    "non-numeric feature": (["predict", "{model}", "{folder}/text.csv"], "line 2, column 3: 'seven' is not a"),
+    "wrong number of feature columns": (["predict", "{model}", "{folder}/garbage.npz"], "expects 64 features"),
+    "first layer does not match the data": (["train", "--layers", "32,128,10"], "has 64 features"),
+    "last layer does not match the classes": (["train", "--data", "xor", "--layers", "2,8,3"], "2 classes"),
+    "unknown activation": (["train", "--activation", "rleu"], "did you mean 'relu'?"),
+    "unknown optimizer": (["train", "--optimizer", "adma"], "unknown optimizer 'adma'"),
+    "unknown loss": (["gradcheck", "--loss", "hinge"], "unknown loss 'hinge'"),
+    "negative learning rate": (["train", "--learning-rate", "-1"], "must be a finite number > 0"),
+    "layer sizes that are not numbers": (["train", "--layers", "64,many,10"], "comma-separated integers"),
+    "divergence": (["train", "--data", "spiral", "--optimizer", "sgd", "--learning-rate", "1e6", "--epochs", "3",
+                    "--output", "{folder}/out"], "diverged"),
+    "no command": ([], "choose a command"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_an_error_is_one_line_on_stderr_with_a_nonzero_status_and_no_traceback(case, broken_files):
+    folder, model = broken_files
+    arguments, phrase = ERROR_CASES[case]
+    completed = run_numnet(*(argument.format(folder=folder, model=model) for argument in arguments))
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr + completed.stdout
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("numnet: error: ")
+    assert phrase in lines[0]
+
+
+def test_usage_errors_exit_2_and_runtime_errors_exit_1(broken_files):
+    folder, _ = broken_files
+    assert run_numnet("train", "--epochs", "zero").returncode == 2
+    assert run_numnet("evaluate", folder / "garbage.npz", "digits").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry points
+
+
+def test_version_is_printed_by_python_dash_m_and_by_the_console_script():
+    assert run_numnet("--version").stdout.strip() == f"numnet {numnet.__version__}"
+    script = shutil.which("numnet")
+    if script is None:
+        pytest.skip("the numnet console script is not on PATH (package not installed)")
+    completed = subprocess.run([script, "--version"], capture_output=True, text=True,
+                               timeout=COMMAND_TIMEOUT_SECONDS)
+    assert completed.stdout.strip() == f"numnet {numnet.__version__}"

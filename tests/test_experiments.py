@@ -1,0 +1,157 @@
+"""The reference-experiments runner (numnet.experiments): the long ones in quick mode, and the HTML report.
+
+E1, E2, E6 and E7 run through the command line in tests/test_cli.py; here E3, E4 and E5 run in-process with
+quick schedules. Oracles: the reference numbers of EXPERIMENTS.md, closed forms, and tiny MNIST-format
+files written here byte by byte (the IDX layout: two zero bytes, type 0x08, the number of dimensions, each
+dimension as a big-endian uint32, then the bytes).
+"""
+
+import base64
+import struct
+
+import numpy as np
+import pytest
+
+from numnet import Network, experiments
+from numnet.initializers import Normal
+from numnet.experiments import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED, ExperimentResult
+
+pytest.importorskip("matplotlib")
+
+
+def row(result, quantity_start):
+    """The (quantity, numnet, reference, verdict) row whose quantity starts with ``quantity_start``."""
+    matches = [entry for entry in result.rows if entry[0].startswith(quantity_start)]
+    assert len(matches) == 1, f"{quantity_start!r} matches {len(matches)} rows of {result.rows}"
+    return matches[0]
+
+
+def embedded_images(report):
+    """The number of <img> tags and of base64 PNG data URIs in the report."""
+    return report.count("<img "), report.count('src="data:image/png;base64,')
+
+
+@pytest.fixture(scope="module")
+def quick_e3_e4(tmp_path_factory):
+    """E3 and E4 in quick mode, and their report (about 8 s together)."""
+    folder = tmp_path_factory.mktemp("experiments")
+    results = experiments.run_experiments(["e3", "E4"], folder, quick=True)
+    report = experiments.write_report(results, folder / "report.html")
+    return results, report.read_text(encoding="utf-8")
+
+
+def test_quick_e3_reports_relu_vs_sigmoid_with_the_reference_numbers(quick_e3_e4):
+    e3 = quick_e3_e4[0][0]
+    assert e3.id == "E3"
+    for quantity, reference in (("relu: final loss", "0.11"), ("relu: training accuracy", "0.99"),
+                                ("sigmoid: final loss", "0.47"), ("sigmoid: training accuracy", "0.96")):
+        assert row(e3, quantity)[2] == reference
+        # 2,000 of 50,000 iterations cannot be judged against the full run's numbers.
+        assert row(e3, quantity)[3] == NOT_COMPARABLE
+
+
+def test_quick_e3_shows_the_vanishing_gradient_lesson(quick_e3_e4):
+    e3 = quick_e3_e4[0][0]
+    relu_loss, sigmoid_loss = (float(value) for value in row(e3, "loss at iteration 1,000")[1].split(" / "))
+    assert sigmoid_loss > relu_loss
+    assert float(row(e3, "mean |dC/dW| of the first layer over iterations 1-1,000")[1]) < 0.5
+    captions = " ".join(caption for caption, _ in e3.figures)
+    assert "relu net" in captions and "sigmoid net" in captions and "Mean |dC/dW|" in captions
+
+
+def test_quick_e4_sound_recipe_exceeds_97_percent_and_the_write_up_recipe_is_poor(quick_e3_e4):
+    e4 = quick_e3_e4[0][1]
+    assert float(row(e4, "sound recipe: test accuracy")[1]) > 0.97
+    assert float(row(e4, "write-up recipe")[1]) < 0.9
+    assert all(entry[3] == REPRODUCED for entry in e4.rows)
+
+
+def test_the_report_embeds_every_figure_and_shows_the_reference_figures(quick_e3_e4):
+    results, report = quick_e3_e4
+    figures = [path for result in results for _, path in result.figures]
+    assert len(figures) == 7  # E3: two decision regions, loss, gradients; E4: loss, confusion, weights
+    assert embedded_images(report) == (len(figures), len(figures))
+    for path in figures:
+        assert base64.b64encode(path.read_bytes()).decode("ascii") in report
+    for reference in ("<td>0.11</td>", "<td>0.99</td>", "<td>0.47</td>", "<td>0.96</td>", "<td>&gt; 0.97</td>"):
+        assert reference in report
+
+
+def test_e5_is_skipped_with_the_loaders_message_when_mnist_is_absent(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "empty"))
+    result = experiments.run_e5(tmp_path / "out", quick=True)
+    assert result.skipped.startswith("MNIST files not found in")
+    assert result.rows == [] and result.figures == []
+    report = experiments.write_report([result], tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Skipped: MNIST files not found" in report
+
+
+def write_idx(path, array):
+    """An IDX file of uint8 values (type 0x08)."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", size) for size in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def write_tiny_mnist(folder, rng):
+    """300 training and 100 test 28x28 images in which the row of a bright bar gives the digit."""
+    folder.mkdir(parents=True)
+    for split, count in (("train", 300), ("t10k", 100)):
+        labels = rng.integers(0, 10, size=count)
+        images = rng.integers(0, 40, size=(count, 28, 28))
+        for image, label in zip(images, labels):
+            image[2 + 2 * label: 4 + 2 * label, 4:24] = 255
+        write_idx(folder / f"{split}-images-idx3-ubyte", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
+
+
+def test_e5_runs_on_mnist_files_and_backprop_matches_numerical_gradients(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path / "data" / "mnist", np.random.default_rng(0))
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "data"))
+    result = experiments.run_experiments(["E5"], tmp_path / "out", quick=True)[0]
+    assert result.skipped is None
+    # The bar's row is the label, an easy task: the sigmoid net learns it within 600 quick iterations.
+    assert float(row(result, "test accuracy")[1]) > 0.9
+    assert float(row(result, "largest mean |backprop - numerical|")[1]) < 1e-8
+    assert len(result.figures) == 2 and all(path.is_file() for _, path in result.figures)
+
+
+def test_sampled_gradient_check_finds_a_wrong_gradient(monkeypatch):
+    """A corrupted backward pass must show up as a large difference (the check is not vacuous)."""
+    network = Network([4, 3, 2], activation="tanh", output_activation="softmax", dtype="float64", seed=0)
+    X, y = np.random.default_rng(0).standard_normal((3, 4)), np.array([0, 1, 1])
+    honest, _ = experiments.sampled_gradient_check(network, X, y, 5, np.random.default_rng(0))
+    original = Network.loss_and_gradients
+
+    def doubled(self, X, Y):
+        loss = original(self, X, Y)
+        self.flat_gradients *= 2
+        return loss
+
+    monkeypatch.setattr(Network, "loss_and_gradients", doubled)
+    broken, _ = experiments.sampled_gradient_check(network, X, y, 5, np.random.default_rng(0))
+    assert honest < 1e-8 < broken
+
+
+def test_e1_untrained_shapes_are_10_by_3_then_10_by_1():
+    network = Network([1, 3, 1], activation="relu", loss="mse", weight_init=Normal(0.1), bias_init=0.1, seed=0)
+    assert experiments.untrained_shapes(network, np.zeros((10, 1))) == [(10, 3), (10, 1)]
+
+
+def test_experiment_ids_are_normalised_and_unknown_ones_rejected():
+    assert experiments.check_experiment_ids(["e2", "E1", "e2"]) == ["E2", "E1"]
+    assert experiments.check_experiment_ids(None) == ["E1", "E2", "E3", "E4", "E5", "E6", "E7"]
+    with pytest.raises(ValueError, match="unknown experiment 'E8'; choose from E1, E2"):
+        experiments.check_experiment_ids(["E8"])
+
+
+def test_write_report_escapes_text_and_leaves_no_temporary_file(tmp_path):
+    result = ExperimentResult("E9", "A <title> & more")
+    result.add_row("x < y", "1", "2", NOT_REPRODUCED)
+    result.notes.append("<script>alert(1)</script>")
+    path = experiments.write_report([result], tmp_path / "report.html")
+    text = path.read_text(encoding="utf-8")
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "A &lt;title&gt; &amp; more" in text and "<td>x &lt; y</td>" in text
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert [entry.name for entry in tmp_path.iterdir()] == ["report.html"]
+    assert not result.reproduced
