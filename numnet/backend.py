@@ -9,6 +9,7 @@ keeping every array call behind ``xp`` is what lets another array library take i
 rewrite of the engine.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -166,3 +167,20 @@ def as_numeric_array(values, name):
                 "convert strings or objects to numbers first"
             ) from error
     return array
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the enclosed code with a single BLAS thread when threadpoolctl is installed (else unchanged).
+
+    Products of a few hundred numbers gain nothing from BLAS threads, which only add synchronisation; on
+    a busy 2-core machine the threads spin against other processes, and E3's full-batch step was measured
+    ten times slower with the default thread count there.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from numnet import __version__, datasets, experiments, plots, preprocessing
+from numnet import __version__, backend, datasets, experiments, plots, preprocessing
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
 from numnet.errors import MissingDependencyError, NumnetError
@@ -375,7 +375,7 @@ def command_train(args):
     # A run that blows up overflows on its way to NaN; the divergence guard reports that as one clear
     # error, so NumPy's overflow warnings would only repeat it as noise.
     with (_ProgressReporter(args.quiet, epochs) as progress, np.errstate(over="ignore", invalid="ignore"),
-          experiments.one_blas_thread()):
+          backend.one_blas_thread()):
         history = network.fit(X_train, network_targets(network, data.y_train, n_classes), epochs=epochs,
                               batch_size=_batch_size(args, recipe), optimizer=args.optimizer,
                               learning_rate=args.learning_rate or _default_learning_rate(args, recipe),

@@ -13,7 +13,6 @@ Run them from the command line with ``numnet experiments [E1 ...] [--quick] [--o
 """
 
 import base64
-import contextlib
 import csv
 import dataclasses
 import html
@@ -26,6 +25,7 @@ import warnings
 import numpy as np
 
 from numnet import datasets, plots, preprocessing
+from numnet.backend import one_blas_thread
 from numnet.errors import DivergenceError, require
 from numnet.gradcheck import gradient_check, gradient_descent, numerical_derivative, numerical_gradient
 from numnet.initializers import Normal
@@ -751,23 +751,6 @@ def run_experiments(ids, output_dir, *, quick=False, progress=None):
         if progress is not None:
             progress(result)
     return results
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Run the enclosed code with a single BLAS thread when threadpoolctl is installed (else unchanged).
-
-    The experiments multiply matrices of a few hundred rows, where BLAS threads only add synchronisation;
-    on a busy machine they spin against other processes, and E3's full-batch step was measured ten times
-    slower with the default thread count on a loaded 2-core machine.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 REPORT_STYLE = """

@@ -2,11 +2,11 @@
 
 import pytest
 
-from oracles import single_threaded_blas
+from numnet.backend import one_blas_thread
 
 
 @pytest.fixture(autouse=True, scope="session")
-def one_blas_thread():
-    """Run the whole suite's small matrix products on one BLAS thread (see oracles.single_threaded_blas)."""
-    with single_threaded_blas():
+def single_blas_thread():
+    """Run the whole suite's small matrix products on one BLAS thread (see numnet.backend.one_blas_thread)."""
+    with one_blas_thread():
         yield

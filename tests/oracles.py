@@ -9,14 +9,12 @@ The data builders write the reference experiments' data sets with NumPy exactly 
 them, so the experiment tests do not depend on numnet.datasets.
 """
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 #: Denominator floor of a relative difference, so that two all-zero arrays compare as equal.
 TINY = 1e-300
-
 
 def max_relative_difference(actual, expected):
     """max |actual - expected| / max(max |expected|, TINY): the error relative to the array's scale.
@@ -30,11 +28,9 @@ def max_relative_difference(actual, expected):
     scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
     return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
 
-
 # ---------------------------------------------------------------------------------------------------------
 # PyTorch float64 twin of a numnet Network
 # ---------------------------------------------------------------------------------------------------------
-
 
 @dataclass
 class TorchReference:
@@ -43,7 +39,6 @@ class TorchReference:
     output: np.ndarray
     loss: float
     gradients: dict
-
 
 def torch_activation(activation):
     """The torch module for a numnet activation, chosen by its name (and slope for leaky relu)."""
@@ -61,7 +56,6 @@ def torch_activation(activation):
     }
     return modules[name]()
 
-
 def torch_linear_layers(network):
     """One float64 ``torch.nn.Linear`` per numnet layer, holding the same W (transposed) and b."""
     import torch
@@ -75,7 +69,6 @@ def torch_linear_layers(network):
             linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
         linears.append(linear)
     return linears
-
 
 def torch_reference(network, X, y):
     """PyTorch's output, loss and gradients for ``network`` on (X, y), all in float64.
@@ -104,7 +97,6 @@ def torch_reference(network, X, y):
         gradients[f"{layer.name}.b"] = linear.bias.grad.numpy().copy()
     return TorchReference(output.detach().numpy().copy(), float(loss.item()), gradients)
 
-
 def _torch_data_loss(loss_name, logits, output, y):
     import torch
     import torch.nn.functional as functional
@@ -121,15 +113,12 @@ def _torch_data_loss(loss_name, logits, output, y):
         return 0.5 * torch.sum((output - target) ** 2) / n_samples
     raise ValueError(f"no torch oracle for loss {loss_name!r}")
 
-
 def _torch_l2_term(l2, linears):
     return 0.5 * l2 * sum((linear.weight ** 2).sum() for linear in linears)
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Reference experiments' data, built exactly as EXPERIMENTS.md specifies
 # ---------------------------------------------------------------------------------------------------------
-
 
 def noisy_line(n_samples=10, noise=0.2, seed=0):
     """E1: x evenly spaced in [-1, 1], y = x + N(0, noise²); both of shape (n_samples, 1), float64."""
@@ -137,12 +126,10 @@ def noisy_line(n_samples=10, noise=0.2, seed=0):
     X = np.linspace(-1.0, 1.0, n_samples).reshape(-1, 1)
     return X, X + rng.normal(0.0, noise, size=X.shape)
 
-
 def xor():
     """E2: the four XOR points (4, 2) and their 0/1 labels (4, 1)."""
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     return X, np.array([[0.0], [1.0], [1.0], [0.0]])
-
 
 def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
     """E3: per class j, r = linspace(0, 1, N), t = linspace(4j, 4(j+1), N) + N(0, noise²), x = (r sin t, r cos t).
@@ -157,19 +144,3 @@ def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
         arms.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))
     return np.concatenate(arms), np.repeat(np.arange(n_classes), n_per_class)
 
-
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run the enclosed code with one BLAS thread, when threadpoolctl is installed.
-
-    The experiments multiply matrices of a few hundred entries: BLAS threads only add synchronisation,
-    and while other test processes share the 2 cores they spin against them (measured: the E3 step was
-    ten times slower with the default thread count under load).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
