@@ -34,6 +34,7 @@ from numnet.initializers import Normal
 from numnet.losses import LOSSES
 from numnet.network import Network
 from numnet.optimizers import OPTIMIZERS
+from numnet.distributed import get_communicator, stop_all_ranks_on_failure
 from numnet.persistence import load_model, save_model
 
 ERROR_PREFIX = "numnet: error: "
@@ -44,6 +45,7 @@ DEFAULT_DATA = "digits"
 DEFAULT_OUTPUT = "numnet-output"
 DEFAULT_EXPERIMENTS_OUTPUT = "numnet-experiments"
 MODEL_FILE_NAME = "model.npz"
+CHECKPOINT_FILE_NAME = "checkpoint.npz"
 TEST_SIZE = 0.2
 # The train/test split is fixed, whatever --seed says, so that `numnet evaluate MODEL digits` can rebuild
 # exactly the test rows that training held out.
@@ -359,38 +361,84 @@ def build_network(args, data):
 
 
 def command_train(args):
-    """Train a network, print its test results, and save the model and plots in the output folder."""
-    say = _printer(args.quiet)
+    """Train a network, print its test results, and save the model and plots in the output folder.
+
+    With --distributed (under ``mpiexec -n N``) every rank trains on its shard of each batch; only rank 0
+    prints and writes files, and a failure on any rank stops them all with a message naming that rank.
+    """
+    communicator = get_communicator(args.distributed)
+    with stop_all_ranks_on_failure(communicator):
+        return _train(args, communicator)
+
+
+def _train(args, communicator):
+    quiet = args.quiet or not communicator.is_root
+    say = _printer(quiet)
     data = load_data(args.data, target=args.target, dtype=args.dtype)
     scaler = preprocessing.StandardScaler().fit(data.X_train)
     X_train, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
-    network = build_network(args, data)
+    network = load_model(args.resume) if args.resume else build_network(args, data)
     recipe = RECIPES[data.kind]
-    epochs = args.epochs or recipe.epochs
+    epochs = _remaining_epochs(args.epochs or recipe.epochs, network, args.resume)
     say(f"data: {data.description}; {X_train.shape[0]} training and {X_test.shape[0]} test rows")
     say(network.summary())
     say("(val_loss and val_accuracy below are measured on the held-out test rows)")
     n_classes = len(data.class_names) if data.is_classification else None
+    output = pathlib.Path(args.output)
     started = time.perf_counter()
     # A run that blows up overflows on its way to NaN; the divergence guard reports that as one clear
     # error, so NumPy's overflow warnings would only repeat it as noise.
-    with (_ProgressReporter(args.quiet, epochs) as progress, np.errstate(over="ignore", invalid="ignore"),
+    with (_ProgressReporter(quiet, epochs) as progress, np.errstate(over="ignore", invalid="ignore"),
           backend.one_blas_thread()):
-        history = network.fit(X_train, network_targets(network, data.y_train, n_classes), epochs=epochs,
-                              batch_size=_batch_size(args, recipe), optimizer=args.optimizer,
-                              learning_rate=args.learning_rate or _default_learning_rate(args, recipe),
-                              validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
-                              seed=args.seed, progress=progress)
+        after_epoch = _checkpointing(progress, network, output, _metadata(data, scaler),
+                                     enabled=args.checkpoint and communicator.is_root)
+        network.fit(X_train, network_targets(network, data.y_train, n_classes), epochs=epochs,
+                    batch_size=_batch_size(args, recipe), **_optimizer_options(args, recipe),
+                    validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
+                    seed=None if args.resume else args.seed, progress=after_epoch, distributed=communicator)
     seconds = time.perf_counter() - started
-    output = pathlib.Path(args.output)
+    if not communicator.is_root:
+        return 0
     model_path = save_model(network, output / MODEL_FILE_NAME, metadata=_metadata(data, scaler))
     print(f"trained {epochs} epochs in {seconds:.2f} s")
     _print_test_results(network, data, X_test, quiet=args.quiet)
-    figures = _write_training_plots(network, history, data, scaler, X_test, output)
+    figures = _write_training_plots(network, network.history, data, scaler, X_test, output)
     print(f"model saved to {model_path}")
     if figures:
         print(f"plots saved to {output}: {', '.join(figures)}")
     return 0
+
+
+def _remaining_epochs(total, network, resume):
+    """Epochs still to train: all of them, or for --resume what the checkpoint has not trained yet."""
+    if not resume:
+        return total
+    remaining = total - network.epochs_trained
+    if remaining < 1:
+        raise ValueError(f"the checkpoint {resume} has already trained {network.epochs_trained} epochs; "
+                         f"ask for more with --epochs (now {total})")
+    return remaining
+
+
+def _optimizer_options(args, recipe):
+    """A fresh optimiser from the options, or none for --resume (the checkpoint's, state and all, goes on)."""
+    if args.resume:
+        return {"optimizer": None}
+    return {"optimizer": args.optimizer,
+            "learning_rate": args.learning_rate or _default_learning_rate(args, recipe)}
+
+
+def _checkpointing(progress, network, output, metadata, *, enabled):
+    """The progress callback, extended to save a checkpoint after every epoch when ``enabled``."""
+    if not enabled:
+        return progress
+
+    def after_epoch(report):
+        save_model(network, output / CHECKPOINT_FILE_NAME, metadata=metadata)
+        if progress is not None:
+            progress(report)
+
+    return after_epoch
 
 
 def _printer(quiet):
@@ -1028,6 +1076,12 @@ def _add_train_parser(commands):
     train.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
                        help="folder for model.npz and the plots (default %(default)s)")
     train.add_argument("--quiet", action="store_true", help="print only the final summary")
+    train.add_argument("--checkpoint", action="store_true",
+                       help=f"save {CHECKPOINT_FILE_NAME} in the output folder after every epoch")
+    train.add_argument("--resume", metavar="CHECKPOINT",
+                       help="continue training a saved model (its optimiser, seed and epoch count) up to --epochs")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel training over MPI: run as `mpiexec -n N numnet train --distributed ...`")
     train.set_defaults(run=command_train)
 
 

@@ -84,6 +84,19 @@ class History:
             learning_rate=[float(v) for v in data.get("learning_rate", [])],
         )
 
+    def lengths(self):
+        """How many values each curve holds now: a mark to pass to :meth:`since` later."""
+        marks = {name: len(getattr(self, name)) for name in _CURVES}
+        marks["gradient_mean_abs"] = {name: len(values) for name, values in self.gradient_mean_abs.items()}
+        return marks
+
+    def since(self, marks):
+        """A new History holding only what was recorded after ``marks`` (from :meth:`lengths`)."""
+        recent = History(**{name: list(getattr(self, name)[marks[name]:]) for name in _CURVES})
+        recent.gradient_mean_abs = {name: list(values[marks["gradient_mean_abs"].get(name, 0):])
+                                    for name, values in self.gradient_mean_abs.items()}
+        return recent
+
     def extend(self, other):
         """Append another History (a resumed run) to this one, in place."""
         self.iteration_loss.extend(other.iteration_loss)
@@ -121,6 +134,9 @@ class EpochReport:
             parts.append(f"val_accuracy {self.val_accuracy:.4f}")
         parts.append(f"{self.seconds:.2f}s")
         return "  ".join(parts)
+
+
+_CURVES = ("iteration_loss", "epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
 
 
 @dataclass
@@ -231,8 +247,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
             stopper.finish()
     finally:
         network.clear_caches()
-        network.history = (network.history or History()).extend(run.history)
-    return run.history
+    return network.history.since(run.start_marks)
 
 
 class _Run:
@@ -247,13 +262,19 @@ class _Run:
         self.shuffle = shuffle
         self.seed = seed
         self.record_gradients = record_gradients
-        self.history = History()
+        # Recorded straight into the network's History, so a checkpoint saved between epochs holds all of
+        # it; fit returns the part this call added.
+        if network.history is None:
+            network.history = History()
+        self.history = network.history
+        self.start_marks = self.history.lengths()
+        self.steps_taken = 0
         # The weights before the latest step: restored if that step makes the loss non-finite.
         self.last_good_parameters = np.empty_like(network.flat_parameters)
         self.weight_gradients = [(name, network.gradients()[name]) for name in network.weight_names()]
         if record_gradients:
             for name, _ in self.weight_gradients:
-                self.history.gradient_mean_abs[name] = []
+                self.history.gradient_mean_abs.setdefault(name, [])
 
     def epoch(self, steps, n_epochs):
         """Run ``steps`` optimiser steps and the end-of-epoch evaluation; returns an EpochReport."""
@@ -277,8 +298,8 @@ class _Run:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
         network.epochs_trained += 1
         history.epoch_loss.append(loss_sum / steps)
-        report = EpochReport(epoch=len(history.epoch_loss), epochs=n_epochs, loss=history.epoch_loss[-1],
-                             learning_rate=history.learning_rate[-1])
+        report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
+                             loss=history.epoch_loss[-1], learning_rate=history.learning_rate[-1])
         if network.is_classifier:
             history.accuracy.append(correct / seen)
             report.accuracy = history.accuracy[-1]
@@ -319,6 +340,7 @@ class _Run:
         np.copyto(self.last_good_parameters, network.flat_parameters)
         network.optimizer.step(network.flat_parameters, network.flat_gradients)
         network.iterations_trained += 1
+        self.steps_taken += 1
         self.history.iteration_loss.append(loss)
         if self.record_gradients:
             for name, gradient in self.weight_gradients:
@@ -328,7 +350,7 @@ class _Run:
     def _diverged(self, loss):
         network = self.network
         step = network.iterations_trained
-        if self.history.iteration_loss:
+        if self.steps_taken:
             # The current weights came from the previous step's update; put back the ones before it.
             network.flat_parameters[...] = self.last_good_parameters
             network.iterations_trained -= 1

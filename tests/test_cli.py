@@ -358,3 +358,30 @@ def test_version_is_printed_by_python_dash_m_and_by_the_console_script():
     completed = subprocess.run([script, "--version"], capture_output=True, text=True,
                                timeout=COMMAND_TIMEOUT_SECONDS)
     assert completed.stdout.strip() == f"numnet {numnet.__version__}"
+
+
+def test_train_resumed_from_its_checkpoint_ends_exactly_like_an_uninterrupted_run(tmp_path):
+    interrupted, uninterrupted = tmp_path / "interrupted", tmp_path / "uninterrupted"
+    first = run_numnet("train", "--quiet", "--epochs", 3, "--checkpoint", "--output", interrupted)
+    assert first.returncode == 0, first.stderr
+    assert load_model(interrupted / cli.CHECKPOINT_FILE_NAME).epochs_trained == 3
+    resumed = run_numnet("train", "--quiet", "--epochs", 5, "--resume", interrupted / cli.CHECKPOINT_FILE_NAME,
+                         "--output", interrupted)
+    straight = run_numnet("train", "--quiet", "--epochs", 5, "--output", uninterrupted)
+    assert resumed.returncode == 0 and straight.returncode == 0, resumed.stderr + straight.stderr
+    assert "trained 2 epochs" in resumed.stdout
+    finished, reference = (load_model(folder / cli.MODEL_FILE_NAME) for folder in (interrupted, uninterrupted))
+    assert finished.epochs_trained == reference.epochs_trained == 5
+    # Same batches (seed and epoch index) and the optimiser's state from the checkpoint: bit for bit.
+    assert np.array_equal(finished.flat_parameters, reference.flat_parameters)
+    assert finished.history.epoch_loss == reference.history.epoch_loss
+
+
+def test_resume_with_no_epochs_left_is_one_clear_error(tmp_path):
+    first = run_numnet("train", "--quiet", "--epochs", 2, "--checkpoint", "--output", tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_numnet("train", "--epochs", 2, "--resume", tmp_path / cli.CHECKPOINT_FILE_NAME,
+                       "--output", tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.startswith("numnet: error: ") and "already trained 2 epochs" in again.stderr
+    assert "Traceback" not in again.stderr and again.stderr.count("\n") == 1

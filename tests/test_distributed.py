@@ -75,3 +75,18 @@ def test_a_failing_rank_stops_every_rank_and_the_last_checkpoint_resumes(tmp_pat
     resumed.fit(X, y, epochs=EPOCHS - resumed.epochs_trained, batch_size=BATCH_SIZE, validation_split=0.2)
     uninterrupted, _ = single_process_fit("float64")
     assert relative_difference(resumed.flat_parameters, uninterrupted.flat_parameters) < RELATIVE_TOLERANCE["float64"]
+
+
+def test_numnet_train_distributed_writes_the_model_of_a_single_process_run(tmp_path):
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    common = ["train", "--quiet", "--data", "spiral", "--epochs", "3", "--dtype", "float64"]
+    ranks = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "numnet", *common, "--distributed",
+                            "--output", str(tmp_path / "ranks")], capture_output=True, text=True, timeout=180,
+                           env=environment)
+    single = subprocess.run([sys.executable, "-m", "numnet", *common, "--output", str(tmp_path / "single")],
+                            capture_output=True, text=True, timeout=180, env=environment)
+    assert ranks.returncode == 0 and single.returncode == 0, ranks.stderr + single.stderr
+    # Only rank 0 prints: one summary, not two.
+    assert ranks.stdout.count("test accuracy") == 1
+    distributed, reference = (numnet.load_model(tmp_path / name / "model.npz") for name in ("ranks", "single"))
+    assert relative_difference(distributed.flat_parameters, reference.flat_parameters) < RELATIVE_TOLERANCE["float64"]
