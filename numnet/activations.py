@@ -9,6 +9,7 @@ needs to cache ``a``, and ``z`` can be overwritten in place by ``a`` in the forw
 import numpy as np
 
 from ._registry import lookup
+from .backend import apply, multiply_by_mask, namespace
 
 
 class Activation:
@@ -60,14 +61,14 @@ class Sigmoid(Activation):
     name = "sigmoid"
 
     def forward(self, z, out=None):
-        xp = np
+        xp = namespace(z)
         # e^-|z| underflows to 0 for |z| > ~745 (float64); 0 is the exact limit, not an error, so keep it
         # silent even when the caller has set np.seterr(all="raise").
         with np.errstate(under="ignore"):
             exp_neg_abs = xp.exp(-xp.abs(z))  # in (0, 1]: never overflows
             positive_branch = 1.0 / (1.0 + exp_neg_abs)  # sigmoid(|z|)
             result = xp.where(z >= 0, positive_branch, exp_neg_abs * positive_branch)
-        result = result.astype(z.dtype, copy=False)
+        result = xp.astype(result, z.dtype, copy=False)
         if out is None:
             return result
         out[...] = result
@@ -83,7 +84,7 @@ class Tanh(Activation):
     name = "tanh"
 
     def forward(self, z, out=None):
-        return np.tanh(z, out=out)
+        return apply(namespace(z).tanh, z, out=out)
 
     def derivative(self, a):
         return 1.0 - a * a
@@ -95,15 +96,13 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, z, out=None):
-        return np.maximum(z, 0, out=out)
+        return apply(namespace(z).maximum, z, 0.0, out=out)
 
     def derivative(self, a):
-        return (a > 0).astype(a.dtype)
+        return namespace(a).astype(a > 0, a.dtype)
 
     def backward(self, grad_a, a):
-        # Multiplying by a boolean mask avoids building a float copy of the derivative
-        # (benchmarks/NOTES.md, "relu backward by mask").
-        return np.multiply(grad_a, a > 0)
+        return multiply_by_mask(grad_a, a > 0)
 
 
 class LeakyReLU(Activation):
@@ -124,11 +123,12 @@ class LeakyReLU(Activation):
         self.negative_slope = negative_slope
 
     def forward(self, z, out=None):
-        scaled = z * z.dtype.type(self.negative_slope)
-        return np.maximum(z, scaled, out=out)
+        scaled = z * self.negative_slope
+        return apply(namespace(z).maximum, z, scaled, out=out)
 
     def derivative(self, a):
-        return np.where(a > 0, 1.0, self.negative_slope).astype(a.dtype)
+        xp = namespace(a)
+        return xp.astype(xp.where(a > 0, 1.0, self.negative_slope), a.dtype)
 
     def __repr__(self):
         return f"LeakyReLU(negative_slope={self.negative_slope})"
@@ -141,16 +141,16 @@ class Linear(Activation):
 
     def forward(self, z, out=None):
         if out is None:
-            return z.copy()
+            return namespace(z).asarray(z, copy=True)
         if out is not z:
             out[...] = z
         return out
 
     def derivative(self, a):
-        return np.ones_like(a)
+        return namespace(a).ones_like(a)
 
     def backward(self, grad_a, a):
-        return grad_a.copy()
+        return namespace(grad_a).asarray(grad_a, copy=True)
 
 
 class Softmax(Activation):
@@ -164,10 +164,11 @@ class Softmax(Activation):
     elementwise = False
 
     def forward(self, z, out=None):
-        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        xp = namespace(z)
+        shifted = apply(xp.subtract, z, xp.max(z, axis=1, keepdims=True), out=out)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
-            np.exp(shifted, out=shifted)
-        shifted /= shifted.sum(axis=1, keepdims=True)
+            apply(xp.exp, shifted, out=shifted)
+        shifted /= xp.sum(shifted, axis=1, keepdims=True)
         return shifted
 
     def derivative(self, a):
@@ -178,11 +179,12 @@ class Softmax(Activation):
 
     def jacobian(self, a):
         """Per-sample Jacobians da/dz, shape (n_samples, n_units, n_units)."""
-        return a[:, :, None] * np.eye(a.shape[1], dtype=a.dtype) - a[:, :, None] * a[:, None, :]
+        xp = namespace(a)
+        return a[:, :, None] * xp.eye(a.shape[1], dtype=a.dtype) - a[:, :, None] * a[:, None, :]
 
     def backward(self, grad_a, a):
         # J^T g for J = diag(a) - a a^T, row by row, without building J.
-        weighted_sum = np.sum(grad_a * a, axis=1, keepdims=True)
+        weighted_sum = namespace(a).sum(grad_a * a, axis=1, keepdims=True)
         return a * (grad_a - weighted_sum)
 
 

@@ -1,32 +1,41 @@
-"""The array namespace, the dtype policy, and the one place where user inputs are converted.
+"""The array library, the dtype policy, and the one place where user inputs are converted.
 
 Every array numnet computes with is created or converted here, once, at the boundary of a public call
 (``fit``, ``predict``, a loader). Inside the engine arrays are trusted to have the model's dtype, so no
 operation silently upcasts float32 to float64.
 
-The engine does its math through the namespace ``xp`` held by a :class:`Backend`. Today that is NumPy;
-keeping every array call behind ``xp`` is what lets another array library take its place later without a
-rewrite of the engine.
+The engine does its math through the namespace ``xp`` of the arrays it is given, using only functions of
+the Python array API standard, so the same code runs on NumPy (the default), CuPy on a GPU, or any other
+standard library (``array_api_strict`` proves it in the tests). The standard has no ``out=`` arguments; the
+few hot spots that write in place call :func:`apply`, which uses ``out=`` on NumPy and CuPy (no temporary
+array) and plain assignment elsewhere, so the engine itself stays one code path.
 """
 
 import contextlib
+import importlib
 import os
+import types
 
 import numpy as np
+
+from .errors import MissingDependencyError
 
 DEFAULT_DTYPE = "float32"
 SUPPORTED_DTYPES = ("float32", "float64")
 BACKEND_ENVIRONMENT_VARIABLE = "NUMNET_BACKEND"
 DEFAULT_BACKEND = "numpy"
 
+#: Array types whose library functions take ``out=`` (NumPy's ufuncs; CuPy's once it is loaded).
+_TAKES_OUT = {np.ndarray}
+
 
 class Backend:
-    """An array library and the few helpers the engine needs from it.
+    """An array library: its namespace ``xp`` and conversions to and from NumPy.
 
     Parameters
     ----------
     name : str
-        The backend's name ("numpy").
+        "numpy", "cupy" or "array_api_strict".
     xp : module
         The array namespace.
     """
@@ -38,35 +47,151 @@ class Backend:
     def __repr__(self):
         return f"Backend({self.name!r})"
 
+    def __reduce__(self):
+        # A backend is pickled by name: modules cannot be pickled, and the name finds the same library.
+        return (get_backend, (self.name,))
+
+    def dtype(self, dtype):
+        """This library's dtype object for a NumPy float dtype."""
+        return getattr(self.xp, np.dtype(dtype).name)
+
     def asarray(self, array, dtype):
-        """``array`` on this backend with ``dtype``, copying only when needed."""
-        return self.xp.asarray(array, dtype=dtype)
+        """``array`` (usually NumPy) on this backend with ``dtype``: one transfer, copying only when needed."""
+        if self.xp is np:
+            return np.asarray(array, dtype=dtype)
+        return self.xp.asarray(np.asarray(array), dtype=self.dtype(dtype))
 
-    def to_numpy(self, array):
-        """A NumPy view or copy of ``array`` for the public API's return values."""
-        return np.asarray(array)
+    def take_rows(self, array, indices):
+        """Rows ``indices`` (a NumPy integer array) of ``array``."""
+        if self.xp is np:
+            return array[indices]
+        return self.xp.take(array, self.xp.asarray(indices), axis=0)
 
 
-_BACKENDS = {"numpy": lambda: Backend("numpy", np)}
+def to_numpy(array):
+    """A NumPy array with the values of ``array`` from any backend (a no-op for NumPy arrays)."""
+    if isinstance(array, np.ndarray):
+        return array
+    if hasattr(array, "get"):  # CuPy: copy from the GPU
+        return array.get()
+    return np.from_dlpack(array)
+
+
+def _numpy_reduction(method_name):
+    """A standard-style reduction ``f(x, axis=..., keepdims=...)`` that calls the ndarray method.
+
+    NumPy's functions np.max, np.sum and np.mean pass through a Python-level dispatcher that costs about
+    1 µs per call; the methods skip it. At batch 32 the loss and softmax make several such calls per step,
+    which added 9% to the digits epoch (benchmarks/NOTES.md, "reductions as methods").
+    """
+    def reduce(x, /, *, axis=None, keepdims=False, **options):
+        return getattr(x, method_name)(axis=axis, keepdims=keepdims, **options)
+
+    reduce.__name__ = method_name
+    return reduce
+
+
+#: NumPy as the engine sees it: every NumPy name, with the hot reductions called as methods.
+NUMPY_NAMESPACE = types.SimpleNamespace(**{name: value for name, value in vars(np).items()
+                                           if not name.startswith("__")})
+for _name in ("max", "sum", "mean"):
+    setattr(NUMPY_NAMESPACE, _name, _numpy_reduction(_name))
+
+
+def namespace(array):
+    """The array library ``array`` belongs to (NumPy checked first: it is the common, hot case)."""
+    if isinstance(array, np.ndarray):
+        return NUMPY_NAMESPACE
+    return array.__array_namespace__()
+
+
+def apply(function, *arguments, out=None, **options):
+    """``function(*arguments, **options)``, written into ``out`` when given.
+
+    NumPy and CuPy write straight into ``out`` (no temporary: the hot loop allocates nothing); other
+    libraries compute the result and assign it (benchmarks/NOTES.md, "in place through the backend").
+    """
+    if out is None:
+        return function(*arguments, **options)
+    if type(out) in _TAKES_OUT:
+        return function(*arguments, out=out, **options)
+    out[...] = function(*arguments, **options)
+    return out
+
+
+def multiply_by_mask(values, mask):
+    """``values`` where ``mask`` is True, else 0 (a new array): relu's backward pass.
+
+    NumPy multiplies by the boolean mask directly, twice as fast as ``where`` (benchmarks/NOTES.md,
+    "relu backward by mask"); the standard does not mix booleans into arithmetic, so others cast first.
+    """
+    if type(values) in _TAKES_OUT:
+        return values * mask
+    return values * namespace(values).astype(mask, values.dtype)
+
+
+def squared_norm(array):
+    """Σ array², as a Python float (NumPy: one BLAS dot product, no temporary)."""
+    if isinstance(array, np.ndarray):
+        return float(np.vdot(array, array))
+    xp = namespace(array)
+    return float(xp.sum(array * array))
+
+
+def _load_numpy():
+    return Backend("numpy", np)
+
+
+def _load_array_api_strict():
+    module = _import_backend("array_api_strict", "pip install array-api-strict")
+    return Backend("array_api_strict", module)
+
+
+def _load_cupy():
+    module = _import_backend("cupy", "pip install cupy-cuda12x (or the build for your CUDA), on a machine with "
+                                     "an NVIDIA GPU")
+    try:
+        module.cuda.runtime.getDeviceCount()
+    except Exception as error:  # CuPy raises its own CUDARuntimeError when there is no GPU or driver
+        raise MissingDependencyError(f"backend 'cupy' needs a CUDA GPU, but none is usable here: {error}") from error
+    _TAKES_OUT.add(module.ndarray)
+    return Backend("cupy", module)
+
+
+def _import_backend(module_name, how_to_install):
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"backend {module_name!r} is not installed; {how_to_install}"
+        ) from error
+
+
+_BACKENDS = {"numpy": _load_numpy, "cupy": _load_cupy, "array_api_strict": _load_array_api_strict}
 
 
 def get_backend(name=None):
     """Return the backend called ``name``, or the one chosen by ``$NUMNET_BACKEND`` (default NumPy).
 
+    Parameters
+    ----------
+    name : str or Backend, optional
+        "numpy", "cupy" or "array_api_strict".
+
     Raises
     ------
     ValueError
         For an unknown backend name.
+    MissingDependencyError
+        When the library (or, for CuPy, a GPU) is missing.
     """
     if isinstance(name, Backend):
         return name
     if name is None:
-        name = os.environ.get(BACKEND_ENVIRONMENT_VARIABLE, DEFAULT_BACKEND)
+        name = os.environ.get(BACKEND_ENVIRONMENT_VARIABLE) or DEFAULT_BACKEND
     key = str(name).strip().lower()
     if key not in _BACKENDS:
-        raise ValueError(
-            f"unknown backend {name!r}; choose one of: {', '.join(sorted(_BACKENDS))}"
-        )
+        raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(sorted(_BACKENDS))}")
     return _BACKENDS[key]()
 
 

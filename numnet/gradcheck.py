@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .backend import to_numpy
 from .errors import DivergenceError
 
 #: Step of the central difference for plain functions (the classic choice for float64).
@@ -46,7 +47,7 @@ def numerical_gradient(f, x, h=DEFAULT_STEP):
     ----------
     f : callable
         ``f(x)`` returns a real number.
-    x : ndarray of floats, any shape
+    x : float array of any array-API library (NumPy, a network's parameter on another backend), any shape
         Modified during the call and restored exactly before it returns.
     h : float
 
@@ -55,11 +56,7 @@ def numerical_gradient(f, x, h=DEFAULT_STEP):
     ndarray, same shape as ``x``, float64
     """
     h = _positive_step(h)
-    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-        raise TypeError(
-            "numerical_gradient perturbs x in place, so x must be a NumPy float array; "
-            f"got {type(x).__name__}{'' if not isinstance(x, np.ndarray) else ' of dtype ' + str(x.dtype)}"
-        )
+    _check_float_array(x)
     gradient = np.zeros(x.shape, dtype=np.float64)
     for index in np.ndindex(*x.shape):
         original = x[index]
@@ -70,6 +67,16 @@ def numerical_gradient(f, x, h=DEFAULT_STEP):
         x[index] = original
         gradient[index] = (f_plus - f_minus) / (2 * h)
     return gradient
+
+
+def _check_float_array(x):
+    """numerical_gradient writes into x: it must be a float array, not a list or an integer array."""
+    is_array = hasattr(x, "__array_namespace__")
+    if not (is_array and x.__array_namespace__().isdtype(x.dtype, "real floating")):
+        raise TypeError(
+            "numerical_gradient perturbs x in place, so x must be a float array (e.g. a NumPy float64 "
+            f"array); got {type(x).__name__}{' of dtype ' + str(x.dtype) if is_array else ''}"
+        )
 
 
 def relative_error(analytic, numeric):
@@ -105,7 +112,7 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
     X = model.prepare_inputs(X)
     Y = model.prepare_targets(y, X.shape[0])
     model.loss_and_gradients(X, Y)
-    analytic = {name: gradient.copy() for name, gradient in model.gradients().items()}
+    analytic = {name: np.array(to_numpy(gradient)) for name, gradient in model.gradients().items()}
     model.clear_caches()
 
     def loss_at_current_weights(_):

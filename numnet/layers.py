@@ -3,6 +3,7 @@
 import numpy as np
 
 from .activations import Activation, get_activation
+from .backend import apply, namespace
 from .initializers import get_initializer
 
 
@@ -49,10 +50,11 @@ class Dense:
         self.grads = grads
 
     def initialize(self, rng):
-        """Fill W and b in place from the layer's initialisers, drawing from ``rng``."""
+        """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
         for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
             array = self.params[key]
-            array[...] = initializer(array.shape, rng, array.dtype)
+            xp = namespace(array)
+            array[...] = xp.asarray(initializer(array.shape, rng, np.float64), dtype=array.dtype)
 
     def forward(self, x, training=True, return_logits=False):
         """Compute a = f(x W + b).
@@ -69,7 +71,7 @@ class Dense:
         -------
         a : ndarray, shape (n_samples, n_outputs), or (z, a) when ``return_logits``.
         """
-        z = np.matmul(x, self.params["W"])  # (n_samples, n_outputs)
+        z = x @ self.params["W"]  # (n_samples, n_outputs)
         z += self.params["b"]
         if return_logits:
             a = self.activation.forward(z)
@@ -108,13 +110,14 @@ class Dense:
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
         x, _ = self._require_cache()
         # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
-        np.matmul(x.T, delta, out=self.grads["W"])
+        xp = namespace(delta)
+        apply(xp.matmul, x.T, delta, out=self.grads["W"])
         # BP3: dC/db = delta, summed over the batch
-        np.sum(delta, axis=0, out=self.grads["b"])
+        apply(xp.sum, delta, axis=0, out=self.grads["b"])
         if not propagate:
             return None
         # BP2 (its first factor): dC/da_prev = delta Wᵀ; the previous layer multiplies by its f'(z)
-        return np.matmul(delta, self.params["W"].T)
+        return delta @ self.params["W"].T
 
     def _require_cache(self):
         if self._cache is None:

@@ -11,6 +11,7 @@ converts class indices to that form once, at the boundary of ``fit``.
 import numpy as np
 
 from ._registry import lookup
+from .backend import namespace, squared_norm
 
 #: Smallest probability fed to a log when cross-entropy is evaluated from probabilities instead of logits
 #: (only in :func:`log_loss`); the losses below work from logits and need no clipping.
@@ -61,7 +62,7 @@ class MeanSquaredError(Loss):
 
     def value(self, output, target):
         residual = output - target
-        return float(np.vdot(residual, residual)) / (2.0 * output.shape[0])
+        return squared_norm(residual) / (2.0 * output.shape[0])
 
     def gradient(self, output, target):
         gradient = output - target
@@ -82,11 +83,12 @@ class SoftmaxCrossEntropy(Loss):
     is_classification = True
 
     def value(self, logits, target):
-        row_max = logits.max(axis=1, keepdims=True)
+        xp = namespace(logits)
+        row_max = xp.max(logits, axis=1, keepdims=True)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
-            log_sum_exp = np.log(np.exp(logits - row_max).sum(axis=1)) + row_max[:, 0]
-        per_sample = log_sum_exp * target.sum(axis=1) - np.einsum("ij,ij->i", logits, target)
-        return float(per_sample.mean())
+            log_sum_exp = xp.log(xp.sum(xp.exp(logits - row_max), axis=1)) + row_max[:, 0]
+        per_sample = log_sum_exp * xp.sum(target, axis=1) - xp.vecdot(logits, target, axis=1)
+        return float(xp.mean(per_sample))
 
     def gradient(self, probabilities, target):
         delta = probabilities - target
@@ -107,9 +109,10 @@ class SigmoidBinaryCrossEntropy(Loss):
     is_classification = True
 
     def value(self, logits, target):
+        xp = namespace(logits)
         with np.errstate(under="ignore"):  # e^-|z| underflowing to 0 is the exact limit
-            softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
-        return float((softplus - logits * target).sum()) / logits.shape[0]
+            softplus = xp.maximum(logits, 0.0) + xp.log1p(xp.exp(-xp.abs(logits)))
+        return float(xp.sum(softplus - logits * target)) / logits.shape[0]
 
     def gradient(self, probabilities, target):
         delta = probabilities - target
@@ -150,5 +153,6 @@ def log_loss(probabilities, target):
     For reporting only (training uses the fused losses above, which work from logits); probabilities are
     floored at PROBABILITY_FLOOR because log(0) is -inf.
     """
-    clipped = np.clip(probabilities, PROBABILITY_FLOOR, 1.0)
-    return float(-(target * np.log(clipped)).sum() / probabilities.shape[0])
+    xp = namespace(probabilities)
+    clipped = xp.clip(probabilities, PROBABILITY_FLOOR, 1.0)
+    return float(-xp.sum(target * xp.log(clipped)) / probabilities.shape[0])

@@ -8,7 +8,7 @@ over layers, and a data-parallel run can average all gradients with one message 
 
 import numpy as np
 
-from . import backend
+from .backend import as_float_matrix, get_backend, namespace, resolve_dtype, squared_norm, to_numpy
 from .activations import get_activation
 from .layers import Dense
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
@@ -51,6 +51,10 @@ class Network:
     dtype : {"float32", "float64"}, default "float32"
     seed : int or numpy.random.Generator, optional
         Seeds the initial weights; the same seed gives bit-identical weights.
+    backend : str or Backend, optional
+        The array library that holds the parameters and does the math: "numpy" (default), "cupy" (GPU) or
+        any array-API library such as "array_api_strict"; default from ``$NUMNET_BACKEND``. Inputs move
+        to it once per call; public results come back as NumPy arrays.
 
     Raises
     ------
@@ -59,8 +63,9 @@ class Network:
     """
 
     def __init__(self, layer_sizes=None, *, layers=None, activation="relu", output_activation=None, loss=None,
-                 weight_init="auto", bias_init=0.0, l2=0.0, dtype=None, seed=None):
-        self.dtype = backend.resolve_dtype(dtype)
+                 weight_init="auto", bias_init=0.0, l2=0.0, dtype=None, seed=None, backend=None):
+        self.dtype = resolve_dtype(dtype)
+        self.backend = get_backend(backend)
         self.l2 = _non_negative_float(l2, "l2")
         if (layer_sizes is None) == (layers is None):
             raise ValueError("give exactly one of layer_sizes (e.g. [2, 50, 3]) or layers (a list of Dense)")
@@ -92,8 +97,9 @@ class Network:
 
     def _allocate_buffers(self):
         sizes = [layer.n_parameters for layer in self.layers]
-        self.flat_parameters = np.zeros(sum(sizes), dtype=self.dtype)
-        self.flat_gradients = np.zeros(sum(sizes), dtype=self.dtype)
+        xp, dtype = self.backend.xp, self.backend.dtype(self.dtype)
+        self.flat_parameters = xp.zeros(sum(sizes), dtype=dtype)
+        self.flat_gradients = xp.zeros(sum(sizes), dtype=dtype)
         self._slices = {}
         offset = 0
         for index, layer in enumerate(self.layers):
@@ -103,8 +109,8 @@ class Network:
             for key, shape in layer.parameter_shapes().items():
                 size = int(np.prod(shape))
                 self._slices[f"{layer.name}.{key}"] = (slice(offset, offset + size), shape)
-                params[key] = self.flat_parameters[offset:offset + size].reshape(shape)
-                grads[key] = self.flat_gradients[offset:offset + size].reshape(shape)
+                params[key] = xp.reshape(self.flat_parameters[offset:offset + size], shape)
+                grads[key] = xp.reshape(self.flat_gradients[offset:offset + size], shape)
                 offset += size
             layer.bind(params, grads)
 
@@ -166,7 +172,8 @@ class Network:
 
     def unflatten(self, flat):
         """Views of a flat array laid out like the parameters, by parameter name (for optimiser state)."""
-        return {name: flat[part].reshape(shape) for name, (part, shape) in self._slices.items()}
+        xp = namespace(flat)
+        return {name: xp.reshape(flat[part], shape) for name, (part, shape) in self._slices.items()}
 
     def set_parameters(self, values):
         """Copy arrays into parameters by name.
@@ -182,23 +189,27 @@ class Network:
         for name, value in values.items():
             if name not in current:
                 raise KeyError(f"no parameter named {name!r}; the network has: {', '.join(current)}")
-            value = np.asarray(value)
-            if value.shape != current[name].shape:
+            value = np.asarray(to_numpy(value) if hasattr(value, "__array_namespace__") else value)
+            if value.shape != tuple(current[name].shape):
                 raise ValueError(f"parameter {name!r} has shape {current[name].shape}, got {value.shape}")
-            current[name][...] = value
+            current[name][...] = self.backend.asarray(value, self.dtype)
 
     def copy(self, dtype=None):
         """A new network with the same architecture and weights, optionally in another dtype."""
         clone = Network(layers=[_clone_layer(layer) for layer in self.layers], loss=type(self.loss)(),
-                        l2=self.l2, dtype=dtype or self.dtype, seed=0)
-        clone.flat_parameters[...] = self.flat_parameters
+                        l2=self.l2, dtype=dtype or self.dtype, seed=0, backend=self.backend)
+        clone.flat_parameters[...] = self.backend.xp.astype(self.flat_parameters, clone.flat_parameters.dtype)
         return clone
 
     # ---- forward -------------------------------------------------------------------------------------
 
     def prepare_inputs(self, X):
-        """Validate X and convert it once to the model's dtype; shape (n_samples, n_inputs)."""
-        X = backend.as_float_matrix(X, self.dtype, "X")
+        """Validate X and convert it once to the model's dtype and backend; shape (n_samples, n_inputs)."""
+        return self.backend.asarray(self.validate_inputs(X), self.dtype)
+
+    def validate_inputs(self, X):
+        """Validate X and return it as a NumPy array of the model's dtype, shape (n_samples, n_inputs)."""
+        X = as_float_matrix(to_numpy(X) if hasattr(X, "__array_namespace__") else X, self.dtype, "X")
         if X.shape[1] != self.n_inputs:
             raise ValueError(
                 f"X has {X.shape[1]} features but the network expects {self.n_inputs} "
@@ -213,14 +224,18 @@ class Network:
         binary cross-entropy 0/1 labels (n_samples,) or (n_samples, n_outputs); mean squared error real
         values of either shape.
         """
+        return self.backend.asarray(self.validate_targets(y, n_samples), self.dtype)
+
+    def validate_targets(self, y, n_samples=None):
+        """Like :meth:`prepare_targets`, but returns a NumPy array (for splitting before the one transfer)."""
         return as_target_matrix(y, self.loss, self.n_outputs, self.dtype, n_samples)
 
     def forward(self, X, training=False):
         """The network's output a_L for inputs X (validated and converted), shape (n_samples, n_outputs).
 
-        With ``training=True`` every layer caches what ``backward`` needs.
+        With ``training=True`` every layer caches what ``backward`` needs. Returns a NumPy array.
         """
-        return self._forward(self.prepare_inputs(X), training)[1]
+        return to_numpy(self._forward(self.prepare_inputs(X), training)[1])
 
     def _forward(self, X, training):
         """(logits of the output layer, output) for already-validated X."""
@@ -244,7 +259,7 @@ class Network:
         """½·λ·Σ_l ‖W_l‖² (biases excluded)."""
         if self.l2 == 0.0:
             return 0.0
-        return 0.5 * self.l2 * sum(float(np.vdot(layer.params["W"], layer.params["W"])) for layer in self.layers)
+        return 0.5 * self.l2 * sum(squared_norm(layer.params["W"]) for layer in self.layers)
 
     # ---- backward ------------------------------------------------------------------------------------
 
@@ -309,8 +324,8 @@ class Network:
     def predict(self, X):
         """Predictions: class indices (n_samples,) for softmax; 0/1 labels (n_samples, n_outputs) for sigmoid
         outputs; the real-valued outputs (n_samples, n_outputs) for regression."""
-        output = self.forward(X)
-        return outputs_to_predictions(output, self.loss)
+        output = self._forward(self.prepare_inputs(X), training=False)[1]
+        return to_numpy(outputs_to_predictions(output, self.loss))
 
     def accuracy(self, X, y):
         """Fraction of samples classified correctly (all labels right, for multi-label outputs)."""
@@ -354,18 +369,20 @@ class Network:
 
 def outputs_to_predictions(output, loss):
     """Turn network outputs into predictions (see :meth:`Network.predict`)."""
+    xp = namespace(output)
     if loss.fused_activation == "softmax":
-        return np.argmax(output, axis=1)
+        return xp.argmax(output, axis=1)
     if loss.fused_activation == "sigmoid":
-        return (output > DECISION_THRESHOLD).astype(np.int64)
+        return xp.astype(output > DECISION_THRESHOLD, xp.int64)
     return output
 
 
 def batch_accuracy(output, Y, loss):
     """Number of correctly classified rows of a batch (not a fraction, so batches can be summed)."""
+    xp = namespace(output)
     if loss.fused_activation == "softmax":
-        return int(np.count_nonzero(np.argmax(output, axis=1) == np.argmax(Y, axis=1)))
-    return int(np.count_nonzero(np.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))
+        return int(xp.count_nonzero(xp.argmax(output, axis=1) == xp.argmax(Y, axis=1)))
+    return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))
 
 
 def _resolve_output_and_loss(output_activation, loss):

@@ -11,9 +11,8 @@ The forms follow PyTorch's, so that the first steps can be compared with torch.o
 
 import math
 
-import numpy as np
-
 from ._registry import lookup
+from .backend import apply, namespace, to_numpy
 from .schedules import get_schedule
 
 
@@ -23,33 +22,36 @@ def sgd_update(param, grad, state, scratch, *, learning_rate, momentum=0.0, nest
     Plain: p ← p - lr·g. Momentum (PyTorch's form; equal to v ← μv - lr·g, p ← p + v for a constant lr):
     v ← μ·v + g, then p ← p - lr·v, or with Nesterov p ← p - lr·(g + μ·v).
     """
+    xp = namespace(param)
     if momentum == 0.0:
-        np.multiply(grad, learning_rate, out=scratch)
+        apply(xp.multiply, grad, learning_rate, out=scratch)
     else:
         velocity = state["velocity"]
         velocity *= momentum
         velocity += grad
         if nesterov:
-            np.multiply(velocity, momentum, out=scratch)
+            apply(xp.multiply, velocity, momentum, out=scratch)
             scratch += grad
             scratch *= learning_rate
         else:
-            np.multiply(velocity, learning_rate, out=scratch)
+            apply(xp.multiply, velocity, learning_rate, out=scratch)
     param -= scratch
 
 
 def adagrad_update(param, grad, state, scratch, *, learning_rate, epsilon):
     """AdaGrad (Duchi et al. 2011): G ← G + g², p ← p - lr·g / (√G + ε)."""
+    xp = namespace(param)
     squares = state["sum_squares"]
-    np.multiply(grad, grad, out=scratch)
+    apply(xp.multiply, grad, grad, out=scratch)
     squares += scratch
     _scaled_step(param, grad, squares, scratch, learning_rate, epsilon)
 
 
 def rmsprop_update(param, grad, state, scratch, *, learning_rate, rho, epsilon):
     """RMSProp (Tieleman & Hinton 2012): s ← ρ·s + (1-ρ)·g², p ← p - lr·g / (√s + ε)."""
+    xp = namespace(param)
     mean_square = state["mean_square"]
-    np.multiply(grad, grad, out=scratch)
+    apply(xp.multiply, grad, grad, out=scratch)
     scratch *= 1.0 - rho
     mean_square *= rho
     mean_square += scratch
@@ -58,9 +60,10 @@ def rmsprop_update(param, grad, state, scratch, *, learning_rate, rho, epsilon):
 
 def _scaled_step(param, grad, accumulator, scratch, learning_rate, epsilon):
     """p ← p - lr·g / (√accumulator + ε), through ``scratch``."""
-    np.sqrt(accumulator, out=scratch)
+    xp = namespace(param)
+    apply(xp.sqrt, accumulator, out=scratch)
     scratch += epsilon
-    np.divide(grad, scratch, out=scratch)
+    apply(xp.divide, grad, scratch, out=scratch)
     scratch *= learning_rate
     param -= scratch
 
@@ -72,19 +75,20 @@ def adam_update(param, grad, state, scratch, *, learning_rate, beta1, beta2, eps
     v̂ = v/(1-β2^t). Evaluated as the paper's section 2 rearranges it, which saves a pass:
     p ← p - lr·√(1-β2^t)/(1-β1^t) · m / (√v + ε·√(1-β2^t)), the same number up to rounding.
     """
+    xp = namespace(param)
     m, v = state["m"], state["v"]
-    np.subtract(grad, m, out=scratch)
+    apply(xp.subtract, grad, m, out=scratch)
     scratch *= 1.0 - beta1
     m += scratch  # m ← m + (1-β1)(g - m) = β1·m + (1-β1)·g
-    np.multiply(grad, grad, out=scratch)
+    apply(xp.multiply, grad, grad, out=scratch)
     scratch -= v
     scratch *= 1.0 - beta2
     v += scratch  # v ← v + (1-β2)(g² - v) = β2·v + (1-β2)·g²
     bias_correction1 = 1.0 - beta1 ** step
     root_bias_correction2 = math.sqrt(1.0 - beta2 ** step)
-    np.sqrt(v, out=scratch)
+    apply(xp.sqrt, v, out=scratch)
     scratch += epsilon * root_bias_correction2
-    np.divide(m, scratch, out=scratch)
+    apply(xp.divide, m, scratch, out=scratch)
     scratch *= learning_rate * root_bias_correction2 / bias_correction1
     param -= scratch
 
@@ -112,10 +116,11 @@ class Optimizer:
 
     def init(self, parameters):
         """Create zeroed state for ``parameters`` (a flat array); returns the state dict."""
+        xp = namespace(parameters)
         self.state = {"step": 0}
         for state_name in self.state_names:
-            self.state[state_name] = np.zeros_like(parameters)
-        self._scratch = np.empty_like(parameters)
+            self.state[state_name] = xp.zeros_like(parameters)
+        self._scratch = xp.empty_like(parameters)
         return self.state
 
     @property
@@ -125,17 +130,28 @@ class Optimizer:
 
     def step(self, parameters, gradients):
         """Update ``parameters`` in place from ``gradients`` (arrays of equal shape and dtype)."""
-        if self.state is None or self._scratch is None or self._scratch.shape != parameters.shape:
-            if self.state is None:
-                self.init(parameters)
-            else:
-                self._scratch = np.empty_like(parameters)
+        if self.state is None:
+            self.init(parameters)
+        elif (self._scratch is None or type(self._scratch) is not type(parameters)
+              or self._scratch.shape != parameters.shape):
+            self._adopt_state(parameters)
         learning_rate = self.current_learning_rate
         self.state["step"] += 1
         self._apply(parameters, gradients, learning_rate)
 
     def _apply(self, parameters, gradients, learning_rate):
         raise NotImplementedError
+
+    def _adopt_state(self, parameters):
+        """Move loaded state (NumPy arrays from a file) to the parameters' library and make the scratch buffer."""
+        xp = namespace(parameters)
+        for state_name in self.state_names:
+            if tuple(self.state[state_name].shape) != tuple(parameters.shape):
+                raise ValueError(f"the optimiser's {state_name!r} state has shape {self.state[state_name].shape}, "
+                                 f"but the parameters have shape {parameters.shape}")
+            if type(self.state[state_name]) is not type(parameters):
+                self.state[state_name] = xp.asarray(to_numpy(self.state[state_name]), dtype=parameters.dtype)
+        self._scratch = xp.empty_like(parameters)
 
     def hyperparameters(self):
         """The constructor arguments as plain data (for saving and printing)."""
@@ -148,8 +164,9 @@ class Optimizer:
             raise ValueError(f"optimiser state for {self.name} lacks {', '.join(missing)}")
         self.state = {"step": int(state["step"])}
         for state_name in self.state_names:
-            self.state[state_name] = np.array(state[state_name], copy=True)
-        self._scratch = np.empty_like(self.state[self.state_names[0]]) if self.state_names else None
+            array = state[state_name]
+            self.state[state_name] = namespace(array).asarray(array, copy=True)
+        self._scratch = None  # made at the next step, on the parameters' backend
 
     def __repr__(self):
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters().items()

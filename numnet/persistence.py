@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .activations import get_activation
+from .backend import to_numpy
 from .errors import CorruptFileError
 from .initializers import get_initializer
 from .layers import Dense
@@ -128,6 +129,7 @@ def load_model(path):
     Returns
     -------
     Network
+        On the NumPy backend, whichever backend the saved network trained on.
 
     Raises
     ------
@@ -180,7 +182,7 @@ def _check_metadata(metadata):
 
 def _network_arrays(network):
     """Every array to store, by archive key: the parameters, then the optimiser's state per parameter."""
-    arrays = {PARAMETER_PREFIX + name: array for name, array in network.parameters().items()}
+    arrays = {PARAMETER_PREFIX + name: to_numpy(array) for name, array in network.parameters().items()}
     optimizer = network.optimizer
     if optimizer is None or optimizer.state is None:
         return arrays
@@ -192,7 +194,7 @@ def _network_arrays(network):
                 f"{network.n_parameters} parameters; it was used on another network"
             )
         for name, view in network.unflatten(flat).items():
-            arrays[f"{OPTIMIZER_PREFIX}{state_name}/{name}"] = view
+            arrays[f"{OPTIMIZER_PREFIX}{state_name}/{name}"] = to_numpy(view)
     return arrays
 
 
@@ -407,7 +409,9 @@ def _build_network(architecture):
     """A Network with the saved architecture (its weights are overwritten afterwards)."""
     layers = [_build_layer(layer_config) for layer_config in architecture["layers"]]
     loss = _rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
-    return Network(layers=layers, loss=loss, l2=architecture["l2"], dtype=architecture["dtype"], seed=0)
+    # Rebuilt on NumPy, whatever backend trained it: the file holds NumPy arrays and loading is exact there.
+    return Network(layers=layers, loss=loss, l2=architecture["l2"], dtype=architecture["dtype"], seed=0,
+                   backend="numpy")
 
 
 def _build_layer(config):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .backend import namespace
 from .distributed import get_communicator
 from .errors import DivergenceError
 from .network import batch_accuracy
@@ -141,7 +142,7 @@ _CURVES = ("iteration_loss", "epoch_loss", "val_loss", "accuracy", "val_accuracy
 
 @dataclass
 class TrainingData:
-    """Validated training (and validation) arrays, converted once to the model's dtype."""
+    """Validated training (and validation) arrays, converted once to the model's dtype and backend."""
 
     X: np.ndarray
     Y: np.ndarray
@@ -270,7 +271,7 @@ class _Run:
         self.start_marks = self.history.lengths()
         self.steps_taken = 0
         # The weights before the latest step: restored if that step makes the loss non-finite.
-        self.last_good_parameters = np.empty_like(network.flat_parameters)
+        self.last_good_parameters = namespace(network.flat_parameters).empty_like(network.flat_parameters)
         self.weight_gradients = [(name, network.gradients()[name]) for name in network.weight_names()]
         if record_gradients:
             for name, _ in self.weight_gradients:
@@ -322,7 +323,8 @@ class _Run:
     def _take(self, indices):
         if indices.size == self.data.n_samples and not self.shuffle and self.sampling == "epoch":
             return self.data.X, self.data.Y  # full batch in order: no copy
-        return self.data.X[indices], self.data.Y[indices]
+        take_rows = self.network.backend.take_rows
+        return take_rows(self.data.X, indices), take_rows(self.data.Y, indices)
 
     def _step(self, X_batch, Y_batch, global_batch_size):
         """One forward pass, backward pass and update; guards against divergence."""
@@ -337,14 +339,15 @@ class _Run:
                                                    global_batch_size)
         if not math.isfinite(loss):
             self._diverged(loss)
-        np.copyto(self.last_good_parameters, network.flat_parameters)
+        self.last_good_parameters[...] = network.flat_parameters
         network.optimizer.step(network.flat_parameters, network.flat_gradients)
         network.iterations_trained += 1
         self.steps_taken += 1
         self.history.iteration_loss.append(loss)
         if self.record_gradients:
             for name, gradient in self.weight_gradients:
-                self.history.gradient_mean_abs[name].append(float(np.abs(gradient).mean()))
+                xp = namespace(gradient)
+                self.history.gradient_mean_abs[name].append(float(xp.mean(xp.abs(gradient))))
         return loss
 
     def _diverged(self, loss):
@@ -372,7 +375,7 @@ class _Run:
         X_val, Y_val = data.X_val, data.Y_val
         if self.communicator.size > 1:  # each rank evaluates its shard; the sums are reduced below
             shard = self.communicator.shard(np.arange(n_validation))
-            X_val, Y_val = X_val[shard], Y_val[shard]
+            X_val, Y_val = network.backend.take_rows(X_val, shard), network.backend.take_rows(Y_val, shard)
         mean_loss, correct = 0.0, 0
         if X_val.shape[0]:
             logits, output = network._forward(X_val, training=False)
@@ -399,7 +402,8 @@ class _EarlyStopping:
         self.restore_best = restore_best
         self.network = network
         self.best_loss = math.inf
-        self.best_parameters = network.flat_parameters.copy() if restore_best else None
+        flat = network.flat_parameters
+        self.best_parameters = namespace(flat).asarray(flat, copy=True) if restore_best else None
         self.epochs_without_improvement = 0
 
     def should_stop(self, report):
@@ -408,7 +412,7 @@ class _EarlyStopping:
             self.best_loss = monitored
             self.epochs_without_improvement = 0
             if self.restore_best:
-                np.copyto(self.best_parameters, self.network.flat_parameters)
+                self.best_parameters[...] = self.network.flat_parameters
         else:
             self.epochs_without_improvement += 1
         return self.epochs_without_improvement >= self.patience
@@ -419,20 +423,21 @@ class _EarlyStopping:
 
 
 def _prepare_data(network, X, y, validation_data, validation_split, seed):
-    X = network.prepare_inputs(X)
-    Y = network.prepare_targets(y, X.shape[0])
+    """Validate in NumPy, split, then move every array to the network's backend once."""
+    X = network.validate_inputs(X)
+    Y = network.validate_targets(y, X.shape[0])
     if validation_data is not None:
         try:
             X_val, y_val = validation_data
         except (TypeError, ValueError) as error:
             raise ValueError("validation_data must be a pair (X_val, y_val)") from error
-        X_val = network.prepare_inputs(X_val)
-        return TrainingData(X, Y, X_val, network.prepare_targets(y_val, X_val.shape[0]))
+        X_val = network.validate_inputs(X_val)
+        return _on_backend(network, X, Y, X_val, network.validate_targets(y_val, X_val.shape[0]))
     validation_split = float(validation_split)
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0.0:
-        return TrainingData(X, Y)
+        return _on_backend(network, X, Y)
     n_validation = int(round(validation_split * X.shape[0]))
     if n_validation < 1 or n_validation >= X.shape[0]:
         raise ValueError(
@@ -441,7 +446,12 @@ def _prepare_data(network, X, y, validation_data, validation_split, seed):
         )
     order = np.random.default_rng(seed).permutation(X.shape[0])
     validation, training = order[:n_validation], order[n_validation:]
-    return TrainingData(X[training], Y[training], X[validation], Y[validation])
+    return _on_backend(network, X[training], Y[training], X[validation], Y[validation])
+
+
+def _on_backend(network, *arrays):
+    """TrainingData of the given NumPy arrays, each moved to the network's backend (a no-op for NumPy)."""
+    return TrainingData(*(network.backend.asarray(array, network.dtype) for array in arrays))
 
 
 def _resolve_batch_size(batch_size, n_samples):
