@@ -127,8 +127,8 @@ class LeakyReLU(Activation):
         return apply(namespace(z).maximum, z, scaled, out=out)
 
     def derivative(self, a):
-        xp = namespace(a)
-        return xp.astype(xp.where(a > 0, 1.0, self.negative_slope), a.dtype)
+        ones = namespace(a).ones_like(a)
+        return namespace(a).where(a > 0, ones, ones * self.negative_slope)
 
     def __repr__(self):
         return f"LeakyReLU(negative_slope={self.negative_slope})"

@@ -87,7 +87,7 @@ class SoftmaxCrossEntropy(Loss):
         row_max = xp.max(logits, axis=1, keepdims=True)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
             log_sum_exp = xp.log(xp.sum(xp.exp(logits - row_max), axis=1)) + row_max[:, 0]
-        per_sample = log_sum_exp * xp.sum(target, axis=1) - xp.vecdot(logits, target, axis=1)
+        per_sample = log_sum_exp * xp.sum(target, axis=1) - xp.vecdot(logits, target, axis=-1)
         return float(xp.mean(per_sample))
 
     def gradient(self, probabilities, target):
