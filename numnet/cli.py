@@ -357,7 +357,7 @@ def build_network(args, data):
         loss = "softmax_cross_entropy" if data.is_classification else "mse"
     return Network(layer_sizes_for(args, data), activation=args.activation,
                    output_activation=args.output_activation, loss=loss, l2=args.l2, dtype=args.dtype,
-                   seed=args.seed)
+                   seed=args.seed, backend=args.backend)
 
 
 def command_train(args):
@@ -1080,6 +1080,9 @@ def _add_train_parser(commands):
                        help=f"save {CHECKPOINT_FILE_NAME} in the output folder after every epoch")
     train.add_argument("--resume", metavar="CHECKPOINT",
                        help="continue training a saved model (its optimiser, seed and epoch count) up to --epochs")
+    train.add_argument("--backend", choices=("numpy", "cupy", "array_api_strict"),
+                       help="array library that trains the network: numpy (default, or $NUMNET_BACKEND), "
+                            "cupy (an NVIDIA GPU) or array_api_strict (the standard's reference)")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training over MPI: run as `mpiexec -n N numnet train --distributed ...`")
     train.set_defaults(run=command_train)

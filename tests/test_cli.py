@@ -385,3 +385,21 @@ def test_resume_with_no_epochs_left_is_one_clear_error(tmp_path):
     assert again.returncode == 1
     assert again.stderr.startswith("numnet: error: ") and "already trained 2 epochs" in again.stderr
     assert "Traceback" not in again.stderr and again.stderr.count("\n") == 1
+
+
+def test_train_on_the_array_api_strict_backend_matches_numpy(tmp_path):
+    pytest.importorskip("array_api_strict")
+    strict = run_numnet("train", "--quiet", "--epochs", 3, "--backend", "array_api_strict", "--output",
+                        tmp_path / "strict")
+    numpy_run = run_numnet("train", "--quiet", "--epochs", 3, "--backend", "numpy", "--output", tmp_path / "numpy")
+    assert strict.returncode == 0 and numpy_run.returncode == 0, strict.stderr + numpy_run.stderr
+    # The same float32 arithmetic through another array library: the same test accuracy to the printed digit.
+    assert number_after("test accuracy:", strict.stdout) == number_after("test accuracy:", numpy_run.stdout)
+
+
+def test_asking_for_cupy_without_it_is_one_clear_line(tmp_path):
+    if shutil.which("nvidia-smi") is not None:
+        pytest.skip("a GPU machine may have CuPy")
+    completed = run_numnet("train", "--backend", "cupy", "--epochs", 1, "--output", tmp_path)
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("numnet: error: backend 'cupy'") and completed.stderr.count("\n") == 1
