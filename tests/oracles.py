@@ -5,6 +5,11 @@ computes the output, the loss (with the ½·λ·ΣW² term) and every parameter 
 only the network's architecture (layer sizes, activation and loss names) and its weights; everything it
 computes comes from PyTorch.
 
+The array helpers read and write a network's internal arrays (parameters, gradients, caches, optimiser
+state) on whichever backend it runs ($NUMNET_BACKEND): a test snapshots them as NumPy copies, asks for their
+NumPy dtype, and writes hand-worked values into them, without the NumPy-only methods (``copy``, ``astype``,
+``tobytes``) that other array libraries lack.
+
 The data builders write the reference experiments' data sets with NumPy exactly as EXPERIMENTS.md states
 them, so the experiment tests do not depend on numnet.datasets.
 """
@@ -12,6 +17,8 @@ them, so the experiment tests do not depend on numnet.datasets.
 from dataclasses import dataclass
 
 import numpy as np
+
+from numnet.backend import namespace, to_numpy
 
 #: Denominator floor of a relative difference, so that two all-zero arrays compare as equal.
 TINY = 1e-300
@@ -27,6 +34,26 @@ def max_relative_difference(actual, expected):
     assert actual.shape == expected.shape, f"shapes differ: {actual.shape} vs {expected.shape}"
     scale = max(float(np.max(np.abs(expected), initial=0.0)), TINY)
     return float(np.max(np.abs(actual - expected), initial=0.0)) / scale
+
+# ---------------------------------------------------------------------------------------------------------
+# A network's internal arrays on any backend
+# ---------------------------------------------------------------------------------------------------------
+
+def as_numpy(array):
+    """A NumPy copy of ``array`` from any backend: a snapshot that later in-place updates cannot change."""
+    return np.array(to_numpy(array), copy=True)
+
+def numpy_dtype(array):
+    """The NumPy dtype of ``array`` from any backend (array_api_strict's dtypes compare unequal to NumPy's)."""
+    return to_numpy(array).dtype
+
+def backend_array(values, like):
+    """``values`` (a list or NumPy array) as an array of ``like``'s library and dtype."""
+    return namespace(like).asarray(np.asarray(values, dtype=numpy_dtype(like)))
+
+def assign(view, values):
+    """Write ``values`` (a list or NumPy array, broadcast to ``view``'s shape) into the backend array ``view``."""
+    view[...] = backend_array(values, like=view)
 
 # ---------------------------------------------------------------------------------------------------------
 # PyTorch float64 twin of a numnet Network

@@ -6,7 +6,7 @@ import pytest
 
 import numnet
 from numnet.initializers import Normal
-from oracles import max_relative_difference, torch_reference
+from oracles import as_numpy, assign, backend_array, max_relative_difference, numpy_dtype, torch_reference
 
 # Forward pass, loss and gradients in float64 against PyTorch in float64: both sum the same few products
 # in different orders, so they differ by a few ulps (measured: at most 4.6e-16 of each array's scale).
@@ -164,10 +164,10 @@ def hand_worked_network():
     """2 → 2 (relu) → 1 (linear) with the weights of the example in the test below."""
     network = numnet.Network([2, 2, 1], activation="relu", loss="mse", dtype="float64", seed=0)
     parameters = network.parameters()
-    parameters["dense_0.W"][...] = [[1.0, -1.0], [2.0, 0.0]]
-    parameters["dense_0.b"][...] = [0.0, 1.0]
-    parameters["dense_1.W"][...] = [[1.0], [3.0]]
-    parameters["dense_1.b"][...] = [0.5]
+    assign(parameters["dense_0.W"], [[1.0, -1.0], [2.0, 0.0]])
+    assign(parameters["dense_0.b"], [0.0, 1.0])
+    assign(parameters["dense_1.W"], [[1.0], [3.0]])
+    assign(parameters["dense_1.b"], [0.5])
     return network
 
 
@@ -250,7 +250,7 @@ def test_backward_after_a_training_forward_fills_the_same_gradients_as_loss_and_
     X = np.random.default_rng(0).normal(size=(5, 3))
     Y = network.prepare_targets([0, 1, 1, 0, 1], 5)
     network.loss_and_gradients(network.prepare_inputs(X), Y)
-    expected = {name: gradient.copy() for name, gradient in network.gradients().items()}
+    expected = {name: as_numpy(gradient) for name, gradient in network.gradients().items()}
     network.flat_gradients[...] = 0
     network.forward(X, training=True)
     network.backward(Y)
@@ -302,13 +302,14 @@ def test_float32_network_stays_float32_through_forward_and_backward(activation, 
     X = network.prepare_inputs(np.random.default_rng(0).normal(size=(5, 3)))  # float64 in
     Y = network.prepare_targets(np.array([0, 1, 2, 1, 0]) if output_activation == "softmax"
                                 else np.ones((5, 3), dtype=np.int64), 5)
-    assert X.dtype == np.float32 and Y.dtype == np.float32
+    assert numpy_dtype(X) == np.float32 and numpy_dtype(Y) == np.float32
     network.loss_and_gradients(X, Y)
     for layer in network.layers:
-        assert layer.output.dtype == np.float32
-        assert layer.backward(np.ones((5, layer.n_outputs), dtype=np.float32)).dtype == np.float32
+        assert numpy_dtype(layer.output) == np.float32
+        grad_out = backend_array(np.ones((5, layer.n_outputs), dtype=np.float32), like=layer.output)
+        assert numpy_dtype(layer.backward(grad_out)) == np.float32
     for array in [*network.parameters().values(), *network.gradients().values()]:
-        assert array.dtype == np.float32
+        assert numpy_dtype(array) == np.float32
 
 
 @pytest.mark.parametrize("inputs", [np.arange(6, dtype=np.int64).reshape(2, 3),
@@ -326,7 +327,7 @@ def test_float64_network_on_request_stays_float64_when_fed_float32():
     assert network.forward(X).dtype == np.float64
     network.loss_and_gradients(network.prepare_inputs(X), network.prepare_targets([0, 1], 2))
     for array in [*network.parameters().values(), *network.gradients().values()]:
-        assert array.dtype == np.float64
+        assert numpy_dtype(array) == np.float64
 
 
 def test_float32_and_float64_networks_with_one_seed_start_from_the_same_weights():
@@ -362,6 +363,6 @@ def test_copy_has_equal_weights_in_the_requested_dtype_and_is_independent():
     network = numnet.Network([3, 4, 2], output_activation="softmax", seed=0)
     clone = network.copy(dtype="float64")
     assert clone.dtype == np.float64 and clone.loss.name == network.loss.name
-    np.testing.assert_array_equal(clone.flat_parameters, network.flat_parameters.astype(np.float64))
+    np.testing.assert_array_equal(clone.flat_parameters, as_numpy(network.flat_parameters).astype(np.float64))
     clone.flat_parameters[...] = 0
     assert np.any(network.flat_parameters != 0)

@@ -22,6 +22,7 @@ from numnet.layers import Dense
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import load_model, save_model
 from numnet.schedules import InverseScaling, StepDecay
+from oracles import as_numpy, numpy_dtype
 
 
 def _data(n_samples=30, n_features=3, seed=0):
@@ -74,7 +75,7 @@ def _assert_same_network(loaded, original, X):
     assert loaded.config() == original.config()
     assert loaded.parameters().keys() == original.parameters().keys()
     for name, array in original.parameters().items():
-        assert loaded.parameters()[name].dtype == array.dtype
+        assert numpy_dtype(loaded.parameters()[name]) == numpy_dtype(array)
         assert np.array_equal(loaded.parameters()[name], array), name
     assert np.array_equal(loaded.forward(X), original.forward(X))
     assert np.array_equal(loaded.predict(X), original.predict(X))
@@ -194,7 +195,7 @@ def test_optimizer_hyperparameters_schedule_and_state_are_restored(tmp_path, nam
     assert restored.hyperparameters() == optimizer.hyperparameters()
     assert restored.state["step"] == optimizer.state["step"] == 4  # ceil(30 / 8) steps
     for state_name in optimizer.state_names:
-        assert restored.state[state_name].dtype == optimizer.state[state_name].dtype
+        assert numpy_dtype(restored.state[state_name]) == numpy_dtype(optimizer.state[state_name])
         assert np.array_equal(restored.state[state_name], optimizer.state[state_name]), state_name
 
 
@@ -211,12 +212,16 @@ RESUME_OPTIMIZERS = {
 @pytest.mark.parametrize("make_optimizer", RESUME_OPTIMIZERS.values(), ids=list(RESUME_OPTIMIZERS))
 def test_training_resumed_from_a_file_matches_an_uninterrupted_run_bit_for_bit(tmp_path, make_optimizer,
                                                                                dtype):
+    # load_model rebuilds on NumPy, so the resumed epochs run there, and bit-for-bit needs every run on that
+    # one backend: elsewhere a recorded float32 loss may differ in its last bit (the L2 term's ΣW² is one BLAS
+    # dot product on NumPy, a sum of squares on array_api_strict), though the weights agree. Saving from the
+    # other backends is covered by the round-trip and optimizer-state tests above.
     X, y = _data(n_samples=50), np.arange(50) % 3
-    interrupted = _classifier(dtype, l2=1e-3)
+    interrupted = _classifier(dtype, l2=1e-3, backend="numpy")
     interrupted.fit(X, y, epochs=2, batch_size=16, optimizer=make_optimizer(), seed=11)
     resumed = load_model(save_model(interrupted, tmp_path / "checkpoint.npz"))
     resumed.fit(X, y, epochs=2, batch_size=16)  # optimizer and seed come from the file
-    uninterrupted = _classifier(dtype, l2=1e-3)
+    uninterrupted = _classifier(dtype, l2=1e-3, backend="numpy")
     uninterrupted.fit(X, y, epochs=4, batch_size=16, optimizer=make_optimizer(), seed=11)
     assert np.array_equal(resumed.flat_parameters, uninterrupted.flat_parameters)
     assert resumed.history.iteration_loss == uninterrupted.history.iteration_loss
@@ -243,7 +248,7 @@ def test_missing_file_raises_file_not_found_naming_the_path(tmp_path):
 def test_a_flipped_byte_in_the_array_data_is_detected(saved):
     network, path = saved
     raw = bytearray(path.read_bytes())
-    weights = network.parameters()["dense_0.W"].tobytes()  # stored uncompressed, so its bytes are in the file
+    weights = as_numpy(network.parameters()["dense_0.W"]).tobytes()  # stored uncompressed, so its bytes are in the file
     start = raw.find(weights)
     assert start > 0
     raw[start + len(weights) // 2] ^= 0x01
@@ -254,7 +259,7 @@ def test_a_flipped_byte_in_the_array_data_is_detected(saved):
 
 def test_an_array_replaced_with_a_valid_zip_crc_fails_its_sha256(saved):
     network, path = saved
-    _rewrite(path, {"parameters/dense_0.b": network.parameters()["dense_0.b"] + np.float32(1.0)})
+    _rewrite(path, {"parameters/dense_0.b": as_numpy(network.parameters()["dense_0.b"]) + np.float32(1.0)})
     with pytest.raises(CorruptFileError, match="SHA-256"):
         load_model(path)
 

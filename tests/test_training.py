@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import numnet
-from oracles import max_relative_difference, torch_reference
+from oracles import as_numpy, assign, max_relative_difference, numpy_dtype, torch_reference
 
 # Float64 training steps against PyTorch gradients and a NumPy SGD update: a few ulps per step.
 TORCH_TOLERANCE = 1e-10
@@ -130,7 +130,7 @@ BAD_INPUTS = [
                          ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_raises_value_error_naming_the_problem_and_leaves_weights_alone(X, y, options, message):
     network = classifier()
-    before = network.flat_parameters.copy()
+    before = as_numpy(network.flat_parameters)
     with pytest.raises(ValueError, match=message):
         network.fit(X, y, **options)
     assert np.array_equal(network.flat_parameters, before)
@@ -160,10 +160,10 @@ def test_a_diverging_run_raises_and_keeps_the_last_weights_whose_loss_was_finite
     X, y = rng.normal(size=(16, 3)), 1e3 * rng.normal(size=(16, 1))
     network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
     # Full batch: one step per epoch, so the progress callback sees the weights after every step.
-    weights_after_step = [network.flat_parameters.copy()]
+    weights_after_step = [as_numpy(network.flat_parameters)]
     with pytest.raises(numnet.DivergenceError) as caught:
         network.fit(X, y, epochs=500, batch_size=None, optimizer="sgd", learning_rate=1.0, seed=0,
-                    progress=lambda report: weights_after_step.append(network.flat_parameters.copy()))
+                    progress=lambda report: weights_after_step.append(as_numpy(network.flat_parameters)))
     message = str(caught.value)
     assert "training diverged at iteration" in message and "the last finite loss was" in message
     assert "Try a smaller learning rate (now 1)" in message
@@ -180,7 +180,7 @@ def test_a_diverging_run_raises_and_keeps_the_last_weights_whose_loss_was_finite
 def _loss_at(flat_parameters, network, X, y):
     """The network's loss at the given flat weights, in the network's dtype (float32 here, as in training)."""
     probe = network.copy()
-    probe.flat_parameters[...] = flat_parameters
+    assign(probe.flat_parameters, flat_parameters)
     with np.errstate(over="ignore", invalid="ignore"):
         return probe.loss_value(X, y)
 
@@ -253,7 +253,7 @@ def test_full_batch_steps_match_pytorch_gradients_and_a_numpy_sgd_update():
         expected["accuracy"].append(np.mean(np.argmax(reference.output, axis=1) == y))
         expected["gradient_mean_abs"].append({name: np.mean(np.abs(gradient))
                                               for name, gradient in reference.gradients.items()})
-        shadow.set_parameters({name: value - learning_rate * reference.gradients[name]
+        shadow.set_parameters({name: as_numpy(value) - learning_rate * reference.gradients[name]
                                for name, value in shadow.parameters().items()})
         validation = torch_reference(shadow, X_val, y_val)
         expected["val_loss"].append(validation.loss)
@@ -287,7 +287,7 @@ def _diverging_validation_run(restore_best):
     weights_after_epoch = []
     history = network.fit(X, y, epochs=50, batch_size=None, optimizer="sgd", learning_rate=0.1, seed=0,
                           validation_data=(X, -y), patience=3, restore_best=restore_best,
-                          progress=lambda report: weights_after_epoch.append(network.flat_parameters.copy()))
+                          progress=lambda report: weights_after_epoch.append(as_numpy(network.flat_parameters)))
     return network, history, weights_after_epoch
 
 
@@ -324,9 +324,9 @@ def test_float32_training_keeps_parameters_gradients_and_optimizer_state_float32
     X, y = classification_data()  # float64 inputs, int64 labels
     network = classifier(l2=1e-3)
     history = train(network, X, y, optimizer=optimizer)
-    assert network.flat_parameters.dtype == network.flat_gradients.dtype == np.float32
+    assert numpy_dtype(network.flat_parameters) == numpy_dtype(network.flat_gradients) == np.float32
     for name in state_names:
-        assert network.optimizer.state[name].dtype == np.float32
+        assert numpy_dtype(network.optimizer.state[name]) == np.float32
     assert network.forward(X).dtype == np.float32
     assert all(isinstance(value, float) for value in history.iteration_loss)
 
@@ -335,7 +335,7 @@ def test_float32_training_on_integer_inputs_and_targets_stays_float32():
     X, _ = classification_data()
     network = numnet.Network([N_FEATURES, 4, 1], seed=0)
     train(network, np.rint(X).astype(np.int64), np.arange(N_SAMPLES) % 4)
-    assert network.flat_parameters.dtype == network.optimizer.state["v"].dtype == np.float32
+    assert numpy_dtype(network.flat_parameters) == numpy_dtype(network.optimizer.state["v"]) == np.float32
     assert network.predict(np.rint(X).astype(np.int32)).dtype == np.float32
 
 
@@ -343,6 +343,6 @@ def test_float64_training_on_request_keeps_everything_float64():
     X, y = classification_data()
     network = classifier(dtype="float64")
     train(network, X.astype(np.float32), y)
-    assert network.flat_parameters.dtype == network.flat_gradients.dtype == np.float64
-    assert network.optimizer.state["m"].dtype == np.float64
+    assert numpy_dtype(network.flat_parameters) == numpy_dtype(network.flat_gradients) == np.float64
+    assert numpy_dtype(network.optimizer.state["m"]) == np.float64
     assert network.forward(X.astype(np.float32)).dtype == np.float64
