@@ -260,7 +260,16 @@ def as_float_matrix(values, dtype, name="X"):
 
 
 def check_finite(array, name):
-    """Raise ValueError naming the first NaN or infinite entry of ``array``."""
+    """Raise ValueError naming the first NaN or infinite entry of ``array`` (a NumPy array)."""
+    if array.dtype.kind in "biu":
+        return
+    # The sum of finite numbers is finite unless it overflows, and any NaN or infinity makes it
+    # non-finite: one summing pass (einsum's, the fastest here) clears almost every input, and only a
+    # non-finite sum pays for the element-wise check, which also finds where the problem is. That check
+    # alone was 5% of predict_proba on 10,000 MNIST-sized rows (benchmarks/NOTES.md, "finiteness by one sum").
+    with np.errstate(over="ignore", invalid="ignore"):
+        if array.size and np.isfinite(np.einsum("i->", array.reshape(-1))):
+            return
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
         where = ", ".join(str(int(i)) for i in bad)

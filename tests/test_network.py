@@ -366,3 +366,16 @@ def test_copy_has_equal_weights_in_the_requested_dtype_and_is_independent():
     np.testing.assert_array_equal(clone.flat_parameters, as_numpy(network.flat_parameters).astype(np.float64))
     clone.flat_parameters[...] = 0
     assert np.any(network.flat_parameters != 0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_single_non_finite_input_among_huge_finite_ones_is_found(bad):
+    # 3e38 is finite in float32 but any sum of two overflows: the fast one-sum check must fall through to
+    # the element-wise check, which finds the one bad entry and names its position.
+    X = np.full((4, 3), 3e38, dtype=np.float32)
+    X[2, 1] = bad
+    network = numnet.Network([3, 2], loss="mse", seed=0)
+    with pytest.raises(ValueError, match=r"X contains NaN or infinity \(first at index \[2, 1\]"):
+        network.predict(X)
+    X[2, 1] = 3e38
+    numnet.backend.check_finite(X, "X")  # all finite: no error, although their sum overflows
