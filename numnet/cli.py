@@ -836,7 +836,9 @@ def show_matrix(name, array):
 
 def _explain_network():
     """The 2-3-2 sigmoid/softmax network of the walk-through, float64, with the round weights above."""
-    network = Network([2, 3, 2], activation="sigmoid", output_activation="softmax", dtype="float64", seed=0)
+    # NumPy always: the lesson prints and writes the weights as NumPy arrays.
+    network = Network([2, 3, 2], activation="sigmoid", output_activation="softmax", dtype="float64", seed=0,
+                      backend="numpy")
     network.set_parameters({name: np.array(values) for name, values in EXPLAIN_PARAMETERS.items()})
     return network
 

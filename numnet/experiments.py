@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from numnet import datasets, plots, preprocessing
-from numnet.backend import one_blas_thread
+from numnet.backend import one_blas_thread, to_numpy
 from numnet.errors import DivergenceError, require
 from numnet.gradcheck import gradient_check, gradient_descent, numerical_derivative, numerical_gradient
 from numnet.initializers import Normal
@@ -506,15 +506,15 @@ def sampled_gradient_check(network, X, y, n_entries, rng):
     started = time.perf_counter()
     model.loss_and_gradients(X, Y)
     backprop_seconds = time.perf_counter() - started
-    analytic = model.flat_gradients.copy()
+    analytic = np.array(to_numpy(model.flat_gradients))
     model.clear_caches()
     # Each parameter's entries as positions in the flat buffer, so one entry can be perturbed at a time.
     positions = model.unflatten(np.arange(model.n_parameters))
     chosen = [rng.choice(flat.reshape(-1), size=min(n_entries, flat.size), replace=False)
               for flat in positions.values()]
     started = time.perf_counter()
-    numeric = [np.array([numerical_derivative(_loss_with_entry(model, X, Y, index),
-                                              float(model.flat_parameters[index])) for index in entries])
+    numeric = [np.array([numerical_derivative(_loss_with_entry(model, X, Y, int(index)),
+                                              float(model.flat_parameters[int(index)])) for index in entries])
                for entries in chosen]
     seconds_per_entry = (time.perf_counter() - started) / sum(entries.size for entries in chosen)
     differences = [float(np.mean(np.abs(analytic[entries] - values))) for entries, values in zip(chosen, numeric)]

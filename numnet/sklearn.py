@@ -153,8 +153,10 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         """Build a fresh network and reset every fitted attribute."""
         dtype = self.dtype if self.dtype is not None else X.dtype
         layer_sizes = [X.shape[1], *_hidden_layer_sizes(self.hidden_layer_sizes), Y.shape[1]]
+        # NumPy always: scikit-learn's world is NumPy arrays, and coefs_/intercepts_ are views of the weights.
         self.network_ = Network(layer_sizes, activation=_hidden_activation(self.activation),
-                                loss=self._loss_name(), weight_init=WEIGHT_INIT, dtype=dtype, seed=seed)
+                                loss=self._loss_name(), weight_init=WEIGHT_INIT, dtype=dtype, seed=seed,
+                                backend="numpy")
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(layer_sizes)
         output_activation = self.network_.layers[-1].activation.name
