@@ -484,27 +484,15 @@ def test_load_csv_reports_a_missing_value_with_file_line_and_column(tmp_path, mi
         load_csv(path)
 
 
-def test_load_csv_reports_a_missing_target_value(tmp_path):
-    path = write_text(tmp_path / "target.csv", "a,label\n1,0\n3,\n")
-    with pytest.raises(ValueError, match="line 3, column 'label': missing target"):
-        load_csv(path)
-
-
-def test_load_csv_reports_a_ragged_row_with_its_line(tmp_path):
-    path = write_text(tmp_path / "ragged.csv", "a,b,label\n1,2,0\n\n3,1\n")
-    with pytest.raises(ValueError, match=r"ragged\.csv, line 4: found 2 fields, expected 3"):
-        load_csv(path)
-
-
-def test_load_csv_reports_a_non_numeric_feature_with_line_and_column(tmp_path):
-    path = write_text(tmp_path / "text.csv", "a,b,label\n1,2,0\n1,two,1\n")
-    with pytest.raises(ValueError, match=r"line 3, column 'b': 'two' is not a number"):
-        load_csv(path)
-
-
-def test_load_csv_rejects_an_infinite_feature(tmp_path):
-    path = write_text(tmp_path / "inf.csv", "1,inf,0\n2,3,1\n")
-    with pytest.raises(ValueError, match="line 1, column 'column_1'.*not finite"):
+@pytest.mark.parametrize("file_name, text, message", [
+    ("target.csv", "a,label\n1,0\n3,\n", r"line 3, column 'label': missing target"),
+    ("ragged.csv", "a,b,label\n1,2,0\n\n3,1\n", r"ragged\.csv, line 4: found 2 fields, expected 3"),
+    ("text.csv", "a,b,label\n1,2,0\n1,two,1\n", r"line 3, column 'b': 'two' is not a number"),
+    ("inf.csv", "1,inf,0\n2,3,1\n", r"line 1, column 'column_1'.*not finite"),
+], ids=["missing_target", "ragged_row", "non_numeric_feature", "infinite_feature"])
+def test_load_csv_reports_a_bad_row_with_its_line_and_column(tmp_path, file_name, text, message):
+    path = write_text(tmp_path / file_name, text)
+    with pytest.raises(ValueError, match=message):
         load_csv(path)
 
 
