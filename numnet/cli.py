@@ -33,10 +33,12 @@ from numnet.errors import MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
 from numnet.initializers import Normal
 from numnet.losses import LOSSES
+from numnet.metrics import class_scores, classification_report, predicted_classes
 from numnet.network import Network
 from numnet.optimizers import OPTIMIZERS
 from numnet.distributed import get_communicator, stop_all_ranks_on_failure
 from numnet.persistence import load_model, save_model
+from numnet.validation import check_integer
 
 ERROR_PREFIX = "numnet: error: "
 DEBUG_ENVIRONMENT_VARIABLE = "NUMNET_DEBUG"
@@ -239,69 +241,6 @@ def network_targets(network, y, n_classes):
     if network.n_outputs == 1:
         return y.reshape(-1, 1).astype(network.dtype)
     return preprocessing.one_hot(y, network.n_outputs, dtype=network.dtype)
-
-
-def predicted_classes(outputs):
-    """Class indices (n,) from network outputs (n, k): argmax, or output > 0.5 for a single output."""
-    if outputs.shape[1] == 1:
-        return (outputs[:, 0] > 0.5).astype(np.int64)
-    return outputs.argmax(axis=1)
-
-
-def class_scores(outputs):
-    """One score per class (n, K): the outputs, or (1 - p, p) for a single sigmoid output."""
-    if outputs.shape[1] == 1:
-        return np.column_stack([1.0 - outputs[:, 0], outputs[:, 0]])
-    return outputs
-
-
-def classification_metrics(y_true, y_pred, n_classes):
-    """Per-class precision, recall, F1 and support, computed from the confusion matrix.
-
-    Parameters
-    ----------
-    y_true, y_pred : array_like of int, shape (n_samples,)
-    n_classes : int
-
-    Returns
-    -------
-    dict of str to numpy.ndarray, each of shape (n_classes,)
-        "precision" (correct / predicted as the class), "recall" (correct / truly of the class), "f1" (their
-        harmonic mean) and "support" (samples truly of the class). A ratio with a zero denominator is 0, as
-        in scikit-learn's ``zero_division=0``.
-    """
-    counts = plots.confusion_matrix(y_true, y_pred, n_classes)  # (K, K), rows true, columns predicted
-    correct = np.diag(counts).astype(np.float64)
-    predicted, support = counts.sum(axis=0), counts.sum(axis=1)
-    precision = np.divide(correct, predicted, out=np.zeros(n_classes), where=predicted > 0)
-    recall = np.divide(correct, support, out=np.zeros(n_classes), where=support > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros(n_classes), where=both > 0)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
-
-
-def classification_report(y_true, y_pred, class_names):
-    """A text table of :func:`classification_metrics`, with accuracy and the macro and weighted averages."""
-    metrics = classification_metrics(y_true, y_pred, len(class_names))
-    support = metrics["support"]
-    width = max(12, *(len(name) for name in class_names))
-    lines = [f"{'':>{width}}  precision     recall   f1-score    support", ""]
-    for index, name in enumerate(class_names):
-        lines.append(_report_line(name, width, *(metrics[key][index] for key in ("precision", "recall", "f1")),
-                                  support[index]))
-    total = int(support.sum())
-    accuracy = float(np.mean(np.asarray(y_true) == np.asarray(y_pred))) if total else 0.0
-    lines += ["", f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {accuracy:9.3f}  {total:9d}"]
-    weights = support / total if total else np.zeros_like(support, dtype=np.float64)
-    for label, average in (("macro avg", np.mean), ("weighted avg", lambda v: float(np.sum(v * weights)))):
-        values = [average(metrics[key]) for key in ("precision", "recall", "f1")]
-        lines.append(_report_line(label, width, *values, total))
-    return "\n".join(lines)
-
-
-def _report_line(label, width, precision, recall, f1, support):
-    """One row of the classification report."""
-    return f"{label:>{width}}  {precision:9.3f}  {recall:9.3f}  {f1:9.3f}  {int(support):9d}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -972,12 +911,15 @@ class _ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{ERROR_PREFIX}{message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(text):
-    """An integer >= 1 (for --epochs, --samples)."""
-    value = _parse(int, text, "a positive integer")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def _integer_option(minimum):
+    """An option type accepting integers >= ``minimum`` (--epochs and --samples: 1, --seed: 0)."""
+    def parse(text):
+        try:
+            return check_integer(_parse(int, text, "an integer"), "it", minimum=minimum)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error).removeprefix("it ")) from None
+    parse.__name__ = "positive integer" if minimum == 1 else "non-negative integer"
+    return parse
 
 
 def _batch_size_option(text):
@@ -1003,14 +945,6 @@ def _non_negative_float(text):
     value = _parse(float, text, "a number")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text):
-    """An integer >= 0 (for --seed)."""
-    value = _parse(int, text, "a non-negative integer")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
     return value
 
 
@@ -1063,7 +997,7 @@ def _add_network_options(parser, *, training):
                         help=f"loss: {', '.join(sorted(LOSSES))} (default: softmax_cross_entropy for classes, "
                              "mse for real-valued targets)")
     parser.add_argument("--l2", type=_non_negative_float, default=0.0, help="L2 penalty on the weights (default 0)")
-    parser.add_argument("--seed", type=_non_negative_int, default=0,
+    parser.add_argument("--seed", type=_integer_option(0), default=0,
                         help="seed of the initial weights" + (" and the batch order" if training else
                                                              " and the random data") + " (default 0)")
 
@@ -1084,7 +1018,7 @@ def _add_train_parser(commands):
                        help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
     train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
                        help="step size (default: the recipe's for adam, else the optimiser's own)")
-    train.add_argument("--epochs", type=_positive_int, help="passes over the training data (default: the recipe's)")
+    train.add_argument("--epochs", type=_integer_option(1), help="passes over the training data (default: the recipe's)")
     train.add_argument("--batch-size", type=_batch_size_option, metavar="SIZE",
                        help="samples per step, or 'full' for the whole training set (default 32)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
@@ -1126,7 +1060,7 @@ def _add_other_parsers(commands):
         description="Build a random float64 network and compare every parameter's backprop gradient with "
                     f"central differences; PASS below a relative error of {GRADCHECK_THRESHOLD:g}, exit 1 on FAIL.")
     _add_network_options(gradcheck, training=False)
-    gradcheck.add_argument("--samples", type=_positive_int, default=5, help="random samples (default 5)")
+    gradcheck.add_argument("--samples", type=_integer_option(1), default=5, help="random samples (default 5)")
     gradcheck.set_defaults(run=command_gradcheck)
     explain = commands.add_parser("explain", help="walk a tiny network through forward and backward passes",
                                   description="Print every step of one forward and one backward pass (BP1-BP4) "

@@ -25,6 +25,7 @@ import numpy as np
 
 from numnet import backend, preprocessing
 from numnet.errors import CorruptFileError, require
+from numnet.validation import check_integer
 
 DATA_ENVIRONMENT_VARIABLE = "NUMNET_DATA"
 DEFAULT_DATA_ROOT = pathlib.Path("~/.cache/numnet")
@@ -100,7 +101,7 @@ def make_line(n_samples=10, noise=0.2, seed=0, *, dtype="float32"):
     y : numpy.ndarray, shape (n_samples, 1)
     """
     dtype = backend.resolve_dtype(dtype)
-    _check_count(n_samples, "n_samples")
+    check_integer(n_samples, "n_samples")
     _check_noise(noise)
     rng = np.random.default_rng(seed)
     X = np.linspace(-1.0, 1.0, n_samples).reshape(-1, 1)  # (n_samples, 1)
@@ -149,8 +150,8 @@ def make_spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0, *, dtype="float
         Class indices 0..K-1.
     """
     dtype = backend.resolve_dtype(dtype)
-    _check_count(n_per_class, "n_per_class")
-    _check_count(n_classes, "n_classes")
+    check_integer(n_per_class, "n_per_class")
+    check_integer(n_classes, "n_classes")
     _check_noise(noise)
     rng = np.random.default_rng(seed)
     radius = np.linspace(0.0, 1.0, n_per_class)
@@ -160,14 +161,6 @@ def make_spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0, *, dtype="float
         arms.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))  # (N, 2)
     y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
     return np.concatenate(arms).astype(dtype), y
-
-
-def _check_count(value, name):
-    """Require a positive integer (a number of samples or classes)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {type(value).__name__}: {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def _check_noise(noise):

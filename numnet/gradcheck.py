@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import DivergenceError
+from .validation import check_integer
 
 #: Step of the central difference for plain functions (the classic choice for float64).
 DEFAULT_STEP = 1e-4
@@ -160,8 +161,7 @@ def gradient_descent(f, x0, learning_rate=0.01, steps=100, gradient=None):
     """
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    check_integer(steps, "steps")
     gradient = gradient or (lambda point: numerical_gradient(f, point))
     x = np.array(x0, dtype=np.float64)
     path, values = [x.copy()], [float(f(x))]

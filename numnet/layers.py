@@ -5,6 +5,7 @@ import numpy as np
 from .activations import Activation, get_activation
 from .backend import apply, namespace
 from .initializers import get_initializer
+from .validation import check_integer
 
 
 class Dense:
@@ -30,8 +31,8 @@ class Dense:
 
     def __init__(self, n_inputs, n_outputs, activation="linear", *, weight_init="auto", bias_init=0.0,
                  name=None):
-        self.n_inputs = _positive_int(n_inputs, "n_inputs")
-        self.n_outputs = _positive_int(n_outputs, "n_outputs")
+        self.n_inputs = check_integer(n_inputs, "n_inputs")
+        self.n_outputs = check_integer(n_outputs, "n_outputs")
         self.activation = get_activation(activation)
         self.weight_init = _resolve_weight_init(weight_init, self.activation)
         self.bias_init = get_initializer(bias_init)
@@ -155,14 +156,6 @@ def _resolve_weight_init(spec, activation):
     if isinstance(spec, str) and spec.strip().lower() == "auto":
         return get_initializer("he" if activation.name in ("relu", "leaky_relu") else "xavier")
     return get_initializer(spec)
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
 
 
 __all__ = ["Dense", "Activation"]

@@ -12,11 +12,9 @@ from .backend import as_float_matrix, get_backend, namespace, resolve_dtype, squ
 from .activations import get_activation
 from .layers import Dense
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
+from .metrics import batch_accuracy, outputs_to_predictions
 from .targets import as_target_matrix
-
-#: Probability above which a sigmoid output counts as class 1.
-DECISION_THRESHOLD = 0.5
-
+from .validation import check_integer
 
 class Network:
     """A multi-layer perceptron.
@@ -367,24 +365,6 @@ class Network:
         return fit(self, X, y, **options)
 
 
-def outputs_to_predictions(output, loss):
-    """Turn network outputs into predictions (see :meth:`Network.predict`)."""
-    xp = namespace(output)
-    if loss.fused_activation == "softmax":
-        return xp.argmax(output, axis=1)
-    if loss.fused_activation == "sigmoid":
-        return xp.astype(output > DECISION_THRESHOLD, xp.int64)
-    return output
-
-
-def batch_accuracy(output, Y, loss):
-    """Number of correctly classified rows of a batch (not a fraction, so batches can be summed)."""
-    xp = namespace(output)
-    if loss.fused_activation == "softmax":
-        return int(xp.count_nonzero(xp.argmax(output, axis=1) == xp.argmax(Y, axis=1)))
-    return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))
-
-
 def _resolve_output_and_loss(output_activation, loss):
     """Fill in whichever of (output activation, loss) is missing from the other."""
     if loss is None:
@@ -414,10 +394,7 @@ def _checked_sizes(layer_sizes):
         raise TypeError(f"layer_sizes must be a list of integers such as [2, 50, 3], got {layer_sizes!r}") from error
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs at least an input and an output size, e.g. [2, 3]; got {sizes}")
-    for size in sizes:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"every layer size must be a positive integer; got {sizes}")
-    return [int(size) for size in sizes]
+    return [check_integer(size, f"layer size {index} in {sizes}") for index, size in enumerate(sizes)]
 
 
 def _checked_layers(layers):

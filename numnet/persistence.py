@@ -52,6 +52,7 @@ from .network import Network
 from .optimizers import get_optimizer
 from .schedules import get_schedule
 from .training import History
+from .validation import check_integer
 
 FORMAT_NAME = "numnet"
 #: Raised whenever the layout changes in a way an older numnet could not read.
@@ -370,9 +371,10 @@ def _read_document(path, archive):
 def _check_format_version(path, document):
     from . import __version__
 
-    version = document.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise _corrupt(path, f"its format version {version!r} is not a positive integer")
+    try:
+        version = check_integer(document.get("format_version"), "its format version")
+    except (TypeError, ValueError) as error:
+        raise _corrupt(path, str(error)) from error
     if version > FORMAT_VERSION:
         raise _corrupt(
             path, f"it uses file format version {version} (written by numnet "
@@ -450,7 +452,7 @@ def _build_optimizer(record, network, arrays):
     hyperparameters["schedule"] = _rebuild(get_schedule, schedule.pop("name"), schedule)
     optimizer = type(get_optimizer(record["name"]))(**hyperparameters)
     if record["state"] is not None:
-        state = {"step": _count(record["state"]["step"], "step")}
+        state = {"step": check_integer(record["state"]["step"], "step", minimum=0)}
         for state_name in optimizer.state_names:
             state[state_name] = np.zeros_like(network.flat_parameters)
             for name, view in network.unflatten(state[state_name]).items():
@@ -461,10 +463,10 @@ def _build_optimizer(record, network, arrays):
 
 def _restore_progress(network, document):
     training = document["training"]
-    network.epochs_trained = _count(training["epochs_trained"], "epochs_trained")
-    network.iterations_trained = _count(training["iterations_trained"], "iterations_trained")
+    network.epochs_trained = check_integer(training["epochs_trained"], "epochs_trained", minimum=0)
+    network.iterations_trained = check_integer(training["iterations_trained"], "iterations_trained", minimum=0)
     seed = training["training_seed"]
-    network.training_seed = None if seed is None else _count(seed, "training_seed")
+    network.training_seed = None if seed is None else check_integer(seed, "training_seed", minimum=0)
     history = document["history"]
     network.history = None if history is None else History.from_dict(history)
     metadata = document.get("metadata", {})
@@ -473,7 +475,3 @@ def _restore_progress(network, document):
     network.metadata = metadata
 
 
-def _count(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value

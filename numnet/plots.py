@@ -19,7 +19,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from numnet import errors
+from numnet.metrics import as_class_indices, confusion_matrix
 from numnet.training import History
+from numnet.validation import check_integer
 
 DEFAULT_FIGSIZE = (6.4, 4.8)
 DEFAULT_DPI = 100
@@ -153,31 +155,6 @@ def _as_float_array(values, name):
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a numeric array-like; got {type(values).__name__}") from None
-
-
-def _as_class_indices(values, name):
-    """Class labels as a 1-D int array; one-hot or probability rows (n, K) become their argmax."""
-    array = _as_float_array(values, name)
-    if array.ndim == 2 and array.shape[1] > 1:
-        array = array.argmax(axis=1)
-    elif array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(
-            f"{name} must hold one class index per sample, shape (n_samples,); got shape {array.shape}"
-        )
-    if array.size and (not np.all(np.isfinite(array)) or np.any(array != np.round(array)) or array.min() < 0):
-        raise ValueError(
-            f"{name} must hold non-negative integer class indices (0, 1, ..., K-1); "
-            f"got values such as {array[:5].tolist()}"
-        )
-    return array.astype(np.int64)
-
-
-def _check_integer(value, name, *, minimum, meaning):
-    """Raise a ValueError unless ``value`` is an integer (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer of at least {minimum} ({meaning}); got {value!r}")
 
 
 def _as_curve(values, name):
@@ -536,7 +513,7 @@ def plot_decision_regions(
         returns something other than one class index per grid point.
     """
     points, labels = _check_classification_data(X, y)
-    _check_integer(resolution, "resolution", minimum=2, meaning="grid points per axis")
+    check_integer(resolution, "resolution", minimum=2, meaning="grid points per axis")
     grid_x, grid_y, regions = _predict_on_grid(_as_predict_function(predict), points, int(resolution))
     n_classes = int(max(labels.max(initial=-1), regions.max(initial=-1))) + 1
     names = _check_class_names(class_names, n_classes)
@@ -568,7 +545,7 @@ def _check_classification_data(X, y):
         )
     if points.shape[0] == 0:
         raise ValueError("X is empty; decision regions need at least one sample to set the plotting range")
-    labels = _as_class_indices(y, "y")
+    labels = as_class_indices(y, "y")
     if labels.size != points.shape[0]:
         raise ValueError(
             f"y has {labels.size} labels but X has {points.shape[0]} samples; give one label per row of X"
@@ -593,7 +570,7 @@ def _predict_on_grid(predict, points, resolution):
             f"predict must return one class index per row of its (m, 2) input, shape ({samples.shape[0]},); "
             f"got shape {predictions.shape}"
         )
-    regions = _as_class_indices(predictions.reshape(-1), "predict's output")
+    regions = as_class_indices(predictions.reshape(-1), "predict's output")
     return grid_x, grid_y, regions.reshape(grid_x.shape)
 
 
@@ -637,7 +614,7 @@ def plot_gradient_magnitudes(
         raise ValueError(
             "the history has no gradient_mean_abs recorded; train for at least one iteration first"
         )
-    _check_integer(smooth, "smooth", minimum=1, meaning="iterations of moving average (1: no smoothing)")
+    check_integer(smooth, "smooth", minimum=1, meaning="iterations of moving average (1: no smoothing)")
     figure = _new_figure(figsize, dpi)
     axes = figure.add_subplot()
     for name, values in history.gradient_mean_abs.items():
@@ -667,67 +644,6 @@ def _moving_average(curve, window, name):
             f"choose smooth <= {curve.size}"
         )
     return np.convolve(curve, np.full(window, 1.0 / window), mode="valid")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Confusion matrix
-
-
-def confusion_matrix(y_true, y_pred, n_classes=None):
-    """Count how often each true class was predicted as each class.
-
-    Parameters
-    ----------
-    y_true, y_pred : array-like, shape (n_samples,) or (n_samples, n_classes)
-        Class indices, or one-hot / probability rows (their argmax is used).
-    n_classes : int, optional
-        The number of classes K; defaults to the largest index in either array plus one.
-
-    Returns
-    -------
-    numpy.ndarray of int64, shape (K, K)
-        Entry [i, j] counts the samples of true class i predicted as class j (rows true, columns predicted).
-
-    Raises
-    ------
-    ValueError
-        If the arrays differ in length, hold something other than non-negative integers, or an index is
-        not below ``n_classes``.
-
-    Examples
-    --------
-    >>> confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2])
-    array([[1, 0, 0],
-           [0, 1, 1],
-           [0, 0, 1]])
-    """
-    true = _as_class_indices(y_true, "y_true")
-    predicted = _as_class_indices(y_pred, "y_pred")
-    if true.size != predicted.size:
-        raise ValueError(
-            f"y_true has {true.size} labels but y_pred has {predicted.size}; they must match one to one"
-        )
-    n_classes = _check_n_classes(n_classes, true, predicted)
-    # Each (true, predicted) pair gets its own bin true * K + predicted; reshaping the K*K counts to (K, K)
-    # puts the true class on the rows.
-    counts = np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes)
-    return counts.reshape(n_classes, n_classes)
-
-
-def _check_n_classes(n_classes, true, predicted):
-    """``n_classes`` checked against the labels, or inferred from them when None."""
-    largest = int(max(true.max(initial=-1), predicted.max(initial=-1)))
-    if n_classes is None:
-        if largest < 0:
-            raise ValueError("the labels are empty, so the number of classes is unknown; pass n_classes")
-        return largest + 1
-    _check_integer(n_classes, "n_classes", minimum=1, meaning="classes")
-    if largest >= n_classes:
-        raise ValueError(
-            f"the labels contain class index {largest}, but n_classes={n_classes} allows only "
-            f"0..{n_classes - 1}; pass n_classes={largest + 1} or fix the labels"
-        )
-    return int(n_classes)
 
 
 def plot_confusion_matrix(
@@ -833,7 +749,7 @@ def plot_weights(
     if weights.ndim != 2:
         raise ValueError(f"W must be a weight matrix of shape (n_inputs, n_units); got shape {weights.shape}")
     rows, columns = _check_image_shape(image_shape, weights.shape[0])
-    _check_integer(max_images, "max_images", minimum=1, meaning="images")
+    check_integer(max_images, "max_images", minimum=1, meaning="images")
     shown = weights[:, : int(max_images)]  # (n_inputs, n_shown)
     mosaic = _tile_images(shown.T.reshape(-1, rows, columns))
     # A symmetric scale keeps 0 at the colormap's neutral middle, so the sign of a weight reads as its hue.

@@ -10,6 +10,7 @@ import numpy as np
 
 from numnet import backend
 from numnet.errors import NotFittedError
+from numnet.validation import check_integer
 
 # A feature whose spread (std or max - min) is below the smallest normal float64 is treated as constant:
 # such a spread is underflow, not signal, and dividing by it would overflow to infinity.
@@ -88,10 +89,7 @@ def _check_n_classes(indices, n_classes):
         if indices.size == 0:
             raise ValueError("cannot infer n_classes from empty labels; pass n_classes explicitly")
         return int(indices.max()) + 1
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
-        raise TypeError(f"n_classes must be an integer, got {type(n_classes).__name__}: {n_classes!r}")
-    if n_classes < 1:
-        raise ValueError(f"n_classes must be at least 1, got {n_classes}")
+    n_classes = check_integer(n_classes, "n_classes")
     if indices.size and indices.max() >= n_classes:
         first = int(np.argmax(indices >= n_classes))
         raise ValueError(

@@ -4,6 +4,7 @@ A schedule maps (base learning rate, step number t counted from 0) to the learni
 """
 
 from ._registry import lookup
+from .validation import check_integer
 
 
 class Schedule:
@@ -44,8 +45,7 @@ class StepDecay(Schedule):
     name = "step"
 
     def __init__(self, step_size=1000, factor=0.5):
-        if isinstance(step_size, bool) or int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"step_size must be a positive integer, got {step_size!r}")
+        step_size = check_integer(step_size, "step_size")
         if not 0 < float(factor) <= 1:
             raise ValueError(f"factor must be in (0, 1], got {factor}")
         self.step_size = int(step_size)

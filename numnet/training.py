@@ -9,8 +9,9 @@ import numpy as np
 from .backend import namespace
 from .distributed import get_communicator
 from .errors import DivergenceError
-from .network import batch_accuracy
+from .metrics import batch_accuracy
 from .optimizers import get_optimizer
+from .validation import check_integer
 
 SAMPLING_MODES = ("epoch", "replacement")
 
@@ -395,9 +396,7 @@ class _EarlyStopping:
     """Stop when the monitored loss has not improved by ``tolerance`` for ``patience`` epochs."""
 
     def __init__(self, patience, tolerance, restore_best, network):
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 1:
-            raise ValueError(f"patience must be a positive integer, got {patience!r}")
-        self.patience = int(patience)
+        self.patience = check_integer(patience, "patience")
         self.tolerance = float(tolerance)
         self.restore_best = restore_best
         self.network = network
@@ -457,23 +456,15 @@ def _on_backend(network, *arrays):
 def _resolve_batch_size(batch_size, n_samples):
     if batch_size is None:
         return n_samples
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer (or None for full batch), got {batch_size!r}")
-    return min(int(batch_size), n_samples)
+    return min(check_integer(batch_size, "batch_size", meaning="or None for the whole training set"), n_samples)
 
 
 def _resolve_total_steps(epochs, iterations, steps_per_epoch):
     if epochs is not None and iterations is not None:
         raise ValueError("give epochs or iterations, not both")
     if iterations is not None:
-        return _positive_count(iterations, "iterations")
-    return _positive_count(10 if epochs is None else epochs, "epochs") * steps_per_epoch
-
-
-def _positive_count(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+        return check_integer(iterations, "iterations")
+    return check_integer(10 if epochs is None else epochs, "epochs") * steps_per_epoch
 
 
 def _resolve_optimizer(network, optimizer, learning_rate):
@@ -488,7 +479,5 @@ def _resolve_seed(network, seed):
         seed = network.training_seed
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    network.training_seed = int(seed)
-    return int(seed)
+    network.training_seed = check_integer(seed, "seed", minimum=0)
+    return network.training_seed

@@ -110,7 +110,8 @@ def test_network_needs_exactly_one_of_layer_sizes_or_layers(arguments):
 
 @pytest.mark.parametrize("sizes", [[3], [2, 0, 1], [2, 1.5, 1]])
 def test_invalid_layer_sizes_are_refused_with_the_sizes_in_the_message(sizes):
-    with pytest.raises(ValueError, match="layer size|at least an input and an output"):
+    # A fractional size is a TypeError, a size below 1 or too few sizes a ValueError; all name the sizes.
+    with pytest.raises((ValueError, TypeError), match="layer size|at least an input and an output"):
         numnet.Network(sizes)
 
 

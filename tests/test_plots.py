@@ -303,45 +303,6 @@ def test_importing_plots_does_not_import_matplotlib_and_missing_matplotlib_is_ex
 
 
 # ---------------------------------------------------------------------------------------------------------
-# confusion_matrix against oracles
-
-
-def test_confusion_matrix_matches_a_hand_worked_example():
-    y_true = [0, 0, 1, 1, 1, 2, 2, 2, 2]
-    y_pred = [0, 1, 1, 1, 0, 2, 2, 1, 2]
-    # true 0: predicted 0 once, 1 once            -> [1, 1, 0]
-    # true 1: predicted 1 twice, 0 once           -> [1, 2, 0]
-    # true 2: predicted 2 three times, 1 once     -> [0, 1, 3]
-    expected = np.array([[1, 1, 0], [1, 2, 0], [0, 1, 3]])
-    np.testing.assert_array_equal(plots.confusion_matrix(y_true, y_pred), expected)
-
-
-def test_confusion_matrix_takes_the_argmax_of_one_hot_and_probability_rows():
-    y_true = np.eye(3)[[0, 2, 1]]
-    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])  # argmax 0, 2, 0
-    # true 0 -> 0, true 2 -> 2, true 1 -> 0.
-    expected = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1]])
-    np.testing.assert_array_equal(plots.confusion_matrix(y_true, probabilities), expected)
-
-
-def test_confusion_matrix_pads_to_n_classes():
-    # Only classes 0 and 1 occur; n_classes=4 adds two empty rows and columns.
-    matrix = plots.confusion_matrix([0, 1], [1, 1], n_classes=4)
-    expected = np.zeros((4, 4), dtype=int)
-    expected[0, 1] = expected[1, 1] = 1
-    np.testing.assert_array_equal(matrix, expected)
-
-
-def test_confusion_matrix_agrees_with_scikit_learn():
-    metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(4)
-    y_true = rng.integers(0, 5, size=500)
-    y_pred = np.where(rng.random(500) < 0.7, y_true, rng.integers(0, 5, size=500))
-    expected = metrics.confusion_matrix(y_true, y_pred, labels=np.arange(5))
-    np.testing.assert_array_equal(plots.confusion_matrix(y_true, y_pred, n_classes=5), expected)
-
-
-# ---------------------------------------------------------------------------------------------------------
 # Bad input
 
 
@@ -400,15 +361,6 @@ def test_plot_gradient_magnitudes_refuses_a_window_longer_than_the_run():
 def test_history_of_the_wrong_type_is_a_type_error():
     with pytest.raises(TypeError, match="History"):
         plots.plot_loss([1.0, 0.5])
-
-
-def test_confusion_matrix_refuses_mismatched_lengths_and_bad_labels():
-    with pytest.raises(ValueError, match="y_true has 2 labels but y_pred has 3"):
-        plots.confusion_matrix([0, 1], [0, 1, 1])
-    with pytest.raises(ValueError, match="non-negative integer"):
-        plots.confusion_matrix([0, -1], [0, 1])
-    with pytest.raises(ValueError, match="class index 3.*n_classes=2"):
-        plots.confusion_matrix([0, 3], [0, 1], n_classes=2)
 
 
 def test_comparison_curves_refuses_an_empty_mapping():

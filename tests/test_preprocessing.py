@@ -81,7 +81,7 @@ def test_one_hot_of_empty_labels_with_n_classes_is_an_empty_matrix():
         ([0, 3], 3, "out of range"),
         ([[0], [1]], None, "1-D"),
         ([], None, "n_classes"),
-        ([0, 1], 0, "at least 1"),
+        ([0, 1], 0, "n_classes must be a positive integer"),
     ],
 )
 def test_one_hot_rejects_invalid_labels_with_a_clear_message(labels, n_classes, message):

@@ -113,7 +113,6 @@ BAD_INPUTS = [
     ("negative_learning_rate", X_GOOD, Y_GOOD, {"optimizer": "sgd", "learning_rate": -0.1},
      r"learning_rate must be a finite number > 0, got -0.1"),
     ("zero_epochs", X_GOOD, Y_GOOD, {"epochs": 0}, r"epochs must be a positive integer, got 0"),
-    ("fractional_epochs", X_GOOD, Y_GOOD, {"epochs": 1.5}, r"epochs must be a positive integer, got 1.5"),
     ("zero_iterations", X_GOOD, Y_GOOD, {"iterations": 0}, r"iterations must be a positive integer, got 0"),
     ("zero_batch_size", X_GOOD, Y_GOOD, {"batch_size": 0}, r"batch_size must be a positive integer"),
     ("negative_batch_size", X_GOOD, Y_GOOD, {"batch_size": -2}, r"batch_size must be a positive integer.*-2"),
@@ -133,6 +132,17 @@ def test_bad_input_raises_value_error_naming_the_problem_and_leaves_weights_alon
     before = as_numpy(network.flat_parameters)
     with pytest.raises(ValueError, match=message):
         network.fit(X, y, **options)
+    assert np.array_equal(network.flat_parameters, before)
+
+
+@pytest.mark.parametrize("options, message", [({"epochs": 1.5}, r"epochs must be a positive integer, got 1.5"),
+                                             ({"batch_size": "32"}, r"batch_size must be a positive integer"),
+                                             ({"seed": True}, r"seed must be a non-negative integer, got True")])
+def test_counts_of_the_wrong_type_raise_type_error_naming_the_option(options, message):
+    network = classifier()
+    before = as_numpy(network.flat_parameters)
+    with pytest.raises(TypeError, match=message):
+        network.fit(X_GOOD, Y_GOOD, **options)
     assert np.array_equal(network.flat_parameters, before)
 
 
