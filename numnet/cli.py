@@ -29,6 +29,7 @@ import numpy as np
 from numnet import __version__, backend, datasets, experiments, plots, preprocessing
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
+from numnet.atomic import write_text_atomically
 from numnet.errors import MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
 from numnet.initializers import Normal
@@ -710,7 +711,7 @@ def command_predict(args):
     if args.output is None:
         sys.stdout.write(table)
     else:
-        path = experiments.write_text_atomically(args.output, table)
+        path = write_text_atomically(args.output, table)
         print(f"{X.shape[0]} predictions written to {path}")
     return 0
 

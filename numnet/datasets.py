@@ -16,14 +16,13 @@ import http.client
 import numbers
 import os
 import pathlib
-import shutil
-import tempfile
 import urllib.request
 import zlib
 
 import numpy as np
 
 from numnet import backend, preprocessing
+from numnet.atomic import write_atomically
 from numnet.errors import CorruptFileError, require
 from numnet.validation import check_integer
 
@@ -58,6 +57,7 @@ MNIST_MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 DOWNLOAD_TIMEOUT_SECONDS = 30
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 MNIST_IMAGE_SHAPE = (28, 28)
 MNIST_CLASSES = 10
 PIXEL_MAX = 255
@@ -444,32 +444,34 @@ def _download(file_name, folder, sha256, *, mirrors=MNIST_MIRRORS, opener=urllib
 
 
 def _fetch_atomically(url, destination, sha256, opener):
-    """Download ``url`` to a temporary file next to ``destination``, verify it, then rename it into place.
+    """Download ``url`` to ``destination`` with numnet's atomic-write helper, checking its SHA-256 first.
 
-    The rename (os.replace) is atomic, so an interrupted download never leaves a half-written file under the
-    real name for the next run to trust.
+    The digest is taken while the bytes stream to the temporary file; a mismatch aborts the write, so an
+    interrupted or forged download never appears under the real name for the next run to trust.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as output, opener(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            shutil.copyfileobj(response, output)
-            output.flush()
-            os.fsync(output.fileno())
-        _verify_sha256(temporary, sha256)
-        os.replace(temporary, destination)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+
+    def copy_and_check(stream):
+        digest = hashlib.sha256()
+        with opener(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            for chunk in iter(lambda: response.read(DOWNLOAD_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                stream.write(chunk)
+        _check_sha256(digest.hexdigest(), sha256, destination)
+
+    write_atomically(destination, copy_and_check)
 
 
 def _verify_sha256(path, expected):
     """Raise CorruptFileError unless the SHA-256 of the file at ``path`` is ``expected`` (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
+        for chunk in iter(lambda: file.read(DOWNLOAD_CHUNK_BYTES), b""):
             digest.update(chunk)
-    actual = digest.hexdigest()
+    _check_sha256(digest.hexdigest(), expected, path)
+
+
+def _check_sha256(actual, expected, path):
+    """Raise CorruptFileError naming ``path`` unless the hex digests ``actual`` and ``expected`` agree."""
     if actual != expected.lower():
         raise CorruptFileError(f"checksum mismatch for {path}: SHA-256 is {actual}, expected {expected}")
 

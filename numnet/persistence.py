@@ -36,13 +36,13 @@ import hashlib
 import inspect
 import json
 import os
-import secrets
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .activations import get_activation
+from .atomic import write_atomically
 from .backend import to_numpy
 from .errors import CorruptFileError
 from .initializers import get_initializer
@@ -275,35 +275,8 @@ def _sha256(array):
 
 
 def _write_atomically(path, arrays):
-    """Write the archive to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask set the final permissions.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder):
-    """fsync the folder so the rename itself survives a power cut (skipped where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    """Write the archive with numnet's one atomic-write helper (temporary beside ``path``, fsync, rename)."""
+    write_atomically(path, lambda stream: np.savez(stream, allow_pickle=False, **arrays))
 
 
 # ---- loading -------------------------------------------------------------------------------------------
