@@ -1,4 +1,4 @@
-"""A seeded byte mutator and an outcome tally for fuzzing numnet's file readers.
+"""A seeded byte mutator, an outcome tally and a memory probe for testing numnet's file readers.
 
 Every reader promises: any sequence of bytes either loads exactly what was written or raises one of
 numnet's own errors naming the file. A fuzz test builds valid files, mutates them with :func:`mutate`
@@ -11,6 +11,7 @@ few hundred, so CI takes seconds and a long run (``NUMNET_FUZZ_CASES=5000``) is 
 
 import collections
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -105,3 +106,16 @@ class Tally:
         """One line of counts, printed for ``pytest -s`` and the issue's closing note."""
         counts = ", ".join(f"{key} {value}" for key, value in sorted(self.counts.items()))
         print(f"\nfuzz {reader}: {counts}")
+
+
+def peak_memory(function):
+    """The peak of memory allocated through Python's allocators (tracemalloc) while ``function()`` runs.
+
+    NumPy reports its array buffers to tracemalloc too, so an array allocated from a hostile header counts.
+    """
+    tracemalloc.start()
+    try:
+        function()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

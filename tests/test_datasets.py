@@ -9,7 +9,6 @@ import gzip
 import io
 import math
 import struct
-import tracemalloc
 import urllib.error
 import zlib
 
@@ -30,7 +29,7 @@ from numnet.datasets import (
     read_idx,
 )
 from numnet.errors import CorruptFileError, DataFileError
-from fuzzing import Tally, fuzz_cases, mutate
+from fuzzing import Tally, fuzz_cases, mutate, peak_memory
 
 # Sample statistics of n = 20,000 normal draws have a standard error of sigma / sqrt(2n) = 0.5% for the std;
 # 3% is six standard errors, so these checks fail only when the noise model is wrong.
@@ -279,13 +278,12 @@ def test_read_idx_refuses_dimensions_whose_product_overflows_int64(tmp_path, sha
 def test_a_tiny_gzip_file_claiming_4_gib_is_refused_using_memory_in_proportion_to_its_content(tmp_path):
     path = tmp_path / "claims.gz"
     path.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 0x08, 1, 2**32 - 1) + b"\x01" * 1000))
-    tracemalloc.start()
-    try:
+
+    def reject():
         with pytest.raises(CorruptFileError, match=r"truncated.*4294967295 bytes.*found 1000"):
             read_idx(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    peak = peak_memory(reject)
     assert peak < IDX_MEMORY_BOUND, f"peak {peak} bytes"
 
 
@@ -293,13 +291,12 @@ def test_a_gzip_file_inflating_far_beyond_its_header_stops_at_the_header_size(tm
     # 64 MiB of zeros compress to about 64 kB; the header says 10 values, so reading stops after 11 bytes.
     path = tmp_path / "bomb.gz"
     path.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 0x08, 1, 10) + bytes(64 << 20)))
-    tracemalloc.start()
-    try:
+
+    def reject():
         with pytest.raises(CorruptFileError, match=r"bomb\.gz is longer than its header says.*found at least 11"):
             read_idx(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    peak = peak_memory(reject)
     assert peak < IDX_MEMORY_BOUND, f"peak {peak} bytes"
 
 
@@ -749,13 +746,9 @@ def test_long_text_labels_cost_memory_in_proportion_to_the_file(tmp_path):
     lines = [f"1,{'x' * 100_000}"] + [f"{i},label{i}" for i in range(2000)]
     path = write_text(tmp_path / "labels.csv", "\n".join(lines) + "\n")
     size = path.stat().st_size
-    tracemalloc.start()
-    try:
-        data = load_csv(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert len(data.classes) == 2001
+    loaded = []
+    peak = peak_memory(lambda: loaded.append(load_csv(path)))
+    assert len(loaded[0].classes) == 2001
     assert peak < MEMORY_MULTIPLE * size, f"peak {peak} bytes for a {size}-byte file"
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import struct
 import tempfile
-import tracemalloc
 import warnings
 import zipfile
 import zlib
@@ -26,7 +25,7 @@ from numnet.layers import Dense
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import load_model, save_model
 from numnet.schedules import InverseScaling, StepDecay
-from fuzzing import Tally, fuzz_cases, mutate
+from fuzzing import Tally, fuzz_cases, mutate, peak_memory
 from oracles import as_numpy, numpy_dtype
 
 
@@ -529,14 +528,13 @@ def test_a_tiny_npy_header_declaring_a_huge_shape_is_refused_before_any_allocati
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
-    tracemalloc.start()
-    try:
+
+    def reject():
         with pytest.raises(CorruptFileError, match=r"'parameters/dense_0.b' has dtype float32 and shape "
                                                    r"\(1099511627776, 1048576\), but the file lists float32"):
             load_model(path)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+
+    peak = peak_memory(reject)
     assert peak < path.stat().st_size + REJECTION_MEMORY_SLACK
 
 
@@ -691,15 +689,6 @@ def _zip_with_raw_member(path, members, name, stream, crc, size):
     path.write_bytes(body + directory + end)
 
 
-def _peak_memory_of(function):
-    tracemalloc.start()
-    try:
-        function()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("size_in_directory", ["true_size", "size_the_document_expects"])
 def test_a_member_inflating_to_512_mib_is_refused_with_memory_bounded_by_the_file(saved, size_in_directory):
     # The member is a valid .npy header for dense_0.b followed by 512 MiB of zeros, deflated to ~0.5 MB. Its
@@ -725,7 +714,7 @@ def test_a_member_inflating_to_512_mib_is_refused_with_memory_bounded_by_the_fil
         with pytest.raises(CorruptFileError, match=message):
             load_model(path)
 
-    peak = _peak_memory_of(reject)
+    peak = peak_memory(reject)
     assert peak < size + REJECTION_MEMORY_SLACK, f"peak {peak:,} bytes rejecting a {size:,}-byte file"
 
 
