@@ -638,9 +638,14 @@ def load_csv_features(path, n_features, *, feature_names=None, delimiter=",", dt
         When ``path`` does not exist.
     numnet.errors.DataFileError
         (a ValueError) For the problems :func:`load_csv` reports, and a file with another number of columns.
+    TypeError
+        When ``feature_names`` is not a sequence of str.
     """
     dtype = backend.resolve_dtype(dtype)
     n_features = check_integer(n_features, "n_features")
+    if feature_names is not None and (isinstance(feature_names, str)
+                                      or not all(isinstance(name, str) for name in feature_names)):
+        raise TypeError(f"feature_names must be a sequence of column names (str), got {feature_names!r}")
     path = pathlib.Path(path)
     rows = _read_csv_rows(path, delimiter)
     first_line, first_row = rows[0]

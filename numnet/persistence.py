@@ -477,12 +477,7 @@ def _read_document(path, archive, members):
         raise _corrupt(path, f"it is a NumPy archive without numnet's {DOCUMENT_KEY!r} document; "
                              "it was not written by numnet's save_model")
 
-    def one_dimensional_bytes(dtype, shape):
-        if dtype != np.uint8 or len(shape) != 1:
-            return f"should be a 1-D uint8 array (JSON text), but has dtype {dtype} and shape {shape}"
-        return None
-
-    raw = _read_member(path, archive, members[DOCUMENT_KEY], DOCUMENT_KEY, one_dimensional_bytes)
+    raw = _read_member(path, archive, members[DOCUMENT_KEY], DOCUMENT_KEY, _json_bytes)
     try:
         document = json.loads(raw.tobytes().decode("utf-8"))
     except ValueError as error:  # UnicodeDecodeError, JSONDecodeError and Python's int-string limit
@@ -494,6 +489,13 @@ def _read_document(path, archive, members):
         raise _corrupt(path, f"its {DOCUMENT_KEY!r} document does not describe a numnet model")
     _check_format_version(path, document)
     return document
+
+
+def _json_bytes(dtype, shape):
+    """The check for :func:`_read_member` that the document's member is a 1-D uint8 array (UTF-8 text)."""
+    if dtype != np.uint8 or len(shape) != 1:
+        return f"should be a 1-D uint8 array (JSON text), but has dtype {dtype} and shape {shape}"
+    return None
 
 
 def _check_format_version(path, document):
@@ -524,18 +526,22 @@ def _read_arrays(path, archive, members, document):
     arrays = {}
     for key, record in manifest.items():
         dtype_name, shape, sha256 = _array_entry(path, key, record)
-
-        def as_listed(dtype, declared):
-            if (dtype.name, declared) != (dtype_name, shape):
-                return (f"has dtype {dtype.name} and shape {declared}, but the file lists {dtype_name} and "
-                        f"{shape}")
-            return None
-
-        array = _read_member(path, archive, members[key], key, as_listed)
+        array = _read_member(path, archive, members[key], key, _as_listed(dtype_name, shape))
         if _sha256(array) != sha256:
             raise _corrupt(path, f"array {key!r} fails its SHA-256 check: its bytes were damaged or changed")
         arrays[key] = array
     return arrays
+
+
+def _as_listed(dtype_name, shape):
+    """The check for :func:`_read_member` that a header declares the dtype and shape the document lists."""
+
+    def check(dtype, declared):
+        if (dtype.name, declared) != (dtype_name, shape):
+            return f"has dtype {dtype.name} and shape {declared}, but the file lists {dtype_name} and {shape}"
+        return None
+
+    return check
 
 
 def _array_entry(path, key, record):
