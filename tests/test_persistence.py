@@ -689,26 +689,38 @@ def _zip_with_raw_member(path, members, name, stream, crc, size):
     path.write_bytes(body + directory + end)
 
 
-@pytest.mark.parametrize("size_in_directory", ["true_size", "size_the_document_expects"])
-def test_a_member_inflating_to_512_mib_is_refused_with_memory_bounded_by_the_file(saved, size_in_directory):
-    # The member is a valid .npy header for dense_0.b followed by 512 MiB of zeros, deflated to ~0.5 MB. Its
-    # zip entry gives the true size (refused from the directory alone), or the size the document expects
-    # (read up to that size, then refused by its CRC-32): neither inflates more than the file holds.
+BOMB_CASES = {
+    # (shape in the member's .npy header, size its zip entry gives, what refuses it)
+    "directory_gives_the_true_size": ("listed", "true", "would inflate to"),
+    "directory_gives_the_listed_size": ("listed", "listed", "fails its SHA-256 check"),
+    "header_declares_512_mib": ("whole", "listed", r"has dtype float32 and shape \(134217728,\), but the file "
+                                                   r"lists float32 and \(6,\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOMB_CASES))
+def test_a_member_inflating_to_512_mib_is_refused_with_memory_bounded_by_the_file(saved, case):
+    # The member for dense_0.b (6 floats) is a .npy header followed by 512 MiB of zeros, deflated to about
+    # 0.5 MB. Its header lists the document's shape or the whole 512 MiB; its zip entry gives the true size
+    # (refused from the zip directory alone) or the listed size with the CRC-32 of that much (read that far,
+    # then refused by its checksum or its header): none inflates more than the file holds.
     network, path = saved
+    header_shape, entry_size, message = BOMB_CASES[case]
     bias = as_numpy(network.parameters()["dense_0.b"])
     header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": bias.shape})
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (
+        bias.shape if header_shape == "listed" else ((BOMB_MIB << 20) // 4,))})
     header = header.getvalue()
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     stream = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH) + _deflated_zeros(BOMB_MIB)
     inflated = len(header) + (BOMB_MIB << 20)
-    declared = inflated if size_in_directory == "true_size" else len(header) + bias.nbytes
+    declared = inflated if entry_size == "true" else len(header) + bias.nbytes
     members = {name: data for name, data in _members(path).items() if name != "parameters/dense_0.b.npy"}
-    _zip_with_raw_member(path, members, "parameters/dense_0.b.npy", stream,
-                         _crc_of_header_and_zeros(header, BOMB_MIB), declared)
+    crc = (_crc_of_header_and_zeros(header, BOMB_MIB) if entry_size == "true"
+           else zlib.crc32(header + bytes(bias.nbytes)))
+    _zip_with_raw_member(path, members, "parameters/dense_0.b.npy", stream, crc, declared)
     size = path.stat().st_size
     assert size < inflated / 500  # a zip bomb: over 500 times smaller than what it inflates to
-    message = "would inflate to" if size_in_directory == "true_size" else r"model\.npz.*CRC"
 
     def reject():
         with pytest.raises(CorruptFileError, match=message):
