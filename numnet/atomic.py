@@ -8,6 +8,7 @@ its temporary; the temporaries that a killed process could not remove (a model's
 removed by the next successful write of the same target.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -55,40 +56,57 @@ def write_atomically(path, write):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(8)}{TEMPORARY_SUFFIX}")
+    with _naming_the_target(path, temporary):
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                             NEW_FILE_MODE)  # O_EXCL: never someone else's file
     try:
-        _write_and_rename(temporary, path, write)
-    except OSError as error:
-        raise _naming(error, path, temporary)
+        with os.fdopen(descriptor, "wb") as stream:
+            write(_TargetStream(stream, path, temporary))
+            with _naming_the_target(path, temporary):
+                stream.flush()
+                os.fsync(stream.fileno())
+        with _naming_the_target(path, temporary):
+            os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     _remove_stale_temporaries(path)
     _sync_folder(path.parent)
     return path
 
 
-def _write_and_rename(temporary, path, write):
-    """Write the temporary (O_EXCL: never someone else's file), fsync it and rename it over ``path``."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temporary, flags, NEW_FILE_MODE)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+class _TargetStream:
+    """The temporary's stream as ``write`` sees it: a failed write names the target (a full disk, say).
 
-
-def _naming(error, path, temporary):
-    """``error`` naming ``path`` where it named the temporary (or no file): the file the caller asked for.
-
-    OSError(errno, ...) picks the same subclass (PermissionError, ...) from the error number.
+    Everything but ``write`` is the stream's own, so libraries can seek, tell and ask for its fileno.
     """
-    if error.errno is None or error.filename not in (None, str(temporary), os.fsencode(temporary)):
-        return error
-    renamed = OSError(error.errno, error.strerror, str(path))
-    renamed.__cause__ = error
-    return renamed
+
+    def __init__(self, stream, path, temporary):
+        self._stream, self._path, self._temporary = stream, path, temporary
+
+    def write(self, data):
+        with _naming_the_target(self._path, self._temporary):
+            return self._stream.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _naming_the_target(path, temporary):
+    """Re-raise an OSError of writing or renaming the temporary naming ``path``, the file the caller asked
+    for, where it named the temporary or no file.
+
+    Used around the helper's own file operations only, so that the errors of the caller's ``write`` (a
+    download's broken connection, say) keep their own words. OSError(errno, ...) picks the subclass
+    (PermissionError, IsADirectoryError, ...) from the number.
+    """
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None or error.filename not in (None, str(temporary), os.fsencode(temporary)):
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from error
 
 
 def _remove_stale_temporaries(path):

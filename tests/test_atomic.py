@@ -64,15 +64,34 @@ def test_a_failed_write_keeps_the_old_file_and_removes_its_temporary(tmp_path):
     assert os.listdir(tmp_path) == ["model.npz"]
 
 
-def test_an_os_error_of_the_write_names_the_requested_path_not_the_temporary(tmp_path):
-    def disk_full(stream):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+def test_a_write_the_file_system_refuses_names_the_requested_path_not_the_temporary(tmp_path):
+    # A file-size limit makes the kernel refuse the write with EFBIG, as a full disk refuses with ENOSPC;
+    # in a child process, so that the limit and the ignored SIGXFSZ do not reach the test run.
     target = tmp_path / "model.npz"
-    with pytest.raises(OSError) as caught:
-        write_atomically(target, disk_full)
-    assert caught.value.errno == errno.ENOSPC
-    assert caught.value.filename == str(target) and ".tmp" not in str(caught.value)
+    script = (
+        "import resource, signal, sys\n"
+        "from numnet.atomic import write_atomically\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "try:\n"
+        f"    write_atomically({str(target)!r}, lambda stream: stream.write(b'x' * 100_000))\n"
+        "except OSError as error:\n"
+        "    print(error.errno, error.filename, error, sep='|')\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    number, filename, message = completed.stdout.strip().split("|")
+    assert int(number) == errno.EFBIG and filename == str(target) and ".tmp" not in message
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_os_error_of_the_writers_own_work_keeps_its_own_message(tmp_path):
+    def connection_reset(stream):  # e.g. a download whose server hung up
+        raise ConnectionResetError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))
+
+    with pytest.raises(ConnectionResetError) as caught:
+        write_atomically(tmp_path / "data.gz", connection_reset)
+    assert caught.value.filename is None
     assert os.listdir(tmp_path) == []
 
 
