@@ -516,6 +516,8 @@ def _assert_same_model(loaded, original):
     for name, array in original.parameters().items():
         assert numpy_dtype(loaded.parameters()[name]) == numpy_dtype(array)
         assert np.array_equal(as_numpy(loaded.parameters()[name]), as_numpy(array)), name
+    for name, array in original.state().items():
+        assert np.array_equal(as_numpy(loaded.state()[name]), as_numpy(array)), name
     assert loaded.optimizer.hyperparameters() == original.optimizer.hyperparameters()
     for state_name in original.optimizer.state_names:
         assert np.array_equal(as_numpy(loaded.optimizer.state[state_name]),
@@ -881,12 +883,25 @@ def _edit_document(raw, rng):
     return _zip_bytes([(name, buffer.getvalue() if name == "numnet.json.npy" else data) for name, data in entries])
 
 
-def test_fuzzed_model_files_load_exactly_as_saved_or_raise_corrupt_file_error(saved):
-    network, path = saved
+def _trained_batch_norm_network():
+    """A format-version-2 network: Dense, BatchNorm (running statistics saved as state/ arrays), Dropout."""
+    network = numnet.Network([3, 5, 3], batch_norm=True, dropout=0.2, output_activation="softmax", seed=2)
+    network.fit(_data(), np.arange(30) % 3, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.01, seed=3)
+    return network
+
+
+FUZZED_NETWORKS = {"dense_format_1": lambda: _trained_classifier()[0],
+                   "batch_norm_format_2": _trained_batch_norm_network}
+
+
+@pytest.mark.parametrize("make_network", FUZZED_NETWORKS.values(), ids=list(FUZZED_NETWORKS))
+def test_fuzzed_model_files_load_exactly_as_saved_or_raise_corrupt_file_error(tmp_path, make_network):
+    network = make_network()
+    path = save_model(network, tmp_path / "model.npz")
     original = path.read_bytes()
     tallies = {kind: Tally(CorruptFileError) for kind in ("bytes", "zip fields", "members", "document")}
     rng = np.random.default_rng(20260613)
-    for case in range(fuzz_cases(400)):
+    for case in range(fuzz_cases(300)):
         kind = list(tallies)[case % len(tallies)]
         if kind == "bytes":
             damaged, must_load = mutate(original, rng), False
@@ -907,5 +922,5 @@ def test_fuzzed_model_files_load_exactly_as_saved_or_raise_corrupt_file_error(sa
         if loaded is not None and kind in ("bytes", "zip fields"):
             _assert_same_model(loaded, network)  # behind the CRC-32s and SHA-256s, nothing else can load
     for kind, tally in tallies.items():
-        tally.report(f"model files, {kind}")
+        tally.report(f"model files ({network.n_parameters} parameters, {len(network.state())} state arrays), {kind}")
         assert tally.counts["rejected"], kind
