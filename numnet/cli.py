@@ -902,10 +902,10 @@ def _add_other_parsers(commands):
                                   description="Print every step of one forward and one backward pass (BP1-BP4) "
                                               "of a 2-3-2 network on 2 samples, and check them against numnet.")
     explain.set_defaults(run=command_explain)
-    runner = commands.add_parser("experiments", help="run the reference experiments E1-E7 and write a report",
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E11 and write a report",
                                  description="Run the reference experiments and write report.html.")
     runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
-    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3, E4, E5)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E11)")
     runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
                         help="folder for the figures and report.html (default %(default)s)")
     runner.set_defaults(run=command_experiments)
