@@ -14,7 +14,7 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
         Softmax cross-entropy: class indices (n_samples,) in [0, n_outputs), or one-hot rows
         (n_samples, n_outputs). Binary cross-entropy: labels in [0, 1], shape (n_samples,) when there is
         one output, else (n_samples, n_outputs). Mean squared error: real values, (n_samples,) for one
-        output or (n_samples, n_outputs).
+        output or (n_samples, n_outputs). Poisson: counts or rates >= 0, shaped like mean squared error's.
     loss : Loss
     n_outputs : int
         The network's output size.
@@ -26,7 +26,7 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
     ------
     ValueError
         Wrong number of rows, wrong width, NaN or infinity, class labels that are not integers or are out
-        of range, binary labels outside [0, 1].
+        of range, binary labels outside [0, 1], negative targets for the Poisson loss.
     """
     array = backend.as_numeric_array(y, "y")
     if array.ndim == 0 or array.ndim > 2:
@@ -44,6 +44,11 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
     if loss.fused_activation == "sigmoid" and (matrix.min() < 0 or matrix.max() > 1):
         raise ValueError(
             f"binary cross-entropy needs labels in [0, 1], got values from {matrix.min()} to {matrix.max()}"
+        )
+    if loss.needs_non_negative_targets and matrix.min() < 0:
+        raise ValueError(
+            f"the {loss.name} loss needs counts >= 0 as targets (it models a rate), got the value "
+            f"{matrix.min()}; remove or correct the negative targets"
         )
     return np.ascontiguousarray(matrix, dtype=dtype)
 
