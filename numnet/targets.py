@@ -1,4 +1,4 @@
-"""Targets: validating labels and converting them once to the float matrix every loss works with."""
+"""Targets and sample weights: validating them and converting them once to the arrays every loss works with."""
 
 import numpy as np
 
@@ -113,3 +113,35 @@ def class_indices(labels, n_classes):
             f"0..{n_classes - 1}"
         )
     return labels
+
+
+def as_sample_weights(weights, n_samples, dtype, name="sample_weight"):
+    """Validate per-sample weights and return them as a float vector of shape (n_samples,), or None.
+
+    Parameters
+    ----------
+    weights : array_like or None
+        One non-negative, finite weight per sample; None weighs every sample equally. The losses divide by
+        the weights' sum, so they need not be normalised.
+    n_samples : int
+        The number of rows X has.
+    dtype : numpy dtype
+    name : str, default "sample_weight"
+        The argument's name, for the messages.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, NaN or infinity, negative weights, or weights that are all zero.
+    """
+    if weights is None:
+        return None
+    array = backend.as_numeric_array(weights, name)
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per sample, got shape {array.shape}")
+    backend.check_finite(array, name)
+    if array.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got the value {array.min()}")
+    if not array.any():
+        raise ValueError(f"{name} is all zeros, which leaves nothing to train on; give some weight > 0")
+    return np.ascontiguousarray(array, dtype=dtype)

@@ -33,10 +33,10 @@ def run_ranks(n_ranks, *arguments, expect_success=True):
     return completed
 
 
-def single_process_fit(dtype):
+def single_process_fit(dtype, sample_weight=None):
     X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
     network = numnet.Network([2, 16, 16, 3], activation="tanh", output_activation="softmax", dtype=dtype, seed=0)
-    history = network.fit(X, y, epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam", learning_rate=0.01,
+    history = network.fit(X, y, sample_weight=sample_weight, epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam", learning_rate=0.01,
                           seed=3, validation_split=0.2)
     return network, history
 
@@ -59,6 +59,21 @@ def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype)
     assert np.allclose(result["accuracy"], history.accuracy, atol=1e-12)
     assert np.allclose(result["val_accuracy"], history.val_accuracy, atol=1e-12)
     assert np.allclose(result["val_loss"], history.val_loss, rtol=10 * RELATIVE_TOLERANCE[dtype])
+
+
+def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):
+    # Each rank's weighted mean counts with its shard's share of the global batch's weight sum (integer
+    # weights 0-3, zeros included); the validation loss is combined the same way.
+    from mpi_worker import sample_weights
+
+    output = tmp_path / "result.npz"
+    run_ranks(3, "--weighted", output, "float64", BATCH_SIZE, EPOCHS)
+    network, history = single_process_fit("float64", sample_weight=sample_weights(150))
+    result = np.load(output)
+    assert relative_difference(result["parameters"], network.flat_parameters) < RELATIVE_TOLERANCE["float64"]
+    iteration_loss = np.array(history.iteration_loss)
+    assert relative_difference(result["iteration_loss"], iteration_loss) < 10 * RELATIVE_TOLERANCE["float64"]
+    assert np.allclose(result["val_loss"], history.val_loss, rtol=10 * RELATIVE_TOLERANCE["float64"])
 
 
 def test_a_failing_rank_stops_every_rank_and_the_last_checkpoint_resumes(tmp_path):

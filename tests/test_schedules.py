@@ -206,3 +206,15 @@ def test_sgd_with_a_schedule_given_by_name_uses_that_schedule():
 
 def test_the_first_learning_rate_is_the_base_rate_before_any_step():
     assert SGD(learning_rate=0.1, schedule=StepDecay(step_size=1, factor=0.5)).current_learning_rate == 0.1
+
+
+def test_a_saved_model_keeps_its_reduce_on_plateau_state(tmp_path):
+    import numnet
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    network = numnet.Network([3, 4, 1], seed=0)
+    schedule = ReduceOnPlateau(patience=1, tolerance=10.0)  # every epoch after the first stalls
+    network.fit(X, X[:, 0], epochs=5, optimizer=SGD(0.01, schedule=schedule), seed=0)
+    numnet.save_model(network, tmp_path / "model.npz")
+    loaded = numnet.load_model(tmp_path / "model.npz").optimizer.schedule
+    assert vars(loaded) == vars(schedule) and schedule.scale < 1.0
