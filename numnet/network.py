@@ -461,7 +461,10 @@ class Network:
         """
         logits, output = self._forward(X, training=True, rng=rng)
         loss = self._loss_from(logits, output, Y, weights) if X.shape[0] else 0.0
-        self.backward(Y, weights)
+        if weights is None:
+            self.backward(Y)  # the one-argument call, which a subclass may override as backward(self, Y)
+        else:
+            self.backward(Y, weights)
         return loss
 
     def clear_caches(self):

@@ -129,12 +129,7 @@ def torch_reference(network, X, y, sample_weight=None):
         a = activation(linear(a))
     logits = linears[-1](a)
     output = activations[-1](logits)
-    per_sample = _torch_sample_losses(network.loss.name, logits, output, y)
-    if sample_weight is None:
-        data_term = per_sample.mean()
-    else:
-        weights = torch.tensor(np.asarray(sample_weight, dtype=np.float64))
-        data_term = (weights * per_sample).sum() / weights.sum()
+    data_term = _torch_data_loss(network.loss.name, logits, output, y, sample_weight)
     loss = data_term + _torch_l2_term(network.l2, linears)
     loss.backward()
     gradients = {}
@@ -142,6 +137,16 @@ def torch_reference(network, X, y, sample_weight=None):
         gradients[f"{layer.name}.W"] = linear.weight.grad.numpy().T.copy()
         gradients[f"{layer.name}.b"] = linear.bias.grad.numpy().copy()
     return TorchReference(output.detach().numpy().copy(), float(loss.item()), gradients)
+
+def _torch_data_loss(loss_name, logits, output, y, sample_weight=None):
+    """The mean of the per-sample losses, or their weighted mean Σ w_i C_i / Σ w_i."""
+    import torch
+
+    per_sample = _torch_sample_losses(loss_name, logits, output, y)
+    if sample_weight is None:
+        return per_sample.mean()
+    weights = torch.tensor(np.asarray(sample_weight, dtype=np.float64))
+    return (weights * per_sample).sum() / weights.sum()
 
 def _torch_sample_losses(loss_name, logits, output, y):
     """Each sample's loss C_i, shape (n_samples,), from PyTorch's unreduced losses summed over outputs."""
