@@ -40,7 +40,7 @@ from .optimizers import SGD, Adam, get_optimizer
 from .schedules import ReduceOnPlateau, track_plateau
 from .losses import get_loss
 from .targets import as_sample_weights, as_target_matrix
-from .validation import check_integer
+from .validation import check_integer, check_real
 
 _PURPOSE = "the scikit-learn estimators (numnet.sklearn)"
 # Loaded through require so that a missing scikit-learn gives a message that says how to install it.
@@ -867,8 +867,7 @@ def _check_choice(value, name, choices):
 
 def _check_real(value, name, *, minimum, maximum=None, strict=False):
     """Raise unless ``value`` is a real number >= minimum (> with strict) and < maximum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = check_real(value, name)  # TypeError for a bool, a string, ...
     too_small = value <= minimum if strict else value < minimum
     if not np.isfinite(value) or too_small or (maximum is not None and value >= maximum):
         bound = f"{'>' if strict else '>='} {minimum}" + (f" and < {maximum}" if maximum is not None else "")

@@ -12,7 +12,7 @@ from .errors import DivergenceError
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
 from .targets import as_sample_weights
-from .validation import check_integer
+from .validation import check_integer, check_real
 
 SAMPLING_MODES = ("epoch", "replacement")
 #: The entropy key of Dropout's random stream, beside (seed, epoch) of the batch order: the masks of step t
@@ -579,7 +579,7 @@ def _prepare_data(network, X, y, sample_weight, validation_data, validation_spli
         return _on_backend(network, X=X, Y=Y, X_val=X_val, Y_val=network.validate_targets(y_val, X_val.shape[0]),
                            weights=weights, val_weights=as_sample_weights(weights_val, X_val.shape[0], network.dtype,
                                                                           name="validation sample_weight"))
-    validation_split = float(validation_split)
+    validation_split = check_real(validation_split, "validation_split")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0.0:
