@@ -9,6 +9,7 @@
 const PLAY_SECONDS = 0.05;            // a playing request trains for at most this long (whole epochs)
 const CURVE_POINTS = 4000;            // curves are halved (every other point kept) beyond this length
 const RATE_WINDOW_MS = 2000;          // the update rate counts the pictures painted in this window
+const PAINT_LOG = 5000;               // paint times kept for benchmarks/playground_speed.py
 const NEGATIVE = [245, 147, 34];      // TensorFlow Playground's orange, for -1 (and class 0)
 const NEUTRAL = [232, 234, 235];
 const POSITIVE = [8, 119, 189];       // its blue, for +1 (and class 1)
@@ -40,11 +41,14 @@ const state = {
   points: null,         // the decoded training and test points
   playing: false,
   busy: false,
+  training: null,       // the training request in flight while playing
+  networkShape: null,   // the features and hidden sizes the network's columns were built for
   pendingSettings: null,
   actions: [],
   changeStartedAt: null,
   curves: null,
   paintTimes: [],
+  paintLog: [],         // [time, epoch] of every painted picture, the latest PAINT_LOG
   latencies: [],
   pictures: 0,
 };
@@ -69,26 +73,38 @@ async function api(path, body) {
 
 const sessionPath = (action) => `/api/sessions/${state.session}/${action}`;
 
+function requestTraining() {
+  const request = api(sessionPath("train"), { epochs: Number($("speed").value), seconds: PLAY_SECONDS });
+  request.catch(() => {});  // a failure is handled where the request is awaited
+  return request;
+}
+
 async function work() {
   if (state.busy) return;
   state.busy = true;
   try {
     for (;;) {
-      if (state.pendingSettings) {
+      if (state.training) {
+        // While playing, the next request goes out before this answer is drawn, so that the server trains
+        // while the browser paints. An answer is always drawn (the page must show the server's network),
+        // unless a settings change is about to replace that network.
+        const frame = await state.training;
+        state.training = state.playing && !state.pendingSettings && !state.actions.length ? requestTraining() : null;
+        if (!state.pendingSettings) await show(frame);
+      } else if (state.pendingSettings) {
         const settings = state.pendingSettings;
         state.pendingSettings = null;
         await show(await api(sessionPath("settings"), { settings }));
       } else if (state.actions.length) {
         await state.actions.shift()();
       } else if (state.playing) {
-        const epochs = Number($("speed").value);
-        const frame = await api(sessionPath("train"), { epochs, seconds: PLAY_SECONDS });
-        if (!state.pendingSettings) await show(frame);
+        state.training = requestTraining();
       } else {
         break;
       }
     }
   } catch (error) {
+    state.training = null;
     fail(error);
   } finally {
     state.busy = false;
@@ -150,6 +166,8 @@ async function show(frame) {
     state.changeStartedAt = null;
   }
   state.paintTimes.push(paintedAt);
+  state.paintLog.push([paintedAt, frame.epoch]);
+  if (state.paintLog.length > PAINT_LOG) state.paintLog.shift();
   showSpeed(paintedAt);
 }
 
@@ -341,6 +359,10 @@ function makeCanvas(size, pixels) {
 }
 
 function buildNetwork(settings) {
+  // Rebuilt only when the layers or the features change: most changes keep the same shape.
+  const shape = `${settings.features.join(",")}/${settings.hidden.join(",")}`;
+  if (state.networkShape === shape) return;
+  state.networkShape = shape;
   const columns = $("columns");
   columns.replaceChildren();
   const featureColumn = column("");
@@ -420,12 +442,23 @@ function drawFunction(canvas, value) {
 
 function paintLevels(canvas, values) {
   // values in [-1, 1], row by row from the top: orange, grey, blue.
+  paintLevelBytes(canvas, Uint8Array.from(values, (value) => Math.round((Math.max(-1, Math.min(1, value)) + 1) * 127.5)));
+}
+
+// The colour of each of the 256 levels the server's neuron pictures use (level / 127.5 - 1 in [-1, 1]).
+const LEVEL_COLOURS = Array.from({ length: 256 }, (_, level) => diverging(level / 127.5 - 1));
+
+function paintLevelBytes(canvas, levels) {
   const context = canvas.getContext("2d");
   const image = context.createImageData(canvas.width, canvas.height);
-  values.forEach((value, index) => {
-    const colour = diverging(value);
-    image.data.set([colour[0], colour[1], colour[2], 255], index * 4);
-  });
+  const pixels = image.data;
+  for (let index = 0; index < levels.length; index++) {
+    const colour = LEVEL_COLOURS[levels[index]];
+    pixels[4 * index] = colour[0];
+    pixels[4 * index + 1] = colour[1];
+    pixels[4 * index + 2] = colour[2];
+    pixels[4 * index + 3] = 255;
+  }
   context.putImageData(image, 0, 0);
 }
 
@@ -444,10 +477,7 @@ function drawNeurons(frame) {
     const levels = decodeBytes(encoded);
     const pixels = frame.neurons.size * frame.neurons.size;
     const canvases = columns[layer + 1].querySelectorAll("canvas");
-    canvases.forEach((canvas, neuron) => {
-      const values = Array.from(levels.subarray(neuron * pixels, (neuron + 1) * pixels), (level) => level / 127.5 - 1);
-      paintLevels(canvas, values);
-    });
+    canvases.forEach((canvas, neuron) => paintLevelBytes(canvas, levels.subarray(neuron * pixels, (neuron + 1) * pixels)));
   });
   const outputColumn = columns[columns.length - 1];
   outputColumn.querySelectorAll("canvas").forEach((canvas) => canvas.remove());
@@ -552,6 +582,7 @@ function drawAll(frame) {
   $("test-loss").textContent = formatLoss(current.test_loss);
   $("train-accuracy").textContent = current.train_accuracy === null ? "-" : current.train_accuracy.toFixed(3);
   $("test-accuracy").textContent = current.test_accuracy === null ? "-" : current.test_accuracy.toFixed(3);
+  $("accuracy").hidden = current.train_accuracy === null;  // a regression has no accuracy
   drawNeurons(frame);
   drawLinks(frame);
   drawHeatmap(frame);
@@ -559,7 +590,12 @@ function drawAll(frame) {
   drawGradientChart(frame);
 }
 
-const formatLoss = (value) => (value === null || !Number.isFinite(value) ? "-" : value.toFixed(4));
+function formatLoss(value) {
+  // A plain decimal with at least four significant digits, also for losses far below 0.001.
+  if (value === null || !Number.isFinite(value)) return "-";
+  const digits = value > 0 && value < 1 ? Math.min(12, 3 - Math.floor(Math.log10(value))) : 4;
+  return value.toFixed(Math.max(4, digits));
+}
 
 function outputColour(output, index) {
   const n = output.n_outputs;
@@ -712,7 +748,7 @@ async function start() {
 window.numnetPlayground = {
   state,
   lastOutput: () => Array.from(state.output || []),
-  metrics: () => ({ paintTimes: state.paintTimes.slice(), latencies: state.latencies.slice(),
+  metrics: () => ({ paintLog: state.paintLog.slice(), latencies: state.latencies.slice(),
     updateRate: Number($("update-rate").textContent) || null }),
 };
 
