@@ -46,6 +46,9 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 SPIRAL_SETUP = {"dataset": "spiral", "noise": 0.1, "n_samples": 200, "features": ["x", "y", "x2", "sinx"],
                 "hidden": [6, 3], "activation": "relu", "regularization": "l2", "regularization_rate": 0.003,
                 "optimizer": "momentum", "learning_rate": 0.03, "batch_size": 7, "seed": 11, "data_seed": 5}
+# Dropout draws masks and BatchNorm keeps running statistics: both must survive the export and the script.
+DROPOUT_SETUP = {"dataset": "gauss", "noise": 0.2, "hidden": [6, 4], "dropout": 0.3, "batch_norm": True,
+                 "regularization": "l1", "regularization_rate": 0.001, "seed": 3}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -180,6 +183,16 @@ def test_the_pages_selects_offer_exactly_the_servers_choices(client):
 # Sessions, training and what the frames say
 
 
+def test_dropout_batch_norm_and_l1_reach_the_network(client):
+    frame = client.new_session(DROPOUT_SETUP)
+    assert frame["network"]["layers"] == ["Dense", "BatchNorm", "Activation", "Dropout"] * 2 + ["Dense"]
+    assert frame["network"]["layer_sizes"] == [2, 6, 4, 1]
+    assert [layer["name"] for layer in frame["weights"]] == ["dense_0", "dense_4", "dense_8"]
+    assert len(frame["neurons"]["layers"]) == 2  # one picture column per hidden layer, as without them
+    trained = client.train(frame["session"], 3)
+    assert all(len(record["gradients"]) == 3 for record in trained["records"])
+
+
 def test_a_new_session_has_the_default_setup_at_epoch_0(client):
     frame = client.new_session()
     assert frame["epoch"] == 0 and frame["records"] == []
@@ -221,6 +234,7 @@ def test_the_reported_test_loss_is_binary_cross_entropy_of_the_exported_models_p
     {"dataset": "moons", "loss": "softmax_cross_entropy", "features": ["x", "y", "xy"], "activation": "sigmoid"},
     {"dataset": "xor", "loss": "mse", "hidden": [], "features": ["xy"]},
     {"problem": "regression", "dataset": "multigauss", "loss": "mse", "hidden": [8, 8], "activation": "relu"},
+    DROPOUT_SETUP,
 ])
 def test_the_exported_model_predicts_exactly_the_output_the_page_showed(client, tmp_path, setup):
     session = client.new_session(setup)["session"]
@@ -242,6 +256,7 @@ def run_script(directory, text):
 
 @pytest.mark.parametrize("setup", [
     SPIRAL_SETUP,
+    DROPOUT_SETUP,
     {"dataset": "moons", "loss": "mse", "optimizer": "rmsprop", "batch_size": 16, "train_fraction": 0.7},
     {"problem": "regression", "dataset": "plane", "loss": "mse", "noise": 0.2, "optimizer": "sgd",
      "learning_rate": 0.01, "hidden": [3]},
@@ -257,12 +272,12 @@ def test_the_exported_script_retrains_the_exported_model_bit_for_bit(client, tmp
     assert completed.returncode == 0, completed.stderr
     rebuilt = load_model(tmp_path / "playground-model.npz")
     assert rebuilt.layer_sizes == exported.layer_sizes and rebuilt.epochs_trained == 5
-    for name, value in exported.parameters().items():
-        np.testing.assert_array_equal(rebuilt.parameters()[name], value, err_msg=name)
+    for name, value in {**exported.parameters(), **exported.state()}.items():
+        np.testing.assert_array_equal({**rebuilt.parameters(), **rebuilt.state()}[name], value, err_msg=name)
 
 
 def test_two_sessions_trained_at_once_each_end_as_if_trained_alone(client):
-    setups = [{}, SPIRAL_SETUP]
+    setups = [DROPOUT_SETUP, SPIRAL_SETUP]
     sessions = [client.new_session(setup)["session"] for setup in setups]
     errors = []
 
@@ -284,7 +299,7 @@ def test_two_sessions_trained_at_once_each_end_as_if_trained_alone(client):
         client.train(alone, 8)
         together, separate = (np.load(io.BytesIO(client.model(name))) for name in (session, alone))
         for key in separate.files:
-            if key.startswith("parameters/"):
+            if key.startswith(("parameters/", "state/")):
                 np.testing.assert_array_equal(together[key], separate[key], err_msg=key)
 
 
@@ -379,7 +394,8 @@ BAD_SETTINGS = [
     ({"batch_size": 2.5}, "batch_size", "integer"),
     ({"seed": -1}, "seed", "integer from 0"),
     ({"noise": 0.9}, "noise", r"\[0, 0.5\]"),
-    ({"regularization": "l1", "regularization_rate": 0.01}, "regularization", "L1"),
+    ({"dropout": 1.0}, "dropout", r"\[0, 0.9\]"),
+    ({"batch_norm": "yes"}, "batch_norm", "true or false"),
     ({"colour": "red"}, "colour", "unknown setting"),
 ]
 

@@ -97,11 +97,12 @@ def network_arguments(settings, layout):
         # The pictures are drawn with NumPy, whatever $NUMNET_BACKEND says.
         "backend": "numpy",
     }
-    if settings.regularization == "l2":
-        arguments["l2"] = settings.regularization_rate
-    elif settings.regularization == "l1":
-        raise SettingsError("regularization", "'l1' needs numnet's L1 penalty (Network(l1=...)), which this "
-                                              "numnet does not have yet; choose 'l2' or 'none'")
+    if settings.regularization != "none":
+        arguments[settings.regularization] = settings.regularization_rate  # l1=... or l2=...
+    if settings.dropout:
+        arguments["dropout"] = settings.dropout
+    if settings.batch_norm:
+        arguments["batch_norm"] = True
     return arguments
 
 

@@ -46,7 +46,10 @@ def output_picture(network, features):
 
 
 def neuron_pictures(network, features):
-    """Each hidden layer's activations over the NEURON_GRID grid, as colour levels.
+    """Each hidden layer's neurons over the NEURON_GRID grid, as colour levels.
+
+    A hidden layer's neurons are what the next layer with weights receives: the values after the
+    activation (and batch normalisation; dropout is off at inference).
 
     Returns
     -------
@@ -54,17 +57,18 @@ def neuron_pictures(network, features):
     """
     a = plane_features(grid_points(NEURON_GRID), features)
     pictures = []
-    for layer in network.layers[:-1]:
-        a = layer.forward(a, training=False)  # (NEURON_GRID², n_neurons)
-        levels = np.rint((np.clip(a, -1.0, 1.0) + 1.0) * (COLOUR_LEVELS / 2))
-        pictures.append(np.ascontiguousarray(levels.T).astype(np.uint8))
+    for index, layer in enumerate(network.layers):
+        if index and layer.penalized_parameters():
+            levels = np.rint((np.clip(a, -1.0, 1.0) + 1.0) * (COLOUR_LEVELS / 2))  # (NEURON_GRID², n_neurons)
+            pictures.append(np.ascontiguousarray(levels.T).astype(np.uint8))
+        if index < len(network.layers) - 1:
+            a = layer.forward(a, training=False)
     return pictures
 
 
 def weight_pictures(network):
-    """Every layer's weights and biases for the page's lines: name, shape (n_in, n_out), W and b in base64."""
+    """Every weight matrix for the page's lines: its layer's name, shape (n_in, n_out) and values in base64."""
     parameters = network.parameters()
-    return [{"name": layer.name, "shape": [layer.n_inputs, layer.n_outputs],
-             "W": encode(np.asarray(parameters[f"{layer.name}.W"], dtype=np.float32)),
-             "b": encode(np.asarray(parameters[f"{layer.name}.b"], dtype=np.float32))}
-            for layer in network.layers]
+    return [{"name": name.rsplit(".", 1)[0], "shape": list(parameters[name].shape),
+             "W": encode(np.asarray(parameters[name], dtype=np.float32))}
+            for name in network.weight_names()]

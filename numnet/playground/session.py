@@ -169,7 +169,7 @@ class Session:
     def _scores(self, features, targets, y):
         """(loss without the penalty, accuracy or None) on one part of the data."""
         network = self.network
-        loss = _finite_or_none(network.loss_value(features, targets) - network.l2_penalty())
+        loss = _finite_or_none(network.loss_value(features, targets) - network.penalty())
         if self.layout.kind == "value":
             return loss, None
         accuracy = float(np.mean(self.layout.classes(network.forward(features)) == y))
@@ -215,9 +215,10 @@ class Session:
                 "test": pictures.encode(data.X_test), "test_labels": labels(data.y_test)}
 
     def description(self):
-        """The network as the engine has it: layer sizes, each layer's activation, the loss."""
+        """The network as the engine has it: layer sizes, its layers, their activations, the loss."""
         network = self.network
-        return {"layer_sizes": network.layer_sizes, "activations": [layer.activation.name for layer in network.layers],
+        return {"layer_sizes": network.layer_sizes, "layers": [type(layer).__name__ for layer in network.layers],
+                "activations": [layer.activation.name for layer in network.layers if layer.activation is not None],
                 "loss": network.loss.name, "n_parameters": network.n_parameters,
                 "epochs_trained": network.epochs_trained, "iterations_trained": network.iterations_trained}
 

@@ -22,6 +22,7 @@ MAX_NOISE = 0.5
 TRAIN_FRACTION_RANGE = (0.1, 0.9)
 MAX_LEARNING_RATE = 10.0
 MAX_REGULARIZATION_RATE = 10.0
+MAX_DROPOUT = 0.9
 MAX_BATCH_SIZE = MAX_SAMPLES
 #: One training request trains at most this many epochs, or for at most this many seconds.
 MAX_EPOCHS_PER_REQUEST = 1000
@@ -82,6 +83,10 @@ class Settings:
     batch_size : int
     regularization : {"none", "l1", "l2"}
     regularization_rate : float in [0, 10]
+    dropout : float in [0, 0.9]
+        A Dropout layer of this rate after every hidden layer (0: none).
+    batch_norm : bool
+        Every hidden layer becomes Dense → BatchNorm → activation.
     seed : int
         Seeds the initial weights and the batch order.
     """
@@ -101,6 +106,8 @@ class Settings:
     batch_size: int = 10
     regularization: str = "none"
     regularization_rate: float = 0.0
+    dropout: float = 0.0
+    batch_norm: bool = False
     seed: int = 0
 
     def to_json(self):
@@ -203,6 +210,12 @@ def _number(low, high, *, low_included=True):
     return check
 
 
+def _boolean(field, value):
+    if not isinstance(value, bool):
+        raise SettingsError(field, f"must be true or false, got {_json_type(value)}")
+    return value
+
+
 def _features(field, value):
     if not isinstance(value, list) or not value:
         raise SettingsError(field, f"must be a non-empty list of feature names from {', '.join(PLANE_FEATURES)}, "
@@ -238,6 +251,8 @@ _CHECKS = {
     "batch_size": _integer(1, MAX_BATCH_SIZE),
     "regularization": _name(REGULARIZATIONS),
     "regularization_rate": _number(0.0, MAX_REGULARIZATION_RATE),
+    "dropout": _number(0.0, MAX_DROPOUT),
+    "batch_norm": _boolean,
     "seed": _integer(0, MAX_SEED),
 }
 

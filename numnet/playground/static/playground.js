@@ -24,7 +24,7 @@ const FIELDS = {  // every setting, how it reads from the URL
   data_seed: Number, features: (text) => text ? text.split(",") : [],
   hidden: (text) => text ? text.split(",").map(Number) : [], activation: String, loss: String,
   optimizer: String, learning_rate: Number, batch_size: Number, regularization: String,
-  regularization_rate: Number, seed: Number,
+  regularization_rate: Number, dropout: Number, batch_norm: (text) => text === "true", seed: Number,
 };
 const DEFAULT_DATASET = { classification: "circle", regression: "plane" };
 const NEW_LAYER_NEURONS = 2;
@@ -249,6 +249,8 @@ function syncControls(settings) {
   ["problem", "dataset", "activation", "loss", "optimizer", "regularization"].forEach((name) => setSelect(name, settings[name]));
   setSelect("learning-rate", settings.learning_rate);
   setSelect("regularization-rate", settings.regularization_rate);
+  setSelect("dropout", settings.dropout);
+  $("batch-norm").checked = settings.batch_norm;
   setSelect("n-samples", settings.n_samples);
   $("seed").value = settings.seed;
   $("noise").value = Math.round(settings.noise * 100);
@@ -276,6 +278,8 @@ function bindControls() {
   onSelect("regularization", "regularization");
   onSelect("learning-rate", "learning_rate", Number);
   onSelect("regularization-rate", "regularization_rate", Number);
+  onSelect("dropout", "dropout", Number);
+  $("batch-norm").addEventListener("change", (event) => changeSettings({ batch_norm: event.target.checked }));
   onSelect("n-samples", "n_samples", Number);
   onSelect("loss", "loss");
   $("seed").addEventListener("change", (event) => changeSettings({ seed: Math.max(0, Math.floor(Number(event.target.value) || 0)) }));
