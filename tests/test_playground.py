@@ -14,7 +14,6 @@ import http.client
 import io
 import json
 import math
-import os
 import re
 import signal
 import socket

@@ -8,7 +8,6 @@ for its picture; the server's own description of the session's network must foll
 
 import io
 import os
-import pathlib
 import re
 import shutil
 import time
@@ -18,7 +17,6 @@ import pytest
 
 from numnet.persistence import load_model
 from numnet.preprocessing import plane_features
-
 from test_playground import grid_of, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
