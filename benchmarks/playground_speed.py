@@ -20,6 +20,7 @@ issue's 6x8 network on the same 500 points (six hidden layers of 8 tanh neurons)
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import re
@@ -156,8 +157,9 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
-def print_table(results):
-    print(f"CPU: {cpu_model()}; headless Chromium; Python {platform.python_version()}\n")
+def print_table(results, load):
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; headless Chromium; Python {platform.python_version()}; "
+          f"1-minute load average {load[0]:.1f} before, {load[1]:.1f} after\n")
     print("| setup | pictures/s while playing | epochs/s | latency playing (median / p90 / max ms) "
           "| latency paused (median / p90 / max ms) |")
     print("|---|---:|---:|---:|---:|")
@@ -176,6 +178,7 @@ def main():
     parser.add_argument("--screenshots", type=pathlib.Path, metavar="FOLDER",
                         help="write the README's screenshots into this folder")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     server, url = start_server()
     try:
         with tempfile.TemporaryDirectory() as profile:
@@ -189,9 +192,10 @@ def main():
     finally:
         server.terminate()
         server.wait()
-    print_table(results)
+    load = (load_before, os.getloadavg()[0])
+    print_table(results, load)
     if args.json:
-        args.json.write_text(json.dumps({"cpu": cpu_model(), "results": results}, indent=2))
+        args.json.write_text(json.dumps({"cpu": cpu_model(), "load_average": load, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -233,3 +233,22 @@ def test_a_screenshot_of_the_heatmap_is_not_blank(page):
     assert len(colours) >= MIN_HEATMAP_COLOURS
     red, blue = pixels[..., 0], pixels[..., 2]
     assert (red > blue + 0.3).mean() > 0.05 and (blue > red + 0.3).mean() > 0.05  # orange and blue regions
+
+
+def test_hovering_a_weight_line_shows_that_weight(page, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page.open("?hidden=3")
+    link = page.script("const l = window.numnetPlayground.state.links[4]; "
+                       "return {x: (l.x1 + l.x2) / 2, y: (l.y1 + l.y2) / 2, name: l.name};")
+    network = page.element("network")
+    size = network.size
+    ActionChains(page.driver).move_to_element_with_offset(
+        network, int(link["x"] - size["width"] / 2), int(link["y"] - size["height"] / 2)).perform()
+    page.wait_for(lambda: page.element("weight-tooltip").is_displayed(), "the tooltip")
+    name, value = re.fullmatch(r"(.+) = (-?\d+\.\d{4})", page.text("weight-tooltip")).groups()
+    model = tmp_path / "model.npz"
+    model.write_bytes(page.client.model(page.session()))
+    row, column = map(int, re.search(r"\[(\d+), (\d+)\]", name).groups())
+    weight = load_model(model).parameters()[name.split("[")[0]][row, column]
+    assert abs(float(value) - weight) <= 0.5e-4  # the tooltip rounds to four decimals

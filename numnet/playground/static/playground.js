@@ -89,7 +89,8 @@ async function work() {
         // while the browser paints. An answer is always drawn (the page must show the server's network),
         // unless a settings change is about to replace that network.
         const frame = await state.training;
-        state.training = state.playing && !state.pendingSettings && !state.actions.length ? requestTraining() : null;
+        const goOn = state.playing && !frame.divergence && !state.pendingSettings && !state.actions.length;
+        state.training = goOn ? requestTraining() : null;
         if (!state.pendingSettings) await show(frame);
       } else if (state.pendingSettings) {
         const settings = state.pendingSettings;
