@@ -29,6 +29,7 @@ import numpy as np
 from numnet import __version__, backend, datasets, experiments, explain, plots, preprocessing
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
+from numnet.atomic import write_text_atomically
 from numnet.errors import MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
 from numnet.initializers import Normal
@@ -296,8 +297,8 @@ def build_network(args, data):
     if loss is None and args.output_activation is None:
         loss = "softmax_cross_entropy" if data.is_classification else "mse"
     return Network(layer_sizes_for(args, data), activation=args.activation,
-                   output_activation=args.output_activation, loss=loss, l2=args.l2, dtype=args.dtype,
-                   seed=args.seed, backend=args.backend)
+                   output_activation=args.output_activation, loss=loss, l2=args.l2, dropout=args.dropout,
+                   batch_norm=args.batch_norm, dtype=args.dtype, seed=args.seed, backend=args.backend)
 
 
 def command_train(args):
@@ -613,72 +614,14 @@ def _check_label_range(y, network, class_names):
 
 
 def read_feature_rows(path, network):
-    """Read a CSV of features (with or without a header) for ``network``; returns X, shape (n, n_inputs).
+    """The features CSV for ``network``, read by :func:`numnet.datasets.load_csv_features`: X (n, n_inputs).
 
-    With a header that names every feature the model was trained on, those columns are used (in the model's
-    order) and any others, such as the label, are ignored; otherwise the file must have exactly one column
-    per feature.
-
-    Raises
-    ------
-    OSError
-        When the file cannot be opened (FileNotFoundError, PermissionError, IsADirectoryError).
-    ValueError
-        For a wrong number of columns or a field that is not a finite number (the message names the line).
+    A header naming every feature the model was trained on picks those columns (in the model's order);
+    otherwise the file must have exactly one column per feature.
     """
-    path = pathlib.Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = [(number, [field.strip() for field in fields])
-                for number, fields in enumerate(csv.reader(file), start=1) if any(f.strip() for f in fields)]
-    if not rows:
-        raise ValueError(f"{path} contains no rows")
-    columns = _feature_columns(rows, network, path)
-    if _is_header(rows[0][1]):
-        rows = rows[1:]
-    X = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for row_index, (line, fields) in enumerate(rows):
-        for column_index, column in enumerate(columns):
-            X[row_index, column_index] = _parse_number(fields, column, line, path)
-    if X.shape[0] == 0:
-        raise ValueError(f"{path} has a header but no data rows")
-    return X
-
-
-def _is_header(fields):
-    """Whether a row is a header: some field is not a number."""
-    return any(_to_float(field) is None for field in fields)
-
-
-def _to_float(text):
-    """``text`` as a float, or None."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _feature_columns(rows, network, path):
-    """The column indices that hold the model's features."""
-    first = rows[0][1]
     feature_names = (network.metadata or {}).get("feature_names")
-    if _is_header(first) and feature_names and all(name in first for name in feature_names):
-        return [first.index(name) for name in feature_names]
-    if len(first) != network.n_inputs:
-        raise ValueError(
-            f"{path} has {len(first)} columns but the model expects {network.n_inputs} features; give one "
-            "column per feature (or a header naming the training columns)"
-        )
-    return list(range(network.n_inputs))
-
-
-def _parse_number(fields, column, line, path):
-    """One finite float from a CSV field, or ValueError naming the line and column."""
-    if column >= len(fields):
-        raise ValueError(f"{path}, line {line}: found {len(fields)} fields, expected at least {column + 1}")
-    value = _to_float(fields[column])
-    if value is None or not math.isfinite(value):
-        raise ValueError(f"{path}, line {line}, column {column + 1}: {fields[column]!r} is not a finite number")
-    return value
+    return datasets.load_csv_features(path, network.n_inputs, feature_names=feature_names,
+                                      dtype=network.dtype.name)
 
 
 def prediction_table(network, X):
@@ -708,7 +651,7 @@ def command_predict(args):
     if args.output is None:
         sys.stdout.write(table)
     else:
-        path = experiments.write_text_atomically(args.output, table)
+        path = write_text_atomically(args.output, table)
         print(f"{X.shape[0]} predictions written to {path}")
     return 0
 
@@ -857,6 +800,14 @@ def _non_negative_float(text):
     return value
 
 
+def _dropout_rate(text):
+    """A dropout rate in [0, 1)."""
+    value = _parse(float, text, "a number in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (the probability of dropping a unit), got {text!r}")
+    return value
+
+
 def _parse(kind, text, expected):
     """``kind(text)``, or an ArgumentTypeError saying what was expected."""
     try:
@@ -923,6 +874,12 @@ def _add_train_parser(commands):
     train.add_argument("--target", metavar="COLUMN", help="the label column of a CSV file: a name or an index "
                                                           "(default: the last column)")
     _add_network_options(train, training=True)
+    train.add_argument("--dropout", type=_dropout_rate, default=0.0, metavar="RATE",
+                       help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
+                            "training only; default 0: none)")
+    train.add_argument("--batch-norm", action="store_true",
+                       help="batch-normalise every hidden layer: Dense -> BatchNorm -> activation (the order "
+                            "of the classic course)")
     train.add_argument("--optimizer", type=_name_in(OPTIMIZERS, "optimizer"), default="adam",
                        help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
     train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
