@@ -1,4 +1,4 @@
-"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain.
+"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, playground.
 
 ``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
 (64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
@@ -66,6 +66,7 @@ GRADIENT_SMOOTHING = 25
 # Pixels per side below which a square input is not shown as an image of weights (a 1x1 "image" says
 # nothing).
 SMALLEST_WEIGHT_IMAGE = 4
+MAX_PORT = 65535
 
 
 @dataclasses.dataclass(frozen=True)
@@ -723,6 +724,35 @@ def command_experiments(args):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# numnet playground
+
+
+def command_playground(args):
+    """Serve the playground page (numnet.playground.serve) until Ctrl-C; returns 0."""
+    from numnet import playground  # only this command needs the web server
+
+    if args.port > MAX_PORT:
+        raise ValueError(f"--port must be a port number from 0 to {MAX_PORT} (0: a free one), got {args.port}")
+    return playground.serve(args.host, args.port, open_browser=not args.no_browser)
+
+
+def _add_playground_parser(commands):
+    playground = commands.add_parser(
+        "playground", help="watch a network learn, live, in the browser",
+        description="Start a local web server with numnet's engine behind a TensorFlow-Playground-like page: "
+                    "choose data, features, layers, activation, loss, optimiser and regularisation, press play "
+                    "and watch every neuron, the weights, the losses and the gradients change; download the "
+                    "model and a script that retrains it. Ctrl-C stops the server.")
+    playground.add_argument("--port", type=_integer_option(0), default=0,
+                            help="port to listen on (default: a free one, printed at start)")
+    playground.add_argument("--host", metavar="ADDRESS",
+                            help="address to listen on (default 127.0.0.1: this machine only); with --host, anyone "
+                                 "who can reach the address can use the playground")
+    playground.add_argument("--no-browser", action="store_true", help="do not open the default web browser")
+    playground.set_defaults(run=command_playground)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Options and the entry point
 
 
@@ -918,6 +948,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(commands)
     _add_other_parsers(commands)
+    _add_playground_parser(commands)
     return parser
 
 
@@ -938,7 +969,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments or explain")
+        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain or playground")
     try:
         return args.run(args)
     except KeyboardInterrupt:
