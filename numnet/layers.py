@@ -162,7 +162,7 @@ class Layer:
     # ---- forward and backward ------------------------------------------------------------------------
 
     def forward(self, x, training=False, rng=None):
-        """The layer's output for ``x`` (n_samples, *input_shape). With ``training=True`` cache what
+        """The layer's output for ``x``, shape ``(n_samples, *input_shape)``. With ``training=True`` cache what
         ``backward`` needs; with False cache nothing (and drop any older cache). ``rng``: a NumPy
         Generator, given in training to layers that set ``needs_rng``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training=False, rng=None)")
