@@ -280,14 +280,23 @@ def _sha256(array):
 
 
 def _write_atomically(path, arrays):
-    """Write the archive to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Write the archive atomically (see :func:`write_file_atomically`)."""
+    write_file_atomically(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
+
+
+def write_file_atomically(path, write):
+    """Call ``write(handle)`` on a binary file beside ``path``, fsync it, then rename it over ``path``.
+
+    A reader never sees a half-written file, and a failed write leaves any earlier file at ``path`` intact;
+    missing parent folders are created. ``path``: a pathlib.Path.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask set the final permissions.
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
