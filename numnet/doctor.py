@@ -283,7 +283,8 @@ def _learning_rate_findings(history):
     if ratios[largest] > UPDATE_RATIO_HIGH:
         return [_too_high(ratios[largest], UPDATE_RATIO_HIGH, f"median update-to-weight ratio |dW|/|W| of {largest}",
                           layer=largest.rsplit(".", 1)[0])]
-    progress = _relative_decrease(history.iteration_loss)
+    # Epoch means when there are two or more: single mini-batch losses differ by several percent by chance.
+    progress = _relative_decrease(history.epoch_loss if len(history.epoch_loss) >= 2 else history.iteration_loss)
     if ratios[largest] < UPDATE_RATIO_LOW and progress is not None and progress < LOSS_BARELY_MOVES:
         return [Finding("learning_rate_too_low", "training", ratios[largest], UPDATE_RATIO_LOW,
                         "largest median update-to-weight ratio |dW|/|W| of any weight",
