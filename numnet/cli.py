@@ -301,8 +301,8 @@ def build_network(args, data):
     if loss is None and args.output_activation is None:
         loss = "softmax_cross_entropy" if data.is_classification else "mse"
     return Network(layer_sizes_for(args, data), activation=args.activation,
-                   output_activation=args.output_activation, loss=loss, l2=args.l2, dtype=args.dtype,
-                   seed=args.seed, backend=args.backend)
+                   output_activation=args.output_activation, loss=loss, l2=args.l2, dropout=args.dropout,
+                   batch_norm=args.batch_norm, dtype=args.dtype, seed=args.seed, backend=args.backend)
 
 
 def command_train(args):
@@ -921,6 +921,14 @@ def _non_negative_float(text):
     return value
 
 
+def _dropout_rate(text):
+    """A dropout rate in [0, 1)."""
+    value = _parse(float, text, "a number in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (the probability of dropping a unit), got {text!r}")
+    return value
+
+
 def _parse(kind, text, expected):
     """``kind(text)``, or an ArgumentTypeError saying what was expected."""
     try:
@@ -987,6 +995,12 @@ def _add_train_parser(commands):
     train.add_argument("--target", metavar="COLUMN", help="the label column of a CSV file: a name or an index "
                                                           "(default: the last column)")
     _add_network_options(train, training=True)
+    train.add_argument("--dropout", type=_dropout_rate, default=0.0, metavar="RATE",
+                       help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
+                            "training only; default 0: none)")
+    train.add_argument("--batch-norm", action="store_true",
+                       help="batch-normalise every hidden layer: Dense -> BatchNorm -> activation (the order "
+                            "of the classic course)")
     train.add_argument("--optimizer", type=_name_in(OPTIMIZERS, "optimizer"), default="adam",
                        help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
     train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",

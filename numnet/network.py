@@ -514,8 +514,8 @@ class Network:
         return config
 
     def _is_plain_mlp(self):
-        """Only Dense layers and no L1: the layout every numnet since 0.1 reads (file format version 1)."""
-        return all(type(layer) is Dense for layer in self.layers) and not self.l1
+        """Only Dense layers with biases and no L1: the layout every numnet since 0.1 reads (format version 1)."""
+        return all(type(layer) is Dense and layer.bias for layer in self.layers) and not self.l1
 
     def __repr__(self):
         kinds = [layer.describe() for layer in self.layers]
@@ -546,7 +546,7 @@ def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", w
     """The layers of a multi-layer perceptron with the given sizes.
 
     Each hidden layer is ``Dense(n_in, n_out, activation)``, or with ``batch_norm`` the classic course's
-    ``Dense(n_in, n_out) → BatchNorm(n_out) → Activation(activation)``, followed by ``Dropout(dropout)``
+    ``Dense(n_in, n_out, bias=False) → BatchNorm(n_out) → Activation(activation)``, followed by ``Dropout(dropout)``
     when ``dropout`` > 0; the output layer is ``Dense(n_in, n_outputs, output_activation)``.
 
     Returns
@@ -561,7 +561,8 @@ def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", w
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         if batch_norm:
             init = auto_weight_init(hidden) if _is_auto(weight_init) else weight_init
-            layers += [Dense(n_in, n_out, "linear", weight_init=init, bias_init=bias_init), BatchNorm(n_out),
+            # No bias before BatchNorm: its β is the bias, and a bias there would have a zero gradient.
+            layers += [Dense(n_in, n_out, "linear", weight_init=init, bias=False), BatchNorm(n_out),
                        Activation(hidden)]
         else:
             layers.append(Dense(n_in, n_out, hidden, weight_init=weight_init, bias_init=bias_init))

@@ -230,10 +230,11 @@ def _torch_module(layer):
 
     kind = type(layer).__name__
     if kind == "Dense":
-        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, dtype=torch.float64)
+        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, bias=layer.bias, dtype=torch.float64)
         with torch.no_grad():
             linear.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64).T))
-            linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+            if layer.bias:
+                linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
         return torch.nn.ModuleDict({"linear": linear, "activation": torch_activation(layer.activation)})
     if kind == "Activation":
         return torch.nn.ModuleDict({"activation": torch_activation(layer.activation)})
@@ -275,7 +276,8 @@ def _torch_stack_forward(network, modules, X, masks, fused):
 def _torch_named_tensors(layer, module):
     kind = type(layer).__name__
     if kind == "Dense":
-        return {"W": module["linear"].weight, "b": module["linear"].bias}
+        tensors = {"W": module["linear"].weight, "b": module["linear"].bias}
+        return {key: tensor for key, tensor in tensors.items() if tensor is not None}
     if kind == "BatchNorm":
         norm = module["norm"]
         return {"gamma": norm.weight, "beta": norm.bias, "running_mean": norm.running_mean,

@@ -165,6 +165,28 @@ def test_a_csv_with_text_labels_trains_evaluates_and_predicts_class_names(tmp_pa
     assert np.mean([row["prediction"] == label for row, label in zip(rows, truth)]) >= 0.9
 
 
+def test_train_with_dropout_and_batch_norm_builds_those_layers_and_the_model_evaluates(tmp_path):
+    completed = run_numnet("train", "--quiet", "--dropout", "0.2", "--batch-norm", "--epochs", "15",
+                           "--output", tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    network = load_model(tmp_path / "model.npz")
+    assert [layer.kind for layer in network.layers] == ["dense", "batch_norm", "activation", "dropout", "dense"]
+    assert network.layers[3].rate == 0.2 and network.layer_sizes == [64, 128, 10]
+    trained_accuracy = number_after("test accuracy:", completed.stdout)
+    assert trained_accuracy > MAIN_JOB_ACCURACY
+    evaluated = run_numnet("evaluate", tmp_path / "model.npz", "digits")
+    assert evaluated.returncode == 0, evaluated.stderr
+    # evaluate rebuilds the same held-out rows: the saved running statistics give the same accuracy
+    assert number_after("accuracy:", evaluated.stdout) == trained_accuracy
+
+
+@pytest.mark.parametrize("rate", ["1", "-0.1", "half"])
+def test_a_dropout_rate_outside_zero_to_one_is_a_usage_error(rate):
+    completed = run_numnet("train", "--dropout", rate)
+    assert completed.returncode == 2
+    assert "argument --dropout: must be" in completed.stderr
+
+
 def test_train_on_a_terminal_shows_a_tqdm_progress_bar(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)

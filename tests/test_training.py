@@ -363,3 +363,47 @@ def test_float64_training_on_request_keeps_everything_float64():
     assert numpy_dtype(network.flat_parameters) == numpy_dtype(network.flat_gradients) == np.float64
     assert numpy_dtype(network.optimizer.state["m"]) == np.float64
     assert network.forward(X.astype(np.float32)).dtype == np.float64
+
+
+def test_a_last_update_that_leaves_non_finite_weights_is_undone_and_reported():
+    # One epoch of SGD at an absurd learning rate: the loss before every update is finite, but the last
+    # update overflows the weights; fit must not return normally with them.
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+    network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
+    before = as_numpy(network.flat_parameters)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(numnet.DivergenceError, match="diverged"):
+        network.fit(X, y, epochs=1, batch_size=None, optimizer="sgd", learning_rate=1e38, seed=0)
+    np.testing.assert_array_equal(network.flat_parameters, before)
+    assert math.isfinite(network.loss_value(X, y))
+    assert network.iterations_trained == network.epochs_trained == 0
+    assert network.history.iterations == 0 and network.history.epochs == 0
+
+
+def test_a_loss_that_grows_a_millionfold_while_finite_stops_the_run():
+    # float64 Adam at learning rate 1e300: every weight moves by ~1e300, tanh keeps the hidden units in
+    # [-1, 1] and the log-sum-exp keeps the cross-entropy finite (about 1e300), so without the growth rule
+    # the run would go on to the end.
+    X, y = np.random.default_rng(2).normal(size=(20, 3)), np.arange(20) % 3
+    network = numnet.Network([3, 5, 3], activation="tanh", output_activation="softmax", dtype="float64", seed=0)
+    before = as_numpy(network.flat_parameters)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(numnet.DivergenceError) as caught:
+        network.fit(X, y, epochs=5, batch_size=5, optimizer="adam", learning_rate=1e300, seed=0)
+    assert "times its first value" in str(caught.value)
+    # The first update already made the loss explode: it is undone, and nothing of it stays recorded.
+    np.testing.assert_array_equal(network.flat_parameters, before)
+    assert network.iterations_trained == network.history.iterations == 0
+    assert network.history.epochs == network.epochs_trained == 0
+
+
+def test_after_a_divergence_mid_epoch_the_history_and_the_counters_agree():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), 1e3 * rng.normal(size=(64, 1))
+    network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
+    with pytest.raises(numnet.DivergenceError):
+        network.fit(X, y, epochs=200, batch_size=16, optimizer="sgd", learning_rate=3.0, seed=0,
+                    validation_split=0.25)
+    history = network.history
+    assert history.iterations == network.iterations_trained
+    assert history.epochs == network.epochs_trained == len(history.learning_rate) == len(history.val_loss)
+    assert all(len(values) == history.iterations for values in history.gradient_mean_abs.values())
