@@ -7,7 +7,7 @@ activation through :data:`ACTIVATION_EXPORTERS`:
 =============  ======================================================================================
 layer kind     ONNX operators
 =============  ======================================================================================
-dense          MatMul, Add, then its activation
+dense          MatMul, Add (without a bias: none), then its activation
 activation     its activation: Relu, Sigmoid, Tanh, Softmax (last axis), identity for linear, and leaky
                relu as Max(x, α·x) with α in the model's dtype (ONNX Runtime's LeakyRelu has no float64
                kernel; Max(x, α·x) is the same number, so float64 networks agree to rounding)
@@ -115,8 +115,9 @@ def _activation(graph, x, activation):
 
 
 def _dense(graph, layer, x):
-    z = graph.node("MatMul", [x, graph.constant(f"{layer.name}.W", layer.params["W"])])
-    z = graph.node("Add", [z, graph.constant(f"{layer.name}.b", layer.params["b"])], hint=layer.name)
+    z = graph.node("MatMul", [x, graph.constant(f"{layer.name}.W", layer.params["W"])], hint=layer.name)
+    if "b" in layer.params:  # Dense(bias=False), before a BatchNorm, has none
+        z = graph.node("Add", [z, graph.constant(f"{layer.name}.b", layer.params["b"])], hint=layer.name)
     return _activation(graph, z, layer.activation)
 
 

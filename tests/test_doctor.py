@@ -7,6 +7,7 @@ closed forms (the chance levels ln K, ln 2, half the variance), and hand-written
 follow from the rules by counting (written next to each).
 """
 
+import functools
 import json
 import math
 import os
@@ -332,14 +333,20 @@ def test_a_history_with_evidence_round_trips_and_an_old_history_loads_without_it
 # ---------------------------------------------------------------------------------------------------------
 
 
-def tiny_network():
-    return numnet.Network([2, 3, 2], output_activation="softmax", seed=0)
+TWO_POINTS = ([[0.0, 1.0], [1.0, 0.0]], [0, 1])
+
+
+@functools.cache
+def learnt_two_points():
+    """A 2-3-2 network that has learnt two separable points: on its own it raises no finding."""
+    network = numnet.Network([2, 3, 2], output_activation="softmax", seed=0)
+    network.fit(*TWO_POINTS, epochs=200, batch_size=2, learning_rate=0.05, seed=0)
+    return network
 
 
 def training_findings(history):
-    """The findings of a history on data that raises nothing itself (two separable points)."""
-    network = tiny_network()
-    return diagnose(network, [[0.0, 1.0], [1.0, 0.0]], [0, 1], history=history)
+    """The findings of a hand-written ``history`` for a network and data that raise none themselves."""
+    return diagnose(learnt_two_points(), *TWO_POINTS, history=history)
 
 
 def test_a_loss_rising_over_the_last_three_epochs_means_the_learning_rate_is_too_high():

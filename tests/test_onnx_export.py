@@ -47,7 +47,7 @@ def networks(draw):
         if kind == "dense":
             layers.append(Dense(width, n_out, activation))
         elif kind == "dense+batch_norm":
-            layers += [Dense(width, n_out), BatchNorm(n_out), Activation(activation)]
+            layers += [Dense(width, n_out, bias=draw(st.booleans())), BatchNorm(n_out), Activation(activation)]
         else:
             layers += [Dense(width, n_out, "linear"), Activation(activation)]
         if draw(st.booleans()):
