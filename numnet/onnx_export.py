@@ -136,8 +136,35 @@ def _batch_norm(graph, layer, x):
     return graph.node("BatchNormalization", inputs, hint=layer.name, epsilon=float(layer.eps))
 
 
+def _window_attributes(layer):
+    """ONNX's kernel_shape, strides and pads (begin then end of each axis) of a Conv2D or MaxPool2D."""
+    height_pad, width_pad = layer.padding
+    return {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
+            "pads": [height_pad, width_pad, height_pad, width_pad]}
+
+
+def _conv2d(graph, layer, x):
+    # W is (out_channels, in_channels, kh, kw), ONNX's own layout; numnet's convolution is ONNX's (a
+    # cross-correlation, no kernel flip), zero padding, dilation 1.
+    inputs = [x, graph.constant(f"{layer.name}.W", layer.params["W"])]
+    if "b" in layer.params:
+        inputs.append(graph.constant(f"{layer.name}.b", layer.params["b"]))
+    z = graph.node("Conv", inputs, hint=layer.name, **_window_attributes(layer))
+    return _activation(graph, z, layer.activation)
+
+
+def _max_pool2d(graph, layer, x):
+    # ONNX pads MaxPool with -inf, as numnet and PyTorch do: a padded cell never wins a window.
+    return graph.node("MaxPool", [x], hint=layer.name, **_window_attributes(layer))
+
+
+def _flatten(graph, layer, x):
+    return graph.node("Flatten", [x], hint=layer.name, axis=1)  # row-major (C, H, W), as numnet flattens
+
+
 #: How each layer kind becomes ONNX operators: a function (graph, layer, input name) -> output name.
-LAYER_EXPORTERS = {"dense": _dense, "activation": _activation_layer, "dropout": _dropout, "batch_norm": _batch_norm}
+LAYER_EXPORTERS = {"dense": _dense, "activation": _activation_layer, "dropout": _dropout, "batch_norm": _batch_norm,
+                   "conv2d": _conv2d, "max_pool2d": _max_pool2d, "flatten": _flatten}
 
 
 def register_onnx_exporter(kind, exporter):

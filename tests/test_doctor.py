@@ -438,3 +438,16 @@ def test_the_diagnosis_figure_shows_histograms_ratios_and_gradients(digits, tmp_
     assert titles[0].startswith("dense_0 (relu)") and titles[1].startswith("dense_1 (relu)")
     assert len(figure.axes[2].get_lines()) == 3 + 2  # three weights' ratios and the two threshold lines
     assert len(figure.axes[3].get_lines()) == 3  # three weights' gradient curves
+
+
+def test_convolution_layers_are_examined_without_a_case_of_their_own():
+    conv = pytest.importorskip("numnet.conv")
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, 1, 8, 8)), rng.integers(0, 3, size=40)
+    layers = [conv.Conv2D(1, 4, 3, activation="relu", bias_init=-10.0), conv.MaxPool2D(2), conv.Flatten(),
+              Dense(36, 3, "softmax")]
+    network = numnet.Network(layers=layers, input_shape=(1, 8, 8), seed=0)
+    history = network.fit(X, y, epochs=2, batch_size=8, seed=0, diagnose=True)
+    assert len(history.dead_units["conv2d_0"]) == 2 and history.dead_units["conv2d_0"][-1] == 1.0
+    assert set(history.update_ratio) == {"conv2d_0.W", "dense_3.W"}
+    assert any(f.code == "dead_relu" and f.layer == "conv2d_0" for f in diagnose(network, X, y, history=history))

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")
@@ -177,3 +177,49 @@ def test_without_onnx_the_export_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     with pytest.raises(MissingDependencyError, match=r"numnet\[onnx\]"):
         to_onnx(numnet.Network([2, 2], output_activation="softmax"))
+
+
+@st.composite
+def convolutional_networks(draw, conv):
+    """A random float32 network of Conv2D (any elementwise activation, stride, padding), BatchNorm,
+    MaxPool2D, Dropout, Flatten and a softmax Dense layer, on small images."""
+    channels, height, width = draw(st.integers(1, 3)), draw(st.integers(6, 9)), draw(st.integers(6, 9))
+    layers = []
+    for _ in range(draw(st.integers(1, 2))):
+        out_channels, kernel = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        layers.append(conv.Conv2D(channels, out_channels, kernel, stride=draw(st.integers(1, 2)),
+                                  padding=draw(st.integers(0, 1)), activation=draw(st.sampled_from(HIDDEN_ACTIVATIONS))))
+        channels = out_channels
+        if draw(st.booleans()):
+            layers.append(BatchNorm(channels))
+        if draw(st.booleans()):
+            layers.append(conv.MaxPool2D(2, padding=draw(st.integers(0, 1))))
+        if draw(st.booleans()):
+            layers.append(Dropout(0.25))
+    layers.append(conv.Flatten())
+    channels_in = layers[0].in_channels
+    shape = (channels_in, height, width)
+    try:
+        flat = numnet.Network(layers=layers, input_shape=shape, seed=0).output_shapes[-1][0]
+    except ValueError:  # the windows shrank the image below a kernel: not a network
+        assume(False)
+    network = numnet.Network(layers=[type(layer).from_config(layer.config()) for layer in layers]
+                             + [Dense(flat, draw(st.integers(2, 4)), "softmax")], input_shape=shape,
+                             dtype="float32", seed=draw(st.integers(0, 2**16)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    network.set_state({name: rng.uniform(0.5, 2.0, size=array.shape) if name.endswith("var")
+                       else rng.normal(size=array.shape) for name, array in network.state().items()})
+    return network, rng.normal(size=(9, channels_in, height, width)).astype(np.float32)
+
+
+def test_onnx_runtime_agrees_with_numnet_on_random_convolutional_networks():
+    # ONNX Runtime has no float64 Conv kernel, so convolutional networks are checked in float32.
+    conv = pytest.importorskip("numnet.conv")
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(convolutional_networks(conv))
+    def check(case):
+        network, X = case
+        assert_agrees(network, run(to_onnx(network), X), X, TOLERANCE["float32"])
+
+    check()
