@@ -30,6 +30,7 @@ import numpy as np
 from numnet import __version__, backend, datasets, experiments, explain, plots, preprocessing
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
+from numnet.atomic import write_text_atomically
 from numnet.doctor import diagnose
 from numnet.errors import DivergenceError, MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
@@ -649,72 +650,14 @@ def _check_label_range(y, network, class_names):
 
 
 def read_feature_rows(path, network):
-    """Read a CSV of features (with or without a header) for ``network``; returns X, shape (n, n_inputs).
+    """The features CSV for ``network``, read by :func:`numnet.datasets.load_csv_features`: X (n, n_inputs).
 
-    With a header that names every feature the model was trained on, those columns are used (in the model's
-    order) and any others, such as the label, are ignored; otherwise the file must have exactly one column
-    per feature.
-
-    Raises
-    ------
-    OSError
-        When the file cannot be opened (FileNotFoundError, PermissionError, IsADirectoryError).
-    ValueError
-        For a wrong number of columns or a field that is not a finite number (the message names the line).
+    A header naming every feature the model was trained on picks those columns (in the model's order);
+    otherwise the file must have exactly one column per feature.
     """
-    path = pathlib.Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = [(number, [field.strip() for field in fields])
-                for number, fields in enumerate(csv.reader(file), start=1) if any(f.strip() for f in fields)]
-    if not rows:
-        raise ValueError(f"{path} contains no rows")
-    columns = _feature_columns(rows, network, path)
-    if _is_header(rows[0][1]):
-        rows = rows[1:]
-    X = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for row_index, (line, fields) in enumerate(rows):
-        for column_index, column in enumerate(columns):
-            X[row_index, column_index] = _parse_number(fields, column, line, path)
-    if X.shape[0] == 0:
-        raise ValueError(f"{path} has a header but no data rows")
-    return X
-
-
-def _is_header(fields):
-    """Whether a row is a header: some field is not a number."""
-    return any(_to_float(field) is None for field in fields)
-
-
-def _to_float(text):
-    """``text`` as a float, or None."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _feature_columns(rows, network, path):
-    """The column indices that hold the model's features."""
-    first = rows[0][1]
     feature_names = (network.metadata or {}).get("feature_names")
-    if _is_header(first) and feature_names and all(name in first for name in feature_names):
-        return [first.index(name) for name in feature_names]
-    if len(first) != network.n_inputs:
-        raise ValueError(
-            f"{path} has {len(first)} columns but the model expects {network.n_inputs} features; give one "
-            "column per feature (or a header naming the training columns)"
-        )
-    return list(range(network.n_inputs))
-
-
-def _parse_number(fields, column, line, path):
-    """One finite float from a CSV field, or ValueError naming the line and column."""
-    if column >= len(fields):
-        raise ValueError(f"{path}, line {line}: found {len(fields)} fields, expected at least {column + 1}")
-    value = _to_float(fields[column])
-    if value is None or not math.isfinite(value):
-        raise ValueError(f"{path}, line {line}, column {column + 1}: {fields[column]!r} is not a finite number")
-    return value
+    return datasets.load_csv_features(path, network.n_inputs, feature_names=feature_names,
+                                      dtype=network.dtype.name)
 
 
 def prediction_table(network, X):
@@ -744,7 +687,7 @@ def command_predict(args):
     if args.output is None:
         sys.stdout.write(table)
     else:
-        path = experiments.write_text_atomically(args.output, table)
+        path = write_text_atomically(args.output, table)
         print(f"{X.shape[0]} predictions written to {path}")
     return 0
 

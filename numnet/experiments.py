@@ -16,15 +16,14 @@ import base64
 import csv
 import dataclasses
 import html
-import os
 import pathlib
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
 from numnet import datasets, plots, preprocessing
+from numnet.atomic import write_text_atomically
 from numnet.backend import one_blas_thread, to_numpy
 from numnet.errors import DivergenceError, require
 from numnet.gradcheck import gradient_check, gradient_descent, numerical_derivative, numerical_gradient
@@ -36,9 +35,6 @@ REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_COMPARABLE = "not comparable (quick run)"
 INFORMATION = "information"
-
-# mkstemp creates owner-only files; a report is meant to be shared, so it gets an ordinary file's mode.
-REPORT_FILE_MODE = 0o644
 
 
 @dataclasses.dataclass
@@ -825,32 +821,3 @@ def _section(result):
         parts.append(f"<details><summary>Log ({len(result.log)} lines)</summary><pre>"
                      f"{html.escape(chr(10).join(result.log))}</pre></details>")
     return "\n".join(parts)
-
-
-def write_text_atomically(path, text):
-    """Write ``text`` (UTF-8) to a temporary file next to ``path``, then rename it over ``path``.
-
-    A reader never sees a half-written file, and a failed write leaves any earlier file intact. Missing
-    parent folders are created.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    text : str
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, REPORT_FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

@@ -27,15 +27,14 @@ onnx is an optional extra (``pip install 'numnet[onnx]'``), imported only when a
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 
+from .atomic import write_atomically
 from .backend import to_numpy
 from .errors import require
 from .metrics import DECISION_THRESHOLD
 from .network import Network
-from .persistence import write_file_atomically
 
 #: The ONNX operator set the graph uses: 17 (ONNX 1.12, 2022) has every operator above in its current form
 #: (Softmax over one axis, Squeeze taking its axes as an input) and every ONNX Runtime since 1.12 runs it.
@@ -231,7 +230,7 @@ def to_onnx(network, path=None, *, metadata=None):
     onnx.checker.check_model(model)
     if path is not None:
         serialized = model.SerializeToString()
-        write_file_atomically(Path(path), lambda handle: handle.write(serialized))
+        write_atomically(path, lambda stream: stream.write(serialized))
     return model
 
 

@@ -13,12 +13,12 @@ half-written file and a failed write leaves any previous file intact.
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from numnet import errors
+from numnet.atomic import write_atomically
 from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
 from numnet.evidence import DYING_ACTIVATIONS, as_numpy_outputs, layer_outputs
 from numnet.metrics import as_class_indices, confusion_matrix
@@ -33,9 +33,6 @@ GRID_PADDING_FRACTION = 0.1
 # Padding used on an axis where all points share one value (a zero range would give an empty grid).
 DEGENERATE_AXIS_PADDING = 0.5
 REGRESSION_GRID_POINTS = 300
-# mkstemp creates files readable by their owner only; a figure is meant to be shared, so it gets the
-# permissions an ordinary new file would have under the usual umask 022.
-SAVED_FILE_MODE = 0o644
 WEIGHT_TILE_GAP = 1  # pixels of background between the tiles of plot_weights
 # The diagnosis figure: histograms of at most this many layers, of this many bins, and curves smoothed over
 # at most this many steps (per-step ratios are noisy; 25 keeps the trend and the first hundred steps).
@@ -104,19 +101,8 @@ def save_figure(figure, path):
         )
     path = os.path.abspath(os.fspath(path))
     image_format = _image_format(figure, path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    prefix = "." + os.path.basename(path) + "."
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
-            figure.savefig(stream, format=image_format, dpi="figure")
-        os.chmod(temporary, SAVED_FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
+    # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
+    write_atomically(path, lambda stream: figure.savefig(stream, format=image_format, dpi="figure"))
 
 
 def _image_format(figure, path):
@@ -130,14 +116,6 @@ def _image_format(figure, path):
             f"use one of the suffixes: {', '.join('.' + name for name in sorted(supported))}"
         )
     return image_format
-
-
-def _remove_quietly(path):
-    """Delete ``path`` if it exists; used to clean up after a failed write without masking its error."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from .evidence import TrainingMonitor, probe_rows
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
 from .validation import check_integer
+from .validation import check_real
 
 SAMPLING_MODES = ("epoch", "replacement")
 #: The entropy key of Dropout's random stream, beside (seed, epoch) of the batch order: the masks of step t
@@ -570,7 +571,7 @@ def _prepare_data(network, X, y, validation_data, validation_split, seed):
             raise ValueError("validation_data must be a pair (X_val, y_val)") from error
         X_val = network.validate_inputs(X_val)
         return _on_backend(network, X, Y, X_val, network.validate_targets(y_val, X_val.shape[0]))
-    validation_split = float(validation_split)
+    validation_split = check_real(validation_split, "validation_split")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0.0:

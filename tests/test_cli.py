@@ -306,6 +306,7 @@ def broken_files(tmp_path_factory, default_job):
     (folder / "truncated.npz").write_bytes(model_bytes[: len(model_bytes) // 2])
     first_row, second_row = ["1"] * 64, ["1", "2", "seven"] + ["1"] * 61
     (folder / "text.csv").write_text(",".join(first_row) + "\n" + ",".join(second_row) + "\n")
+    (folder / "latin1.csv").write_bytes(("é," * 63 + "1\n").encode("latin-1"))
     (folder / "a-folder").mkdir()
     return folder, default_job[1] / "model.npz"
 
@@ -316,8 +317,9 @@ ERROR_CASES = {
     "model path is a folder": (["evaluate", "{folder}/a-folder", "digits"], "a-folder"),
     "garbage model file": (["evaluate", "{folder}/garbage.npz", "digits"], "cannot load"),
     "truncated model file": (["evaluate", "{folder}/truncated.npz", "digits"], "cannot load"),
-    "non-numeric feature": (["predict", "{model}", "{folder}/text.csv"], "line 2, column 3: 'seven' is not a"),
+    "non-numeric feature": (["predict", "{model}", "{folder}/text.csv"], "line 2, column 'column_2': 'seven' is not a"),
     "wrong number of feature columns": (["predict", "{model}", "{folder}/garbage.npz"], "expects 64 features"),
+    "features file not UTF-8": (["predict", "{model}", "{folder}/latin1.csv"], "line 1: not UTF-8 text"),
     "first layer does not match the data": (["train", "--layers", "32,128,10"], "has 64 features"),
     "last layer does not match the classes": (["train", "--data", "xor", "--layers", "2,8,3"], "2 classes"),
     "unknown activation": (["train", "--activation", "rleu"], "did you mean 'relu'?"),
@@ -407,3 +409,15 @@ def test_asking_for_cupy_without_it_is_one_clear_line(tmp_path):
     completed = run_numnet("train", "--backend", "cupy", "--epochs", 1, "--output", tmp_path)
     assert completed.returncode == 1
     assert completed.stderr.startswith("numnet: error: backend 'cupy'") and completed.stderr.count("\n") == 1
+
+
+def test_predict_reads_its_rows_with_the_data_readers_rules_and_the_training_columns(tmp_path):
+    network = numnet.Network([2, 3], output_activation="softmax", seed=0)
+    network.metadata = {"feature_names": ["b", "a"]}
+    path = tmp_path / "rows.csv"
+    path.write_text("a,label,b\n1.5,x,2e3\n-0.25,y,7\n")
+    table = numnet.datasets.load_csv(path, target="label")
+    np.testing.assert_array_equal(cli.read_feature_rows(path, network), table.X[:, ::-1])
+    path.write_text("a,label,b\n1.5,x,1e39\n")
+    with pytest.raises(numnet.DataFileError, match=r"rows\.csv, line 2, column 'b': '1e39' is beyond the range"):
+        cli.read_feature_rows(path, network)

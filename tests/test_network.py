@@ -381,3 +381,10 @@ def test_a_single_non_finite_input_among_huge_finite_ones_is_found(bad):
         network.predict(X)
     X[2, 1] = 3e38
     numnet.backend.check_finite(X, "X")  # all finite: no error, although their sum overflows
+
+
+@pytest.mark.parametrize("scalar", [np.float64(3.0), np.float32(3.0), np.int64(3)])
+def test_a_numpy_scalar_input_is_refused_as_not_two_dimensional(scalar):
+    network = numnet.Network([1, 2], loss="mse", seed=0)
+    with pytest.raises(ValueError, match=r"X must be a 2-D array.*got 0 dimensions"):
+        network.predict(scalar)

@@ -138,7 +138,8 @@ def test_bad_input_raises_value_error_naming_the_problem_and_leaves_weights_alon
 
 @pytest.mark.parametrize("options, message", [({"epochs": 1.5}, r"epochs must be a positive integer, got 1.5"),
                                              ({"batch_size": "32"}, r"batch_size must be a positive integer"),
-                                             ({"seed": True}, r"seed must be a non-negative integer, got True")])
+                                             ({"seed": True}, r"seed must be a non-negative integer, got True"),
+                                             ({"validation_split": "a"}, r"validation_split must be a real number")])
 def test_counts_of_the_wrong_type_raise_type_error_naming_the_option(options, message):
     network = classifier()
     before = as_numpy(network.flat_parameters)
