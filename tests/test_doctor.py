@@ -451,3 +451,15 @@ def test_convolution_layers_are_examined_without_a_case_of_their_own():
     assert len(history.dead_units["conv2d_0"]) == 2 and history.dead_units["conv2d_0"][-1] == 1.0
     assert set(history.update_ratio) == {"conv2d_0.W", "dense_3.W"}
     assert any(f.code == "dead_relu" and f.layer == "conv2d_0" for f in diagnose(network, X, y, history=history))
+
+
+def test_the_ratio_of_a_large_weight_measured_on_sampled_entries_is_within_5_percent_of_the_whole():
+    # Oracle: NumPy on every entry. 4096 random entries estimate a ratio of two norms to ~2% (1/sqrt(4096)
+    # per norm); 5% leaves room for the spread of Adam's per-entry steps.
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 100)), rng.integers(0, 10, size=64)
+    network = numnet.Network([100, 200, 10], output_activation="softmax", seed=0, dtype="float64")
+    before = np.array(network.parameters()["dense_0.W"], copy=True)  # 20,000 entries: sampled
+    history = network.fit(X, y, iterations=1, batch_size=64, seed=0, diagnose=True)
+    exact = np.linalg.norm(network.parameters()["dense_0.W"] - before) / np.linalg.norm(before)
+    assert history.update_ratio["dense_0.W"][0] == pytest.approx(exact, rel=0.05)
