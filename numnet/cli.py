@@ -1,4 +1,5 @@
-"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, doctor, lr-find, export.
+"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, playground, doctor,
+lr-find, export.
 
 ``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
 (64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
@@ -72,6 +73,7 @@ GRADIENT_SMOOTHING = 25
 # Pixels per side below which a square input is not shown as an image of weights (a 1x1 "image" says
 # nothing).
 SMALLEST_WEIGHT_IMAGE = 4
+MAX_PORT = 65535
 
 
 @dataclasses.dataclass(frozen=True)
@@ -817,6 +819,35 @@ def command_experiments(args):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# numnet playground
+
+
+def command_playground(args):
+    """Serve the playground page (numnet.playground.serve) until Ctrl-C; returns 0."""
+    from numnet import playground  # only this command needs the web server
+
+    if args.port > MAX_PORT:
+        raise ValueError(f"--port must be a port number from 0 to {MAX_PORT} (0: a free one), got {args.port}")
+    return playground.serve(args.host, args.port, open_browser=not args.no_browser)
+
+
+def _add_playground_parser(commands):
+    playground = commands.add_parser(
+        "playground", help="watch a network learn, live, in the browser",
+        description="Start a local web server with numnet's engine behind a TensorFlow-Playground-like page: "
+                    "choose data, features, layers, activation, loss, optimiser and regularisation, press play "
+                    "and watch every neuron, the weights, the losses and the gradients change; download the "
+                    "model and a script that retrains it. Ctrl-C stops the server.")
+    playground.add_argument("--port", type=_integer_option(0), default=0,
+                            help="port to listen on (default: a free one, printed at start)")
+    playground.add_argument("--host", metavar="ADDRESS",
+                            help="address to listen on (default 127.0.0.1: this machine only); with --host, anyone "
+                                 "who can reach the address can use the playground")
+    playground.add_argument("--no-browser", action="store_true", help="do not open the default web browser")
+    playground.set_defaults(run=command_playground)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Options and the entry point
 
 
@@ -999,10 +1030,10 @@ def _add_other_parsers(commands):
                                   description="Print every step of one forward and one backward pass (BP1-BP4) "
                                               "of a 2-3-2 network on 2 samples, and check them against numnet.")
     explain.set_defaults(run=command_explain)
-    runner = commands.add_parser("experiments", help="run the reference experiments E1-E7 and write a report",
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E11 and write a report",
                                  description="Run the reference experiments and write report.html.")
     runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
-    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3, E4, E5)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E11)")
     runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
                         help="folder for the figures and report.html (default %(default)s)")
     runner.set_defaults(run=command_experiments)
@@ -1050,6 +1081,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(commands)
     _add_other_parsers(commands)
+    _add_playground_parser(commands)
     _add_doctor_parsers(commands)
     return parser
 
@@ -1071,8 +1103,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain, doctor, "
-                     "lr-find or export")
+        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain, playground, "
+                     "doctor, lr-find or export")
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -1,5 +1,8 @@
 """Data for the reference experiments: synthetic generators, the 8x8 digits, MNIST (IDX files) and CSV files.
 
+The generators include TensorFlow Playground's data sets in the square [-6, 6]² (circle, XOR quadrants,
+Gaussian blobs, plane, multi-Gaussian), which ``numnet playground`` draws, and scikit-learn's moons.
+
 Generators take a ``seed`` and draw from their own ``numpy.random.Generator``, never the global NumPy state,
 so the same seed gives the same data everywhere. Features come back as float arrays of the requested dtype
 (float32 by default, see :func:`numnet.backend.resolve_dtype`); class labels come back as int64 indices.
@@ -172,6 +175,223 @@ def make_spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0, *, dtype="float
         arms.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))  # (N, 2)
     y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
     return np.concatenate(arms).astype(dtype), y
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Points in the plane (after TensorFlow Playground's data sets)
+# ----------------------------------------------------------------------------------------------------------
+
+#: Half the side of the square [-6, 6]² that TensorFlow Playground draws; its data sets live inside it.
+PLANE_HALF_WIDTH = 6.0
+CIRCLE_RADIUS = 5.0
+# Inner class: radius up to half of CIRCLE_RADIUS; outer ring from 0.7 of it to all of it (a gap between).
+CIRCLE_INNER_FRACTION = 0.5
+CIRCLE_OUTER_FRACTION = 0.7
+XOR_HALF_WIDTH = 5.0
+# Points are pushed this far away from the axes, so that no noise-free point sits on a class boundary.
+XOR_PADDING = 0.3
+GAUSS_CENTRE = 2.0
+# The blobs' variance grows linearly with the noise, from 0.5 (noise 0) to 4 (noise 0.5), as in the Playground.
+GAUSS_VARIANCE_AT_ZERO_NOISE = 0.5
+GAUSS_VARIANCE_PER_NOISE = 7.0
+# The plane's target (x + y) / 10 spans [-1.2, 1.2] over the square.
+PLANE_TARGET_DIVISOR = 10.0
+# (centre x, centre y, sign) of the six bumps of make_multi_gaussian, the Playground's layout.
+MULTI_GAUSSIAN_BUMPS = ((-4.0, 2.5, 1.0), (0.0, 2.5, -1.0), (4.0, 2.5, 1.0),
+                        (-4.0, -2.5, -1.0), (0.0, -2.5, 1.0), (4.0, -2.5, -1.0))
+MULTI_GAUSSIAN_WIDTH = 1.0
+
+
+def make_circle(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """A disc of one class inside a ring of the other (TensorFlow Playground's "Circle").
+
+    Half the points (class 1) have a radius drawn uniformly from [0, 2.5], the other half (class 0) from
+    [3.5, 5], at a uniform angle. Each point is then moved by ``noise · 5 · U(-1, 1)`` along each axis, so
+    with noise the classes overlap.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 1 gets ``n_samples // 2`` points, class 0 the rest.
+    noise : float, default 0.0
+        The displacement as a fraction of the radius 5 (the Playground's slider goes from 0 to 0.5).
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Class 1 first, then class 0.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_inside = n_samples // 2
+    radius = np.concatenate([
+        rng.uniform(0.0, CIRCLE_INNER_FRACTION * CIRCLE_RADIUS, n_inside),
+        rng.uniform(CIRCLE_OUTER_FRACTION * CIRCLE_RADIUS, CIRCLE_RADIUS, n_samples - n_inside),
+    ])
+    angle = rng.uniform(0.0, 2.0 * np.pi, n_samples)
+    X = np.column_stack([radius * np.sin(angle), radius * np.cos(angle)])  # (n_samples, 2)
+    y = np.repeat(np.array([1, 0], dtype=np.int64), [n_inside, n_samples - n_inside])
+    return _displaced(X, noise * CIRCLE_RADIUS, rng).astype(dtype), y
+
+
+def make_xor_quadrants(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Points in the four quadrants, labelled by the sign of x·y (TensorFlow Playground's "Exclusive or").
+
+    x and y are drawn uniformly from [-5, 5] and pushed 0.3 away from the axes; the label is 1 where x·y > 0
+    (first and third quadrants) and 0 elsewhere. Each point is then moved by ``noise · 5 · U(-1, 1)`` along
+    each axis. (:func:`make_xor` is the four-point truth table.)
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 5.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-XOR_HALF_WIDTH, XOR_HALF_WIDTH, (n_samples, 2))
+    X += np.where(X > 0, XOR_PADDING, -XOR_PADDING)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    return _displaced(X, noise * XOR_HALF_WIDTH, rng).astype(dtype), y
+
+
+def make_gauss(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Two round Gaussian blobs, class 1 around (2, 2) and class 0 around (-2, -2) (the Playground's "Gaussian").
+
+    Each coordinate has variance ``0.5 + 7 · noise``: 0.5 without noise, 4 at the Playground's largest
+    noise, 0.5, where the blobs overlap.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 1 gets ``n_samples // 2`` points, class 0 the rest.
+    noise : float, default 0.0
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Class 1 first, then class 0.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_positive = n_samples // 2
+    deviation = np.sqrt(GAUSS_VARIANCE_AT_ZERO_NOISE + GAUSS_VARIANCE_PER_NOISE * noise)
+    centres = np.repeat([[GAUSS_CENTRE, GAUSS_CENTRE], [-GAUSS_CENTRE, -GAUSS_CENTRE]],
+                        [n_positive, n_samples - n_positive], axis=0)  # (n_samples, 2)
+    X = centres + rng.normal(0.0, deviation, (n_samples, 2))
+    y = np.repeat(np.array([1, 0], dtype=np.int64), [n_positive, n_samples - n_positive])
+    return X.astype(dtype), y
+
+
+def make_moons(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Two interleaving half circles, as scikit-learn's ``make_moons(shuffle=False)`` draws them.
+
+    Class 0 is the upper arc (cos t, sin t), class 1 the lower arc (1 - cos t, 0.5 - sin t), each with t
+    evenly spaced over [0, π]; Gaussian noise of standard deviation ``noise`` is added to every coordinate.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 0 gets ``n_samples // 2`` points, class 1 the rest.
+    noise : float, default 0.0
+        Standard deviation of the Gaussian noise, in the moons' own units (their radius is 1).
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Inside [-1, 2] x [-0.5, 1] before noise; class 0 first.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_upper = n_samples // 2
+    upper = np.linspace(0.0, np.pi, n_upper)
+    lower = np.linspace(0.0, np.pi, n_samples - n_upper)
+    X = np.concatenate([np.column_stack([np.cos(upper), np.sin(upper)]),
+                        np.column_stack([1.0 - np.cos(lower), 0.5 - np.sin(lower)])])  # (n_samples, 2)
+    y = np.repeat(np.array([0, 1], dtype=np.int64), [n_upper, n_samples - n_upper])
+    return (X + rng.normal(0.0, noise, X.shape)).astype(dtype), y
+
+
+def make_plane(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Regression on a tilted plane: target (x + y) / 10 over the square [-6, 6]² (the Playground's "Plane").
+
+    The target is that of the drawn point; the point is then moved by ``noise · 6 · U(-1, 1)`` along each
+    axis, so with noise the inputs no longer fix the target exactly.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 6.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray, shape (n_samples, 1)
+        In [-1.2, 1.2].
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-PLANE_HALF_WIDTH, PLANE_HALF_WIDTH, (n_samples, 2))
+    y = (X[:, 0] + X[:, 1]).reshape(-1, 1) / PLANE_TARGET_DIVISOR
+    return _displaced(X, noise * PLANE_HALF_WIDTH, rng).astype(dtype), y.astype(dtype)
+
+
+def make_multi_gaussian(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Regression on six signed Gaussian bumps over the square [-6, 6]² (after the Playground's "Multi Gaussian").
+
+    Bumps of height +1 or -1 sit at (-4, 2.5)+, (0, 2.5)-, (4, 2.5)+, (-4, -2.5)-, (0, -2.5)+, (4, -2.5)-;
+    each is ``sign · exp(-d² / 2)`` at distance d from its centre, and the target is the bump largest in
+    absolute value there. The Playground's bumps are cones ``1 - d / 2``; these are true Gaussians of width 1.
+    Points are then moved by ``noise · 6 · U(-1, 1)`` along each axis, as in :func:`make_plane`.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 6.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray, shape (n_samples, 1)
+        In [-1, 1].
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-PLANE_HALF_WIDTH, PLANE_HALF_WIDTH, (n_samples, 2))
+    centres = np.array([bump[:2] for bump in MULTI_GAUSSIAN_BUMPS])  # (6, 2)
+    signs = np.array([bump[2] for bump in MULTI_GAUSSIAN_BUMPS])  # (6,)
+    squared_distance = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)  # (n_samples, 6)
+    bumps = signs * np.exp(-squared_distance / (2.0 * MULTI_GAUSSIAN_WIDTH ** 2))  # (n_samples, 6)
+    y = np.take_along_axis(bumps, np.abs(bumps).argmax(axis=1)[:, None], axis=1)  # (n_samples, 1)
+    return _displaced(X, noise * PLANE_HALF_WIDTH, rng).astype(dtype), y.astype(dtype)
+
+
+def _plane_arguments(n_samples, noise, seed, dtype):
+    """(rng, dtype) after checking the arguments every plane generator shares."""
+    check_integer(n_samples, "n_samples")
+    _check_noise(noise)
+    return np.random.default_rng(seed), backend.resolve_dtype(dtype)
+
+
+def _displaced(X, largest_shift, rng):
+    """X with every coordinate moved by a uniform draw from [-largest_shift, largest_shift]."""
+    return X + rng.uniform(-1.0, 1.0, X.shape) * largest_shift
 
 
 def _check_noise(noise):

@@ -1,7 +1,9 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
 Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout]
-                            [--fail-rank R --fail-epoch E --checkpoint PATH]
+                            [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
+
+--weighted trains with the sample weights of ``sample_weights()`` (zeros included).
 """
 
 import argparse
@@ -27,6 +29,11 @@ def build_network(architecture, dtype):
     return numnet.Network(options.pop("layer_sizes"), output_activation="softmax", dtype=dtype, seed=0, **options)
 
 
+def sample_weights(n_samples):
+    """Integer weights 0-3 per sample, the same on every rank and in the single-process reference."""
+    return np.random.default_rng(5).integers(0, 4, n_samples).astype(np.float64)
+
+
 def parse(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("output")
@@ -37,6 +44,7 @@ def parse(argv):
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-epoch", type=int, default=-1)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--weighted", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -53,9 +61,10 @@ def main(argv):
             raise RuntimeError(f"simulated failure after epoch {report.epoch}")
 
     with stop_all_ranks_on_failure(communicator):
-        history = network.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, optimizer="adam",
-                              learning_rate=0.01, seed=3, validation_split=0.2, distributed=communicator,
-                              progress=after_epoch)
+        weights = sample_weights(len(X)) if args.weighted else None
+        history = network.fit(X, y, sample_weight=weights, epochs=args.epochs, batch_size=args.batch_size,
+                              optimizer="adam", learning_rate=0.01, seed=3, validation_split=0.2,
+                              distributed=communicator, progress=after_epoch)
     if communicator.is_root:
         np.savez(args.output, parameters=network.flat_parameters, state=network.flat_state,
                  iteration_loss=history.iteration_loss, accuracy=history.accuracy, val_loss=history.val_loss,

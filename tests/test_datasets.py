@@ -22,9 +22,15 @@ from numnet.datasets import (
     load_csv_features,
     load_digits,
     load_mnist,
+    make_circle,
+    make_gauss,
     make_line,
+    make_moons,
+    make_multi_gaussian,
+    make_plane,
     make_spiral,
     make_xor,
+    make_xor_quadrants,
     mnist_folder,
     read_idx,
 )
@@ -111,6 +117,101 @@ def test_make_spiral_angle_noise_has_the_requested_standard_deviation():
     angle = np.arctan2(X[1:, 0], X[1:, 1])
     deviation = np.angle(np.exp(1j * (angle - np.linspace(0, 4, n_per_class)[1:])))
     assert abs(deviation.std() / 0.2 - 1) < STATISTICAL_TOLERANCE
+
+
+# ---- the plane data sets (TensorFlow Playground's, and scikit-learn's moons) ------------------------------
+
+# Generators whose noise moves each point by noise * half_width * U(-1, 1) per axis, drawn after the point.
+DISPLACED_GENERATORS = [(make_circle, 5.0), (make_xor_quadrants, 5.0), (make_plane, 6.0),
+                        (make_multi_gaussian, 6.0)]
+PLANE_GENERATORS = [make_circle, make_xor_quadrants, make_gauss, make_moons, make_plane, make_multi_gaussian]
+
+
+def test_make_circle_puts_class_1_inside_radius_2_5_and_class_0_in_the_ring_from_3_5_to_5():
+    X, y = make_circle(1001, noise=0.0, seed=1, dtype="float64")
+    radius = np.linalg.norm(X, axis=1)
+    assert X.shape == (1001, 2) and y.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y), [501, 500])
+    assert radius[y == 1].max() <= 2.5 and radius[y == 0].min() >= 3.5 and radius[y == 0].max() <= 5.0
+
+
+def test_make_xor_quadrants_labels_by_the_sign_of_x_times_y_away_from_the_axes():
+    X, y = make_xor_quadrants(2000, noise=0.0, seed=2, dtype="float64")
+    np.testing.assert_array_equal(y, (np.sign(X[:, 0]) == np.sign(X[:, 1])).astype(np.int64))
+    assert np.abs(X).min() >= 0.3 and np.abs(X).max() <= 5.3
+
+
+def test_make_gauss_blobs_have_the_playgrounds_centres_and_variance():
+    noise = 0.3
+    X, y = make_gauss(40_000, noise=noise, seed=3, dtype="float64")
+    variance = 0.5 + 7 * noise  # the Playground's map: 0.5 at noise 0, 4 at noise 0.5
+    for label, centre in ((1, 2.0), (0, -2.0)):
+        blob = X[y == label]
+        np.testing.assert_allclose(blob.mean(axis=0), centre, atol=STATISTICAL_TOLERANCE * 2)
+        np.testing.assert_allclose(blob.var(axis=0) / variance, 1, atol=STATISTICAL_TOLERANCE)
+
+
+@pytest.mark.parametrize("n_samples", [2, 7, 100])
+def test_make_moons_without_noise_equals_scikit_learns_unshuffled_moons(n_samples):
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    expected_X, expected_y = sklearn_datasets.make_moons(n_samples, shuffle=False, noise=0.0)
+    X, y = make_moons(n_samples, noise=0.0, dtype="float64")
+    np.testing.assert_allclose(X, expected_X, atol=FLOAT64_TOLERANCE)
+    np.testing.assert_array_equal(y, expected_y)
+
+
+def test_make_moons_noise_is_gaussian_with_the_requested_standard_deviation():
+    clean, _ = make_moons(20_000, noise=0.0, dtype="float64")
+    noisy, _ = make_moons(20_000, noise=0.2, seed=4, dtype="float64")
+    assert abs((noisy - clean).std() / 0.2 - 1) < STATISTICAL_TOLERANCE
+
+
+def test_make_plane_target_is_x_plus_y_over_10():
+    X, y = make_plane(300, noise=0.0, seed=5, dtype="float64")
+    assert y.shape == (300, 1) and np.abs(X).max() <= 6.0
+    np.testing.assert_allclose(y[:, 0], (X[:, 0] + X[:, 1]) / 10, atol=FLOAT64_TOLERANCE)
+
+
+def test_make_multi_gaussian_target_is_the_largest_signed_bump_computed_point_by_point():
+    X, y = make_multi_gaussian(200, noise=0.0, seed=6, dtype="float64")
+    bumps = [(-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1)]
+    for (px, py), target in zip(X, y[:, 0]):
+        values = [sign * math.exp(-((px - cx) ** 2 + (py - cy) ** 2) / 2) for cx, cy, sign in bumps]
+        assert target == pytest.approx(max(values, key=abs), abs=FLOAT64_TOLERANCE)
+
+
+@pytest.mark.parametrize(("generator", "half_width"), DISPLACED_GENERATORS)
+def test_plane_noise_moves_points_uniformly_by_up_to_noise_times_the_half_width(generator, half_width):
+    # The displacement is drawn after the point, so the same seed gives the same point without noise.
+    noise = 0.4
+    clean, clean_y = generator(20_000, noise=0.0, seed=7, dtype="float64")
+    noisy, noisy_y = generator(20_000, noise=noise, seed=7, dtype="float64")
+    shift = noisy - clean
+    np.testing.assert_array_equal(noisy_y, clean_y)
+    assert np.abs(shift).max() <= noise * half_width
+    # U(-a, a) has standard deviation a / sqrt(3)
+    assert abs(shift.std() / (noise * half_width / math.sqrt(3)) - 1) < STATISTICAL_TOLERANCE
+
+
+@pytest.mark.parametrize("generator", PLANE_GENERATORS)
+def test_plane_generators_are_reproducible_float32_and_leave_global_state_alone(generator):
+    state = np.random.get_state()[1].copy()
+    X, y = generator(50, noise=0.1, seed=8)
+    again, _ = generator(50, noise=0.1, seed=8)
+    other, _ = generator(50, noise=0.1, seed=9)
+    assert X.dtype == np.float32 and X.shape == (50, 2) and y.shape[0] == 50
+    np.testing.assert_array_equal(X, again)
+    assert not np.array_equal(X, other)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize("generator", PLANE_GENERATORS)
+@pytest.mark.parametrize(("options", "error"), [({"n_samples": 0}, ValueError), ({"n_samples": 2.5}, TypeError),
+                                                ({"noise": -0.1}, ValueError), ({"noise": float("inf")}, ValueError),
+                                                ({"noise": "0.1"}, TypeError)])
+def test_plane_generators_reject_invalid_arguments(generator, options, error):
+    with pytest.raises(error, match="n_samples|noise"):
+        generator(**options)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
 sys.path.insert(0, str(WORKER.parent))
-from mpi_worker import build_network  # noqa: E402 - the same networks the ranks build
+from mpi_worker import build_network, sample_weights  # noqa: E402 - the same networks and weights the ranks use
 # N ranks sum the same products in another order: agreement to rounding, amplified a little by training.
 RELATIVE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 EPOCHS = 4
@@ -35,11 +35,11 @@ def run_ranks(n_ranks, *arguments, expect_success=True):
     return completed
 
 
-def single_process_fit(dtype, architecture="mlp", batch_size=BATCH_SIZE):
+def single_process_fit(dtype, architecture="mlp", batch_size=BATCH_SIZE, sample_weight=None):
     X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
     network = build_network(architecture, dtype)
-    history = network.fit(X, y, epochs=EPOCHS, batch_size=batch_size, optimizer="adam", learning_rate=0.01,
-                          seed=3, validation_split=0.2)
+    history = network.fit(X, y, sample_weight=sample_weight, epochs=EPOCHS, batch_size=batch_size,
+                          optimizer="adam", learning_rate=0.01, seed=3, validation_split=0.2)
     return network, history
 
 
@@ -75,6 +75,15 @@ def test_a_rank_with_an_empty_shard_still_joins_batchnorm_and_agrees_with_one_pr
     output = tmp_path / "result.npz"
     run_ranks(3, output, "float64", 59, EPOCHS, "--architecture", "batch_norm_dropout")
     network, history = single_process_fit("float64", "batch_norm_dropout", batch_size=59)
+    assert_same_training(np.load(output), network, history, "float64")
+
+
+def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):
+    # Each rank's weighted mean counts with its shard's share of the global batch's weight sum (integer
+    # weights 0-3, zeros included); the validation loss is combined the same way.
+    output = tmp_path / "result.npz"
+    run_ranks(3, output, "float64", BATCH_SIZE, EPOCHS, "--weighted")
+    network, history = single_process_fit("float64", sample_weight=sample_weights(150))
     assert_same_training(np.load(output), network, history, "float64")
 
 
