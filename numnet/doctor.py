@@ -46,6 +46,11 @@ RISING_EPOCHS = 3
 #: rises now and then through noise; rising more often than falling means the steps overshoot.
 OSCILLATION_WINDOW = 10
 OSCILLATION_FRACTION = 0.5
+#: Epoch-to-epoch changes within this fraction of the loss count as noise, neither up nor down: a run that
+#: has converged keeps moving its epoch loss by a few percent through mini-batch noise (the playground's
+#: default and the spiral recipe wobble by up to 3% at losses near 0.01), while overshooting steps move
+#: it by tens of percent or more.
+LOSS_NOISE_FRACTION = 0.05
 #: ... or the update-to-weight ratio ‖ΔW‖/‖W‖ above 0.1: each step rewrites a tenth of the weights, which
 #: no stable run does (a healthy Adam run sits near 1e-3, Karpathy's rule of thumb).
 UPDATE_RATIO_HIGH = 0.1
@@ -64,6 +69,9 @@ CHANCE_FRACTION = 0.9
 #: ... and at most twice it: a loss far above guessing is not a network that failed to start but one whose
 #: steps threw its weights away, which learning_rate_too_high reports.
 CHANCE_CEILING = 2.0
+#: ... after at least this many epochs: a healthy run may sit near chance for its first epoch or two
+#: while its first layers organise (the playground's default does, at 0.93 of chance after one epoch).
+NOT_LEARNING_EPOCHS = 5
 #: overfitting: the validation loss rising over this many epochs in a row at the end, while the training
 #: loss fell over them. Three rises in a row are rare noise in a loss that still falls (none in the
 #: healthy digits run).
@@ -266,12 +274,12 @@ def _learning_rate_findings(history):
         growth = losses[-1] / history.iteration_loss[0]
         if growth > LOSS_GROWTH_THRESHOLD:
             return [_too_high(growth, LOSS_GROWTH_THRESHOLD, "last epoch's loss divided by the first step's")]
-    changes = np.diff(losses)
-    if len(changes) >= RISING_EPOCHS and np.all(changes[-RISING_EPOCHS:] > 0):
+    rises = _rises(losses)
+    if len(rises) >= RISING_EPOCHS and np.all(rises[-RISING_EPOCHS:]):
         return [_too_high(float(losses[-1] / losses[-1 - RISING_EPOCHS]), 1.0,
                           f"epoch loss now divided by that of {RISING_EPOCHS} epochs ago (rising every epoch)")]
-    if len(changes) >= OSCILLATION_WINDOW:
-        upward = float(np.mean(changes[-OSCILLATION_WINDOW:] > 0))
+    if len(rises) >= OSCILLATION_WINDOW:
+        upward = float(np.mean(rises[-OSCILLATION_WINDOW:]))
         if upward > OSCILLATION_FRACTION:
             return [_too_high(upward, OSCILLATION_FRACTION,
                               f"fraction of the last {OSCILLATION_WINDOW} epoch-to-epoch loss changes upward")]
@@ -302,7 +310,8 @@ def _too_high(measured, threshold, quantity, layer="training"):
 def _progress_findings(network, Y, data_loss, history):
     """not_learning (after some training) and overfitting (with a validation curve)."""
     findings = []
-    trained = network.iterations_trained > 0 or (history is not None and history.iterations > 0)
+    epochs = max(network.epochs_trained, history.epochs if history is not None else 0)
+    trained = epochs >= NOT_LEARNING_EPOCHS
     chance = chance_loss(network.loss, to_numpy(Y))
     if trained and chance is not None and chance > 0.0 and \
             CHANCE_FRACTION * chance < data_loss <= CHANCE_CEILING * chance:
@@ -345,6 +354,13 @@ def _entropy(probabilities):
     """-Σ p ln p, with 0 ln 0 = 0."""
     p = probabilities[probabilities > 0]
     return float(-np.sum(p * np.log(p)))
+
+
+def _rises(losses):
+    """For each epoch-to-epoch change of ``losses``, whether it is a rise beyond LOSS_NOISE_FRACTION of the
+    loss before it."""
+    losses = np.asarray(losses, dtype=np.float64)
+    return np.diff(losses) > LOSS_NOISE_FRACTION * np.abs(losses[:-1])
 
 
 def _window(values):
