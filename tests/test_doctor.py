@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import numnet
-from numnet import Activation, BatchNorm, Dense, Dropout, Layer, datasets, doctor, preprocessing
+from numnet import Activation, BatchNorm, Dense, Dropout, Layer, datasets, preprocessing
 from numnet.activations import ReLU
 from numnet.doctor import CODES, chance_loss, diagnose
 from numnet.initializers import Normal
