@@ -539,7 +539,7 @@ class Network:
     def fit(self, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
             learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
             seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-            verbose=False, distributed=None):
+            verbose=False, distributed=None, diagnose=False):
         """Train the network on (X, y); every option is documented at :func:`numnet.fit`. Returns a History.
 
         The options are spelled out here, not forwarded as ``**options``, so that ``help(Network.fit)`` and
@@ -552,7 +552,8 @@ class Network:
                    batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate, shuffle=shuffle,
                    sampling=sampling, validation_data=validation_data, validation_split=validation_split, seed=seed,
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
-                   restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed)
+                   restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed,
+                   diagnose=diagnose)
 
 
 def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", weight_init="auto", bias_init=0.0,
