@@ -2,7 +2,7 @@
 
 Build it (offline, warnings as errors) from the repository root:
 
-    python3 -m pip install -e ".[docs]" && python3 -m sphinx -W --keep-going -n -j 2 docs site
+    python3 -m pip install -e ".[docs]" && python3 -m sphinx -W --keep-going -n docs site
 
 The tutorials' code runs while the site builds (docs/_ext/numnet_docs.py), so every figure on the site is
 drawn by the code next to it, from the numnet being documented.

@@ -7,7 +7,7 @@
 - ``numnet-command``: run ``numnet ARGS`` in-process (``numnet.cli.main``) and show the console session and
   the images it wrote; a non-zero exit status fails the build.
 - ``numnet-api``: the API reference of one module, from its docstrings: every public function and class,
-  and every name table listed with its entries.
+  every name table listed with its entries, and the constants that carry a ``#:`` doc comment.
 - ``numnet-table``: a name table (``numnet.ACTIVATIONS``, ...) as a table of its names and what they build.
 - ``numnet-source``: a source file of the package with an anchor on every line (``#L-423``).
 - ``numnet-backprop-lines``: BP1-BP4, found by their ``# BP`` markers in the source as it is now, each with
@@ -45,6 +45,8 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 IMAGE_SUFFIXES = (".png", ".svg", ".jpg", ".jpeg", ".gif")
 # Where each page's examples run (below the doctree folder, so a build leaves the source tree clean).
 RUNS_FOLDER = "numnet-examples"
+# A constant whose value prints longer than this is documented without its value.
+SHORTEST_HIDDEN_VALUE = 100
 BP_MARKER = re.compile(r"#\s*(BP[1-4])\b")
 # The files whose BP markers the backpropagation page links to, and the page that lists each one.
 BACKPROP_SOURCES = {"numnet/network.py": "source/network", "numnet/layers.py": "source/layers",
@@ -211,23 +213,41 @@ def public_objects(module):
             and getattr(value, "__module__", None) == module.__name__}
 
 
-def _top_level_names(own_pages):
-    """{id(object): "numnet.NAME"} for what the top-level page documents: numnet's exports, except those
-    of the modules in ``own_pages`` (documented on their module's page)."""
+def documented_constants(module):
+    """The module's public constants that carry a ``#:`` doc comment (a threshold, a table of codes)."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    names = [name for scope, name in ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
+             if scope == "" and not name.startswith("_")]
+    return [name for name in names if name not in name_tables(module) and name not in public_objects(module)]
+
+
+def _own_page_names(own_pages):
+    """{id(object): qualified name} for the objects and tables of the modules documented on their own page."""
+    names = {}
+    for module_name in own_pages:
+        module = importlib.import_module(module_name)
+        for name, value in {**public_objects(module), **name_tables(module)}.items():
+            names[id(value)] = f"{module_name}.{name}"
+    return names
+
+
+def _top_level_names(own):
+    """{id(object): "numnet.NAME"} for what the top-level page documents: numnet's exports but ``own``."""
     import numnet
 
     exported = {name: getattr(numnet, name) for name in numnet.__all__}
-    return {id(value): f"numnet.{name}" for name, value in exported.items()
-            if getattr(value, "__module__", None) not in own_pages}
+    return {id(value): f"numnet.{name}" for name, value in exported.items() if id(value) not in own}
 
 
 def _autodoc_lines(qualified, value):
-    """The autodoc directive documenting one object."""
+    """The autodoc directive documenting one object (a constant with its value, when that is short)."""
     if inspect.isclass(value):
         return [f".. autoclass:: {qualified}", "   :members:", ""]
     if callable(value):
         return [f".. autofunction:: {qualified}", ""]
-    return [f".. autodata:: {qualified}", "   :no-value:", ""]
+    options = ["   :no-value:"] if len(repr(value)) > SHORTEST_HIDDEN_VALUE else []
+    return [f".. autodata:: {qualified}", *options, ""]
 
 
 def _name_table_rows(table):
@@ -238,7 +258,10 @@ def _name_table_rows(table):
             rows.append((name, f"``{_lambda_source(target)}``", ""))
             continue
         summary = (inspect.getdoc(target) or "").split("\n\n")[0].replace("\n", " ")
-        rows.append((name, f":py:obj:`~{target.__module__}.{target.__qualname__}`", summary))
+        if target.__name__.startswith("_"):          # a private helper: named, not linked
+            rows.append((name, f"``{target.__qualname__}``", summary))
+        else:
+            rows.append((name, f":py:obj:`~{target.__module__}.{target.__qualname__}`", summary))
     return rows
 
 
@@ -292,25 +315,26 @@ class NumnetApi(NumnetTable):
 
     def run(self):
         module = importlib.import_module(self.arguments[0])
-        own_pages = self.config.numnet_modules_with_own_page
-        top_level = {} if module.__name__ == "numnet" else _top_level_names(own_pages)
+        own = _own_page_names(self.config.numnet_modules_with_own_page)
+        # What another page documents: the top level's exports (from a module's page), or the objects of the
+        # modules with their own page (from the top-level page).
+        elsewhere = own if module.__name__ == "numnet" else _top_level_names(own)
         tables = name_tables(module)
-        documented, linked = [], []
-        for name, value in public_objects(module).items():
-            home = getattr(value, "__module__", module.__name__)
-            if id(value) in top_level:
-                linked.append(top_level[id(value)])
-            elif module.__name__ == "numnet" and home in own_pages:
-                linked.append(f"{home}.{name}")
+        documented, linked = [], {}
+        for name, value in {**public_objects(module), **tables}.items():
+            if id(value) in elsewhere:
+                linked[elsewhere[id(value)]] = True
             elif name not in tables:
                 documented.append((name, value))
-        lines = [f".. py:currentmodule:: {module.__name__}", "", *self.linked_lines(linked)]
+        lines = [f".. py:currentmodule:: {module.__name__}", "", *self.linked_lines(list(linked))]
         for name, value in documented:
             lines += _autodoc_lines(f"{module.__name__}.{name}", value)
-        for name in tables:
-            if id(tables[name]) not in top_level:
+        for name, table in tables.items():
+            if id(table) not in elsewhere:
                 lines += [f".. py:data:: {name}", ""]
                 lines += ["   " + line for line in name_table_lines(f"{module.__name__}.{name}")]
+        for name in documented_constants(module):
+            lines += _autodoc_lines(f"{module.__name__}.{name}", getattr(module, name))
         return self.parse_rst(lines)
 
     @staticmethod
