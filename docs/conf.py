@@ -48,6 +48,24 @@ numpydoc_xref_param_type = False
 autodoc_inherit_docstrings = False
 # numnet's layers are documented on their own page (numnet.layers), although numnet exports them too.
 numnet_modules_with_own_page = ["numnet.layers"]
+# The top-level page in sections, one per concept (the module that defines each name), in the order of
+# the package's layout.
+numnet_api_sections = {"numnet": [
+    ("numnet.network", "The network"),
+    ("numnet.training", "Training"),
+    ("numnet.activations", "Activations"),
+    ("numnet.losses", "Losses"),
+    ("numnet.initializers", "Initialisers"),
+    ("numnet.optimizers", "Optimisers"),
+    ("numnet.schedules", "Learning-rate schedules"),
+    ("numnet.gradcheck", "Numerical gradients and gradient checking"),
+    ("numnet.persistence", "Saving and loading"),
+    ("numnet.doctor", "The training doctor"),
+    ("numnet.lr_finder", "The learning-rate finder"),
+    ("numnet.onnx_export", "ONNX export"),
+    ("numnet.backend", "Backends"),
+    ("numnet.errors", "Errors and warnings"),
+]}
 # numpydoc loads autosummary; this site does not use it.
 autosummary_generate = False
 
@@ -64,12 +82,14 @@ html_static_path = ["_static"]
 html_css_files = ["numnet.css"]
 html_theme_options = {
     "navigation_with_keys": False,
+    "navbar_align": "left",
     "show_toc_level": 2,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
-    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    # The page's own contents only: a page without sections then gives its width to the code.
+    "secondary_sidebar_items": ["page-toc"],
 }
-html_show_sourcelink = True
+html_copy_source = False
 html_last_updated_fmt = None
 
 

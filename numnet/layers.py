@@ -331,8 +331,8 @@ class Dense(Layer):
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
         x, _ = self._require_cache()
-        # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         xp = namespace(delta)
+        # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         apply(xp.matmul, x.T, delta, out=self.grads["W"])
         if self.bias:
             # BP3: dC/db = delta, summed over the batch

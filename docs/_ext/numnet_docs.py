@@ -240,6 +240,17 @@ def _top_level_names(own):
     return {id(value): f"numnet.{name}" for name, value in exported.items() if id(value) not in own}
 
 
+def _home_module(value, candidates):
+    """The module that defines ``value``: its ``__module__``, or for a table the candidate module holding it."""
+    home = getattr(value, "__module__", None)
+    if home is not None and not isinstance(value, dict):
+        return home
+    for module_name in candidates:
+        if any(entry is value for entry in vars(importlib.import_module(module_name)).values()):
+            return module_name
+    return None
+
+
 def _autodoc_lines(qualified, value):
     """The autodoc directive documenting one object (a constant with its value, when that is short)."""
     if inspect.isclass(value):
@@ -327,15 +338,33 @@ class NumnetApi(NumnetTable):
             elif name not in tables:
                 documented.append((name, value))
         lines = [f".. py:currentmodule:: {module.__name__}", "", *self.linked_lines(list(linked))]
-        for name, value in documented:
-            lines += _autodoc_lines(f"{module.__name__}.{name}", value)
-        for name, table in tables.items():
-            if id(table) not in elsewhere:
-                lines += [f".. py:data:: {name}", ""]
-                lines += ["   " + line for line in name_table_lines(f"{module.__name__}.{name}")]
+        shown_tables = {name: table for name, table in tables.items() if id(table) not in elsewhere}
+        for title, names in self.sections(module, [name for name, _ in documented], shown_tables):
+            if title:
+                lines += [title, "-" * len(title), ""]
+            for name in names:
+                if name in shown_tables:
+                    lines += [f".. py:data:: {name}", ""]
+                    lines += ["   " + line for line in name_table_lines(f"{module.__name__}.{name}")]
+                else:
+                    lines += _autodoc_lines(f"{module.__name__}.{name}", getattr(module, name))
         for name in documented_constants(module):
             lines += _autodoc_lines(f"{module.__name__}.{name}", getattr(module, name))
         return self.parse_rst(lines)
+
+    def sections(self, module, names, tables):
+        """[(title, names)]: one untitled section in the source's order, or, for a module listed in the
+        configuration value ``numnet_api_sections`` ({module: [(home module, title), ...]}), one section per
+        home module, in that order; the names whose home is not listed come last, under "Other"."""
+        layout = self.config.numnet_api_sections.get(module.__name__)
+        if not layout:
+            return [("", [*names, *tables])]
+        grouped = {home: [] for home, _ in layout}
+        rest = []
+        for name in [*names, *tables]:
+            grouped.get(_home_module(getattr(module, name), [home for home, _ in layout]), rest).append(name)
+        sections = [(title, grouped[home]) for home, title in layout if grouped[home]]
+        return sections + ([("Other", rest)] if rest else [])
 
     @staticmethod
     def linked_lines(linked):
@@ -377,24 +406,38 @@ class NumnetSource(SphinxDirective):
 
 @dataclasses.dataclass(frozen=True)
 class MarkedLine:
-    """A line of the source that carries a BP marker."""
+    """A line of the source that carries a BP marker, and the code it marks (the same line, or the next)."""
 
     equation: str
     path: str
     number: int
     function: str
     text: str
+    code: str
 
 
 def marked_lines(path):
     """Every line of ``path`` (relative to the repository) with a ``# BP1``..``# BP4`` marker, in order."""
     source = (REPOSITORY / path).read_text(encoding="utf-8")
     functions = _enclosing_functions(ast.parse(source))
+    lines = source.splitlines()
     found = []
-    for number, text in enumerate(source.splitlines(), start=1):
+    for number, text in enumerate(lines, start=1):
         for equation in dict.fromkeys(BP_MARKER.findall(text)):
-            found.append(MarkedLine(equation, path, number, functions.get(number, ""), text.strip()))
+            found.append(MarkedLine(equation, path, number, functions.get(number, ""), text.strip(),
+                                    _marked_code(lines, number)))
     return found
+
+
+def _marked_code(lines, number):
+    """The code a marker on line ``number`` (1-based) annotates: its own line's, or the next line of code."""
+    own = lines[number - 1].split("#", 1)[0].strip()
+    if own:
+        return own
+    for text in lines[number:]:
+        if text.strip() and not text.strip().startswith("#"):
+            return text.strip()
+    return ""
 
 
 def _enclosing_functions(tree):
@@ -421,28 +464,36 @@ class NumnetBackpropLines(SphinxDirective):
         table = nodes.table(classes=["numnet-backprop-lines"])
         group = nodes.tgroup(cols=3)
         table += group
-        for width in (10, 40, 50):
+        for width in (8, 24, 68):
             group += nodes.colspec(colwidth=width)
-        group += nodes.thead("", self.row(["equation", "where", "the line"]))
+        group += nodes.thead("", self.row(["equation", "where", "the comment, and the code it marks"]))
         body = nodes.tbody()
         group += body
         for path, page in BACKPROP_SOURCES.items():
             self.env.note_dependency(str(REPOSITORY / path))
             for line in marked_lines(path):
-                body += self.row([line.equation, self.link(line, page), nodes.literal(line.text, line.text)])
+                body += self.row([line.equation, self.link(line, page), self.marked(line)])
         return [table]
 
     def link(self, line, page):
         uri = self.env.app.builder.get_relative_uri(self.env.docname, page) + "#" + line_anchor(line.number)
-        label = f"{line.path}, line {line.number}" + (f", in {line.function}" if line.function else "")
+        label = f"{line.path}:{line.number}" + (f" in {line.function}" if line.function else "")
         return nodes.reference(label, label, refuri=uri, internal=True)
+
+    @staticmethod
+    def marked(line):
+        comment = line.text if line.text.startswith("#") else "#" + line.text.split("#", 1)[1]
+        return nodes.literal_block(f"{comment}\n{line.code}", f"{comment}\n{line.code}", language="python")
 
     @staticmethod
     def row(cells):
         row = nodes.row()
         for cell in cells:
             entry = nodes.entry()
-            entry += nodes.paragraph("", "", cell if isinstance(cell, nodes.Node) else nodes.Text(cell))
+            if isinstance(cell, nodes.Element) and not isinstance(cell, nodes.Inline):
+                entry += cell
+            else:
+                entry += nodes.paragraph("", "", cell if isinstance(cell, nodes.Node) else nodes.Text(cell))
             row += entry
         return row
 
@@ -520,6 +571,7 @@ def report_numpydoc_problems(app, what, name, value, options, lines):
 
 def setup(app):
     app.add_config_value("numnet_modules_with_own_page", [], "env")
+    app.add_config_value("numnet_api_sections", {}, "env")
     app.connect("autodoc-skip-member", skip_foreign_members)
     # Before numpydoc (priority 500) rewrites the docstring into reST.
     app.connect("autodoc-process-docstring", report_numpydoc_problems, priority=400)
