@@ -397,8 +397,16 @@ def _add_windows(pieces, kernel_size, image_size, stride):
     xp = namespace(pieces[0])
     n, channels, out_h, out_w = pieces[0].shape
     stride_h, stride_w = stride
+    # Windows side by side (stride >= kernel) never share a pixel: each is written once, and a strided
+    # write costs half a strided add (benchmarks/NOTES.md, "max pooling by shifted maxima").
+    overlapping = stride_h < kernel_size[0] or stride_w < kernel_size[1]
     images = xp.zeros((n, channels, *image_size), dtype=pieces[0].dtype)
     for index, piece in enumerate(pieces):
         i, j = divmod(index, kernel_size[1])
-        images[:, :, i:i + stride_h * (out_h - 1) + 1:stride_h, j:j + stride_w * (out_w - 1) + 1:stride_w] += piece
+        pixels = (slice(None), slice(None), slice(i, i + stride_h * (out_h - 1) + 1, stride_h),
+                  slice(j, j + stride_w * (out_w - 1) + 1, stride_w))
+        if overlapping:
+            images[pixels] += piece
+        else:
+            images[pixels] = piece
     return images
