@@ -374,6 +374,15 @@ class Network:
         self._training_output = a if training else None
         return logits, a
 
+    def layer_outputs(self, X):
+        """Every layer's output for inputs X, in inference mode (no cache touched): a list of NumPy arrays, one
+        per layer, e.g. the feature maps (n, channels, height, width) after each Conv2D."""
+        outputs, a = [], self.prepare_inputs(X)
+        for layer in self.layers:
+            a = layer.forward(a)
+            outputs.append(to_numpy(a))
+        return outputs
+
     def loss_value(self, X, y):
         """The loss C (data term plus the penalties) on (X, y), in inference mode, without touching any cache."""
         X = self.prepare_inputs(X)
