@@ -17,7 +17,14 @@ __version__ = "0.2.0"
 from .activations import ACTIVATIONS, get_activation
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
-from .errors import ConvergenceWarning, CorruptFileError, DivergenceError, MissingDependencyError, NotFittedError
+from .errors import (
+    ConvergenceWarning,
+    CorruptFileError,
+    DataFileError,
+    DivergenceError,
+    MissingDependencyError,
+    NotFittedError,
+)
 from .gradcheck import (
     DescentResult,
     gradient_check,
@@ -38,7 +45,8 @@ from .training import EpochReport, History, fit
 __all__ = [
     "ACTIVATIONS", "get_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
     "register_layer", "Conv2D", "MaxPool2D", "Flatten",
-    "ConvergenceWarning", "CorruptFileError", "DivergenceError", "MissingDependencyError", "NotFittedError",
+    "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
+    "NotFittedError",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",

@@ -153,6 +153,25 @@ class Linear(Activation):
         return namespace(grad_a).asarray(grad_a, copy=True)
 
 
+class Exponential(Activation):
+    """e^z; derivative e^z = a, from a. The output of a Poisson model (the log link: the rate is e^z > 0).
+
+    Overflows to infinity for z above ~709 (float64), as NumPy's exp does: a model whose log-rate grows
+    that far has diverged, and the infinite loss says so.
+    """
+
+    name = "exp"
+
+    def forward(self, z, out=None):
+        return apply(namespace(z).exp, z, out=out)
+
+    def derivative(self, a):
+        return namespace(a).asarray(a, copy=True)
+
+    def backward(self, grad_a, a):
+        return grad_a * a
+
+
 class Softmax(Activation):
     """Softmax over each row: a_k = e^{z_k} / Σ_j e^{z_j}, shifted by the row maximum so it never overflows.
 
@@ -197,6 +216,7 @@ ACTIVATIONS = {
     "linear": Linear,
     "identity": Linear,
     "softmax": Softmax,
+    "exp": Exponential,
 }
 
 

@@ -74,6 +74,8 @@ def to_numpy(array):
         return array
     if hasattr(array, "get"):  # CuPy: copy from the GPU
         return array.get()
+    if not hasattr(array, "__dlpack__"):  # NumPy scalars (np.float64(3.0)) carry a namespace but no DLPack
+        return np.asarray(array)
     return np.from_dlpack(array)
 
 

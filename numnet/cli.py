@@ -1,4 +1,4 @@
-"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain.
+"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, playground.
 
 ``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
 (64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
@@ -30,6 +30,7 @@ import numpy as np
 from numnet import __version__, backend, datasets, experiments, explain, plots, preprocessing
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
+from numnet.atomic import write_text_atomically
 from numnet.backend import to_numpy
 from numnet.conv import Conv2D
 from numnet.errors import MissingDependencyError, NumnetError
@@ -70,6 +71,7 @@ GRADIENT_SMOOTHING = 25
 # Pixels per side below which a square input is not shown as an image of weights (a 1x1 "image" says
 # nothing).
 SMALLEST_WEIGHT_IMAGE = 4
+MAX_PORT = 65535
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,8 +306,8 @@ def build_network(args, data):
     if args.model != "mlp":
         return _convolutional_network(args, data, loss)
     return Network(layer_sizes_for(args, data), activation=args.activation,
-                   output_activation=args.output_activation, loss=loss, l2=args.l2, dtype=args.dtype,
-                   seed=args.seed, backend=args.backend)
+                   output_activation=args.output_activation, loss=loss, l2=args.l2, dropout=args.dropout,
+                   batch_norm=args.batch_norm, dtype=args.dtype, seed=args.seed, backend=args.backend)
 
 
 def _convolutional_network(args, data, loss):
@@ -322,6 +324,9 @@ def _convolutional_network(args, data, loss):
     if args.layers is not None:
         raise ValueError("--layers sets the sizes of an MLP; with --model, the layer string gives the layers "
                          "(e.g. --model conv16x3,pool2,dense64): leave --layers out")
+    if args.dropout or args.batch_norm:
+        raise ValueError("--dropout and --batch-norm shape an MLP's hidden layers; with --model, write dropout "
+                         "in the layer string (e.g. --model conv16x3,pool2,dropout0.25,dense64)")
     spec = RECIPES[data.kind].cnn if args.model == "cnn" else args.model
     output_activation = args.output_activation or get_loss(loss).fused_activation or "linear"
     input_shape = (1, *data.image_shape)
@@ -676,72 +681,14 @@ def _check_label_range(y, network, class_names):
 
 
 def read_feature_rows(path, network):
-    """Read a CSV of features (with or without a header) for ``network``; returns X, shape (n, n_inputs).
+    """The features CSV for ``network``, read by :func:`numnet.datasets.load_csv_features`: X (n, n_inputs).
 
-    With a header that names every feature the model was trained on, those columns are used (in the model's
-    order) and any others, such as the label, are ignored; otherwise the file must have exactly one column
-    per feature.
-
-    Raises
-    ------
-    OSError
-        When the file cannot be opened (FileNotFoundError, PermissionError, IsADirectoryError).
-    ValueError
-        For a wrong number of columns or a field that is not a finite number (the message names the line).
+    A header naming every feature the model was trained on picks those columns (in the model's order);
+    otherwise the file must have exactly one column per feature.
     """
-    path = pathlib.Path(path)
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        rows = [(number, [field.strip() for field in fields])
-                for number, fields in enumerate(csv.reader(file), start=1) if any(f.strip() for f in fields)]
-    if not rows:
-        raise ValueError(f"{path} contains no rows")
-    columns = _feature_columns(rows, network, path)
-    if _is_header(rows[0][1]):
-        rows = rows[1:]
-    X = np.empty((len(rows), len(columns)), dtype=np.float64)
-    for row_index, (line, fields) in enumerate(rows):
-        for column_index, column in enumerate(columns):
-            X[row_index, column_index] = _parse_number(fields, column, line, path)
-    if X.shape[0] == 0:
-        raise ValueError(f"{path} has a header but no data rows")
-    return X
-
-
-def _is_header(fields):
-    """Whether a row is a header: some field is not a number."""
-    return any(_to_float(field) is None for field in fields)
-
-
-def _to_float(text):
-    """``text`` as a float, or None."""
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _feature_columns(rows, network, path):
-    """The column indices that hold the model's features."""
-    first = rows[0][1]
     feature_names = (network.metadata or {}).get("feature_names")
-    if _is_header(first) and feature_names and all(name in first for name in feature_names):
-        return [first.index(name) for name in feature_names]
-    if len(first) != network.n_inputs:
-        raise ValueError(
-            f"{path} has {len(first)} columns but the model expects {network.n_inputs} features; give one "
-            "column per feature (or a header naming the training columns)"
-        )
-    return list(range(network.n_inputs))
-
-
-def _parse_number(fields, column, line, path):
-    """One finite float from a CSV field, or ValueError naming the line and column."""
-    if column >= len(fields):
-        raise ValueError(f"{path}, line {line}: found {len(fields)} fields, expected at least {column + 1}")
-    value = _to_float(fields[column])
-    if value is None or not math.isfinite(value):
-        raise ValueError(f"{path}, line {line}, column {column + 1}: {fields[column]!r} is not a finite number")
-    return value
+    return datasets.load_csv_features(path, network.n_inputs, feature_names=feature_names,
+                                      dtype=network.dtype.name)
 
 
 def prediction_table(network, X):
@@ -771,7 +718,7 @@ def command_predict(args):
     if args.output is None:
         sys.stdout.write(table)
     else:
-        path = experiments.write_text_atomically(args.output, table)
+        path = write_text_atomically(args.output, table)
         print(f"{X.shape[0]} predictions written to {path}")
     return 0
 
@@ -844,6 +791,35 @@ def command_experiments(args):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# numnet playground
+
+
+def command_playground(args):
+    """Serve the playground page (numnet.playground.serve) until Ctrl-C; returns 0."""
+    from numnet import playground  # only this command needs the web server
+
+    if args.port > MAX_PORT:
+        raise ValueError(f"--port must be a port number from 0 to {MAX_PORT} (0: a free one), got {args.port}")
+    return playground.serve(args.host, args.port, open_browser=not args.no_browser)
+
+
+def _add_playground_parser(commands):
+    playground = commands.add_parser(
+        "playground", help="watch a network learn, live, in the browser",
+        description="Start a local web server with numnet's engine behind a TensorFlow-Playground-like page: "
+                    "choose data, features, layers, activation, loss, optimiser and regularisation, press play "
+                    "and watch every neuron, the weights, the losses and the gradients change; download the "
+                    "model and a script that retrains it. Ctrl-C stops the server.")
+    playground.add_argument("--port", type=_integer_option(0), default=0,
+                            help="port to listen on (default: a free one, printed at start)")
+    playground.add_argument("--host", metavar="ADDRESS",
+                            help="address to listen on (default 127.0.0.1: this machine only); with --host, anyone "
+                                 "who can reach the address can use the playground")
+    playground.add_argument("--no-browser", action="store_true", help="do not open the default web browser")
+    playground.set_defaults(run=command_playground)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Options and the entry point
 
 
@@ -888,6 +864,14 @@ def _non_negative_float(text):
     value = _parse(float, text, "a number")
     if not (math.isfinite(value) and value >= 0):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _dropout_rate(text):
+    """A dropout rate in [0, 1)."""
+    value = _parse(float, text, "a number in [0, 1)")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (the probability of dropping a unit), got {text!r}")
     return value
 
 
@@ -979,6 +963,12 @@ def _add_train_parser(commands):
                             f"dropout<rate> (e.g. {LAYER_STRING_EXAMPLES}); the output layer is added. A "
                             "convolutional network takes the pixels as loaded, in [0, 1], without standardising")
     _add_network_options(train, training=True)
+    train.add_argument("--dropout", type=_dropout_rate, default=0.0, metavar="RATE",
+                       help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
+                            "training only; default 0: none)")
+    train.add_argument("--batch-norm", action="store_true",
+                       help="batch-normalise every hidden layer: Dense -> BatchNorm -> activation (the order "
+                            "of the classic course)")
     train.add_argument("--optimizer", type=_name_in(OPTIMIZERS, "optimizer"), default="adam",
                        help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
     train.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
@@ -1031,10 +1021,10 @@ def _add_other_parsers(commands):
                                   description="Print every step of one forward and one backward pass (BP1-BP4) "
                                               "of a 2-3-2 network on 2 samples, and check them against numnet.")
     explain.set_defaults(run=command_explain)
-    runner = commands.add_parser("experiments", help="run the reference experiments E1-E7 and E12 and write a report",
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E12 and write a report",
                                  description="Run the reference experiments and write report.html.")
     runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
-    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3, E4, E5, E12)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E12)")
     runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
                         help="folder for the figures and report.html (default %(default)s)")
     runner.set_defaults(run=command_experiments)
@@ -1047,6 +1037,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train_parser(commands)
     _add_other_parsers(commands)
+    _add_playground_parser(commands)
     return parser
 
 
@@ -1067,7 +1058,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments or explain")
+        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain or playground")
     try:
         return args.run(args)
     except KeyboardInterrupt:

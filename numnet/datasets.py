@@ -1,5 +1,8 @@
 """Data for the reference experiments: synthetic generators, the 8x8 digits, MNIST (IDX files) and CSV files.
 
+The generators include TensorFlow Playground's data sets in the square [-6, 6]² (circle, XOR quadrants,
+Gaussian blobs, plane, multi-Gaussian), which ``numnet playground`` draws, and scikit-learn's moons.
+
 Generators take a ``seed`` and draw from their own ``numpy.random.Generator``, never the global NumPy state,
 so the same seed gives the same data everywhere. Features come back as float arrays of the requested dtype
 (float32 by default, see :func:`numnet.backend.resolve_dtype`); class labels come back as int64 indices.
@@ -13,18 +16,21 @@ import dataclasses
 import gzip
 import hashlib
 import http.client
+import io
+import math
 import numbers
 import os
 import pathlib
-import shutil
-import tempfile
+import re
+import struct
 import urllib.request
 import zlib
 
 import numpy as np
 
 from numnet import backend, preprocessing
-from numnet.errors import CorruptFileError, require
+from numnet.atomic import write_atomically
+from numnet.errors import CorruptFileError, DataFileError, require
 from numnet.validation import check_integer
 
 DATA_ENVIRONMENT_VARIABLE = "NUMNET_DATA"
@@ -58,6 +64,7 @@ MNIST_MIRRORS = (
     "http://yann.lecun.com/exdb/mnist/",
 )
 DOWNLOAD_TIMEOUT_SECONDS = 30
+DOWNLOAD_CHUNK_BYTES = 1 << 20
 MNIST_IMAGE_SHAPE = (28, 28)
 DIGITS_IMAGE_SHAPE = (8, 8)
 MNIST_CLASSES = 10
@@ -74,9 +81,16 @@ IDX_DTYPES = {
 }
 GZIP_MAGIC = b"\x1f\x8b"
 IDX_DIMENSION_BYTES = 4
+IDX_MAX_DIMENSIONS = 64  # NumPy 2's limit on an array's dimensions
+IDX_FIRST_CHUNK_BYTES = 1 << 16
 
 # Field values read as "missing" in a CSV file (compared after strip and lower-case).
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "?"})
+# A class label written as an integer ("7", "-3", also "7.0" as spreadsheets export whole numbers). Such
+# labels are read from their digits, never through a float, so large ones neither round nor merge.
+INTEGER_LABEL = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
+INT64_RANGE = (-(2**63), 2**63 - 1)
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -164,6 +178,223 @@ def make_spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0, *, dtype="float
     return np.concatenate(arms).astype(dtype), y
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Points in the plane (after TensorFlow Playground's data sets)
+# ----------------------------------------------------------------------------------------------------------
+
+#: Half the side of the square [-6, 6]² that TensorFlow Playground draws; its data sets live inside it.
+PLANE_HALF_WIDTH = 6.0
+CIRCLE_RADIUS = 5.0
+# Inner class: radius up to half of CIRCLE_RADIUS; outer ring from 0.7 of it to all of it (a gap between).
+CIRCLE_INNER_FRACTION = 0.5
+CIRCLE_OUTER_FRACTION = 0.7
+XOR_HALF_WIDTH = 5.0
+# Points are pushed this far away from the axes, so that no noise-free point sits on a class boundary.
+XOR_PADDING = 0.3
+GAUSS_CENTRE = 2.0
+# The blobs' variance grows linearly with the noise, from 0.5 (noise 0) to 4 (noise 0.5), as in the Playground.
+GAUSS_VARIANCE_AT_ZERO_NOISE = 0.5
+GAUSS_VARIANCE_PER_NOISE = 7.0
+# The plane's target (x + y) / 10 spans [-1.2, 1.2] over the square.
+PLANE_TARGET_DIVISOR = 10.0
+# (centre x, centre y, sign) of the six bumps of make_multi_gaussian, the Playground's layout.
+MULTI_GAUSSIAN_BUMPS = ((-4.0, 2.5, 1.0), (0.0, 2.5, -1.0), (4.0, 2.5, 1.0),
+                        (-4.0, -2.5, -1.0), (0.0, -2.5, 1.0), (4.0, -2.5, -1.0))
+MULTI_GAUSSIAN_WIDTH = 1.0
+
+
+def make_circle(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """A disc of one class inside a ring of the other (TensorFlow Playground's "Circle").
+
+    Half the points (class 1) have a radius drawn uniformly from [0, 2.5], the other half (class 0) from
+    [3.5, 5], at a uniform angle. Each point is then moved by ``noise · 5 · U(-1, 1)`` along each axis, so
+    with noise the classes overlap.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 1 gets ``n_samples // 2`` points, class 0 the rest.
+    noise : float, default 0.0
+        The displacement as a fraction of the radius 5 (the Playground's slider goes from 0 to 0.5).
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Class 1 first, then class 0.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_inside = n_samples // 2
+    radius = np.concatenate([
+        rng.uniform(0.0, CIRCLE_INNER_FRACTION * CIRCLE_RADIUS, n_inside),
+        rng.uniform(CIRCLE_OUTER_FRACTION * CIRCLE_RADIUS, CIRCLE_RADIUS, n_samples - n_inside),
+    ])
+    angle = rng.uniform(0.0, 2.0 * np.pi, n_samples)
+    X = np.column_stack([radius * np.sin(angle), radius * np.cos(angle)])  # (n_samples, 2)
+    y = np.repeat(np.array([1, 0], dtype=np.int64), [n_inside, n_samples - n_inside])
+    return _displaced(X, noise * CIRCLE_RADIUS, rng).astype(dtype), y
+
+
+def make_xor_quadrants(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Points in the four quadrants, labelled by the sign of x·y (TensorFlow Playground's "Exclusive or").
+
+    x and y are drawn uniformly from [-5, 5] and pushed 0.3 away from the axes; the label is 1 where x·y > 0
+    (first and third quadrants) and 0 elsewhere. Each point is then moved by ``noise · 5 · U(-1, 1)`` along
+    each axis. (:func:`make_xor` is the four-point truth table.)
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 5.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-XOR_HALF_WIDTH, XOR_HALF_WIDTH, (n_samples, 2))
+    X += np.where(X > 0, XOR_PADDING, -XOR_PADDING)
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    return _displaced(X, noise * XOR_HALF_WIDTH, rng).astype(dtype), y
+
+
+def make_gauss(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Two round Gaussian blobs, class 1 around (2, 2) and class 0 around (-2, -2) (the Playground's "Gaussian").
+
+    Each coordinate has variance ``0.5 + 7 · noise``: 0.5 without noise, 4 at the Playground's largest
+    noise, 0.5, where the blobs overlap.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 1 gets ``n_samples // 2`` points, class 0 the rest.
+    noise : float, default 0.0
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Class 1 first, then class 0.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_positive = n_samples // 2
+    deviation = np.sqrt(GAUSS_VARIANCE_AT_ZERO_NOISE + GAUSS_VARIANCE_PER_NOISE * noise)
+    centres = np.repeat([[GAUSS_CENTRE, GAUSS_CENTRE], [-GAUSS_CENTRE, -GAUSS_CENTRE]],
+                        [n_positive, n_samples - n_positive], axis=0)  # (n_samples, 2)
+    X = centres + rng.normal(0.0, deviation, (n_samples, 2))
+    y = np.repeat(np.array([1, 0], dtype=np.int64), [n_positive, n_samples - n_positive])
+    return X.astype(dtype), y
+
+
+def make_moons(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Two interleaving half circles, as scikit-learn's ``make_moons(shuffle=False)`` draws them.
+
+    Class 0 is the upper arc (cos t, sin t), class 1 the lower arc (1 - cos t, 0.5 - sin t), each with t
+    evenly spaced over [0, π]; Gaussian noise of standard deviation ``noise`` is added to every coordinate.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+        Class 0 gets ``n_samples // 2`` points, class 1 the rest.
+    noise : float, default 0.0
+        Standard deviation of the Gaussian noise, in the moons' own units (their radius is 1).
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+        Inside [-1, 2] x [-0.5, 1] before noise; class 0 first.
+    y : numpy.ndarray of int64, shape (n_samples,)
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    n_upper = n_samples // 2
+    upper = np.linspace(0.0, np.pi, n_upper)
+    lower = np.linspace(0.0, np.pi, n_samples - n_upper)
+    X = np.concatenate([np.column_stack([np.cos(upper), np.sin(upper)]),
+                        np.column_stack([1.0 - np.cos(lower), 0.5 - np.sin(lower)])])  # (n_samples, 2)
+    y = np.repeat(np.array([0, 1], dtype=np.int64), [n_upper, n_samples - n_upper])
+    return (X + rng.normal(0.0, noise, X.shape)).astype(dtype), y
+
+
+def make_plane(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Regression on a tilted plane: target (x + y) / 10 over the square [-6, 6]² (the Playground's "Plane").
+
+    The target is that of the drawn point; the point is then moved by ``noise · 6 · U(-1, 1)`` along each
+    axis, so with noise the inputs no longer fix the target exactly.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 6.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray, shape (n_samples, 1)
+        In [-1.2, 1.2].
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-PLANE_HALF_WIDTH, PLANE_HALF_WIDTH, (n_samples, 2))
+    y = (X[:, 0] + X[:, 1]).reshape(-1, 1) / PLANE_TARGET_DIVISOR
+    return _displaced(X, noise * PLANE_HALF_WIDTH, rng).astype(dtype), y.astype(dtype)
+
+
+def make_multi_gaussian(n_samples=500, noise=0.0, seed=0, *, dtype="float32"):
+    """Regression on six signed Gaussian bumps over the square [-6, 6]² (after the Playground's "Multi Gaussian").
+
+    Bumps of height +1 or -1 sit at (-4, 2.5)+, (0, 2.5)-, (4, 2.5)+, (-4, -2.5)-, (0, -2.5)+, (4, -2.5)-;
+    each is ``sign · exp(-d² / 2)`` at distance d from its centre, and the target is the bump largest in
+    absolute value there. The Playground's bumps are cones ``1 - d / 2``; these are true Gaussians of width 1.
+    Points are then moved by ``noise · 6 · U(-1, 1)`` along each axis, as in :func:`make_plane`.
+
+    Parameters
+    ----------
+    n_samples : int, default 500
+    noise : float, default 0.0
+        The displacement as a fraction of the half-width 6.
+    seed : int, numpy.random.Generator or None, default 0
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    X : numpy.ndarray, shape (n_samples, 2)
+    y : numpy.ndarray, shape (n_samples, 1)
+        In [-1, 1].
+    """
+    rng, dtype = _plane_arguments(n_samples, noise, seed, dtype)
+    X = rng.uniform(-PLANE_HALF_WIDTH, PLANE_HALF_WIDTH, (n_samples, 2))
+    centres = np.array([bump[:2] for bump in MULTI_GAUSSIAN_BUMPS])  # (6, 2)
+    signs = np.array([bump[2] for bump in MULTI_GAUSSIAN_BUMPS])  # (6,)
+    squared_distance = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)  # (n_samples, 6)
+    bumps = signs * np.exp(-squared_distance / (2.0 * MULTI_GAUSSIAN_WIDTH ** 2))  # (n_samples, 6)
+    y = np.take_along_axis(bumps, np.abs(bumps).argmax(axis=1)[:, None], axis=1)  # (n_samples, 1)
+    return _displaced(X, noise * PLANE_HALF_WIDTH, rng).astype(dtype), y.astype(dtype)
+
+
+def _plane_arguments(n_samples, noise, seed, dtype):
+    """(rng, dtype) after checking the arguments every plane generator shares."""
+    check_integer(n_samples, "n_samples")
+    _check_noise(noise)
+    return np.random.default_rng(seed), backend.resolve_dtype(dtype)
+
+
+def _displaced(X, largest_shift, rng):
+    """X with every coordinate moved by a uniform draw from [-largest_shift, largest_shift]."""
+    return X + rng.uniform(-1.0, 1.0, X.shape) * largest_shift
+
+
 def _check_noise(noise):
     """Require a finite, non-negative noise standard deviation."""
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
@@ -221,6 +452,8 @@ def read_idx(path):
     Compression is detected from the content (gzip's magic bytes 1f 8b), not from the file name. The header is
     two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64),
     the number of dimensions, then each dimension as a big-endian uint32; the values follow, big-endian.
+    The header is checked before the values are read, and a compressed file is inflated in chunks, so the
+    memory used never exceeds what the file really holds, whatever its header claims.
 
     Parameters
     ----------
@@ -236,63 +469,102 @@ def read_idx(path):
     FileNotFoundError
         When the file does not exist.
     numnet.errors.CorruptFileError
-        For a bad gzip stream, a wrong magic number or type code, or a payload whose length does not match
-        the dimensions (truncated or over-long file).
+        For a bad gzip stream, a wrong magic number or type code, more dimensions than NumPy allows (64),
+        dimensions too large for any array, or a payload whose length does not match the dimensions
+        (truncated or over-long file).
     """
     path = pathlib.Path(path)
-    data = _read_maybe_gzip(path)
-    dtype, shape, header_size = _parse_idx_header(data, path)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header_size
-    if actual != expected:
-        problem = "truncated" if actual < expected else "longer than its header says"
-        raise CorruptFileError(
-            f"IDX file {path} is {problem}: dimensions {shape} of {dtype.itemsize}-byte values need "
-            f"{expected} bytes of data after the {header_size}-byte header, found {actual}; "
-            "download the file again"
-        )
-    values = np.frombuffer(data, dtype=dtype, offset=header_size)
-    return values.astype(dtype.newbyteorder("=")).reshape(shape)
-
-
-def _read_maybe_gzip(path):
-    """The bytes of ``path``, decompressed when they start with gzip's magic bytes."""
     if not path.is_file():
         raise FileNotFoundError(f"IDX file not found: {path}")
-    data = path.read_bytes()
-    if data[:2] != GZIP_MAGIC:
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as error:
-        raise CorruptFileError(f"{path} is not a valid gzip file ({error}); download it again") from error
+    with open(path, "rb") as file:
+        compressed = file.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+        file.seek(0)
+        if not compressed:
+            return _read_idx_stream(file, path, size=os.fstat(file.fileno()).st_size)
+        try:
+            with gzip.GzipFile(fileobj=file, mode="rb") as stream:
+                return _read_idx_stream(stream, path, size=None)
+        except (OSError, EOFError, zlib.error) as error:
+            raise CorruptFileError(f"{path} is not a valid gzip file ({error}); download it again") from error
 
 
-def _parse_idx_header(data, path):
-    """Return (big-endian dtype, shape, header size in bytes) from the start of an IDX file."""
-    if len(data) < 4:
+def _read_idx_stream(stream, path, *, size):
+    """The array in an IDX byte stream; ``size`` is the stream's length when known (an uncompressed file)."""
+    dtype, shape, header_size = _parse_idx_header(stream, path)
+    expected = math.prod(shape) * dtype.itemsize
+    if size is not None and size - header_size != expected:  # known without reading the values
+        _raise_wrong_idx_length(path, dtype, shape, header_size, expected, size - header_size)
+    payload = _read_at_most(stream, expected + 1)  # one byte more tells an over-long file
+    if len(payload) != expected:
+        _raise_wrong_idx_length(path, dtype, shape, header_size, expected, len(payload), at_least=True)
+    values = np.frombuffer(payload, dtype=dtype)  # a view of the (writable) bytearray: no copy
+    if dtype.itemsize > 1 and np.little_endian:  # IDX values are big-endian: swap them in place
+        values = values.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return values.reshape(shape)
+
+
+def _raise_wrong_idx_length(path, dtype, shape, header_size, expected, actual, *, at_least=False):
+    """CorruptFileError for values of the wrong length (``at_least``: more may follow ``actual``)."""
+    problem = "truncated" if actual < expected else "longer than its header says"
+    found = f"at least {actual}" if at_least and actual > expected else str(actual)
+    raise CorruptFileError(
+        f"IDX file {path} is {problem}: dimensions {shape} of {dtype.itemsize}-byte values need "
+        f"{expected} bytes of data after the {header_size}-byte header, found {found}; download the file again"
+    )
+
+
+def _read_at_most(stream, limit):
+    """Up to ``limit`` bytes of ``stream``, read in chunks so that memory follows what the stream holds.
+
+    Each chunk is as large as what has arrived so far (64 kB at first): a read of n bytes may allocate n
+    at once, so doubling keeps memory within twice the content while large files take few reads.
+    """
+    payload = bytearray()
+    while len(payload) < limit:
+        chunk = stream.read(min(max(IDX_FIRST_CHUNK_BYTES, len(payload)), limit - len(payload)))
+        if not chunk:
+            break
+        payload += chunk
+    return payload
+
+
+def _parse_idx_header(stream, path):
+    """Return (big-endian dtype, shape, header size in bytes), read from the start of an IDX stream."""
+    magic = stream.read(4)
+    if len(magic) < 4:
         raise CorruptFileError(
-            f"{path} is too short to be an IDX file: {len(data)} bytes, but the magic number alone takes 4"
+            f"{path} is too short to be an IDX file: {len(magic)} bytes, but the magic number alone takes 4"
         )
-    if data[0] != 0 or data[1] != 0:
+    if magic[0] != 0 or magic[1] != 0:
         raise CorruptFileError(
-            f"{path} is not an IDX file: its magic number starts with bytes {data[0]:#04x} {data[1]:#04x}, "
+            f"{path} is not an IDX file: its magic number starts with bytes {magic[0]:#04x} {magic[1]:#04x}, "
             "expected 0x00 0x00"
         )
-    type_code, n_dimensions = data[2], data[3]
+    type_code, n_dimensions = magic[2], magic[3]
     if type_code not in IDX_DTYPES:
         known = ", ".join(f"{code:#04x}" for code in IDX_DTYPES)
         raise CorruptFileError(f"{path} has unknown IDX type code {type_code:#04x}; known codes are {known}")
-    if n_dimensions == 0:
-        raise CorruptFileError(f"{path} declares 0 dimensions; an IDX file needs at least one")
+    if not 1 <= n_dimensions <= IDX_MAX_DIMENSIONS:
+        raise CorruptFileError(
+            f"{path} declares {n_dimensions} dimensions; an IDX file needs at least one, and NumPy arrays "
+            f"have at most {IDX_MAX_DIMENSIONS}"
+        )
     header_size = 4 + IDX_DIMENSION_BYTES * n_dimensions
-    if len(data) < header_size:
+    sizes = stream.read(header_size - 4)
+    if len(sizes) < header_size - 4:
         raise CorruptFileError(
             f"{path} is truncated inside its header: {n_dimensions} dimensions need a {header_size}-byte "
-            f"header, the file has {len(data)} bytes"
+            f"header, the file has {4 + len(sizes)} bytes"
         )
-    shape = tuple(int(size) for size in np.frombuffer(data, dtype=">u4", count=n_dimensions, offset=4))
-    return IDX_DTYPES[type_code], shape, header_size
+    shape = struct.unpack(f">{n_dimensions}I", sizes)
+    dtype = IDX_DTYPES[type_code]
+    # Python's ints cannot overflow, NumPy's sizes can: a product beyond NumPy's index range is refused
+    # here, zero-sized dimensions aside (NumPy refuses such shapes even when one dimension is 0).
+    if math.prod(size for size in shape if size) * dtype.itemsize > np.iinfo(np.intp).max:
+        raise CorruptFileError(
+            f"{path} declares dimensions {shape}, whose product is too large for any array; the header is damaged"
+        )
+    return dtype, shape, header_size
 
 
 def mnist_folder(cache_dir=None):
@@ -458,32 +730,34 @@ def _download(file_name, folder, sha256, *, mirrors=MNIST_MIRRORS, opener=urllib
 
 
 def _fetch_atomically(url, destination, sha256, opener):
-    """Download ``url`` to a temporary file next to ``destination``, verify it, then rename it into place.
+    """Download ``url`` to ``destination`` with numnet's atomic-write helper, checking its SHA-256 first.
 
-    The rename (os.replace) is atomic, so an interrupted download never leaves a half-written file under the
-    real name for the next run to trust.
+    The digest is taken while the bytes stream to the temporary file; a mismatch aborts the write, so an
+    interrupted or forged download never appears under the real name for the next run to trust.
     """
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as output, opener(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-            shutil.copyfileobj(response, output)
-            output.flush()
-            os.fsync(output.fileno())
-        _verify_sha256(temporary, sha256)
-        os.replace(temporary, destination)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
+
+    def copy_and_check(stream):
+        digest = hashlib.sha256()
+        with opener(url, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
+            for chunk in iter(lambda: response.read(DOWNLOAD_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                stream.write(chunk)
+        _check_sha256(digest.hexdigest(), sha256, destination)
+
+    write_atomically(destination, copy_and_check)
 
 
 def _verify_sha256(path, expected):
     """Raise CorruptFileError unless the SHA-256 of the file at ``path`` is ``expected`` (hex)."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
+        for chunk in iter(lambda: file.read(DOWNLOAD_CHUNK_BYTES), b""):
             digest.update(chunk)
-    actual = digest.hexdigest()
+    _check_sha256(digest.hexdigest(), expected, path)
+
+
+def _check_sha256(actual, expected, path):
+    """Raise CorruptFileError naming ``path`` unless the hex digests ``actual`` and ``expected`` agree."""
     if actual != expected.lower():
         raise CorruptFileError(f"checksum mismatch for {path}: SHA-256 is {actual}, expected {expected}")
 
@@ -505,8 +779,9 @@ class Dataset:
     feature_names : tuple of str, length n_features
     target_name : str
     classes : numpy.ndarray or None, shape (n_classes,)
-        The sorted unique class labels (strings or integers), so ``classes[y]`` gives the labels as written
-        in the file; None for a regression target.
+        The sorted unique class labels, so ``classes[y]`` gives the labels as written in the file: int64 for
+        integer labels (an object array of Python ints when one is beyond int64's range, so that none wraps
+        or merges), an object array of str for text labels; None for a regression target.
     """
 
     X: np.ndarray
@@ -519,9 +794,10 @@ class Dataset:
 def load_csv(path, target=-1, *, delimiter=",", header="infer", dtype="float32"):
     """Read a CSV file of numeric features and one target column (experiment E7).
 
-    The target decides the task: whole numbers or text are class labels (``y`` holds indices into
-    ``classes``, the sorted unique labels); numbers with fractions make a regression target (``y`` floats,
-    ``classes`` None). Blank lines are skipped.
+    The target decides the task: integers (``7``, ``-3``, also ``7.0``) or text are class labels (``y``
+    holds indices into ``classes``, the sorted unique labels, kept exactly as written); any other numbers
+    make a regression target (``y`` floats, ``classes`` None). Blank lines are skipped. The file must be
+    UTF-8 (a byte-order mark is allowed); quoting follows RFC 4180.
 
     Parameters
     ----------
@@ -533,7 +809,7 @@ def load_csv(path, target=-1, *, delimiter=",", header="infer", dtype="float32")
         "infer" reads the first row as a header when any of its feature fields is text (not a number and not
         a missing-value marker); a target given by name implies a header.
     dtype : str or numpy dtype, default "float32"
-        The dtype of ``X`` (and of ``y`` for regression).
+        The dtype of ``X`` (and of ``y`` for regression); a value beyond its range is an error, not inf.
 
     Returns
     -------
@@ -545,48 +821,142 @@ def load_csv(path, target=-1, *, delimiter=",", header="infer", dtype="float32")
     ------
     FileNotFoundError
         When ``path`` does not exist.
-    ValueError
-        For a missing value (empty, NA, n/a, nan, null, ?), a non-numeric or infinite feature, a row with the
-        wrong number of fields, an unknown target, or a file without data; the message names the file, the
-        line and the column.
+    numnet.errors.DataFileError
+        (a ValueError) For text that is not UTF-8, a quote that is never closed, a missing value (empty, NA,
+        n/a, nan, null, ?), a non-numeric, infinite or out-of-range feature, a row with the wrong number of
+        fields, an unknown target, or a file without data; the message names the file, the line and the
+        column.
+    ValueError, TypeError
+        For a ``header`` or ``target`` argument of the wrong kind.
     """
     dtype = backend.resolve_dtype(dtype)
+    if header not in ("infer", True, False):
+        raise ValueError(f'header must be "infer", True or False, got {header!r}')
     path = pathlib.Path(path)
     rows = _read_csv_rows(path, delimiter)
     target_index = _target_index(target, rows[0][1], header, path)
     names, data = _split_header(rows, target_index, target, header, path)
     _check_row_lengths(data, len(names), path)
     feature_columns = [i for i in range(len(names)) if i != target_index]
-    X = _parse_features(data, feature_columns, names, path).astype(dtype)
+    X = _parse_features(data, feature_columns, names, path, dtype)
     y, classes = _parse_target(data, target_index, names[target_index], path, dtype)
     feature_names = tuple(names[i] for i in feature_columns)
     return Dataset(X=X, y=y, feature_names=feature_names, target_name=names[target_index], classes=classes)
 
 
+def load_csv_features(path, n_features, *, feature_names=None, delimiter=",", dtype="float32"):
+    """Read a CSV file of feature rows for a trained model (what ``numnet predict`` reads).
+
+    The file is read by the same rules as :func:`load_csv` (UTF-8, quoting, missing values, finite numbers
+    in ``dtype``'s range, the same messages). The first row is a header when any field is text. With a
+    header that names every one of ``feature_names``, those columns are used in that order and any others
+    (a label, an id) are ignored; otherwise the file must have exactly ``n_features`` columns.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    n_features : int
+        The number of features the model expects.
+    feature_names : sequence of str, optional
+        The training columns' names, to pick them out of a file with a header.
+    delimiter : str, default ","
+    dtype : str or numpy dtype, default "float32"
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_features), of ``dtype``
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    numnet.errors.DataFileError
+        (a ValueError) For the problems :func:`load_csv` reports, and a file with another number of columns.
+    TypeError
+        When ``feature_names`` is not a sequence of str.
+    """
+    dtype = backend.resolve_dtype(dtype)
+    n_features = check_integer(n_features, "n_features")
+    if feature_names is not None and (isinstance(feature_names, str)
+                                      or not all(isinstance(name, str) for name in feature_names)):
+        raise TypeError(f"feature_names must be a sequence of column names (str), got {feature_names!r}")
+    path = pathlib.Path(path)
+    rows = _read_csv_rows(path, delimiter)
+    first_line, first_row = rows[0]
+    has_header = _is_header(first_row)
+    names = first_row if has_header else [f"column_{i}" for i in range(len(first_row))]
+    if has_header and feature_names and all(name in first_row for name in feature_names):
+        columns = [first_row.index(name) for name in feature_names]
+    elif len(first_row) == n_features:
+        columns = list(range(n_features))
+    else:
+        raise DataFileError(
+            f"{path} has {len(first_row)} columns but the model expects {n_features} features; give one "
+            "column per feature (or a header naming the training columns)"
+        )
+    data = rows[1:] if has_header else rows
+    if not data:
+        raise DataFileError(f"{path} has a header (line {first_line}) but no data rows")
+    _check_row_lengths(data, len(first_row), path)
+    return _parse_features(data, columns, names, path, dtype)
+
+
 def _read_csv_rows(path, delimiter):
-    """All non-blank rows of the file as (line number, stripped fields)."""
+    """All non-blank rows of the file as (line number where the row starts, stripped fields)."""
     if not path.is_file():
         raise FileNotFoundError(f"CSV file not found: {path}")
-    rows = []
-    # utf-8-sig drops the byte-order mark that spreadsheet programs put at the start of exported files.
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        try:
-            for fields in reader:
-                if any(field.strip() for field in fields):
-                    rows.append((reader.line_num, [field.strip() for field in fields]))
-        except csv.Error as error:
-            raise ValueError(f"{path}, line {reader.line_num}: not valid CSV ({error})") from error
+    text = _read_utf8(path)
+    # newline="" hands line endings inside quoted fields to csv untouched, as the csv module requires;
+    # strict=True makes a quote that is never closed an error instead of a field swallowing the file's rest.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows, row_start = [], 1
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                rows.append((row_start, [field.strip() for field in fields]))
+            row_start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataFileError(_csv_error_message(path, error, row_start, reader.line_num)) from error
     if not rows:
-        raise ValueError(f"{path} contains no data rows")
+        raise DataFileError(f"{path} contains no data rows")
     return rows
+
+
+def _read_utf8(path):
+    """The file's text, without a leading byte-order mark; DataFileError at the first byte that is not UTF-8."""
+    raw = path.read_bytes()
+    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0  # spreadsheet programs write a BOM
+    try:
+        return raw[start:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        offset = start + error.start
+        line = _line_breaks_before(raw, offset) + 1
+        raise DataFileError(
+            f"{path}, line {line}: not UTF-8 text (byte {raw[offset]:#04x} at offset {offset}: {error.reason}); "
+            "save the file as UTF-8 (a spreadsheet program's \"CSV UTF-8\")"
+        ) from None
+
+
+def _line_breaks_before(raw, offset):
+    """How many line breaks (\\n, \\r\\n or a lone \\r) the bytes hold before ``offset``."""
+    return raw.count(b"\n", 0, offset) + raw.count(b"\r", 0, offset) - raw.count(b"\r\n", 0, offset)
+
+
+def _csv_error_message(path, error, row_start, line):
+    """What csv's error means, naming the line where the row that failed starts."""
+    if "unexpected end of data" in str(error):
+        return (f"{path}, line {row_start}: a quoted field opened in this row is never closed, so it would "
+                'take in the rest of the file; close the quote (a quote inside a quoted field is written "")')
+    return f"{path}, line {line}: not valid CSV ({error})"
 
 
 def _target_index(target, first_row, header, path):
     """Resolve ``target`` to a column index; names are looked up in the first row (the header)."""
     n_columns = len(first_row)
     if n_columns < 2:
-        raise ValueError(f"{path} has {n_columns} column; it needs at least one feature and a target column")
+        raise DataFileError(
+            f"{path} has {n_columns} column; it needs at least one feature and a target column"
+        )
     if isinstance(target, str):
         if header is False:
             raise ValueError(
@@ -594,80 +964,126 @@ def _target_index(target, first_row, header, path):
             )
         if first_row.count(target) != 1:
             problem = "is not a column" if target not in first_row else "names several columns"
-            raise ValueError(f"target {target!r} {problem} of {path}; the header has: {', '.join(first_row)}")
+            raise DataFileError(
+                f"target {target!r} {problem} of {path}; the header has: {', '.join(first_row)}"
+            )
         return first_row.index(target)
     if isinstance(target, bool) or not isinstance(target, numbers.Integral):
         raise TypeError(
             f"target must be a column index (int) or name (str), got {type(target).__name__}: {target!r}"
         )
     if not -n_columns <= target < n_columns:
-        raise ValueError(f"target index {target} is out of range for {path}, which has {n_columns} columns")
+        raise DataFileError(f"target index {target} is out of range for {path}, which has {n_columns} columns")
     return int(target) % n_columns
 
 
 def _split_header(rows, target_index, target, header, path):
     """Return (column names, data rows), taking the first row as a header when there is one."""
-    if header not in ("infer", True, False):
-        raise ValueError(f'header must be "infer", True or False, got {header!r}')
     first_line, first_row = rows[0]
     if header == "infer":
-        header = isinstance(target, str) or any(
-            not _is_missing(field) and _to_number(field) is None
-            for i, field in enumerate(first_row)
-            if i != target_index
-        )
+        header = isinstance(target, str) or _is_header(first_row, skip=target_index)
     if not header:
         return [f"column_{i}" for i in range(len(first_row))], rows
     if len(rows) < 2:
-        raise ValueError(f"{path} has a header (line {first_line}) but no data rows")
+        raise DataFileError(f"{path} has a header (line {first_line}) but no data rows")
     return first_row, rows[1:]
 
 
+def _is_header(fields, skip=None):
+    """Whether a first row is a header: one of its fields (but the target's) is text, not a number."""
+    return any(not _is_missing(field) and _to_number(field) is None
+               for i, field in enumerate(fields) if i != skip)
+
+
 def _check_row_lengths(data, n_columns, path):
-    """Raise ValueError naming the first row whose field count differs from the header's."""
+    """Raise DataFileError naming the first row whose field count differs from the header's."""
     for line, fields in data:
         if len(fields) != n_columns:
-            raise ValueError(
+            raise DataFileError(
                 f"{path}, line {line}: found {len(fields)} fields, expected {n_columns} like the first row; "
                 "check for a missing or extra delimiter"
             )
 
 
-def _parse_features(data, feature_columns, names, path):
-    """The feature columns as a float64 matrix (n_samples, n_features), or ValueError at the first bad field."""
-    X = np.empty((len(data), len(feature_columns)), dtype=np.float64)
-    for row, (line, fields) in enumerate(data):
-        for column, index in enumerate(feature_columns):
-            X[row, column] = _parse_feature(fields[index], line, names[index], path)
-    return X
+def _parse_features(data, columns, names, path, dtype):
+    """The feature columns as a (n_samples, n_features) array of ``dtype``, or DataFileError at a bad field."""
+    try:  # the common case, every field a finite number, in one pass
+        X = np.array([[float(fields[i]) for i in columns] for _, fields in data], dtype=np.float64)
+    except ValueError:
+        X = None
+    if X is None or not np.isfinite(X).all():  # find and name the first bad field ("nan" is a marker too)
+        X = np.array([[_parse_feature(fields[i], line, names[i], path) for i in columns] for line, fields in data],
+                     dtype=np.float64)
+    return _in_dtype(X, dtype, lambda row, column: _field_at(data, columns, names, path, row, column))
 
 
 def _parse_feature(field, line, name, path):
-    """One feature value as a finite float, or ValueError naming the file, line and column."""
+    """One feature value as a finite float, or DataFileError naming the file, line and column."""
     where = f"{path}, line {line}, column {name!r}"
     if _is_missing(field):
-        raise ValueError(f"{where}: missing value ({field!r}); fill in or drop the incomplete rows first")
+        raise DataFileError(f"{where}: missing value ({field!r}); fill in or drop the incomplete rows first")
     value = _to_number(field)
     if value is None:
-        raise ValueError(f"{where}: {field!r} is not a number; feature columns must be numeric")
-    if not np.isfinite(value):
-        raise ValueError(f"{where}: {field!r} is not finite; feature values must be finite numbers")
+        raise DataFileError(f"{where}: {field!r} is not a number; feature columns must be numeric")
+    if not math.isfinite(value):
+        raise DataFileError(f"{where}: {field!r} is not finite; feature values must be finite numbers")
     return value
+
+
+def _in_dtype(values, dtype, field_at):
+    """``values`` (finite float64) cast to ``dtype``, or DataFileError for one that would become infinite.
+
+    ``field_at(row, column)`` gives (where, text) of an entry for the message.
+    """
+    with np.errstate(over="ignore"):
+        cast = values.astype(dtype)
+    overflowed = np.isinf(cast)
+    if overflowed.any():
+        where, text = field_at(*(int(i) for i in np.argwhere(overflowed)[0]))
+        raise DataFileError(
+            f"{where}: {text!r} is beyond the range of {dtype.name} (magnitudes up to "
+            f"{float(np.finfo(dtype).max):.4g}); read the file with dtype='float64' or rescale the column"
+        )
+    return cast
+
+
+def _field_at(data, columns, names, path, row, column):
+    """(where, text) of the field in data row ``row`` and selected column ``column``."""
+    line, fields = data[row]
+    return f"{path}, line {line}, column {names[columns[column]]!r}", fields[columns[column]]
 
 
 def _parse_target(data, target_index, target_name, path, dtype):
     """Return (y, classes): class indices and labels, or regression floats and None."""
     for line, fields in data:
         if _is_missing(fields[target_index]):
-            raise ValueError(f"{path}, line {line}, column {target_name!r}: missing target value")
+            raise DataFileError(f"{path}, line {line}, column {target_name!r}: missing target value")
     texts = [fields[target_index] for _, fields in data]
+    if all(INTEGER_LABEL.fullmatch(text) for text in texts):
+        return _integer_classes(texts, data, target_name, path)
     numbers_read = [_to_number(text) for text in texts]
-    if any(value is None or not np.isfinite(value) for value in numbers_read):
-        return preprocessing.label_encode(np.array(texts))
+    if any(value is None or not math.isfinite(value) for value in numbers_read):
+        # An object array holds each label at its own length; a fixed-width str array would give every
+        # label the longest one's, a cost quadratic in the file's size.
+        return preprocessing.label_encode(np.array(texts, dtype=object))
     values = np.array(numbers_read, dtype=np.float64)
-    if (values == np.round(values)).all():
-        return preprocessing.label_encode(values.astype(np.int64))
-    return values.astype(dtype), None
+    y = _in_dtype(values.reshape(-1, 1), dtype, lambda row, column: (
+        f"{path}, line {data[row][0]}, column {target_name!r}", texts[row]))
+    return y.reshape(-1), None
+
+
+def _integer_classes(texts, data, target_name, path):
+    """(indices, classes) of integer labels, read exactly: int64 when every one fits, Python ints otherwise."""
+    labels = []
+    for text, (line, _) in zip(texts, data):
+        try:
+            labels.append(int(text.partition(".")[0]))
+        except ValueError as error:  # beyond Python's int-string limit (4,300 digits by default)
+            raise DataFileError(f"{path}, line {line}, column {target_name!r}: the label is an integer of "
+                                f"{len(text)} characters, too long to read ({error})") from None
+    if all(INT64_RANGE[0] <= label <= INT64_RANGE[1] for label in labels):
+        return preprocessing.label_encode(np.array(labels, dtype=np.int64))
+    return preprocessing.label_encode(np.array(labels, dtype=object))
 
 
 def _is_missing(field):

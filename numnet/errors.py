@@ -22,6 +22,13 @@ class CorruptFileError(NumnetError, ValueError):
     """A file is truncated, corrupted or not of the expected format."""
 
 
+class DataFileError(NumnetError, ValueError):
+    """A data file (a CSV table) cannot be read as data: not UTF-8, malformed rows, missing or bad values.
+
+    The message names the file, the line and the column, and says how to fix the file.
+    """
+
+
 class MissingDependencyError(NumnetError, ImportError):
     """An optional dependency (matplotlib, scikit-learn, tqdm, torch, ...) is needed but not installed."""
 

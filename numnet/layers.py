@@ -240,6 +240,9 @@ class Dense(Layer):
     weight_init : str, Initializer or "auto", default "auto"
         "auto" chooses He for relu-like activations and Xavier otherwise.
     bias_init : float, str or Initializer, default 0.0
+    bias : bool, default True
+        False for a layer without b, z = x W: right before a BatchNorm, whose β replaces the bias (a bias
+        there has an exact gradient of zero and would only drift with rounding).
     name : str, optional
         Set by the network ("dense_0", ...) when not given.
 
@@ -251,16 +254,22 @@ class Dense(Layer):
     """
 
     def __init__(self, n_inputs, n_outputs, activation="linear", *, weight_init="auto", bias_init=0.0,
-                 name=None):
+                 bias=True, name=None):
         super().__init__(name=name)
         self.n_inputs = check_integer(n_inputs, "n_inputs")
         self.n_outputs = check_integer(n_outputs, "n_outputs")
         self.activation = get_activation(activation)
         self.weight_init = _resolve_weight_init(weight_init, self.activation)
         self.bias_init = get_initializer(bias_init)
+        if bias not in (True, False):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
 
     def parameter_shapes(self):
-        return {"W": (self.n_inputs, self.n_outputs), "b": (self.n_outputs,)}
+        shapes = {"W": (self.n_inputs, self.n_outputs)}
+        if self.bias:
+            shapes["b"] = (self.n_outputs,)
+        return shapes
 
     def penalized_parameters(self):
         return ("W",)
@@ -276,8 +285,9 @@ class Dense(Layer):
     def initialize(self, rng):
         """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
         for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
-            array = self.params[key]
-            _fill(array, initializer(array.shape, rng, np.float64))
+            if key in self.params:
+                array = self.params[key]
+                _fill(array, initializer(array.shape, rng, np.float64))
 
     def forward(self, x, training=False, rng=None):
         """Compute a = f(x W + b) for x of shape (n_samples, n_inputs); returns (n_samples, n_outputs).
@@ -301,7 +311,8 @@ class Dense(Layer):
 
     def _affine(self, x):
         z = x @ self.params["W"]  # (n_samples, n_outputs)
-        z += self.params["b"]
+        if self.bias:
+            z += self.params["b"]
         return z
 
     @property
@@ -323,16 +334,18 @@ class Dense(Layer):
         # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         xp = namespace(delta)
         apply(xp.matmul, x.T, delta, out=self.grads["W"])
-        # BP3: dC/db = delta, summed over the batch
-        apply(xp.sum, delta, axis=0, out=self.grads["b"])
+        if self.bias:
+            # BP3: dC/db = delta, summed over the batch
+            apply(xp.sum, delta, axis=0, out=self.grads["b"])
         if not propagate:
             return None
         # BP2 (its first factor): dC/da_prev = delta Wᵀ; the previous layer multiplies by its f'(z)
         return delta @ self.params["W"].T
 
     def config(self):
-        """Plain data, the format-version-1 layout older numnet reads: sizes, activation and initialisers."""
-        return {
+        """Plain data, the format-version-1 layout older numnet reads: sizes, activation and initialisers
+        (and ``"bias": false`` for a layer without bias, which only format version 2 holds)."""
+        config = {
             "type": "dense",
             "n_inputs": self.n_inputs,
             "n_outputs": self.n_outputs,
@@ -342,16 +355,19 @@ class Dense(Layer):
             "weight_init": _component(self.weight_init),
             "bias_init": _component(self.bias_init),
         }
+        if not self.bias:
+            config["bias"] = False
+        return config
 
     @classmethod
     def from_config(cls, config):
         initializers = {key: rebuild(get_initializer, config[key]["name"], config[key]["options"])
                         for key in ("weight_init", "bias_init") if key in config}
         return cls(config["n_inputs"], config["n_outputs"], _activation_from(config), name=config["name"],
-                   **initializers)
+                   bias=config.get("bias", True), **initializers)
 
     def describe(self):
-        return f"Dense {self.n_inputs} -> {self.n_outputs}, {self.activation.name}"
+        return f"Dense {self.n_inputs} -> {self.n_outputs}, {self.activation.name}" + ("" if self.bias else ", no bias")
 
     def __repr__(self):
         return (f"Dense({self.n_inputs}, {self.n_outputs}, activation={self.activation.name!r}, "

@@ -4,8 +4,10 @@ Every loss is a mean over the batch: C = (1/n) Σ_i C_i, so a loss does not grow
 learning rate means the same thing for every batch size.
 
 Targets reach a loss as a float matrix of shape (n_samples, n_outputs): one-hot rows for softmax
-cross-entropy, 0/1 entries for binary cross-entropy, real values for mean squared error. The network
-converts class indices to that form once, at the boundary of ``fit``.
+cross-entropy, 0/1 entries for binary cross-entropy, real values for mean squared error, counts (>= 0) for
+the Poisson deviance. The network converts class indices to that form once, at the boundary of ``fit``.
+
+Every loss also takes optional per-sample weights and is then a weighted mean over the batch (see Loss).
 """
 
 import numpy as np
@@ -24,6 +26,18 @@ class Loss:
     A plain loss gives C(a, y) and dC/da from the network's output ``a``; the network multiplies by f'(z)
     (BP1). A fused loss (``fused_activation`` set) works from the logits ``z`` and gives dC/dz directly,
     because for its output activation the product collapses to (a - y) / n.
+
+    A subclass says what one sample costs (:meth:`sample_values`, C_i) and how that cost changes with the
+    sample's output (:meth:`sample_gradients`, dC_i/da_i); the batch mean and its weighting are written
+    once, here.
+
+    Sample weights
+    --------------
+    ``value`` and ``gradient`` take optional per-sample ``weights`` w (shape (n_samples,), non-negative, on
+    the output's backend). They need not be normalised: the loss becomes the weighted mean
+    C = Σ_i w_i C_i / Σ_i w_i and its gradient row i is w_i / Σ_j w_j · dC_i/da_i, so weights of all ones,
+    or all twos, give the plain mean, and an integer weight counts a sample that many times. A batch whose
+    weights are all zero holds no sample: its loss and gradient are 0.
     """
 
     name = "loss"
@@ -31,24 +45,70 @@ class Loss:
     fused_activation = None
     #: Whether the loss's outputs are class probabilities (classification) or real values (regression).
     is_classification = False
+    #: Whether targets must be >= 0 (a Poisson rate is never negative).
+    needs_non_negative_targets = False
 
-    def value(self, output, target):
-        """The mean loss over the batch (a Python float).
+    def value(self, output, target, weights=None):
+        """The mean loss over the batch, or the weighted mean Σ w_i C_i / Σ w_i (a Python float).
 
         Parameters
         ----------
         output : ndarray, shape (n_samples, n_outputs)
             The network's output ``a``, or the logits ``z`` for a fused loss.
         target : ndarray, shape (n_samples, n_outputs)
+        weights : ndarray, shape (n_samples,), optional
+            Non-negative sample weights (see the class docstring); None weighs every sample equally.
         """
+        return weighted_mean(self.sample_values(output, target), weights)
+
+    def gradient(self, output, target, weights=None):
+        """dC/da for a plain loss, or dC/dz for a fused loss (given the *activated* output ``a``).
+
+        Returns a new array of shape (n_samples, n_outputs): row i is dC_i/da_i / n, or
+        w_i / Σ w · dC_i/da_i with ``weights``.
+        """
+        return _mean_of_rows(self.sample_gradients(output, target), weights)
+
+    def sample_values(self, output, target):
+        """C_i for each sample, shape (n_samples,) (``output`` as in :meth:`value`)."""
         raise NotImplementedError
 
-    def gradient(self, output, target):
-        """dC/da for a plain loss, or dC/dz for a fused loss (given the *activated* output ``a``)."""
+    def sample_gradients(self, output, target):
+        """dC_i/da_i (dC_i/dz_i for a fused loss) for each sample, a new array of shape (n_samples, n_outputs)."""
         raise NotImplementedError
 
     def __repr__(self):
         return f"{type(self).__name__}()"
+
+
+def weighted_mean(values, weights=None):
+    """(1/n) Σ_i v_i, or Σ_i w_i v_i / Σ_i w_i with weights (0 when every weight is 0); a Python float.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_samples,)
+    weights : ndarray, shape (n_samples,), optional
+    """
+    xp = namespace(values)
+    if weights is None:
+        return float(xp.sum(values)) / values.shape[0]
+    return float(xp.vecdot(values, _shares(weights)))
+
+
+def _shares(weights):
+    """w_i / Σ w: each sample's share of a weighted mean (zeros for a batch of zero weights)."""
+    xp = namespace(weights)
+    total = float(xp.sum(weights))
+    return weights / total if total > 0 else xp.zeros_like(weights)
+
+
+def _mean_of_rows(per_sample, weights):
+    """Scale per-sample rows (n, k) in place into the gradient of the (weighted) batch mean."""
+    if weights is None:
+        per_sample /= per_sample.shape[0]
+    else:
+        per_sample *= namespace(per_sample).reshape(_shares(weights), (-1, 1))
+    return per_sample
 
 
 class MeanSquaredError(Loss):
@@ -60,14 +120,18 @@ class MeanSquaredError(Loss):
 
     name = "mse"
 
-    def value(self, output, target):
+    def value(self, output, target, weights=None):
+        if weights is not None:
+            return super().value(output, target, weights)
         residual = output - target
-        return squared_norm(residual) / (2.0 * output.shape[0])
+        return squared_norm(residual) / (2.0 * output.shape[0])  # one BLAS dot for the plain mean
 
-    def gradient(self, output, target):
-        gradient = output - target
-        gradient /= output.shape[0]
-        return gradient
+    def sample_values(self, output, target):
+        residual = output - target
+        return namespace(residual).sum(residual * residual, axis=1) / 2.0
+
+    def sample_gradients(self, output, target):
+        return output - target
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -82,20 +146,28 @@ class SoftmaxCrossEntropy(Loss):
     fused_activation = "softmax"
     is_classification = True
 
-    def value(self, logits, target):
+    def value(self, logits, target, weights=None):
+        if weights is not None:
+            return super().value(logits, target, weights)
         xp = namespace(logits)
-        row_max = xp.max(logits, axis=1, keepdims=True)
-        with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
-            log_sum_exp = xp.log(xp.sum(xp.exp(logits - row_max), axis=1)) + row_max[:, 0]
         # Σ_i z_i · y_i as one dot product over the whole batch: the loss is evaluated at every step, and at
         # batch 32 each array call counts (benchmarks/NOTES.md, "cross-entropy as two sums").
         dot = xp.vecdot(xp.reshape(logits, (-1,)), xp.reshape(target, (-1,)))
-        return (float(xp.sum(log_sum_exp)) - float(dot)) / logits.shape[0]
+        return (float(xp.sum(_log_sum_exp(logits))) - float(dot)) / logits.shape[0]
 
-    def gradient(self, probabilities, target):
-        delta = probabilities - target
-        delta /= probabilities.shape[0]
-        return delta
+    def sample_values(self, logits, target):
+        return _log_sum_exp(logits) - namespace(logits).vecdot(logits, target, axis=-1)
+
+    def sample_gradients(self, probabilities, target):
+        return probabilities - target
+
+
+def _log_sum_exp(logits):
+    """log Σ_k e^{z_k} for each row, shape (n_samples,), shifted by the row maximum so it never overflows."""
+    xp = namespace(logits)
+    row_max = xp.max(logits, axis=1, keepdims=True)
+    with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
+        return xp.log(xp.sum(xp.exp(logits - row_max), axis=1)) + row_max[:, 0]
 
 
 class SigmoidBinaryCrossEntropy(Loss):
@@ -110,16 +182,46 @@ class SigmoidBinaryCrossEntropy(Loss):
     fused_activation = "sigmoid"
     is_classification = True
 
-    def value(self, logits, target):
+    def value(self, logits, target, weights=None):
+        if weights is not None:
+            return super().value(logits, target, weights)
+        return float(namespace(logits).sum(self._entries(logits, target))) / logits.shape[0]
+
+    def sample_values(self, logits, target):
+        return namespace(logits).sum(self._entries(logits, target), axis=1)
+
+    @staticmethod
+    def _entries(logits, target):
         xp = namespace(logits)
         with np.errstate(under="ignore"):  # e^-|z| underflowing to 0 is the exact limit
             softplus = xp.maximum(logits, 0.0) + xp.log1p(xp.exp(-xp.abs(logits)))
-        return float(xp.sum(softplus - logits * target)) / logits.shape[0]
+        return softplus - logits * target
 
-    def gradient(self, probabilities, target):
-        delta = probabilities - target
-        delta /= probabilities.shape[0]
-        return delta
+    def sample_gradients(self, probabilities, target):
+        return probabilities - target
+
+
+class PoissonDeviance(Loss):
+    """Half the Poisson deviance from log-rates, fused with an exponential output (the log link).
+
+    For a predicted rate μ = e^z and a count y >= 0, one output costs y log(y/μ) - y + μ
+    = e^z - y·z + [y log y - y], summed over outputs and averaged over samples: scikit-learn's "poisson"
+    loss, and PyTorch's PoissonNLLLoss (μ - y log μ) plus the bracket, which does not depend on z and makes
+    the loss 0 at μ = y (with 0 log 0 = 0). Fused gradient: dC/dz = (e^z - y) / n = (μ - y) / n.
+    """
+
+    name = "poisson"
+    fused_activation = "exp"
+    needs_non_negative_targets = True
+
+    def sample_values(self, logits, target):
+        xp = namespace(logits)
+        # y log y with 0 log 0 = 0, written so that log never sees a zero
+        y_log_y = target * xp.log(xp.where(target > 0, target, xp.ones_like(target)))
+        return xp.sum(xp.exp(logits) - target * logits + y_log_y - target, axis=1)
+
+    def sample_gradients(self, rate, target):
+        return rate - target
 
 
 LOSSES = {
@@ -132,10 +234,12 @@ LOSSES = {
     "binary_cross_entropy": SigmoidBinaryCrossEntropy,
     "bce": SigmoidBinaryCrossEntropy,
     "log_loss": SigmoidBinaryCrossEntropy,
+    "poisson": PoissonDeviance,
+    "poisson_deviance": PoissonDeviance,
 }
 
 #: The loss each output activation implies when only the activation is given.
-DEFAULT_LOSS_FOR_OUTPUT = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy"}
+DEFAULT_LOSS_FOR_OUTPUT = {"softmax": "softmax_cross_entropy", "sigmoid": "binary_cross_entropy", "exp": "poisson"}
 
 
 def get_loss(name):

@@ -18,7 +18,7 @@ from .activations import get_activation
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
-from .targets import as_target_matrix
+from .targets import as_sample_weights, as_target_matrix
 from .validation import check_integer
 
 
@@ -383,15 +383,24 @@ class Network:
             outputs.append(to_numpy(a))
         return outputs
 
-    def loss_value(self, X, y):
-        """The loss C (data term plus the penalties) on (X, y), in inference mode, without touching any cache."""
+    def loss_value(self, X, y, sample_weight=None):
+        """The loss C (data term plus the penalties) on (X, y), in inference mode, without touching any cache.
+
+        With ``sample_weight`` (n_samples,) the data term is the weighted mean Σ w_i C_i / Σ w_i.
+        """
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         logits, output = self._forward(X, training=False)
-        return self._loss_from(logits, output, Y)
+        return self._loss_from(logits, output, Y, self.prepare_sample_weights(sample_weight, X.shape[0]))
 
-    def _loss_from(self, logits, output, Y):
-        data_term = self.loss.value(logits if self.loss.fused_activation else output, Y)
+    def prepare_sample_weights(self, sample_weight, n_samples):
+        """Validate per-sample weights (>= 0, finite, not all zero) and convert them once to the model's
+        dtype and backend, shape (n_samples,); None stays None (every sample weighs the same)."""
+        weights = as_sample_weights(sample_weight, n_samples, self.dtype)
+        return None if weights is None else self.backend.asarray(weights, self.dtype)
+
+    def _loss_from(self, logits, output, Y, weights=None):
+        data_term = self.loss.value(logits if self.loss.fused_activation else output, Y, weights)
         return data_term + self.penalty()
 
     def penalty(self):
@@ -413,22 +422,24 @@ class Network:
 
     # ---- backward ------------------------------------------------------------------------------------
 
-    def backward(self, Y):
+    def backward(self, Y, weights=None):
         """Fill every layer's gradients by backpropagation, after a training forward pass.
 
         Parameters
         ----------
         Y : ndarray, shape (n_samples, n_outputs)
             Targets already prepared by :meth:`prepare_targets`.
+        weights : ndarray, shape (n_samples,), optional
+            Sample weights prepared by :meth:`prepare_sample_weights`: the gradient of the weighted mean.
         """
         a_L = self._require_training_output()
         output_layer, propagate = self.layers[-1], len(self.layers) > 1
         if self.loss.fused_activation:
             # BP1, fused: delta_L = dC/dz_L = (a_L - y) / n for softmax or sigmoid with cross-entropy
-            grad = output_layer.backward_delta(self.loss.gradient(a_L, Y), propagate)
+            grad = output_layer.backward_delta(self.loss.gradient(a_L, Y, weights), propagate)
         else:
             # BP1: delta_L = ∇_a C ⊙ f'(z_L), computed inside the layer's backward
-            grad = output_layer.backward(self.loss.gradient(a_L, Y), propagate)
+            grad = output_layer.backward(self.loss.gradient(a_L, Y, weights), propagate)
         for index in range(len(self.layers) - 2, -1, -1):
             # BP2: delta_l = (delta_{l+1} W_{l+1}ᵀ) ⊙ f'(z_l); BP3 and BP4 follow inside the layer
             grad = self.layers[index].backward(grad, propagate=index > 0)
@@ -456,15 +467,19 @@ class Network:
                 if self.l1:
                     grad += self.l1 * namespace(W).sign(W)  # and l1·sign(W) from l1·Σ|W|
 
-    def loss_and_gradients(self, X, Y, rng=None):
+    def loss_and_gradients(self, X, Y, rng=None, weights=None):
         """One training forward pass and backward pass on prepared (X, Y); returns the loss, fills gradients.
 
         An empty batch (a data-parallel rank whose shard of a small batch is empty) still runs both passes,
-        so that its layers join every collective, and counts its loss as 0.
+        so that its layers join every collective, and counts its loss as 0. ``weights``: prepared sample
+        weights (:meth:`prepare_sample_weights`), making the loss and gradient a weighted mean.
         """
         logits, output = self._forward(X, training=True, rng=rng)
-        loss = self._loss_from(logits, output, Y) if X.shape[0] else 0.0
-        self.backward(Y)
+        loss = self._loss_from(logits, output, Y, weights) if X.shape[0] else 0.0
+        if weights is None:
+            self.backward(Y)  # the one-argument call, which a subclass may override as backward(self, Y)
+        else:
+            self.backward(Y, weights)
         return loss
 
     def clear_caches(self):
@@ -529,16 +544,16 @@ class Network:
         return config
 
     def _is_plain_mlp(self):
-        """Only Dense layers and no L1: the layout every numnet since 0.1 reads (file format version 1)."""
-        return all(type(layer) is Dense for layer in self.layers) and not self.l1
+        """Only Dense layers with biases and no L1: the layout every numnet since 0.1 reads (format version 1)."""
+        return all(type(layer) is Dense and layer.bias for layer in self.layers) and not self.l1
 
     def __repr__(self):
         kinds = [layer.describe() for layer in self.layers]
         return f"Network({self.layer_sizes}, layers={kinds}, loss={self.loss.name!r})"
 
-    def fit(self, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer=None, learning_rate=None,
-            shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0, seed=None,
-            record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
+    def fit(self, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
+            learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
+            seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
             verbose=False, distributed=None):
         """Train the network on (X, y); every option is documented at :func:`numnet.fit`. Returns a History.
 
@@ -548,9 +563,9 @@ class Network:
         # The loop lives in training.py, below optimisers in the import order, hence the import here.
         from .training import fit
 
-        return fit(self, X, y, epochs=epochs, iterations=iterations, batch_size=batch_size, optimizer=optimizer,
-                   learning_rate=learning_rate, shuffle=shuffle, sampling=sampling,
-                   validation_data=validation_data, validation_split=validation_split, seed=seed,
+        return fit(self, X, y, sample_weight=sample_weight, epochs=epochs, iterations=iterations,
+                   batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate, shuffle=shuffle,
+                   sampling=sampling, validation_data=validation_data, validation_split=validation_split, seed=seed,
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
                    restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed)
 
@@ -560,7 +575,7 @@ def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", w
     """The layers of a multi-layer perceptron with the given sizes.
 
     Each hidden layer is ``Dense(n_in, n_out, activation)``, or with ``batch_norm`` the classic course's
-    ``Dense(n_in, n_out) → BatchNorm(n_out) → Activation(activation)``, followed by ``Dropout(dropout)``
+    ``Dense(n_in, n_out, bias=False) → BatchNorm(n_out) → Activation(activation)``, followed by ``Dropout(dropout)``
     when ``dropout`` > 0; the output layer is ``Dense(n_in, n_outputs, output_activation)``.
 
     Returns
@@ -575,7 +590,8 @@ def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", w
     for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
         if batch_norm:
             init = auto_weight_init(hidden) if _is_auto(weight_init) else weight_init
-            layers += [Dense(n_in, n_out, "linear", weight_init=init, bias_init=bias_init), BatchNorm(n_out),
+            # No bias before BatchNorm: its β is the bias, and a bias there would have a zero gradient.
+            layers += [Dense(n_in, n_out, "linear", weight_init=init, bias=False), BatchNorm(n_out),
                        Activation(hidden)]
         else:
             layers.append(Dense(n_in, n_out, hidden, weight_init=weight_init, bias_init=bias_init))

@@ -31,25 +31,32 @@ Each layer is saved as its ``Layer.config()``, whose ``"type"`` is looked up in 
 layout numnet 0.1 wrote and reads; any other network needs version 2, which numnet 0.1 refuses with a
 message asking to upgrade.
 
-Why this shape: arrays are read with ``np.load(..., allow_pickle=False)``, which refuses object arrays, so
-opening a file can never run code; names read from the file are resolved only through numnet's tables
-(ACTIVATIONS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES). Each array's SHA-256 (of its little-endian
-C-order bytes) is recorded in the document, on top of the zip's own CRC-32, so a damaged or edited array
-is reported instead of silently loaded. JSON floats are written with Python's shortest round-trip repr,
+Why this shape: opening a file can never run code. Members are read with the standard library's zipfile
+and their ``.npy`` headers parsed by a regular expression (never eval, never pickle: only float32, float64
+and uint8 arrays, in either byte order, are accepted), and each member's declared dtype, shape and size are
+compared with the document and with the file's size before its values are inflated, so a damaged or
+hostile file is refused in time and memory bounded by its size. Names read from the file are resolved
+only through numnet's tables (LAYERS, ACTIVATIONS, LOSSES, INITIALIZERS, OPTIMIZERS, SCHEDULES). Each
+array's SHA-256 (of its little-endian C-order bytes) is recorded in the document, on top of the zip's own
+CRC-32, so a damaged or edited array is reported instead of silently loaded. JSON floats are written with Python's shortest round-trip repr,
 so every number in the document (l2, learning rates, the history) comes back bit for bit.
 """
 
 import contextlib
 import hashlib
 import json
+import math
 import os
-import secrets
+import re
+import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from ._registry import constructor_options, rebuild
+from .atomic import write_atomically
 from .backend import to_numpy
 from .errors import CorruptFileError
 from .layers import get_layer_class
@@ -73,8 +80,30 @@ OPTIMIZER_PREFIX = "optimizer/"
 STATE_PREFIX = "state/"
 #: Parameters and optimiser state are float arrays; nothing else is accepted from a file.
 ARRAY_DTYPES = ("float32", "float64")
-#: What reading an .npz can raise for a file that is damaged or not an archive at all.
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError)
+#: What zipfile, zlib and struct raise for a damaged archive (see _damaged_archive).
+_ZIP_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError, EOFError, OSError,
+               zlib.error, struct.error, ValueError, OverflowError, LookupError)
+NPY_SUFFIX = ".npy"
+#: Zip member compression numnet reads: np.savez stores members; deflate is what zip tools re-pack with.
+READABLE_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+#: Zip flags numnet refuses: 0x1 encrypted, 0x20 compressed patched data, 0x40 strong encryption.
+ZIP_ENCRYPTED = 0x1
+ZIP_UNSUPPORTED_FLAGS = ZIP_ENCRYPTED | 0x20 | 0x40
+#: All members together may inflate to this many times the file's size. numnet's own (stored) members
+#: never exceed 1; deflate gains ~1.1x on float arrays and ~5x on JSON; a zip bomb gains ~1000x.
+MAX_INFLATION = 16
+NPY_MAGIC = b"\x93NUMPY"
+#: Bytes of the header-length field by .npy format version (NEP 1): 2 in version 1, 4 in versions 2 and 3.
+NPY_LENGTH_BYTES = {(1, 0): 2, (2, 0): 4, (3, 0): 4}
+MAX_NPY_HEADER_BYTES = 10_000  # numpy.lib.format's own default limit
+#: The dtypes of numnet's arrays in either byte order, and of the JSON document (uint8).
+NPY_DESCRIPTORS = ("<f4", ">f4", "<f8", ">f8", "|u1")
+MAX_DIMENSION_DIGITS = 20  # 2**64 has 20 digits; no array dimension can have more
+#: The header NumPy writes: {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }, its three entries
+#: in any order. Each part is delimited by a quote, colon or comma, so matching never backtracks far.
+_NPY_ENTRY = r"'(descr|fortran_order|shape)'\s*:\s*('[^']*'|True|False|\([0-9 ,]*\))"
+NPY_HEADER = re.compile(rf"\{{\s*{_NPY_ENTRY}\s*,\s*{_NPY_ENTRY}\s*,\s*{_NPY_ENTRY}\s*(?:,\s*)?\}}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def save_model(network, path, *, metadata=None):
@@ -280,35 +309,8 @@ def _sha256(array):
 
 
 def _write_atomically(path, arrays):
-    """Write the archive to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask set the final permissions.
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, allow_pickle=False, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _sync_folder(path.parent)
-
-
-def _sync_folder(folder):
-    """fsync the folder so the rename itself survives a power cut (skipped where folders cannot be opened)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
+    """Write the archive with numnet's one atomic-write helper (temporary beside ``path``, fsync, rename)."""
+    write_atomically(path, lambda stream: np.savez(stream, allow_pickle=False, **arrays))
 
 
 # ---- loading -------------------------------------------------------------------------------------------
@@ -325,52 +327,179 @@ def _invalid_part(path, part):
         yield
     except CorruptFileError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (LookupError, TypeError, ValueError, AttributeError, ArithmeticError) as error:
+        # ArithmeticError: a number too large for a float (OverflowError), e.g. an l2 of 10**400
         raise _corrupt(path, f"{part} is invalid ({type(error).__name__}: {error})") from error
 
 
 def _read_archive(path):
-    """(document, arrays) from the file, every array checked against the document's checksums."""
+    """(document, arrays) from the file, every array checked against the document before and after reading.
+
+    The zip is read with the standard library's zipfile, member by member, so that nothing is inflated or
+    allocated before its declared size has been compared with the file's size and with the document.
+    """
+    size = path.stat().st_size
     with open(path, "rb") as handle:
-        # Checked first so that np.load never takes its .npy or pickle branches for a foreign file.
         start = handle.read(len(ZIP_SIGNATURE))
         if start != ZIP_SIGNATURE:
             raise _corrupt(path, f"it is not a zip (.npz) archive (it starts with {start!r})")
         handle.seek(0)
-        try:
-            archive = np.load(handle, allow_pickle=False)
-        except _READ_ERRORS as error:
-            raise _corrupt(path, f"it is not a readable NumPy .npz archive ({error})") from error
-        with archive:
-            document = _read_document(path, archive)
-            arrays = _read_arrays(path, archive, document)
+        with _damaged_archive(path), zipfile.ZipFile(handle) as archive:
+            members = _archive_members(path, archive, size)
+            document = _read_document(path, archive, members)
+            arrays = _read_arrays(path, archive, members, document)
     return document, arrays
 
 
-def _read_member(path, archive, key):
+@contextlib.contextmanager
+def _damaged_archive(path):
+    """Turn what zipfile and zlib raise for a damaged archive into CorruptFileError naming the file.
+
+    zipfile signals damage with many classes: BadZipFile, NotImplementedError (an unknown zip version),
+    RuntimeError (encryption), EOFError, OSError (a seek outside the file), zlib.error, struct.error,
+    UnicodeDecodeError (a member name), OverflowError; the members' own checks come first, with messages
+    of their own.
+    """
     try:
-        return archive[key]
-    except _READ_ERRORS as error:
-        # numpy's message says which: a bad CRC-32 (damage) or an object array (refused: unpickling runs code)
-        raise _corrupt(path, f"its array {key!r} cannot be read: {error}") from error
+        yield
+    except CorruptFileError:
+        raise
+    except _ZIP_DAMAGE as error:
+        raise _corrupt(path, f"its zip structure is damaged ({type(error).__name__}: {error})") from error
 
 
-def _read_document(path, archive):
+def _archive_members(path, archive, size):
+    """{array key: ZipInfo} of the archive's members, each checked to be one numnet could have written."""
+    members, total = {}, 0
+    for info in archive.infolist():
+        if not info.filename.endswith(NPY_SUFFIX):
+            raise _corrupt(path, f"its member {info.filename!r} is not a .npy array")
+        key = info.filename[:-len(NPY_SUFFIX)]
+        if key in members:
+            raise _corrupt(path, f"it holds two members named {info.filename!r}")
+        _check_member(path, info, size)
+        members[key] = info
+        total += info.file_size
+    if total > MAX_INFLATION * size:
+        raise _corrupt(path, f"its members would inflate to {total:,} bytes from a file of {size:,} bytes, "
+                             f"more than {MAX_INFLATION} times its size; numnet writes uncompressed archives, "
+                             "so this is not a numnet model (or a zip bomb)")
+    return members
+
+
+def _check_member(path, info, size):
+    """Refuse a member that is encrypted, compressed other than by deflate, or larger than the file allows."""
+    name = info.filename
+    if info.flag_bits & ZIP_UNSUPPORTED_FLAGS:
+        what = "is encrypted" if info.flag_bits & ZIP_ENCRYPTED else "uses zip features numnet does not read"
+        raise _corrupt(path, f"its member {name!r} {what} (zip flags {info.flag_bits:#06x}); numnet writes "
+                             "plain, unencrypted members")
+    if info.compress_type not in READABLE_COMPRESSION:
+        raise _corrupt(path, f"its member {name!r} uses zip compression method {info.compress_type}; numnet "
+                             "reads stored (uncompressed) and deflated members")
+    if info.compress_size > size:
+        raise _corrupt(path, f"its member {name!r} claims {info.compress_size:,} bytes, more than the whole "
+                             f"file ({size:,} bytes): it is truncated or damaged")
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        raise _corrupt(path, f"its member {name!r} is stored uncompressed, but its zip entry gives two sizes "
+                             f"({info.compress_size:,} and {info.file_size:,} bytes)")
+
+
+def _read_member(path, archive, info, key, check):
+    """The array in one member, in native byte order; ``check(dtype, shape)`` runs before values are read.
+
+    ``check`` returns None to accept the declared dtype and shape, or the problem with them.
+    """
+    with archive.open(info) as stream:
+        dtype, shape, fortran_order, header_size = _read_npy_header(path, stream, key)
+        problem = check(dtype, shape)
+        if problem:
+            raise _corrupt(path, f"array {key!r} {problem}")
+        n_bytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != header_size + n_bytes:
+            raise _corrupt(path, f"array {key!r} of shape {shape} needs {n_bytes:,} bytes after its header, "
+                                 f"but its zip entry holds {info.file_size - header_size:,}")
+        data = stream.read(n_bytes)  # reading to the member's end also checks its CRC-32
+    if len(data) != n_bytes:
+        raise _corrupt(path, f"array {key!r} is truncated: {len(data):,} of {n_bytes:,} bytes")
+    array = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran_order else "C")
+    # A file written on a big-endian machine loads here too: same values, native order, writable.
+    return np.array(array, dtype=dtype.newbyteorder("="), order="C")
+
+
+def _read_npy_header(path, stream, key):
+    """(dtype, shape, Fortran order, header size) from a .npy header, parsed without eval.
+
+    NumPy's own reader evaluates the header with ast.literal_eval, which a crafted header of a few kB
+    can drive into MemoryError or RecursionError; numnet's headers are a fixed dict of three entries, read
+    here by a regular expression of linear cost.
+    """
+    start = stream.read(len(NPY_MAGIC) + 2)
+    if len(start) < len(NPY_MAGIC) + 2 or not start.startswith(NPY_MAGIC):
+        raise _corrupt(path, f"its member for array {key!r} is not a .npy array (it starts with {start!r})")
+    version = (start[-2], start[-1])
+    if version not in NPY_LENGTH_BYTES:
+        raise _corrupt(path, f"array {key!r} is in .npy format version {version[0]}.{version[1]}, which "
+                             "numnet does not read")
+    length_bytes = NPY_LENGTH_BYTES[version]
+    length = int.from_bytes(stream.read(length_bytes), "little")
+    if length > MAX_NPY_HEADER_BYTES:
+        raise _corrupt(path, f"array {key!r} has a .npy header of {length:,} bytes; numnet's are under "
+                             f"{MAX_NPY_HEADER_BYTES:,}")
+    text = stream.read(length)
+    match = NPY_HEADER.fullmatch(text.decode("latin-1").rstrip(" \n")) if len(text) == length else None
+    entries = dict(zip(match.group(1, 3, 5), match.group(2, 4, 6))) if match else {}
+    if set(entries) != {"descr", "fortran_order", "shape"}:
+        raise _corrupt(path, f"array {key!r} has a damaged .npy header ({text[:80]!r})")
+    descriptor = entries["descr"].strip("'")
+    if descriptor not in NPY_DESCRIPTORS:
+        refused = "holds pickled Python objects, which numnet never unpickles (that could run code)" \
+            if "O" in descriptor else f"has dtype {descriptor!r}, which numnet never writes"
+        raise _corrupt(path, f"array {key!r} {refused}")
+    shape = _npy_shape(entries["shape"])
+    if shape is None:
+        raise _corrupt(path, f"array {key!r} has a damaged shape in its .npy header ({entries['shape']!r})")
+    header_size = len(NPY_MAGIC) + 2 + length_bytes + length
+    return np.dtype(descriptor), shape, entries["fortran_order"] == "True", header_size
+
+
+def _npy_shape(text):
+    """The tuple of a .npy header's shape, e.g. "(3, 4)" or "(3,)", or None when it is not one."""
+    items = [item.strip() for item in text[1:-1].split(",")]
+    if items[-1] == "":
+        items.pop()  # the trailing comma of "(3,)"
+    elif len(items) == 1:
+        return () if items == [""] else None  # "()" is a 0-d shape; "(3)" is not a tuple
+    if not all(item.isdigit() and len(item) <= MAX_DIMENSION_DIGITS for item in items):
+        return None
+    return tuple(int(item) for item in items)
+
+
+def _read_document(path, archive, members):
     """The JSON document, after checking that it is numnet's and that this numnet can read its version."""
-    if DOCUMENT_KEY not in archive.files:
+    if DOCUMENT_KEY not in members:
         raise _corrupt(path, f"it is a NumPy archive without numnet's {DOCUMENT_KEY!r} document; "
                              "it was not written by numnet's save_model")
-    raw = _read_member(path, archive, DOCUMENT_KEY)
+
+    raw = _read_member(path, archive, members[DOCUMENT_KEY], DOCUMENT_KEY, _json_bytes)
     try:
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ValueError(f"expected a 1-D uint8 array, got {raw.dtype} with shape {raw.shape}")
         document = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except ValueError as error:  # UnicodeDecodeError, JSONDecodeError and Python's int-string limit
         raise _corrupt(path, f"its {DOCUMENT_KEY!r} document is not valid JSON text ({error})") from error
+    except RecursionError as error:
+        raise _corrupt(path, f"its {DOCUMENT_KEY!r} document nests lists or objects deeper than Python can "
+                             "read; numnet's documents nest a few levels") from error
     if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
         raise _corrupt(path, f"its {DOCUMENT_KEY!r} document does not describe a numnet model")
     _check_format_version(path, document)
     return document
+
+
+def _json_bytes(dtype, shape):
+    """The check for :func:`_read_member` that the document's member is a 1-D uint8 array (UTF-8 text)."""
+    if dtype != np.uint8 or len(shape) != 1:
+        return f"should be a 1-D uint8 array (JSON text), but has dtype {dtype} and shape {shape}"
+    return None
 
 
 def _check_format_version(path, document):
@@ -383,33 +512,55 @@ def _check_format_version(path, document):
     if version > FORMAT_VERSION:
         raise _corrupt(
             path, f"it uses file format version {version} (written by numnet "
-                  f"{document.get('numnet_version', 'unknown')}), but numnet {__version__} reads versions up to "
-                  f"{FORMAT_VERSION}; upgrade numnet (pip install --upgrade numnet) to load it"
+                  f"{str(document.get('numnet_version', 'unknown'))[:40]}), but numnet {__version__} reads "
+                  f"versions up to {FORMAT_VERSION}; upgrade numnet (pip install --upgrade numnet) to load it"
         )
 
 
-def _read_arrays(path, archive, document):
-    """Every array named in the document, each checked for dtype, shape and SHA-256."""
+def _read_arrays(path, archive, members, document):
+    """Every array named in the document, each checked for dtype and shape before reading, SHA-256 after."""
     manifest = document.get("arrays")
     if not isinstance(manifest, dict):
         raise _corrupt(path, "its document has no table of arrays")
-    stored = set(archive.files) - {DOCUMENT_KEY}
+    stored = set(members) - {DOCUMENT_KEY}
     if stored != set(manifest):
         missing, extra = sorted(set(manifest) - stored), sorted(stored - set(manifest))
-        raise _corrupt(path, f"its arrays do not match its table of arrays (missing: {missing}, "
-                             f"not listed: {extra})")
+        raise _corrupt(path, f"its arrays do not match its table of arrays (missing: {missing[:10]}, "
+                             f"not listed: {extra[:10]})")
     arrays = {}
     for key, record in manifest.items():
-        array = _read_member(path, archive, key)
-        with _invalid_part(path, f"the table entry of array {key!r}"):
-            expected = (record["dtype"], list(record["shape"]), record["sha256"])
-        if array.dtype.name not in ARRAY_DTYPES or (array.dtype.name, list(array.shape)) != expected[:2]:
-            raise _corrupt(path, f"array {key!r} has dtype {array.dtype} and shape {array.shape}, but the "
-                                 f"file lists {expected[0]} and {tuple(expected[1])}")
-        if _sha256(array) != expected[2]:
+        dtype_name, shape, sha256 = _array_entry(path, key, record)
+        array = _read_member(path, archive, members[key], key, _as_listed(dtype_name, shape))
+        if _sha256(array) != sha256:
             raise _corrupt(path, f"array {key!r} fails its SHA-256 check: its bytes were damaged or changed")
         arrays[key] = array
     return arrays
+
+
+def _as_listed(dtype_name, shape):
+    """The check for :func:`_read_member` that a header declares the dtype and shape the document lists."""
+
+    def check(dtype, declared):
+        if (dtype.name, declared) != (dtype_name, shape):
+            return f"has dtype {dtype.name} and shape {declared}, but the file lists {dtype_name} and {shape}"
+        return None
+
+    return check
+
+
+def _array_entry(path, key, record):
+    """(dtype name, shape, SHA-256) of an array's entry in the document's table, checked."""
+    if not isinstance(record, dict):
+        raise _corrupt(path, f"the table entry of array {key!r} is not an object")
+    dtype_name, shape, sha256 = record.get("dtype"), record.get("shape"), record.get("sha256")
+    if dtype_name not in ARRAY_DTYPES:
+        raise _corrupt(path, f"the table lists array {key!r} with dtype {str(dtype_name)[:40]!r}; numnet's "
+                             f"arrays are {' or '.join(ARRAY_DTYPES)}")
+    if not (isinstance(shape, list) and all(type(size) is int and size >= 0 for size in shape)):
+        raise _corrupt(path, f"the table lists array {key!r} with an invalid shape {str(shape)[:80]}")
+    if not (isinstance(sha256, str) and SHA256_HEX.fullmatch(sha256)):
+        raise _corrupt(path, f"the table lists array {key!r} without a valid SHA-256")
+    return dtype_name, tuple(shape), sha256
 
 
 def _build_network(architecture, arrays):

@@ -13,12 +13,12 @@ half-written file and a failed write leaves any previous file intact.
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from numnet import errors
+from numnet.atomic import write_atomically
 from numnet.conv import Conv2D
 from numnet.metrics import as_class_indices, confusion_matrix
 from numnet.training import History
@@ -32,9 +32,6 @@ GRID_PADDING_FRACTION = 0.1
 # Padding used on an axis where all points share one value (a zero range would give an empty grid).
 DEGENERATE_AXIS_PADDING = 0.5
 REGRESSION_GRID_POINTS = 300
-# mkstemp creates files readable by their owner only; a figure is meant to be shared, so it gets the
-# permissions an ordinary new file would have under the usual umask 022.
-SAVED_FILE_MODE = 0o644
 WEIGHT_TILE_GAP = 1  # pixels of background between the tiles of plot_weights
 
 
@@ -98,19 +95,8 @@ def save_figure(figure, path):
         )
     path = os.path.abspath(os.fspath(path))
     image_format = _image_format(figure, path)
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    prefix = "." + os.path.basename(path) + "."
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
-            figure.savefig(stream, format=image_format, dpi="figure")
-        os.chmod(temporary, SAVED_FILE_MODE)
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
+    # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
+    write_atomically(path, lambda stream: figure.savefig(stream, format=image_format, dpi="figure"))
 
 
 def _image_format(figure, path):
@@ -124,14 +110,6 @@ def _image_format(figure, path):
             f"use one of the suffixes: {', '.join('.' + name for name in sorted(supported))}"
         )
     return image_format
-
-
-def _remove_quietly(path):
-    """Delete ``path`` if it exists; used to clean up after a failed write without masking its error."""
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -906,10 +884,12 @@ def _tile_images(images, grid_columns=None):
 def plot_comparison_curves(
     curves,
     *,
+    x=None,
     path=None,
     ylabel="loss",
     xlabel="iteration",
     log_scale=False,
+    log_x=False,
     title=None,
     figsize=DEFAULT_FIGSIZE,
     dpi=DEFAULT_DPI,
@@ -919,12 +899,17 @@ def plot_comparison_curves(
     Parameters
     ----------
     curves : dict of str to sequence of float
-        Each curve's legend name and its values; curves may differ in length. Point i is drawn at x = i + 1.
+        Each curve's legend name and its values; curves may differ in length. Point i is drawn at x = i + 1,
+        or at ``x[i]`` when ``x`` is given. NaN values leave gaps.
+    x : sequence of float, optional
+        The abscissae shared by every curve (each curve then has as many values), e.g. weight scales.
     path : str or os.PathLike, optional
     ylabel, xlabel : str
         Axis labels.
     log_scale : bool
         Logarithmic y axis.
+    log_x : bool
+        Logarithmic x axis.
     title : str, optional
         Defaults to "<ylabel> by <xlabel>".
     figsize : (float, float)
@@ -952,19 +937,127 @@ def plot_comparison_curves(
         )
     if not curves:
         raise ValueError("curves is empty; give at least one named curve, e.g. {'relu': [1.0, 0.5]}")
+    abscissae = None if x is None else _as_curve(x, "x")
     figure = _new_figure(figsize, dpi)
     axes = figure.add_subplot()
     for name, values in curves.items():
         curve = _as_curve(values, f"curves[{name!r}]")
         if curve.size == 0:
             raise ValueError(f"curves[{name!r}] is empty; every curve needs at least one value")
-        axes.plot(np.arange(1, curve.size + 1), curve, label=str(name))
+        if abscissae is not None and abscissae.size != curve.size:
+            raise ValueError(f"curves[{name!r}] has {curve.size} values but x has {abscissae.size}; give one x per value")
+        axes.plot(np.arange(1, curve.size + 1) if abscissae is None else abscissae, curve, label=str(name),
+                  marker="o" if abscissae is not None else None, markersize=3)
     if log_scale:
         axes.set_yscale("log")
+    if log_x:
+        axes.set_xscale("log")
     axes.set_title(title if title is not None else f"{ylabel.capitalize()} by {xlabel}")
     axes.set_xlabel(xlabel)
-    _use_integer_x_ticks(axes)
+    if abscissae is None:
+        _use_integer_x_ticks(axes)
     axes.set_ylabel(ylabel)
     axes.legend()
     axes.grid(alpha=0.3)
+    return _finish(figure, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Activation histograms and optimiser paths (the training-tricks experiments E8, E9)
+
+
+def plot_activation_histograms(rows, *, path=None, bins=30, value_range=None, title=None, dpi=DEFAULT_DPI):
+    """A grid of histograms: one row per configuration, one column per layer (the book's figure of how the
+    initial weights shape every layer's activations).
+
+    Parameters
+    ----------
+    rows : dict of str to sequence of array_like
+        For each configuration's name (e.g. "sigmoid, std 1"), the activations of each layer in order; every
+        row must hold the same number of layers.
+    path : str or os.PathLike, optional
+    bins : int, default 30
+    value_range : (float, float), optional
+        The histograms' common x range; by default each row's own range over its layers.
+    title : str, optional
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TypeError, ValueError
+        For rows that are not a non-empty mapping of equally long sequences of numeric arrays.
+    """
+    if not isinstance(rows, Mapping) or not rows:
+        raise TypeError("rows must be a non-empty dict of name -> list of per-layer activations")
+    arrays = {name: [_as_float_array(values, f"rows[{name!r}]").ravel() for values in layers]
+              for name, layers in rows.items()}
+    n_layers = {len(layers) for layers in arrays.values()}
+    if len(n_layers) != 1 or 0 in n_layers:
+        raise ValueError(f"every row needs the same, non-zero number of layers; got {sorted(n_layers)}")
+    check_integer(bins, "bins", minimum=1, meaning="bars per histogram")
+    columns = n_layers.pop()
+    figure = _new_figure((2.0 * columns + 0.6, 1.6 * len(arrays) + 0.6), dpi)
+    grid = figure.subplots(len(arrays), columns, squeeze=False, sharey="row")
+    for row, (name, layers) in zip(grid, arrays.items()):
+        limits = value_range or (min(float(a.min()) for a in layers), max(float(a.max()) for a in layers))
+        if limits[0] == limits[1]:
+            limits = (limits[0] - DEGENERATE_AXIS_PADDING, limits[1] + DEGENERATE_AXIS_PADDING)
+        for index, (axes, values) in enumerate(zip(row, layers)):
+            axes.hist(values, bins=bins, range=limits, color="tab:blue")
+            axes.set_title(f"{name}: layer {index + 1}", fontsize="small")
+            axes.tick_params(labelsize="x-small")
+    if title is not None:
+        figure.suptitle(title)
+    return _finish(figure, path)
+
+
+def plot_descent_paths(function, paths, *, path=None, extent=None, title=None, figsize=DEFAULT_FIGSIZE,
+                       dpi=DEFAULT_DPI):
+    """The contours of a function of two variables and the path each optimiser took on it.
+
+    Parameters
+    ----------
+    function : callable
+        ``function(x, y)`` on NumPy arrays of the same shape (broadcasting), e.g. ``lambda x, y: x**2 / 20 + y**2``.
+    paths : dict of str to array_like of shape (n_points, 2)
+        Each optimiser's successive points.
+    path : str or os.PathLike, optional
+    extent : (x_min, x_max, y_min, y_max), optional
+        By default the paths' range, padded.
+    title : str, optional
+    figsize, dpi
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not callable(function):
+        raise TypeError(f"function must be callable as function(x, y), got {type(function).__name__}")
+    if not isinstance(paths, Mapping) or not paths:
+        raise TypeError("paths must be a non-empty dict of name -> (n_points, 2) array of points")
+    points = {name: _as_float_array(values, f"paths[{name!r}]") for name, values in paths.items()}
+    for name, values in points.items():
+        if values.ndim != 2 or values.shape[1] != 2 or values.shape[0] == 0:
+            raise ValueError(f"paths[{name!r}] must have shape (n_points, 2), got {values.shape}")
+    if extent is None:
+        every = np.concatenate(list(points.values()))
+        x_range, y_range = _padded_range(every[:, 0], 200), _padded_range(every[:, 1], 200)
+    else:
+        x_min, x_max, y_min, y_max = (float(value) for value in extent)
+        x_range, y_range = np.linspace(x_min, x_max, 200), np.linspace(y_min, y_max, 200)
+    grid_x, grid_y = np.meshgrid(x_range, y_range)
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    axes.contour(grid_x, grid_y, function(grid_x, grid_y), levels=20, cmap="Greys", linewidths=0.6)
+    for name, values in points.items():
+        axes.plot(values[:, 0], values[:, 1], marker="o", markersize=3, linewidth=1, label=str(name))
+    axes.plot([0], [0], marker="+", color="black", markersize=12)
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
+    axes.set_title(title or "Optimiser paths")
+    axes.legend(fontsize="small")
     return _finish(figure, path)

@@ -1,4 +1,5 @@
-"""Preparing data for a network: one-hot targets, label encoding, train/test splits and feature scaling.
+"""Preparing data for a network: one-hot targets, label encoding, train/test splits, feature scaling, and
+the features of points in the plane (x, y, x², y², xy, sin x, sin y) that ``numnet playground`` offers.
 
 Everything here runs once, on the NumPy side, before training. Scalers are fitted on the training rows only
 and then applied unchanged to the test rows, so no information from the test set leaks into training.
@@ -9,6 +10,7 @@ import numbers
 import numpy as np
 
 from numnet import backend
+from numnet._registry import unknown_name_message
 from numnet.errors import NotFittedError
 from numnet.validation import check_integer
 
@@ -466,3 +468,61 @@ def _check_feature_range(feature_range):
     if not (np.isfinite(low) and np.isfinite(high) and low < high):
         raise ValueError(f"feature_range must be finite with low < high, got {feature_range!r}")
     return (low, high)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Features of points in the plane
+# ---------------------------------------------------------------------------------------------------------
+
+#: TensorFlow Playground's input features: each maps the coordinates (x, y) of a point to one column.
+PLANE_FEATURES = {
+    "x": lambda x, y: x,
+    "y": lambda x, y: y,
+    "x2": lambda x, y: x * x,
+    "y2": lambda x, y: y * y,
+    "xy": lambda x, y: x * y,
+    "sinx": lambda x, y: np.sin(x),
+    "siny": lambda x, y: np.sin(y),
+}
+
+
+def plane_features(X, names):
+    """The chosen features of points (x, y), one column per name, in the order given.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, 2)
+        The points' coordinates, x in column 0 and y in column 1.
+    names : sequence of str
+        Names from :data:`PLANE_FEATURES`: "x", "y", "x2" (x²), "y2" (y²), "xy", "sinx", "siny".
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, len(names))
+        In the dtype of ``X`` (float32 stays float32).
+
+    Raises
+    ------
+    ValueError
+        For X that is not (n_samples, 2), no names, a repeated name or an unknown one.
+
+    Examples
+    --------
+    >>> plane_features([[2.0, 3.0]], ["x", "xy", "y2"]).tolist()
+    [[2.0, 6.0, 9.0]]
+    """
+    X = np.asarray(X)
+    if X.dtype.kind not in "f":
+        X = X.astype(np.float64)
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise ValueError(f"X must hold points (x, y), shape (n_samples, 2), got shape {X.shape}")
+    names = [str(name).strip().lower() for name in names]
+    if not names:
+        raise ValueError(f"choose at least one feature from: {', '.join(PLANE_FEATURES)}")
+    for name in names:
+        if name not in PLANE_FEATURES:
+            raise ValueError(unknown_name_message(PLANE_FEATURES, name, "feature"))
+    if len(set(names)) != len(names):
+        raise ValueError(f"features must not repeat, got {names}")
+    x, y = X[:, 0], X[:, 1]
+    return np.column_stack([PLANE_FEATURES[name](x, y) for name in names]).astype(X.dtype, copy=False)

@@ -1,10 +1,17 @@
 """Learning-rate schedules and the SCHEDULES table.
 
-A schedule maps (base learning rate, step number t counted from 0) to the learning rate of step t.
+A schedule maps (base learning rate, step number t counted from 0) to the learning rate of step t. A schedule
+that reacts to progress (:class:`ReduceOnPlateau`) also hears, after every epoch, the value training
+monitors (:meth:`Schedule.end_epoch`), and may ask training to stop.
 """
+
+import math
 
 from ._registry import lookup
 from .validation import check_integer
+
+#: The directions a monitored value can improve in: "min" for a loss, "max" for a score such as accuracy.
+MODES = ("min", "max")
 
 
 class Schedule:
@@ -14,6 +21,20 @@ class Schedule:
 
     def __call__(self, learning_rate, step):
         raise NotImplementedError
+
+    def end_epoch(self, monitored, learning_rate):
+        """Hear the value training monitors after an epoch; return True to end training.
+
+        Parameters
+        ----------
+        monitored : float
+            The validation loss when there is validation data, else the epoch's training loss.
+        learning_rate : float
+            The optimiser's base learning rate (the one this schedule scales).
+
+        The default does nothing and never stops: most schedules depend on the step alone.
+        """
+        return False
 
     def config(self):
         """The schedule's name and arguments, for saving."""
@@ -76,12 +97,115 @@ class InverseScaling(Schedule):
         return learning_rate / (1.0 + self.decay * step) ** self.power
 
 
+def track_plateau(value, best, count, tolerance, mode="min"):
+    """One epoch of scikit-learn's plateau count: returns (count, best) after seeing ``value``.
+
+    The count grows by one when ``value`` fails to beat ``best`` by at least ``tolerance`` (for "min":
+    value > best - tolerance) and restarts at 0 otherwise; ``best`` becomes ``value`` when it is better at
+    all. Written with scikit-learn's comparisons, so a NaN value restarts the count and never becomes the
+    best (its MLP then keeps training a diverged model to max_iter; numnet's estimators do the same).
+
+    Parameters
+    ----------
+    value, best : float
+    count : int
+        Epochs in a row without improvement so far.
+    tolerance : float
+    mode : {"min", "max"}
+        Whether smaller values (a loss) or larger ones (a score) are better.
+    """
+    if mode == "min":
+        stalled, better = value > best - tolerance, value < best
+    else:
+        stalled, better = value < best + tolerance, value > best
+    return (count + 1 if stalled else 0), (value if better else best)
+
+
+class ReduceOnPlateau(Schedule):
+    """Multiply the rate by ``factor`` when the monitored value stops improving (PyTorch's ReduceLROnPlateau).
+
+    After every epoch ``fit`` reports the monitored value (the validation loss if there is validation data,
+    else the epoch's training loss). An epoch that fails to beat the best value so far by ``tolerance``
+    adds one to a count (:func:`track_plateau`); when the count exceeds ``patience`` the rate is multiplied
+    by ``factor`` and the count restarts. If the rate is already at or below ``min_learning_rate`` when a
+    reduction falls due, the schedule asks ``fit`` to stop instead.
+
+    This is scikit-learn's ``learning_rate="adaptive"``, with factor 1/5, patience ``n_iter_no_change`` and
+    ``min_learning_rate`` 1e-6. Its docstring says the rate drops "each time two consecutive epochs fail to
+    decrease training loss by at least tol"; its code (``_update_no_improvement_count`` and
+    ``SGDOptimizer.trigger_stopping``) drops it after *more than* ``n_iter_no_change`` such epochs, and
+    that code is what this follows.
+
+    Parameters
+    ----------
+    factor : float in (0, 1), default 0.2
+    patience : int >= 0 or math.inf, default 10
+        Epochs without improvement tolerated before a reduction (inf: never reduce).
+    tolerance : float >= 0, default 1e-4
+    mode : {"min", "max"}, default "min"
+        "min" for a loss; "max" when the monitored value is a score.
+    min_learning_rate : float >= 0, default 1e-6
+    scale, best, epochs_without_improvement : optional
+        The schedule's state (the product of the reductions so far, the best value, the current count),
+        for resuming a saved run; new schedules start at 1, none and 0.
+
+    Examples
+    --------
+    >>> schedule = ReduceOnPlateau(factor=0.5, patience=1, tolerance=0.1)
+    >>> [schedule.end_epoch(loss, 0.1) for loss in (1.0, 1.0, 1.0)], schedule(0.1, step=30)
+    ([False, False, False], 0.05)
+    """
+
+    name = "reduce_on_plateau"
+
+    def __init__(self, factor=0.2, patience=10, tolerance=1e-4, mode="min", min_learning_rate=1e-6, *,
+                 scale=1.0, best=None, epochs_without_improvement=0):
+        if not 0.0 < float(factor) < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if float(tolerance) < 0 or float(min_learning_rate) < 0:
+            raise ValueError(f"tolerance and min_learning_rate must be >= 0, got {tolerance} and {min_learning_rate}")
+        self.factor = float(factor)
+        self.patience = patience if patience == math.inf else check_integer(patience, "patience", minimum=0)
+        self.tolerance = float(tolerance)
+        self.mode = mode
+        self.min_learning_rate = float(min_learning_rate)
+        self.scale = float(scale)
+        self.best = float(best) if best is not None else (math.inf if mode == "min" else -math.inf)
+        self.epochs_without_improvement = check_integer(epochs_without_improvement, "epochs_without_improvement",
+                                                        minimum=0)
+
+    def __call__(self, learning_rate, step):
+        return learning_rate * self.scale
+
+    def end_epoch(self, monitored, learning_rate):
+        self.epochs_without_improvement, self.best = track_plateau(
+            monitored, self.best, self.epochs_without_improvement, self.tolerance, self.mode)
+        if self.epochs_without_improvement <= self.patience:
+            return False
+        if not self.reduce(learning_rate):
+            return True
+        self.epochs_without_improvement = 0
+        return False
+
+    def reduce(self, learning_rate):
+        """Multiply the rate by ``factor``, unless it (``learning_rate`` · scale) is already at or below
+        ``min_learning_rate``; returns whether it did."""
+        if learning_rate * self.scale <= self.min_learning_rate:
+            return False
+        self.scale *= self.factor
+        return True
+
+
 SCHEDULES = {
     "constant": Constant,
     "step": StepDecay,
     "step_decay": StepDecay,
     "inverse_scaling": InverseScaling,
     "invscaling": InverseScaling,
+    "reduce_on_plateau": ReduceOnPlateau,
+    "plateau": ReduceOnPlateau,
 }
 
 

@@ -1,4 +1,4 @@
-"""Targets: validating labels and converting them once to the float matrix every loss works with."""
+"""Targets and sample weights: validating them and converting them once to the arrays every loss works with."""
 
 import numpy as np
 
@@ -14,7 +14,7 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
         Softmax cross-entropy: class indices (n_samples,) in [0, n_outputs), or one-hot rows
         (n_samples, n_outputs). Binary cross-entropy: labels in [0, 1], shape (n_samples,) when there is
         one output, else (n_samples, n_outputs). Mean squared error: real values, (n_samples,) for one
-        output or (n_samples, n_outputs).
+        output or (n_samples, n_outputs). Poisson: counts or rates >= 0, shaped like mean squared error's.
     loss : Loss
     n_outputs : int
         The network's output size.
@@ -26,7 +26,7 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
     ------
     ValueError
         Wrong number of rows, wrong width, NaN or infinity, class labels that are not integers or are out
-        of range, binary labels outside [0, 1].
+        of range, binary labels outside [0, 1], negative targets for the Poisson loss.
     """
     array = backend.as_numeric_array(y, "y")
     if array.ndim == 0 or array.ndim > 2:
@@ -44,6 +44,11 @@ def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
     if loss.fused_activation == "sigmoid" and (matrix.min() < 0 or matrix.max() > 1):
         raise ValueError(
             f"binary cross-entropy needs labels in [0, 1], got values from {matrix.min()} to {matrix.max()}"
+        )
+    if loss.needs_non_negative_targets and matrix.min() < 0:
+        raise ValueError(
+            f"the {loss.name} loss needs counts >= 0 as targets (it models a rate), got the value "
+            f"{matrix.min()}; remove or correct the negative targets"
         )
     return np.ascontiguousarray(matrix, dtype=dtype)
 
@@ -108,3 +113,35 @@ def class_indices(labels, n_classes):
             f"0..{n_classes - 1}"
         )
     return labels
+
+
+def as_sample_weights(weights, n_samples, dtype, name="sample_weight"):
+    """Validate per-sample weights and return them as a float vector of shape (n_samples,), or None.
+
+    Parameters
+    ----------
+    weights : array_like or None
+        One non-negative, finite weight per sample; None weighs every sample equally. The losses divide by
+        the weights' sum, so they need not be normalised.
+    n_samples : int
+        The number of rows X has.
+    dtype : numpy dtype
+    name : str, default "sample_weight"
+        The argument's name, for the messages.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, NaN or infinity, negative weights, or weights that are all zero.
+    """
+    if weights is None:
+        return None
+    array = backend.as_numeric_array(weights, name)
+    if array.ndim != 1 or array.shape[0] != n_samples:
+        raise ValueError(f"{name} must have shape ({n_samples},), one weight per sample, got shape {array.shape}")
+    backend.check_finite(array, name)
+    if array.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got the value {array.min()}")
+    if not array.any():
+        raise ValueError(f"{name} is all zeros, which leaves nothing to train on; give some weight > 0")
+    return np.ascontiguousarray(array, dtype=dtype)

@@ -11,7 +11,8 @@ from .distributed import BatchContext, get_communicator
 from .errors import DivergenceError
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
-from .validation import check_integer
+from .targets import as_sample_weights
+from .validation import check_integer, check_real
 
 SAMPLING_MODES = ("epoch", "replacement")
 #: The entropy key of Dropout's random stream, beside (seed, epoch) of the batch order: the masks of step t
@@ -173,6 +174,9 @@ class TrainingData:
     Y: np.ndarray
     X_val: np.ndarray = None
     Y_val: np.ndarray = None
+    #: Per-sample weights of the training and validation rows, shape (n,); None: every sample weighs 1.
+    weights: np.ndarray = None
+    val_weights: np.ndarray = None
 
     @property
     def n_samples(self):
@@ -183,9 +187,9 @@ class TrainingData:
         return self.X_val is not None
 
 
-def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer=None, learning_rate=None,
-        shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0, seed=None,
-        record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
+def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
+        learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
+        seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
         verbose=False, distributed=None):
     """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
 
@@ -195,6 +199,10 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     X : array_like, shape (n_samples, n_features), or (n_samples, *input_shape) for image networks
     y : array_like
         Class indices or one-hot rows for softmax, 0/1 labels for sigmoid, real values for regression.
+    sample_weight : array_like, shape (n_samples,), optional
+        Non-negative weights: every batch's loss and gradient become the weighted mean Σ w_i C_i / Σ w_i
+        over its samples (so integer weights equal repeated samples for full-batch training), and so does
+        the validation loss of a ``validation_split``. Accuracies still count samples.
     epochs : int, optional
         Passes over the data. Give ``epochs`` or ``iterations`` (default: 10 epochs).
     iterations : int, optional
@@ -210,7 +218,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     sampling : {"epoch", "replacement"}, default "epoch"
         "epoch": each epoch visits every sample once. "replacement": each step draws ``batch_size``
         samples at random with replacement (an epoch is then ceil(n_samples / batch_size) steps).
-    validation_data : tuple (X_val, y_val), optional
+    validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
     validation_split : float in [0, 1), default 0.0
         Hold out this random fraction of (X, y) for validation (ignored with ``validation_data``).
     seed : int, optional
@@ -252,7 +260,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     # Resolved first: the validation split must come from the same recorded seed as the batches, or a
     # second fit would hold out different samples and train on the first fit's validation set.
     seed = _resolve_seed(network, seed)
-    data = _prepare_data(network, X, y, validation_data, validation_split, seed)
+    data = _prepare_data(network, X, y, sample_weight, validation_data, validation_split, seed)
     batch_size = _resolve_batch_size(batch_size, data.n_samples)
     steps_per_epoch = math.ceil(data.n_samples / batch_size)
     total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
@@ -272,7 +280,10 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
                 print(report.line(), flush=True)
             if progress is not None:
                 progress(report)
-            if stopper is not None and stopper.should_stop(report):
+            # A schedule that watches progress (ReduceOnPlateau) hears the monitored loss, and may end training.
+            monitored = report.val_loss if report.val_loss is not None else report.loss
+            schedule_stops = network.optimizer.schedule.end_epoch(monitored, network.optimizer.learning_rate)
+            if (stopper is not None and stopper.should_stop(report)) or schedule_stops:
                 break
         if stopper is not None:
             stopper.finish()
@@ -357,8 +368,8 @@ class _Run:
         loss_sum, correct, seen = 0.0, 0, 0
         self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
-            X_batch, Y_batch = self._take_shard(indices)
-            loss = self._step(X_batch, Y_batch)
+            X_batch, Y_batch, weights = self._take_shard(indices)
+            loss = self._step(X_batch, Y_batch, weights)
             loss_sum += loss
             if network.is_classifier and X_batch.shape[0]:
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
@@ -396,21 +407,37 @@ class _Run:
         self.context.move_to(len(indices), start, stop - start)
         local = indices[start:stop]
         self.last_batch = local
-        if local.size == self.data.n_samples and not self.shuffle and self.sampling == "epoch":
-            return self.data.X, self.data.Y  # full batch in order: no copy
+        self.last_counts = self._counts(local, indices)
+        data = self.data
+        if local.size == data.n_samples and not self.shuffle and self.sampling == "epoch":
+            return data.X, data.Y, data.weights  # full batch in order: no copy
         take_rows = self.network.backend.take_rows
-        return take_rows(self.data.X, local), take_rows(self.data.Y, local)
+        weights = None if data.weights is None else take_rows(data.weights, local)
+        return take_rows(data.X, local), take_rows(data.Y, local), weights
 
-    def _step(self, X_batch, Y_batch):
+    def _counts(self, local, indices):
+        """(this shard's share, the global batch's whole): row counts, or with sample weights their sums.
+
+        Each rank's loss is a (weighted) mean over its shard, so share / whole is the factor that makes the
+        ranks' sum the global batch's mean.
+        """
+        weights = self.data.weights
+        if weights is None:
+            return local.size, len(indices)
+        take_rows, xp = self.network.backend.take_rows, namespace(weights)
+        share = float(xp.sum(take_rows(weights, local))) if local.size else 0.0
+        # A batch whose weights are all zero holds no sample: every share is then 0 (not 0/0).
+        return share, float(xp.sum(take_rows(weights, indices))) or 1.0
+
+    def _step(self, X_batch, Y_batch, weights):
         """One forward pass, backward pass and update; guards against divergence."""
         network = self.network
         # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
         rng = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
             if network.needs_rng else None
-        loss = network.loss_and_gradients(X_batch, Y_batch, rng)
+        loss = network.loss_and_gradients(X_batch, Y_batch, rng, weights=weights)
         # With several ranks: the global batch's mean loss and gradient (identity in one process).
-        loss = self.communicator.combine_gradients(network.flat_gradients, loss, X_batch.shape[0],
-                                                   self.context.global_size)
+        loss = self.communicator.combine_gradients(network.flat_gradients, loss, *self.last_counts)
         self._check_loss(loss)
         self.last_good_parameters[...] = network.flat_parameters
         self.last_good_state[...] = network.flat_state  # BatchNorm's running statistics moved in this forward
@@ -451,12 +478,14 @@ class _Run:
             return
         local_loss = 0.0
         if self.last_batch.size:
-            X = network.backend.take_rows(self.data.X, self.last_batch)
-            Y = network.backend.take_rows(self.data.Y, self.last_batch)
+            take_rows = network.backend.take_rows
+            X, Y = take_rows(self.data.X, self.last_batch), take_rows(self.data.Y, self.last_batch)
+            weights = None if self.data.weights is None else take_rows(self.data.weights, self.last_batch)
             with np.errstate(over="ignore", invalid="ignore"):
                 logits, output = network._forward(X, training=False)
-                local_loss = network._loss_from(logits, output, Y)
-        weight = self.last_batch.size / self.context.global_size
+                local_loss = network._loss_from(logits, output, Y, weights)
+        share, whole = self.last_counts
+        weight = share / whole
         loss = float(self.communicator.sum([local_loss * weight])[0])
         parameters_finite = math.isfinite(float(namespace(network.flat_parameters).sum(network.flat_parameters)))
         self._check_loss(loss if parameters_finite else math.nan, completed_epoch=True)
@@ -488,18 +517,21 @@ class _Run:
     def _validate(self, report):
         network, data = self.network, self.data
         n_validation = data.X_val.shape[0]
-        X_val, Y_val = data.X_val, data.Y_val
+        X_val, Y_val, weights = data.X_val, data.Y_val, data.val_weights
         if self.communicator.size > 1:  # each rank evaluates its shard; the sums are reduced below
             shard = self.communicator.shard(np.arange(n_validation))
-            X_val, Y_val = network.backend.take_rows(X_val, shard), network.backend.take_rows(Y_val, shard)
+            take_rows = network.backend.take_rows
+            X_val, Y_val = take_rows(X_val, shard), take_rows(Y_val, shard)
+            weights = None if weights is None else take_rows(weights, shard)
         mean_loss, correct = 0.0, 0
         if X_val.shape[0]:
             logits, output = network._forward(X_val, training=False)
-            mean_loss = network._loss_from(logits, output, Y_val)
+            mean_loss = network._loss_from(logits, output, Y_val, weights)
             correct = batch_accuracy(output, Y_val, network.loss) if network.is_classifier else 0
         if self.communicator.size > 1:
-            loss_sum, correct = self.communicator.sum([mean_loss * X_val.shape[0], correct])
-            mean_loss = float(loss_sum) / n_validation
+            share = X_val.shape[0] if weights is None else float(namespace(weights).sum(weights))
+            loss_sum, correct, whole = self.communicator.sum([mean_loss * share, correct, share])
+            mean_loss = float(loss_sum) / float(whole)
         report.val_loss = mean_loss
         self.history.val_loss.append(report.val_loss)
         if network.is_classifier:
@@ -536,22 +568,22 @@ class _EarlyStopping:
             self.network.flat_parameters[...] = self.best_parameters
 
 
-def _prepare_data(network, X, y, validation_data, validation_split, seed):
+def _prepare_data(network, X, y, sample_weight, validation_data, validation_split, seed):
     """Validate in NumPy, split, then move every array to the network's backend once."""
     X = network.validate_inputs(X)
     Y = network.validate_targets(y, X.shape[0])
+    weights = as_sample_weights(sample_weight, X.shape[0], network.dtype)
     if validation_data is not None:
-        try:
-            X_val, y_val = validation_data
-        except (TypeError, ValueError) as error:
-            raise ValueError("validation_data must be a pair (X_val, y_val)") from error
+        X_val, y_val, weights_val = _unpack_validation_data(validation_data)
         X_val = network.validate_inputs(X_val)
-        return _on_backend(network, X, Y, X_val, network.validate_targets(y_val, X_val.shape[0]))
-    validation_split = float(validation_split)
+        return _on_backend(network, X=X, Y=Y, X_val=X_val, Y_val=network.validate_targets(y_val, X_val.shape[0]),
+                           weights=weights, val_weights=as_sample_weights(weights_val, X_val.shape[0], network.dtype,
+                                                                          name="validation sample_weight"))
+    validation_split = check_real(validation_split, "validation_split")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0.0:
-        return _on_backend(network, X, Y)
+        return _on_backend(network, X=X, Y=Y, weights=weights)
     n_validation = int(round(validation_split * X.shape[0]))
     if n_validation < 1 or n_validation >= X.shape[0]:
         raise ValueError(
@@ -560,12 +592,27 @@ def _prepare_data(network, X, y, validation_data, validation_split, seed):
         )
     order = np.random.default_rng(seed).permutation(X.shape[0])
     validation, training = order[:n_validation], order[n_validation:]
-    return _on_backend(network, X[training], Y[training], X[validation], Y[validation])
+    return _on_backend(network, X=X[training], Y=Y[training], X_val=X[validation], Y_val=Y[validation],
+                       weights=None if weights is None else weights[training],
+                       val_weights=None if weights is None else weights[validation])
 
 
-def _on_backend(network, *arrays):
+def _unpack_validation_data(validation_data):
+    """(X_val, y_val, sample_weight_val or None) from a pair or a triple."""
+    try:
+        parts = tuple(validation_data)
+    except TypeError as error:
+        raise ValueError("validation_data must be a pair (X_val, y_val) or a triple with sample weights") from error
+    if len(parts) not in (2, 3):
+        raise ValueError(f"validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                         f"sample_weight_val), got {len(parts)} items")
+    return parts if len(parts) == 3 else (*parts, None)
+
+
+def _on_backend(network, **arrays):
     """TrainingData of the given NumPy arrays, each moved to the network's backend (a no-op for NumPy)."""
-    return TrainingData(*(network.backend.asarray(array, network.dtype) for array in arrays))
+    return TrainingData(**{name: None if array is None else network.backend.asarray(array, network.dtype)
+                           for name, array in arrays.items()})
 
 
 def _resolve_batch_size(batch_size, n_samples):

@@ -40,6 +40,31 @@ def check_integer(value, name, *, minimum=1, meaning=None):
     return int(value)
 
 
+def check_real(value, name):
+    """Return ``value`` as a Python float after checking that it is a real number (not a bool or a string).
+
+    Parameters
+    ----------
+    value : object
+        Accepted: Python and NumPy integers and floats.
+    name : str
+        The argument's name, for the message.
+
+    Raises
+    ------
+    TypeError
+        When ``value`` is not a real number; the caller checks the range.
+
+    Examples
+    --------
+    >>> check_real(0.25, "validation_split")
+    0.25
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
+    return float(value)
+
+
 def _expected(name, minimum, meaning):
     if minimum == 1:
         kind = "a positive integer"

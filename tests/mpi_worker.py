@@ -1,8 +1,12 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
-Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [FAIL_RANK FAIL_EPOCH CHECKPOINT]
+Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout]
+                            [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
+
+--weighted trains with the sample weights of ``sample_weights()`` (zeros included).
 """
 
+import argparse
 import sys
 
 import numpy as np
@@ -11,27 +15,60 @@ import numnet
 from numnet.datasets import make_spiral
 from numnet.distributed import MPICommunicator, stop_all_ranks_on_failure
 
+#: The networks the distributed tests train, by name; the test builds the same ones in one process.
+ARCHITECTURES = {
+    "mlp": {"layer_sizes": [2, 16, 16, 3], "activation": "tanh"},
+    # Synchronised BatchNorm and Dropout masks drawn for the global batch.
+    "batch_norm_dropout": {"layer_sizes": [2, 16, 16, 3], "activation": "tanh", "batch_norm": True,
+                           "dropout": 0.25},
+}
+
+
+def build_network(architecture, dtype):
+    options = dict(ARCHITECTURES[architecture])
+    return numnet.Network(options.pop("layer_sizes"), output_activation="softmax", dtype=dtype, seed=0, **options)
+
+
+def sample_weights(n_samples):
+    """Integer weights 0-3 per sample, the same on every rank and in the single-process reference."""
+    return np.random.default_rng(5).integers(0, 4, n_samples).astype(np.float64)
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("output")
+    parser.add_argument("dtype")
+    parser.add_argument("batch_size", type=int)
+    parser.add_argument("epochs", type=int)
+    parser.add_argument("--architecture", default="mlp", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--fail-rank", type=int, default=-1)
+    parser.add_argument("--fail-epoch", type=int, default=-1)
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--weighted", action="store_true")
+    return parser.parse_args(argv)
+
 
 def main(argv):
-    output, dtype, batch_size, epochs = argv[0], argv[1], int(argv[2]), int(argv[3])
-    fail_rank, fail_epoch, checkpoint = (int(argv[4]), int(argv[5]), argv[6]) if len(argv) > 4 else (-1, -1, None)
+    args = parse(argv)
     communicator = MPICommunicator()
     X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
-    network = numnet.Network([2, 16, 16, 3], activation="tanh", output_activation="softmax", dtype=dtype,
-                             seed=0)
+    network = build_network(args.architecture, args.dtype)
 
     def after_epoch(report):
-        if checkpoint and communicator.is_root:
-            numnet.save_model(network, checkpoint)
-        if communicator.rank == fail_rank and report.epoch == fail_epoch:
+        if args.checkpoint and communicator.is_root:
+            numnet.save_model(network, args.checkpoint)
+        if communicator.rank == args.fail_rank and report.epoch == args.fail_epoch:
             raise RuntimeError(f"simulated failure after epoch {report.epoch}")
 
     with stop_all_ranks_on_failure(communicator):
-        history = network.fit(X, y, epochs=epochs, batch_size=batch_size, optimizer="adam", learning_rate=0.01,
-                              seed=3, validation_split=0.2, distributed=communicator, progress=after_epoch)
+        weights = sample_weights(len(X)) if args.weighted else None
+        history = network.fit(X, y, sample_weight=weights, epochs=args.epochs, batch_size=args.batch_size,
+                              optimizer="adam", learning_rate=0.01, seed=3, validation_split=0.2,
+                              distributed=communicator, progress=after_epoch)
     if communicator.is_root:
-        np.savez(output, parameters=network.flat_parameters, iteration_loss=history.iteration_loss,
-                 accuracy=history.accuracy, val_loss=history.val_loss, val_accuracy=history.val_accuracy)
+        np.savez(args.output, parameters=network.flat_parameters, state=network.flat_state,
+                 iteration_loss=history.iteration_loss, accuracy=history.accuracy, val_loss=history.val_loss,
+                 val_accuracy=history.val_accuracy)
 
 
 if __name__ == "__main__":

@@ -80,8 +80,19 @@ def torch_activation(activation):
         "relu": torch.nn.ReLU,
         "linear": torch.nn.Identity,
         "softmax": lambda: torch.nn.Softmax(dim=1),
+        "exp": _TorchExp,
     }
     return modules[name]()
+
+def _TorchExp():  # noqa: N802 - a module factory, like the classes beside it
+    """e^z as a torch module (torch.nn has none)."""
+    import torch
+
+    class Exp(torch.nn.Module):
+        def forward(self, z):
+            return torch.exp(z)
+
+    return Exp()
 
 def torch_linear_layers(network):
     """One float64 ``torch.nn.Linear`` per numnet layer, holding the same W (transposed) and b."""
@@ -97,7 +108,7 @@ def torch_linear_layers(network):
         linears.append(linear)
     return linears
 
-def torch_reference(network, X, y):
+def torch_reference(network, X, y, sample_weight=None):
     """PyTorch's output, loss and gradients for ``network`` on (X, y), all in float64.
 
     Parameters
@@ -106,6 +117,8 @@ def torch_reference(network, X, y):
     X : array_like, shape (n_samples, n_inputs)
     y : array_like
         Class indices (n_samples,) for softmax cross-entropy; 0/1 or real targets otherwise.
+    sample_weight : array_like, shape (n_samples,), optional
+        The data term is then PyTorch's unreduced losses' weighted mean, Σ w_i C_i / Σ w_i.
     """
     import torch
 
@@ -116,7 +129,8 @@ def torch_reference(network, X, y):
         a = activation(linear(a))
     logits = linears[-1](a)
     output = activations[-1](logits)
-    loss = _torch_data_loss(network.loss.name, logits, output, y) + _torch_l2_term(network.l2, linears)
+    data_term = _torch_data_loss(network.loss.name, logits, output, y, sample_weight)
+    loss = data_term + _torch_l2_term(network.l2, linears)
     loss.backward()
     gradients = {}
     for layer, linear in zip(network.layers, linears):
@@ -124,20 +138,35 @@ def torch_reference(network, X, y):
         gradients[f"{layer.name}.b"] = linear.bias.grad.numpy().copy()
     return TorchReference(output.detach().numpy().copy(), float(loss.item()), gradients)
 
-def _torch_data_loss(loss_name, logits, output, y):
+def _torch_data_loss(loss_name, logits, output, y, sample_weight=None):
+    """The mean of the per-sample losses, or their weighted mean Σ w_i C_i / Σ w_i."""
+    import torch
+
+    per_sample = _torch_sample_losses(loss_name, logits, output, y)
+    if sample_weight is None:
+        return per_sample.mean()
+    weights = torch.tensor(np.asarray(sample_weight, dtype=np.float64))
+    return (weights * per_sample).sum() / weights.sum()
+
+def _torch_sample_losses(loss_name, logits, output, y):
+    """Each sample's loss C_i, shape (n_samples,), from PyTorch's unreduced losses summed over outputs."""
     import torch
     import torch.nn.functional as functional
 
     n_samples = logits.shape[0]
     if loss_name == "softmax_cross_entropy":
-        return functional.cross_entropy(logits, torch.tensor(np.asarray(y, dtype=np.int64)))
+        return functional.cross_entropy(logits, torch.tensor(np.asarray(y, dtype=np.int64)), reduction="none")
     target = torch.tensor(np.asarray(y, dtype=np.float64).reshape(n_samples, -1))
     if loss_name == "binary_cross_entropy":
-        # summed over outputs, averaged over samples (numnet's convention for several sigmoid outputs)
-        return functional.binary_cross_entropy_with_logits(logits, target, reduction="sum") / n_samples
+        # summed over outputs (numnet's convention for several sigmoid outputs)
+        return functional.binary_cross_entropy_with_logits(logits, target, reduction="none").sum(dim=1)
     if loss_name == "mse":
-        # C = 1/(2n) Σ ||a - y||², the ½ convention
-        return 0.5 * torch.sum((output - target) ** 2) / n_samples
+        # C_i = ½ ||a_i - y_i||², the ½ convention
+        return 0.5 * ((output - target) ** 2).sum(dim=1)
+    if loss_name == "poisson":
+        # PoissonNLLLoss (μ - y log μ) plus the deviance's z-free term y log y - y
+        nll = functional.poisson_nll_loss(output, target, log_input=False, reduction="none", eps=0.0)
+        return (nll + torch.special.xlogy(target, target) - target).sum(dim=1)
     raise ValueError(f"no torch oracle for loss {loss_name!r}")
 
 def _torch_l2_term(l2, linears):
@@ -233,10 +262,11 @@ def _torch_module(layer):
 
     kind = type(layer).__name__
     if kind == "Dense":
-        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, dtype=torch.float64)
+        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, bias=layer.bias, dtype=torch.float64)
         with torch.no_grad():
             linear.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64).T))
-            linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+            if layer.bias:
+                linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
         return torch.nn.ModuleDict({"linear": linear, "activation": torch_activation(layer.activation)})
     if kind == "Activation":
         return torch.nn.ModuleDict({"activation": torch_activation(layer.activation)})
@@ -294,7 +324,8 @@ def _torch_stack_forward(network, modules, X, masks, fused):
 def _torch_named_tensors(layer, module):
     kind = type(layer).__name__
     if kind == "Dense":
-        return {"W": module["linear"].weight, "b": module["linear"].bias}
+        tensors = {"W": module["linear"].weight, "b": module["linear"].bias}
+        return {key: tensor for key, tensor in tensors.items() if tensor is not None}
     if kind == "Conv2D":
         return {"W": module["conv"].weight, "b": module["conv"].bias}
     if kind == "BatchNorm":

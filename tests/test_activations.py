@@ -30,7 +30,7 @@ FLOAT64_EPS = np.finfo(np.float64).eps
 # Denominator floor of the relative error, so two zero derivatives compare as equal.
 TINY = 1e-300
 
-ELEMENTWISE_NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "linear"]
+ELEMENTWISE_NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "linear", "exp"]
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
 
 
@@ -58,6 +58,7 @@ def torch_reference(name):
         "leaky_relu": lambda z: functional.leaky_relu(z, negative_slope=0.01),
         "linear": lambda z: z.clone(),
         "softmax": lambda z: torch.softmax(z, dim=1),
+        "exp": torch.exp,
     }[name]
 
 

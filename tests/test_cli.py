@@ -165,6 +165,28 @@ def test_a_csv_with_text_labels_trains_evaluates_and_predicts_class_names(tmp_pa
     assert np.mean([row["prediction"] == label for row, label in zip(rows, truth)]) >= 0.9
 
 
+def test_train_with_dropout_and_batch_norm_builds_those_layers_and_the_model_evaluates(tmp_path):
+    completed = run_numnet("train", "--quiet", "--dropout", "0.2", "--batch-norm", "--epochs", "15",
+                           "--output", tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    network = load_model(tmp_path / "model.npz")
+    assert [layer.kind for layer in network.layers] == ["dense", "batch_norm", "activation", "dropout", "dense"]
+    assert network.layers[3].rate == 0.2 and network.layer_sizes == [64, 128, 10]
+    trained_accuracy = number_after("test accuracy:", completed.stdout)
+    assert trained_accuracy > MAIN_JOB_ACCURACY
+    evaluated = run_numnet("evaluate", tmp_path / "model.npz", "digits")
+    assert evaluated.returncode == 0, evaluated.stderr
+    # evaluate rebuilds the same held-out rows: the saved running statistics give the same accuracy
+    assert number_after("accuracy:", evaluated.stdout) == trained_accuracy
+
+
+@pytest.mark.parametrize("rate", ["1", "-0.1", "half"])
+def test_a_dropout_rate_outside_zero_to_one_is_a_usage_error(rate):
+    completed = run_numnet("train", "--dropout", rate)
+    assert completed.returncode == 2
+    assert "argument --dropout: must be" in completed.stderr
+
+
 def test_train_on_a_terminal_shows_a_tqdm_progress_bar(tmp_path, monkeypatch, capsys):
     pytest.importorskip("tqdm")
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
@@ -266,10 +288,10 @@ def test_experiments_quick_writes_a_report_with_every_figure_and_the_reference_n
 
 
 def test_experiments_rejects_an_unknown_id_with_one_line():
-    completed = run_numnet("experiments", "E9")
+    completed = run_numnet("experiments", "E99")
     assert completed.returncode == 1
-    assert completed.stderr.strip() == ("numnet: error: unknown experiment 'E9'; choose from E1, E2, E3, E4, E5, E6, "
-                                        "E7, E12")
+    assert completed.stderr.strip() == ("numnet: error: unknown experiment 'E99'; choose from E1, E2, E3, E4, E5, E6, "
+                                        "E7, E8, E9, E10, E11, E12")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -285,6 +307,7 @@ def broken_files(tmp_path_factory, default_job):
     (folder / "truncated.npz").write_bytes(model_bytes[: len(model_bytes) // 2])
     first_row, second_row = ["1"] * 64, ["1", "2", "seven"] + ["1"] * 61
     (folder / "text.csv").write_text(",".join(first_row) + "\n" + ",".join(second_row) + "\n")
+    (folder / "latin1.csv").write_bytes(("é," * 63 + "1\n").encode("latin-1"))
     (folder / "a-folder").mkdir()
     return folder, default_job[1] / "model.npz"
 
@@ -295,8 +318,9 @@ ERROR_CASES = {
     "model path is a folder": (["evaluate", "{folder}/a-folder", "digits"], "a-folder"),
     "garbage model file": (["evaluate", "{folder}/garbage.npz", "digits"], "cannot load"),
     "truncated model file": (["evaluate", "{folder}/truncated.npz", "digits"], "cannot load"),
-    "non-numeric feature": (["predict", "{model}", "{folder}/text.csv"], "line 2, column 3: 'seven' is not a"),
+    "non-numeric feature": (["predict", "{model}", "{folder}/text.csv"], "line 2, column 'column_2': 'seven' is not a"),
     "wrong number of feature columns": (["predict", "{model}", "{folder}/garbage.npz"], "expects 64 features"),
+    "features file not UTF-8": (["predict", "{model}", "{folder}/latin1.csv"], "line 1: not UTF-8 text"),
     "first layer does not match the data": (["train", "--layers", "32,128,10"], "has 64 features"),
     "last layer does not match the classes": (["train", "--data", "xor", "--layers", "2,8,3"], "2 classes"),
     "unknown activation": (["train", "--activation", "rleu"], "did you mean 'relu'?"),
@@ -428,3 +452,15 @@ def test_asking_for_cupy_without_it_is_one_clear_line(tmp_path):
     completed = run_numnet("train", "--backend", "cupy", "--epochs", 1, "--output", tmp_path)
     assert completed.returncode == 1
     assert completed.stderr.startswith("numnet: error: backend 'cupy'") and completed.stderr.count("\n") == 1
+
+
+def test_predict_reads_its_rows_with_the_data_readers_rules_and_the_training_columns(tmp_path):
+    network = numnet.Network([2, 3], output_activation="softmax", seed=0)
+    network.metadata = {"feature_names": ["b", "a"]}
+    path = tmp_path / "rows.csv"
+    path.write_text("a,label,b\n1.5,x,2e3\n-0.25,y,7\n")
+    table = numnet.datasets.load_csv(path, target="label")
+    np.testing.assert_array_equal(cli.read_feature_rows(path, network), table.X[:, ::-1])
+    path.write_text("a,label,b\n1.5,x,1e39\n")
+    with pytest.raises(numnet.DataFileError, match=r"rows\.csv, line 2, column 'b': '1e39' is beyond the range"):
+        cli.read_feature_rows(path, network)

@@ -4,10 +4,13 @@ Nothing here touches the network: MNIST is faked with a few images written as ID
 download helper is tested with a stand-in for urlopen that serves local bytes or fails like an offline machine.
 """
 
+import csv
 import gzip
 import io
+import math
 import struct
 import urllib.error
+import zlib
 
 import numpy as np
 import pytest
@@ -16,21 +19,34 @@ from numnet import datasets
 from numnet.datasets import (
     Dataset,
     load_csv,
+    load_csv_features,
     load_digits,
     load_mnist,
+    make_circle,
+    make_gauss,
     make_line,
+    make_moons,
+    make_multi_gaussian,
+    make_plane,
     make_spiral,
     make_xor,
+    make_xor_quadrants,
     mnist_folder,
     read_idx,
 )
-from numnet.errors import CorruptFileError
+from numnet.errors import CorruptFileError, DataFileError
+from fuzzing import Tally, fuzz_cases, mutate, peak_memory
 
 # Sample statistics of n = 20,000 normal draws have a standard error of sigma / sqrt(2n) = 0.5% for the std;
 # 3% is six standard errors, so these checks fail only when the noise model is wrong.
 STATISTICAL_TOLERANCE = 0.03
 FLOAT32_TOLERANCE = 1e-6
 FLOAT64_TOLERANCE = 1e-12
+# A reader may hold a few copies of a file's content while it parses it (bytes, text, fields as Python
+# objects, the array); more than this many times the file's size means memory grows faster than the file.
+MEMORY_MULTIPLE = 16
+# What reading a small IDX file may allocate, whatever its header claims (chunks, header, error text).
+IDX_MEMORY_BOUND = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -101,6 +117,101 @@ def test_make_spiral_angle_noise_has_the_requested_standard_deviation():
     angle = np.arctan2(X[1:, 0], X[1:, 1])
     deviation = np.angle(np.exp(1j * (angle - np.linspace(0, 4, n_per_class)[1:])))
     assert abs(deviation.std() / 0.2 - 1) < STATISTICAL_TOLERANCE
+
+
+# ---- the plane data sets (TensorFlow Playground's, and scikit-learn's moons) ------------------------------
+
+# Generators whose noise moves each point by noise * half_width * U(-1, 1) per axis, drawn after the point.
+DISPLACED_GENERATORS = [(make_circle, 5.0), (make_xor_quadrants, 5.0), (make_plane, 6.0),
+                        (make_multi_gaussian, 6.0)]
+PLANE_GENERATORS = [make_circle, make_xor_quadrants, make_gauss, make_moons, make_plane, make_multi_gaussian]
+
+
+def test_make_circle_puts_class_1_inside_radius_2_5_and_class_0_in_the_ring_from_3_5_to_5():
+    X, y = make_circle(1001, noise=0.0, seed=1, dtype="float64")
+    radius = np.linalg.norm(X, axis=1)
+    assert X.shape == (1001, 2) and y.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(y), [501, 500])
+    assert radius[y == 1].max() <= 2.5 and radius[y == 0].min() >= 3.5 and radius[y == 0].max() <= 5.0
+
+
+def test_make_xor_quadrants_labels_by_the_sign_of_x_times_y_away_from_the_axes():
+    X, y = make_xor_quadrants(2000, noise=0.0, seed=2, dtype="float64")
+    np.testing.assert_array_equal(y, (np.sign(X[:, 0]) == np.sign(X[:, 1])).astype(np.int64))
+    assert np.abs(X).min() >= 0.3 and np.abs(X).max() <= 5.3
+
+
+def test_make_gauss_blobs_have_the_playgrounds_centres_and_variance():
+    noise = 0.3
+    X, y = make_gauss(40_000, noise=noise, seed=3, dtype="float64")
+    variance = 0.5 + 7 * noise  # the Playground's map: 0.5 at noise 0, 4 at noise 0.5
+    for label, centre in ((1, 2.0), (0, -2.0)):
+        blob = X[y == label]
+        np.testing.assert_allclose(blob.mean(axis=0), centre, atol=STATISTICAL_TOLERANCE * 2)
+        np.testing.assert_allclose(blob.var(axis=0) / variance, 1, atol=STATISTICAL_TOLERANCE)
+
+
+@pytest.mark.parametrize("n_samples", [2, 7, 100])
+def test_make_moons_without_noise_equals_scikit_learns_unshuffled_moons(n_samples):
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    expected_X, expected_y = sklearn_datasets.make_moons(n_samples, shuffle=False, noise=0.0)
+    X, y = make_moons(n_samples, noise=0.0, dtype="float64")
+    np.testing.assert_allclose(X, expected_X, atol=FLOAT64_TOLERANCE)
+    np.testing.assert_array_equal(y, expected_y)
+
+
+def test_make_moons_noise_is_gaussian_with_the_requested_standard_deviation():
+    clean, _ = make_moons(20_000, noise=0.0, dtype="float64")
+    noisy, _ = make_moons(20_000, noise=0.2, seed=4, dtype="float64")
+    assert abs((noisy - clean).std() / 0.2 - 1) < STATISTICAL_TOLERANCE
+
+
+def test_make_plane_target_is_x_plus_y_over_10():
+    X, y = make_plane(300, noise=0.0, seed=5, dtype="float64")
+    assert y.shape == (300, 1) and np.abs(X).max() <= 6.0
+    np.testing.assert_allclose(y[:, 0], (X[:, 0] + X[:, 1]) / 10, atol=FLOAT64_TOLERANCE)
+
+
+def test_make_multi_gaussian_target_is_the_largest_signed_bump_computed_point_by_point():
+    X, y = make_multi_gaussian(200, noise=0.0, seed=6, dtype="float64")
+    bumps = [(-4, 2.5, 1), (0, 2.5, -1), (4, 2.5, 1), (-4, -2.5, -1), (0, -2.5, 1), (4, -2.5, -1)]
+    for (px, py), target in zip(X, y[:, 0]):
+        values = [sign * math.exp(-((px - cx) ** 2 + (py - cy) ** 2) / 2) for cx, cy, sign in bumps]
+        assert target == pytest.approx(max(values, key=abs), abs=FLOAT64_TOLERANCE)
+
+
+@pytest.mark.parametrize(("generator", "half_width"), DISPLACED_GENERATORS)
+def test_plane_noise_moves_points_uniformly_by_up_to_noise_times_the_half_width(generator, half_width):
+    # The displacement is drawn after the point, so the same seed gives the same point without noise.
+    noise = 0.4
+    clean, clean_y = generator(20_000, noise=0.0, seed=7, dtype="float64")
+    noisy, noisy_y = generator(20_000, noise=noise, seed=7, dtype="float64")
+    shift = noisy - clean
+    np.testing.assert_array_equal(noisy_y, clean_y)
+    assert np.abs(shift).max() <= noise * half_width
+    # U(-a, a) has standard deviation a / sqrt(3)
+    assert abs(shift.std() / (noise * half_width / math.sqrt(3)) - 1) < STATISTICAL_TOLERANCE
+
+
+@pytest.mark.parametrize("generator", PLANE_GENERATORS)
+def test_plane_generators_are_reproducible_float32_and_leave_global_state_alone(generator):
+    state = np.random.get_state()[1].copy()
+    X, y = generator(50, noise=0.1, seed=8)
+    again, _ = generator(50, noise=0.1, seed=8)
+    other, _ = generator(50, noise=0.1, seed=9)
+    assert X.dtype == np.float32 and X.shape == (50, 2) and y.shape[0] == 50
+    np.testing.assert_array_equal(X, again)
+    assert not np.array_equal(X, other)
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+@pytest.mark.parametrize("generator", PLANE_GENERATORS)
+@pytest.mark.parametrize(("options", "error"), [({"n_samples": 0}, ValueError), ({"n_samples": 2.5}, TypeError),
+                                                ({"noise": -0.1}, ValueError), ({"noise": float("inf")}, ValueError),
+                                                ({"noise": "0.1"}, TypeError)])
+def test_plane_generators_reject_invalid_arguments(generator, options, error):
+    with pytest.raises(error, match="n_samples|noise"):
+        generator(**options)
 
 
 @pytest.mark.parametrize(
@@ -252,6 +363,131 @@ def test_read_idx_of_a_damaged_gzip_stream_is_corrupt(tmp_path):
 def test_read_idx_of_a_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.idx"):
         read_idx(tmp_path / "nothing.idx")
+
+
+
+@pytest.mark.parametrize("n_dimensions", [65, 255])
+def test_read_idx_refuses_more_dimensions_than_numpy_allows_with_its_own_error(tmp_path, n_dimensions):
+    path = tmp_path / "deep.idx"
+    sizes = struct.pack(f">{n_dimensions}I", *[1] * n_dimensions)  # one value in n dimensions of size 1
+    path.write_bytes(bytes([0, 0, 0x08, n_dimensions]) + sizes + b"\x07")
+    with pytest.raises(CorruptFileError, match=rf"deep\.idx declares {n_dimensions} dimensions.*at most 64"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("shape", [(2**32 - 1,) * 3, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1)],
+                         ids=["product_beyond_int64", "zero_size_beyond_int64"])
+def test_read_idx_refuses_dimensions_whose_product_overflows_int64(tmp_path, shape):
+    # (2^32 - 1)^3 is about 7.9e28 values, beyond int64's 9.2e18: np.prod in int64 would wrap around.
+    path = tmp_path / "huge.idx"
+    path.write_bytes(bytes([0, 0, 0x08, len(shape)]) + struct.pack(f">{len(shape)}I", *shape))
+    with pytest.raises(CorruptFileError, match=r"huge\.idx declares dimensions.*too large for any array"):
+        read_idx(path)
+
+
+def test_a_tiny_gzip_file_claiming_4_gib_is_refused_using_memory_in_proportion_to_its_content(tmp_path):
+    path = tmp_path / "claims.gz"
+    path.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 0x08, 1, 2**32 - 1) + b"\x01" * 1000))
+
+    def reject():
+        with pytest.raises(CorruptFileError, match=r"truncated.*4294967295 bytes.*found 1000"):
+            read_idx(path)
+
+    peak = peak_memory(reject)
+    assert peak < IDX_MEMORY_BOUND, f"peak {peak} bytes"
+
+
+def test_a_gzip_file_inflating_far_beyond_its_header_stops_at_the_header_size(tmp_path):
+    # 64 MiB of zeros compress to about 64 kB; the header says 10 values, so reading stops after 11 bytes.
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip.compress(struct.pack(">BBBBI", 0, 0, 0x08, 1, 10) + bytes(64 << 20)))
+
+    def reject():
+        with pytest.raises(CorruptFileError, match=r"bomb\.gz is longer than its header says.*found at least 11"):
+            read_idx(path)
+
+    peak = peak_memory(reject)
+    assert peak < IDX_MEMORY_BOUND, f"peak {peak} bytes"
+
+
+def test_a_raw_file_claiming_more_than_it_holds_is_refused_before_its_values_are_read(tmp_path, monkeypatch):
+    path = tmp_path / "raw.idx"
+    path.write_bytes(struct.pack(">BBBBII", 0, 0, 0x0E, 2, 60000, 60000) + bytes(80))
+    monkeypatch.setattr(datasets, "_read_at_most", lambda *args: pytest.fail("the values were read"))
+    with pytest.raises(CorruptFileError, match=r"truncated.*28800000000 bytes.*found 80"):
+        read_idx(path)
+
+
+def _decode_idx_by_spec(content):
+    """The array an IDX byte string holds by the format's definition, or None when it holds none.
+
+    Written from the definition alone (Python ints, struct, a big-endian NumPy view) as the fuzz oracle.
+    """
+    if len(content) < 4 or content[0] != 0 or content[1] != 0 or content[2] not in IDX_SPEC_TYPES:
+        return None
+    n_dimensions = content[3]
+    header_size = 4 + 4 * n_dimensions
+    if not 1 <= n_dimensions <= 64 or len(content) < header_size:
+        return None
+    shape = struct.unpack(f">{n_dimensions}I", content[4:header_size])
+    dtype = np.dtype(IDX_SPEC_TYPES[content[2]])
+    nonzero_product = math.prod(size for size in shape if size)
+    if nonzero_product * dtype.itemsize >= 2**63 or len(content) - header_size != math.prod(shape) * dtype.itemsize:
+        return None
+    return np.frombuffer(content, dtype=dtype, offset=header_size).reshape(shape)
+
+
+IDX_SPEC_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _edit_idx_header(content, rng):
+    """``content`` with one header field set to a random value: the type code, the dimension count or a size."""
+    content = bytearray(content)
+    field = int(rng.integers(3))
+    if field == 0 and len(content) > 2:
+        content[2] = int(rng.integers(256))
+    elif field == 1 and len(content) > 3:
+        content[3] = int(rng.integers(256))
+    elif len(content) >= 8:
+        index = 4 + 4 * int(rng.integers(max((len(content) - 4) // 4, 1)))
+        content[index:index + 4] = struct.pack(">I", int(rng.integers(2**32)))
+    return bytes(content)
+
+
+def _random_idx_array(rng):
+    dtype = list(IDX_TYPE_CODES)[int(rng.integers(len(IDX_TYPE_CODES)))]
+    shape = tuple(int(size) for size in rng.integers(0, 5, size=int(rng.integers(1, 4))))
+    return (rng.normal(size=shape) * 100).astype(dtype)
+
+
+def test_fuzzed_idx_files_load_exactly_what_they_define_or_raise_corrupt_file_error(tmp_path):
+    tally = Tally(CorruptFileError)
+    rng = np.random.default_rng(20260612)
+    for case in range(fuzz_cases(400)):
+        array, compress = _random_idx_array(rng), bool(rng.random() < 0.5)
+        path = write_idx(tmp_path / f"case{case % 10}", array)
+        content = path.read_bytes()
+        if rng.random() < 0.3:
+            content = _edit_idx_header(content, rng)
+        elif rng.random() < 0.7:
+            content = mutate(content, rng)
+        stored = gzip.compress(content, mtime=0) if compress else content
+        if compress and rng.random() < 0.3:
+            stored = mutate(stored, rng)  # damage the gzip stream itself
+        path.write_bytes(stored)
+        loaded = tally.run(case, read_idx, path)
+        try:
+            expected = _decode_idx_by_spec(gzip.decompress(stored) if stored[:2] == b"\x1f\x8b" else stored)
+        except (OSError, EOFError, zlib.error):
+            expected = None
+        if expected is None:
+            assert loaded is None, f"fuzz case {case}: a file the format does not define was loaded"
+        else:
+            assert loaded is not None, f"fuzz case {case}: a well-formed IDX file was refused"
+            assert loaded.dtype == expected.dtype.newbyteorder("=") and loaded.shape == expected.shape
+            np.testing.assert_array_equal(loaded, expected)
+    tally.report("idx")
+    assert tally.counts["loaded"] and tally.counts["rejected"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -533,3 +769,233 @@ def test_load_csv_rejects_bad_targets_headers_and_empty_files(tmp_path, text, kw
     path = write_text(tmp_path / "bad.csv", text)
     with pytest.raises(ValueError, match=message):
         load_csv(path, **kwargs)
+
+
+# ---- the CSV reader against hostile files ----------------------------------------------------------------
+
+# The smallest magnitude that float32 rounds to infinity: max + half an ulp = 2^128 - 2^103 (IEEE 754
+# round-to-nearest-even; max's significand is odd, so the tie goes up). An exact Python int.
+FLOAT32_OVERFLOW = 2**128 - 2**103
+
+
+def test_both_csv_readers_name_the_file_line_and_offset_of_bytes_that_are_not_utf8(tmp_path):
+    path = tmp_path / "latin1.csv"
+    # é is the single byte 0xe9 in Latin-1, after "x,label\n" (8 bytes) and "1.5,caf" (7): offset 15
+    path.write_bytes("x,label\n1.5,café\n".encode("latin-1"))
+    for read in (lambda: load_csv(path), lambda: load_csv_features(path, 2)):
+        with pytest.raises(DataFileError, match=r"latin1\.csv, line 2: not UTF-8 text \(byte 0xe9 at offset 15"):
+            read()
+
+
+def test_a_byte_order_mark_is_allowed_and_offsets_count_it(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y\n1,2\n\xff,3\n")  # 3 bytes of BOM + 4 + 4: 0xff is byte 11
+    with pytest.raises(DataFileError, match=r"line 3: not UTF-8 text \(byte 0xff at offset 11"):
+        load_csv(path)
+
+
+@pytest.mark.parametrize("text", ["3.5e38", "-1e39", "1e300"])
+def test_a_feature_beyond_float32s_range_is_an_error_not_infinity(tmp_path, text):
+    path = write_text(tmp_path / "huge.csv", f"x,y,label\n1,2,0\n3,{text},1\n")
+    overflows = abs(float(text)) >= FLOAT32_OVERFLOW
+    assert overflows  # every case here is beyond float32 (3.5e38 > 3.4028235e38 + half an ulp)
+    for read in (lambda: load_csv(path), lambda: load_csv_features(path, 2, feature_names=["x", "y"])):
+        with pytest.raises(DataFileError, match=rf"huge\.csv, line 3, column 'y': '{text}' is beyond the range "
+                                                r"of float32.*dtype='float64'"):
+            read()
+    assert load_csv(path, dtype="float64").X[1, 1] == float(text)  # float64 holds it exactly as Python does
+
+
+def test_the_largest_float32_and_what_rounds_to_it_still_load(tmp_path):
+    largest = float(np.finfo(np.float32).max)
+    just_below_overflow = float(FLOAT32_OVERFLOW - 2**80)  # rounds down to float32's largest value
+    path = write_text(tmp_path / "edge.csv", f"{largest!r},0\n{just_below_overflow!r},1\n")
+    X = load_csv(path).X
+    assert X.dtype == np.float32 and X[:, 0].tolist() == [largest, largest]
+
+
+def test_a_regression_target_beyond_float32s_range_is_an_error(tmp_path):
+    path = write_text(tmp_path / "target.csv", "x,y\n1,0.5\n2,4e38\n")
+    with pytest.raises(DataFileError, match=r"line 3, column 'y': '4e38' is beyond the range of float32"):
+        load_csv(path)
+
+
+def test_large_integer_labels_stay_exact_and_distinct(tmp_path):
+    labels = [2**63 - 1, 2**63, 2**63 + 1, -(2**63) - 1, 9007199254740993, 9007199254740992, 10**40]
+    path = write_text(tmp_path / "big.csv", "".join(f"{i},{label}\n" for i, label in enumerate(labels)))
+    data = load_csv(path)
+    assert data.classes.tolist() == sorted(labels)  # Python's own int order: nothing wrapped or merged
+    assert [data.classes[index] for index in data.y] == labels
+
+
+def test_integer_labels_within_int64_come_back_as_int64_and_whole_decimals_join_them(tmp_path):
+    path = write_text(tmp_path / "ints.csv", "0.5,3\n1.5,-2\n2.5,3.0\n3.5,9007199254740993\n")
+    data = load_csv(path)
+    assert data.classes.dtype == np.int64
+    assert data.classes.tolist() == [-2, 3, 9007199254740993] and data.y.tolist() == [1, 0, 1, 2]
+
+
+def test_text_labels_are_kept_exactly_as_written(tmp_path):
+    path = tmp_path / "text.csv"
+    path.write_text('x,label\n1,"a, ""quoted"" label"\n2,ünïcödé\n3,"two\nlines"\n', encoding="utf-8")
+    data = load_csv(path)
+    assert sorted(data.classes.tolist()) == data.classes.tolist() == ['a, "quoted" label', "two\nlines", "ünïcödé"]
+    assert data.classes[data.y].tolist() == ['a, "quoted" label', "ünïcödé", "two\nlines"]
+
+
+def test_an_unterminated_quote_is_an_error_naming_the_line_where_it_opens(tmp_path):
+    path = write_text(tmp_path / "quote.csv", 'x,label\n1,a\n2,"b\n3,c\n4,d\n')
+    for read in (lambda: load_csv(path), lambda: load_csv_features(path, 2)):
+        with pytest.raises(DataFileError, match=r"quote\.csv, line 3: a quoted field opened in this row is never "
+                                                "closed"):
+            read()
+
+
+def test_a_label_longer_than_pythons_integer_limit_is_an_error_not_a_crash(tmp_path):
+    path = write_text(tmp_path / "long.csv", f"1,{'7' * 5000}\n2,1\n")
+    with pytest.raises(DataFileError, match=r"long\.csv, line 1, column 'column_1'.*integer of 5000 characters"):
+        load_csv(path)
+
+
+def test_long_text_labels_cost_memory_in_proportion_to_the_file(tmp_path):
+    # One label of 100,000 characters among 2,000 short ones: a fixed-width str array would hold every label
+    # at the longest one's width, 2,001 x 100,000 x 4 bytes = 800 MB, from a 112 kB file.
+    lines = [f"1,{'x' * 100_000}"] + [f"{i},label{i}" for i in range(2000)]
+    path = write_text(tmp_path / "labels.csv", "\n".join(lines) + "\n")
+    size = path.stat().st_size
+    loaded = []
+    peak = peak_memory(lambda: loaded.append(load_csv(path)))
+    assert len(loaded[0].classes) == 2001
+    assert peak < MEMORY_MULTIPLE * size, f"peak {peak} bytes for a {size}-byte file"
+
+
+def test_the_cli_feature_reader_is_load_csv_with_the_training_columns(tmp_path):
+    path = write_text(tmp_path / "table.csv", "a,label,b\n1.5,x,2e3\n-0.25,y,7\n")
+    table = load_csv(path, target="label", dtype="float64")
+    picked = load_csv_features(path, 2, feature_names=["a", "b"], dtype="float64")
+    np.testing.assert_array_equal(picked, table.X)
+    reversed_order = load_csv_features(path, 2, feature_names=["b", "a"], dtype="float64")
+    np.testing.assert_array_equal(reversed_order, table.X[:, ::-1])
+
+
+def test_a_feature_file_with_the_wrong_number_of_columns_says_how_many_the_model_expects(tmp_path):
+    path = write_text(tmp_path / "three.csv", "1,2,3\n4,5,6\n")
+    with pytest.raises(DataFileError, match=r"three\.csv has 3 columns but the model expects 2 features"):
+        load_csv_features(path, 2)
+
+
+# ---- CSV fuzzing: generated tables (quotes, encodings, huge numbers), then mutated bytes -------------------
+
+CSV_NUMBER_TEXTS = ("0", "-1", "2.5", "1e-3", "007", "+4", "1_000", "  6  ", "-0.0")
+# Around float32's largest value (the last one is FLOAT32_OVERFLOW written out) and its smallest subnormals.
+CSV_EDGE_NUMBERS = ("3.4028234e38", "-3.5e38", "1e39", "1e308", "5e-324", "2e-45",
+                    "340282356779733661637539395458142568448")
+CSV_DEFECTS = ("", "NA", "nan", "?", "inf", "-Infinity", "abc", "1,5")
+CSV_TEXT_LABELS = ("cat", "dog", 'say "hi"', "a,b", "two\nlines", "ünï", "😀", "  padded  ")
+CSV_INTEGER_LABELS = (0, 1, -7, 2**63 - 1, 2**63, -(2**63) - 1, 9007199254740993, 10**30)
+CSV_ENCODINGS = ("utf-8", "utf-8", "utf-8-sig", "latin-1", "utf-16")
+
+
+def _choice(options, rng):
+    return options[int(rng.integers(len(options)))]
+
+
+def _generated_table(rng):
+    """(header, rows of str cells, target kind): 1-4 features and a label or regression target last."""
+    n_rows, n_features = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    kind = ("integer", "text", "regression")[int(rng.integers(3))]
+    rows = []
+    for _ in range(n_rows):
+        features = [_choice(CSV_EDGE_NUMBERS if rng.random() < 0.05 else CSV_NUMBER_TEXTS, rng)
+                    for _ in range(n_features)]
+        if rng.random() < 0.1:
+            features[int(rng.integers(n_features))] = _choice(CSV_DEFECTS, rng)
+        if kind == "integer":
+            label = str(_choice(CSV_INTEGER_LABELS, rng))
+        elif kind == "text":
+            label = _choice(CSV_TEXT_LABELS, rng)
+        else:
+            label = repr(float(rng.normal()) * 10.0 ** int(rng.integers(-3, 4)))
+        rows.append(features + [label])
+    header = [f"f{i}" for i in range(n_features)] + ["label"]
+    return header, rows, kind
+
+
+def _write_table(path, header, rows, rng):
+    """Write the table with random quoting, line endings and encoding (UTF-8 where the encoding lacks a
+    character)."""
+    buffer = io.StringIO()
+    quoting = (csv.QUOTE_MINIMAL, csv.QUOTE_ALL)[int(rng.integers(2))]
+    writer = csv.writer(buffer, quoting=quoting, lineterminator=("\n", "\r\n")[int(rng.integers(2))])
+    writer.writerows([header] + rows)
+    try:
+        path.write_bytes(buffer.getvalue().encode(_choice(CSV_ENCODINGS, rng)))
+    except UnicodeEncodeError:
+        path.write_bytes(buffer.getvalue().encode("utf-8"))
+
+
+def _expected_features(rows, raw):
+    """The features load_csv and load_csv_features must return for an unmutated file, or None (an error).
+
+    The oracle: Python's UTF-8 codec for the bytes, Python's float() for each cell, and float32's overflow
+    threshold as an exact integer.
+    """
+    try:
+        raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    for cell in (cell for row in rows for cell in row[:-1]):
+        if cell.strip().lower() in ("", "na", "nan", "?"):
+            return None
+        try:
+            value = float(cell)
+        except ValueError:
+            return None
+        if not math.isfinite(value) or abs(value) >= FLOAT32_OVERFLOW:
+            return None
+    return np.array([[float(cell) for cell in row[:-1]] for row in rows]).astype(np.float32)
+
+
+def _expected_labels(rows, kind):
+    """The labels as written: Python ints, stripped strings, or float32-rounded floats for regression."""
+    labels = [row[-1].strip() for row in rows]
+    if kind == "integer":
+        return [int(label) for label in labels]
+    if kind == "regression":
+        return [float(np.float32(float(label))) for label in labels]
+    return labels
+
+
+def _labels_of(data):
+    if data.classes is None:
+        return data.y.astype(np.float64).tolist()
+    return [data.classes[index] for index in data.y]
+
+
+def test_fuzzed_csv_files_load_exactly_or_raise_a_data_file_error_naming_the_file(tmp_path):
+    tally, checked = Tally(DataFileError), 0
+    rng = np.random.default_rng(20260611)
+    for case in range(fuzz_cases(400)):
+        path = tmp_path / f"case{case % 10}.csv"
+        header, rows, kind = _generated_table(rng)
+        _write_table(path, header, rows, rng)
+        mutated = rng.random() < 0.5
+        if mutated:
+            path.write_bytes(mutate(path.read_bytes(), rng))
+        table = tally.run(case, load_csv, path)
+        features = tally.run(case, lambda p: load_csv_features(p, len(header) - 1, feature_names=header[:-1]),
+                             path)
+        if mutated:
+            continue
+        expected = _expected_features(rows, path.read_bytes())
+        if expected is None:
+            assert table is None and features is None, f"fuzz case {case}: a bad table was loaded"
+            continue
+        assert features is not None, f"fuzz case {case}: valid features were refused"
+        np.testing.assert_array_equal(features, expected)
+        assert table is not None, f"fuzz case {case}: a valid table was refused"
+        np.testing.assert_array_equal(table.X, expected)
+        assert _labels_of(table) == _expected_labels(rows, kind), f"fuzz case {case}"
+        checked += 1
+    tally.report("csv")
+    assert tally.counts["loaded"] and tally.counts["rejected"] and checked

@@ -18,6 +18,8 @@ MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=str(Path(sys.e
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install 'numnet[mpi]')")
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
+sys.path.insert(0, str(WORKER.parent))
+from mpi_worker import build_network, sample_weights  # noqa: E402 - the same networks and weights the ranks use
 # N ranks sum the same products in another order: agreement to rounding, amplified a little by training.
 RELATIVE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 EPOCHS = 4
@@ -33,11 +35,11 @@ def run_ranks(n_ranks, *arguments, expect_success=True):
     return completed
 
 
-def single_process_fit(dtype):
+def single_process_fit(dtype, architecture="mlp", batch_size=BATCH_SIZE, sample_weight=None):
     X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
-    network = numnet.Network([2, 16, 16, 3], activation="tanh", output_activation="softmax", dtype=dtype, seed=0)
-    history = network.fit(X, y, epochs=EPOCHS, batch_size=BATCH_SIZE, optimizer="adam", learning_rate=0.01,
-                          seed=3, validation_split=0.2)
+    network = build_network(architecture, dtype)
+    history = network.fit(X, y, sample_weight=sample_weight, epochs=EPOCHS, batch_size=batch_size,
+                          optimizer="adam", learning_rate=0.01, seed=3, validation_split=0.2)
     return network, history
 
 
@@ -47,13 +49,19 @@ def relative_difference(a, b):
 
 @pytest.mark.parametrize("n_ranks", [2, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype):
+@pytest.mark.parametrize("architecture", ["mlp", "batch_norm_dropout"])
+def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype, architecture):
     output = tmp_path / "result.npz"
-    run_ranks(n_ranks, output, dtype, BATCH_SIZE, EPOCHS)
-    network, history = single_process_fit(dtype)
-    result = np.load(output)
+    run_ranks(n_ranks, output, dtype, BATCH_SIZE, EPOCHS, "--architecture", architecture)
+    network, history = single_process_fit(dtype, architecture)
+    assert_same_training(np.load(output), network, history, dtype)
+
+
+def assert_same_training(result, network, history, dtype):
     assert result["parameters"].dtype == np.dtype(dtype)
     assert relative_difference(result["parameters"], network.flat_parameters) < RELATIVE_TOLERANCE[dtype]
+    if network.flat_state.size:  # BatchNorm's running statistics: of the global batches, on every rank
+        assert relative_difference(result["state"], network.flat_state) < RELATIVE_TOLERANCE[dtype]
     assert relative_difference(result["iteration_loss"], np.array(history.iteration_loss)) < 10 * RELATIVE_TOLERANCE[dtype]
     # Accuracy counts are reduced across ranks: the same fractions as one process sees.
     assert np.allclose(result["accuracy"], history.accuracy, atol=1e-12)
@@ -61,10 +69,28 @@ def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype)
     assert np.allclose(result["val_loss"], history.val_loss, rtol=10 * RELATIVE_TOLERANCE[dtype])
 
 
+def test_a_rank_with_an_empty_shard_still_joins_batchnorm_and_agrees_with_one_process(tmp_path):
+    # 120 training samples in batches of 59: the last batch holds 2 samples, so on 3 ranks one shard is
+    # empty; that rank still runs every layer (and BatchNorm's reductions) on zero rows.
+    output = tmp_path / "result.npz"
+    run_ranks(3, output, "float64", 59, EPOCHS, "--architecture", "batch_norm_dropout")
+    network, history = single_process_fit("float64", "batch_norm_dropout", batch_size=59)
+    assert_same_training(np.load(output), network, history, "float64")
+
+
+def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):
+    # Each rank's weighted mean counts with its shard's share of the global batch's weight sum (integer
+    # weights 0-3, zeros included); the validation loss is combined the same way.
+    output = tmp_path / "result.npz"
+    run_ranks(3, output, "float64", BATCH_SIZE, EPOCHS, "--weighted")
+    network, history = single_process_fit("float64", sample_weight=sample_weights(150))
+    assert_same_training(np.load(output), network, history, "float64")
+
+
 def test_a_failing_rank_stops_every_rank_and_the_last_checkpoint_resumes(tmp_path):
     checkpoint = tmp_path / "checkpoint.npz"
-    completed = run_ranks(2, tmp_path / "unused.npz", "float64", BATCH_SIZE, EPOCHS, 1, 2, checkpoint,
-                          expect_success=False)
+    completed = run_ranks(2, tmp_path / "unused.npz", "float64", BATCH_SIZE, EPOCHS, "--fail-rank", 1,
+                          "--fail-epoch", 2, "--checkpoint", checkpoint, expect_success=False)
     assert completed.returncode != 0
     assert "rank 1 of 2 failed: RuntimeError: simulated failure after epoch 2" in completed.stderr
     assert not (tmp_path / "unused.npz").exists()

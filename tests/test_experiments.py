@@ -166,9 +166,9 @@ def test_e1_untrained_shapes_are_10_by_3_then_10_by_1():
 
 def test_experiment_ids_are_normalised_and_unknown_ones_rejected():
     assert experiments.check_experiment_ids(["e2", "E1", "e2"]) == ["E2", "E1"]
-    assert experiments.check_experiment_ids(None) == ["E1", "E2", "E3", "E4", "E5", "E6", "E7", "E12"]
-    with pytest.raises(ValueError, match="unknown experiment 'E8'; choose from E1, E2"):
-        experiments.check_experiment_ids(["E8"])
+    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 13)]
+    with pytest.raises(ValueError, match="unknown experiment 'E99'; choose from E1, E2"):
+        experiments.check_experiment_ids(["E99"])
 
 
 def test_write_report_escapes_text_and_leaves_no_temporary_file(tmp_path):
@@ -182,3 +182,77 @@ def test_write_report_escapes_text_and_leaves_no_temporary_file(tmp_path):
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert [entry.name for entry in tmp_path.iterdir()] == ["report.html"]
     assert not result.reproduced
+
+
+# ---------------------------------------------------------------------------------------------------------
+# E8-E11: the training tricks (quick runs here; the full run's verdicts are in the closing notes)
+
+
+@pytest.fixture(scope="module")
+def quick_tricks(tmp_path_factory):
+    """E8-E11 in quick mode on the digits (MNIST absent), and their report."""
+    folder = tmp_path_factory.mktemp("tricks")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NUMNET_DATA", str(folder / "no-mnist"))
+        results = experiments.run_experiments(["E8", "E9", "E10", "E11"], folder, quick=True)
+    return {result.id: result for result in results}, experiments.write_report(results, folder / "report.html")
+
+
+def test_quick_e8_histograms_show_what_each_initialisation_does(quick_tricks):
+    e8 = quick_tricks[0]["E8"]
+    for quantity in ("sigmoid, std 1", "sigmoid, std 0.01", "relu, std 0.01", "sigmoid, Xavier", "relu, Xavier",
+                     "relu, He"):
+        assert row(e8, quantity)[3] == REPRODUCED, row(e8, quantity)
+    assert float(row(e8, "relu, He")[1]) > 0.5 > float(row(e8, "relu, Xavier")[1])
+    # Even 300 iterations show the lessons: std 0.01 sits at chance, He is ahead of Xavier.
+    assert float(row(e8, "digits: std 0.01")[1]) > 0.95 * np.log(10)
+    he, xavier = (float(value) for value in row(e8, "digits: loss after")[1].split(" vs "))
+    assert he < xavier
+
+
+def test_quick_e9_sgd_zig_zags_on_the_ravine_and_trains_slowest(quick_tricks):
+    e9 = quick_tricks[0]["E9"]
+    for quantity in ("SGD (lr 0.95)", "Momentum:", "AdaGrad:", "Adam:"):
+        assert row(e9, quantity)[3] == REPRODUCED, row(e9, quantity)
+    assert row(e9, "digits: optimiser with the highest loss")[1].startswith("SGD")
+
+
+def test_e9_paths_follow_the_update_rules_on_the_ravine():
+    # SGD at lr 0.95 on f = x²/20 + y²: y ← y - 0.95·2y = -0.9·y, x ← x - 0.95·x/10 = 0.905·x, exactly.
+    path = experiments._e9_path("sgd", 0.95)
+    np.testing.assert_allclose(path[:, 1], 2.0 * (-0.9) ** np.arange(31), rtol=1e-12)
+    np.testing.assert_allclose(path[:, 0], -7.0 * 0.905 ** np.arange(31), rtol=1e-12)
+
+
+def test_quick_e10_and_e11_run_and_report_every_figure(quick_tricks):
+    results, report = quick_tricks
+    assert row(results["E10"], "digits: scales at which BatchNorm trains")[3] == NOT_COMPARABLE
+    gaps = row(results["E11"], "digits: train-test accuracy gap, dropout")[1]
+    assert all(0.0 <= float(value) <= 1.0 for value in gaps.split(" vs "))
+    figures = [path for result in results.values() for _, path in result.figures]
+    assert embedded_images(report.read_text(encoding="utf-8")) == (len(figures), len(figures))
+    assert all("MNIST was not run" in " ".join(result.notes) for result in results.values())
+
+
+def test_e10_batch_norm_trains_where_the_plain_network_stalls():
+    # The full 20 epochs at two of the book's scales, on 1,000 standardised digits.
+    _, X, y, _, _ = experiments._tricks_datasets(experiments.E10_TRAINING_SAMPLES)[0]
+    for scale in (0.01, 0.001):
+        plain = experiments._e10_accuracy(X, y, scale, False, epochs=experiments.E10_EPOCHS, seed=0)
+        normalised = experiments._e10_accuracy(X, y, scale, True, epochs=experiments.E10_EPOCHS, seed=0)
+        assert plain < experiments.STALLED_ACCURACY < experiments.E10_TRAINED_ACCURACY < normalised
+
+
+def test_e11_full_run_overfits_without_regularisation_and_l2_and_dropout_shrink_the_gap(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "no-mnist"))
+    result = experiments.run_e11(tmp_path)
+    assert result.reproduced and all(entry[3] == REPRODUCED for entry in result.rows), result.rows
+
+
+def test_the_tricks_run_on_mnist_too_when_its_files_are_present(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path / "data" / "mnist", np.random.default_rng(1))
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "data"))
+    result = experiments.run_e11(tmp_path / "out", quick=True)
+    assert {entry[0].split(":")[0] for entry in result.rows} == {"digits", "MNIST"}
+    assert any(caption.startswith("MNIST") for caption, _ in result.figures)
+    assert "digits and MNIST" in " ".join(result.notes)

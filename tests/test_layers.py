@@ -189,3 +189,17 @@ def test_dense_with_an_unknown_activation_lists_the_valid_names():
 def test_automatic_weight_init_is_he_for_relu_like_and_xavier_otherwise(activation, expected_std):
     layer = bound_dense(1000, 200, activation)
     assert layer.params["W"].std() == pytest.approx(expected_std, rel=INIT_STD_TOLERANCE)
+
+
+def test_a_dense_layer_without_bias_computes_x_w_and_has_no_b():
+    layer = numnet.Dense(3, 2, bias=False)
+    assert layer.parameter_shapes() == {"W": (3, 2)} and layer.n_parameters == 6
+    layer.bind({"W": np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])}, {"W": np.zeros((3, 2))})
+    x = np.array([[1.0, 0.0, -1.0]])
+    # (1 - 5, 2 - 6) = (-4, -4)
+    np.testing.assert_array_equal(layer.forward(x, training=True), [[-4.0, -4.0]])
+    layer.backward(np.ones((1, 2)))
+    np.testing.assert_array_equal(layer.grads["W"], x.T @ np.ones((1, 2)))  # BP4 only; no BP3
+    assert layer.config()["bias"] is False and numnet.Dense.from_config(layer.config()).bias is False
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        numnet.Dense(3, 2, bias="no")

@@ -27,16 +27,21 @@ FLOAT64_EPS = np.finfo(np.float64).eps
 FAST = settings(max_examples=25, deadline=None, derandomize=True)
 
 # loss name -> the output activation whose output the loss's gradient takes
-OUTPUT_ACTIVATION = {"mse": "linear", "softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+OUTPUT_ACTIVATION = {"mse": "linear", "softmax_cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+                     "poisson": "exp"}
+LOSS_NAMES = list(OUTPUT_ACTIVATION)
 
 
 def random_targets(loss_name, shape, rng):
-    """Targets of the kind each loss takes: reals (mse), one-hot rows (softmax), 0/1 entries (binary)."""
+    """Targets of the kind each loss takes: reals (mse), one-hot rows (softmax), 0/1 entries (binary),
+    counts (poisson)."""
     n_samples, n_outputs = shape
     if loss_name == "mse":
         return rng.standard_normal(shape)
     if loss_name == "softmax_cross_entropy":
         return np.eye(n_outputs)[rng.integers(0, n_outputs, n_samples)]
+    if loss_name == "poisson":
+        return rng.poisson(2.0, shape).astype(np.float64)  # counts, zeros included
     return (rng.random(shape) < 0.5).astype(np.float64)
 
 
@@ -115,7 +120,7 @@ def test_binary_cross_entropy_of_a_hand_worked_example():
     assert value == pytest.approx(np.log(2.0), rel=4 * FLOAT64_EPS)
 
 
-@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_is_a_mean_over_samples_so_a_repeated_batch_gives_the_same_value(name):
     rng = np.random.default_rng(4)
     z = rng.standard_normal((5, 3))
@@ -131,7 +136,7 @@ def test_loss_is_a_mean_over_samples_so_a_repeated_batch_gives_the_same_value(na
 # ---------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_gradient_matches_central_differences(name):
     rng = np.random.default_rng(5)
     z = 2 * rng.standard_normal((6, 4))
@@ -149,9 +154,11 @@ def test_softmax_cross_entropy_gradient_matches_central_differences_for_probabil
     ("softmax_cross_entropy", lambda F, z, Y: F.cross_entropy(z, Y)),
     ("binary_cross_entropy",
      lambda F, z, Y: F.binary_cross_entropy_with_logits(z, Y, reduction="sum") / z.shape[0]),
+    # e^z - y·z: the Poisson deviance less its z-free term y log y - y
+    ("poisson", lambda F, z, Y: F.poisson_nll_loss(z, Y, log_input=True, reduction="sum") / z.shape[0]),
 ])
 def test_loss_gradient_matches_torch_autograd(name, torch_loss):
-    # Fused losses: dC/dz = (softmax(z) - y)/n and (sigmoid(z) - y)/n; MSE: dC/da = (a - y)/n.
+    # Fused losses: dC/dz = (softmax(z) - y)/n, (sigmoid(z) - y)/n, (e^z - y)/n; MSE: dC/da = (a - y)/n.
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(7)
     z = 3 * rng.standard_normal((6, 4))
@@ -162,7 +169,7 @@ def test_loss_gradient_matches_torch_autograd(name, torch_loss):
     assert numnet.relative_error(analytic, z_torch.grad.numpy()) < TORCH_GRADIENT_TOLERANCE
 
 
-@pytest.mark.parametrize("name", ["mse", "softmax_cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
 def test_loss_gradient_leaves_its_inputs_unchanged(name):
     rng = np.random.default_rng(8)
     a = get_activation(OUTPUT_ACTIVATION[name]).forward(rng.standard_normal((3, 2)))
@@ -174,7 +181,7 @@ def test_loss_gradient_leaves_its_inputs_unchanged(name):
 
 
 @FAST
-@given(st.sampled_from(["mse", "softmax_cross_entropy", "binary_cross_entropy"]),
+@given(st.sampled_from(LOSS_NAMES),
        st.integers(1, 5), st.integers(2, 5), st.integers(0, 2**32 - 1))
 def test_loss_gradient_matches_central_differences_for_random_shapes(name, n_samples, n_outputs, seed):
     rng = np.random.default_rng(seed)
@@ -282,8 +289,9 @@ def test_each_loss_declares_its_output_activation_and_task():
     assert get_loss("mse").fused_activation is None and not get_loss("mse").is_classification
     assert get_loss("cross_entropy").fused_activation == "softmax" and get_loss("cross_entropy").is_classification
     assert get_loss("bce").fused_activation == "sigmoid" and get_loss("bce").is_classification
+    assert get_loss("poisson").fused_activation == "exp" and not get_loss("poisson").is_classification
     assert {type(get_loss(name)).__name__ for name in LOSSES} == {
-        "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy"}
+        "MeanSquaredError", "SoftmaxCrossEntropy", "SigmoidBinaryCrossEntropy", "PoissonDeviance"}
 
 
 def test_log_loss_of_probabilities_of_a_hand_worked_example():
@@ -297,3 +305,109 @@ def test_log_loss_floors_a_zero_probability_instead_of_returning_infinity():
     # true-class probability 0 is floored at PROBABILITY_FLOOR: C = -ln(1e-15) / 1 = 34.538776...
     value = log_loss(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]))
     assert value == pytest.approx(-np.log(PROBABILITY_FLOOR), rel=4 * FLOAT64_EPS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sample weights and the Poisson deviance
+# ---------------------------------------------------------------------------------------------------------
+
+# A weighted mean is a dot product of n per-sample losses with n shares: a few ulps more than the plain mean.
+WEIGHTED_TORCH_TOLERANCE = 1e-13
+
+
+def torch_sample_losses(name, F, output, Y):
+    """PyTorch's per-sample losses (reduction="none", summed over outputs) from ``output``: the logits z of
+    a fused loss, the activation a for mse."""
+    import torch
+
+    if name == "mse":
+        return F.mse_loss(output, Y, reduction="none").sum(dim=1) / 2
+    if name == "softmax_cross_entropy":
+        return F.cross_entropy(output, Y.argmax(dim=1), reduction="none")
+    if name == "binary_cross_entropy":
+        return F.binary_cross_entropy_with_logits(output, Y, reduction="none").sum(dim=1)
+    # PoissonNLLLoss(log_input=False) is μ - y log μ; the deviance adds y log y - y (0 log 0 = 0).
+    rate = torch.exp(output)
+    nll = F.poisson_nll_loss(rate, Y, log_input=False, reduction="none", eps=0.0)
+    return (nll + torch.special.xlogy(Y, Y) - Y).sum(dim=1)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_weighted_loss_and_gradient_match_torch_weighted_mean_of_unreduced_losses(name):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    z = 2 * rng.standard_normal((7, 3))
+    Y = random_targets(name, z.shape, rng)
+    weights = rng.uniform(0.0, 3.0, 7)
+    z_torch, w_torch = torch.tensor(z, requires_grad=True), torch.from_numpy(weights)
+    per_sample = torch_sample_losses(name, torch.nn.functional, z_torch, torch.from_numpy(Y))
+    expected = (w_torch * per_sample).sum() / w_torch.sum()
+    expected.backward()
+    loss = get_loss(name)
+    assert loss.value(z, Y, weights) == pytest.approx(expected.item(), rel=WEIGHTED_TORCH_TOLERANCE)
+    analytic = loss.gradient(get_activation(OUTPUT_ACTIVATION[name]).forward(z), Y, weights)
+    assert numnet.relative_error(analytic, z_torch.grad.numpy()) < WEIGHTED_TORCH_TOLERANCE
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_integer_weights_equal_repeating_each_sample_that_many_times(name):
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal((6, 2))
+    Y = random_targets(name, z.shape, rng)
+    counts = np.array([0, 1, 3, 2, 0, 1])
+    loss, activation = get_loss(name), get_activation(OUTPUT_ACTIVATION[name])
+    repeated_z, repeated_Y = np.repeat(z, counts, axis=0), np.repeat(Y, counts, axis=0)
+    expected = loss.value(repeated_z, repeated_Y)
+    assert loss.value(z, Y, counts.astype(np.float64)) == pytest.approx(expected, rel=4 * FLOAT64_EPS)
+    # Each weighted row is the sum of its copies' rows; a zero-weight row is zero.
+    repeated_gradient = loss.gradient(activation.forward(repeated_z), repeated_Y)
+    owner = np.repeat(np.arange(6), counts)
+    summed = np.stack([repeated_gradient[owner == i].sum(axis=0) for i in range(6)])
+    np.testing.assert_allclose(loss.gradient(activation.forward(z), Y, counts.astype(np.float64)), summed,
+                               rtol=8 * FLOAT64_EPS, atol=0)
+
+
+@FAST
+@given(st.sampled_from(LOSS_NAMES), st.integers(1, 6), st.floats(1e-3, 1e3), st.integers(0, 2**32 - 1))
+def test_weights_all_equal_to_any_constant_give_the_plain_mean(name, n_samples, constant, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n_samples, 3))
+    Y = random_targets(name, z.shape, rng)
+    loss, a = get_loss(name), get_activation(OUTPUT_ACTIVATION[name]).forward(z)
+    weights = np.full(n_samples, constant)
+    # Σ c·C_i / (n·c): the shares c / (n·c) carry one rounding each.
+    assert loss.value(z, Y, weights) == pytest.approx(loss.value(z, Y), rel=16 * FLOAT64_EPS, abs=1e-300)
+    np.testing.assert_allclose(loss.gradient(a, Y, weights), loss.gradient(a, Y), rtol=16 * FLOAT64_EPS)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_a_batch_whose_weights_are_all_zero_has_zero_loss_and_zero_gradient(name):
+    rng = np.random.default_rng(13)
+    z = rng.standard_normal((3, 2))
+    Y = random_targets(name, z.shape, rng)
+    loss, a = get_loss(name), get_activation(OUTPUT_ACTIVATION[name]).forward(z)
+    assert loss.value(z, Y, np.zeros(3)) == 0.0
+    np.testing.assert_array_equal(loss.gradient(a, Y, np.zeros(3)), np.zeros((3, 2)))
+
+
+def test_poisson_deviance_of_a_hand_worked_example():
+    # y log(y/μ) - y + μ per entry: (y=1, μ=e^0=1) → 0 - 1 + 1 = 0; (y=0, μ=e^{ln 2}=2) → 0 - 0 + 2 = 2;
+    # (y=2, μ=e^{ln 2}=2) → 2 ln 1 - 2 + 2 = 0. Samples [0 + 2] and [0 + ... ] → rows cost 2 and 0 → C = 1.
+    logits = np.array([[0.0, np.log(2.0)], [np.log(2.0), np.log(2.0)]])
+    counts = np.array([[1.0, 0.0], [2.0, 2.0]])
+    assert get_loss("poisson").value(logits, counts) == pytest.approx(1.0, rel=4 * FLOAT64_EPS)
+    # dC/dz = (μ - y)/n = ([1, 2] - [1, 0]) / 2 = [0, 1] and ([2, 2] - [2, 2]) / 2 = [0, 0]
+    delta = get_loss("poisson").gradient(get_activation("exp").forward(logits), counts)
+    np.testing.assert_allclose(delta, [[0.0, 1.0], [0.0, 0.0]], rtol=0, atol=4 * FLOAT64_EPS)
+
+
+def test_poisson_deviance_is_zero_where_the_rate_equals_the_count_and_positive_elsewhere():
+    counts = np.array([[0.5], [3.0], [7.0]])
+    loss = get_loss("poisson")
+    assert loss.value(np.log(counts), counts) == pytest.approx(0.0, abs=8 * FLOAT64_EPS)
+    assert loss.value(np.log(counts) + 0.1, counts) > 0 and loss.value(np.log(counts) - 0.1, counts) > 0
+
+
+def test_poisson_targets_must_not_be_negative():
+    with pytest.raises(ValueError, match="counts >= 0"):
+        as_target_matrix([1.0, -0.5], get_loss("poisson"), 1, np.float64)

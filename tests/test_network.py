@@ -24,6 +24,7 @@ TORCH_CASES = [
     ("sigmoid_tanh_output_mse", [3, 4, 4, 2], "sigmoid", "tanh", "mse", 0.0),
     ("tanh_softmax_output_mse", [3, 5, 3], "tanh", "softmax", "mse", 0.0),
     ("linear_hidden_sigmoid_output_mse_l2", [2, 3, 3, 2], "linear", "sigmoid", "mse", 0.05),
+    ("tanh_exp_output_poisson_l2", [3, 5, 2], "tanh", "exp", "poisson", 0.01),
 ]
 
 
@@ -35,6 +36,8 @@ def torch_case_data(sizes, loss, n_samples=7, seed=0):
         return X, rng.integers(0, sizes[-1], size=n_samples)
     if loss == "binary_cross_entropy":
         return X, rng.integers(0, 2, size=(n_samples, sizes[-1])).astype(np.float64)
+    if loss == "poisson":
+        return X, rng.poisson(1.5, size=(n_samples, sizes[-1])).astype(np.float64)
     return X, rng.normal(size=(n_samples, sizes[-1]))
 
 
@@ -54,6 +57,24 @@ def test_output_loss_and_every_gradient_match_pytorch(sizes, activation, output_
     gradients = network.gradients()
     assert set(gradients) == set(reference.gradients)
     for name, gradient in gradients.items():
+        assert max_relative_difference(gradient, reference.gradients[name]) < TORCH_TOLERANCE, name
+
+
+@pytest.mark.parametrize("sizes, activation, output_activation, loss, l2",
+                         [case[1:] for case in TORCH_CASES], ids=[case[0] for case in TORCH_CASES])
+def test_weighted_loss_and_every_gradient_match_pytorchs_weighted_mean(sizes, activation, output_activation,
+                                                                        loss, l2):
+    pytest.importorskip("torch")
+    network = numnet.Network(sizes, activation=activation, output_activation=output_activation, loss=loss,
+                             bias_init=Normal(0.3), l2=l2, dtype="float64", seed=4)
+    X, y = torch_case_data(sizes, loss, seed=1)
+    weights = np.array([0.0, 2.5, 1.0, 0.3, 4.0, 1.0, 0.7])  # a zero weight included
+    reference = torch_reference(network, X, y, sample_weight=weights)
+    assert network.loss_value(X, y, sample_weight=weights) == pytest.approx(reference.loss, rel=TORCH_TOLERANCE)
+    loss_value = network.loss_and_gradients(network.prepare_inputs(X), network.prepare_targets(y, len(X)),
+                                            weights=network.prepare_sample_weights(weights, len(X)))
+    assert loss_value == pytest.approx(reference.loss, rel=TORCH_TOLERANCE)
+    for name, gradient in network.gradients().items():
         assert max_relative_difference(gradient, reference.gradients[name]) < TORCH_TOLERANCE, name
 
 
@@ -381,3 +402,10 @@ def test_a_single_non_finite_input_among_huge_finite_ones_is_found(bad):
         network.predict(X)
     X[2, 1] = 3e38
     numnet.backend.check_finite(X, "X")  # all finite: no error, although their sum overflows
+
+
+@pytest.mark.parametrize("scalar", [np.float64(3.0), np.float32(3.0), np.int64(3)])
+def test_a_numpy_scalar_input_is_refused_as_not_two_dimensional(scalar):
+    network = numnet.Network([1, 2], loss="mse", seed=0)
+    with pytest.raises(ValueError, match=r"X must be a 2-D array.*got 0 dimensions"):
+        network.predict(scalar)

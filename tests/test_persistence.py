@@ -7,8 +7,11 @@ are exact); the oracle for resumption is an uninterrupted run on a fresh, identi
 import io
 import json
 import os
+import struct
 import tempfile
+import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from numnet.layers import Dense
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import FORMAT_VERSION, load_model, save_model
 from numnet.schedules import InverseScaling, StepDecay
+from fuzzing import Tally, fuzz_cases, mutate, peak_memory
 from oracles import as_numpy, numpy_dtype
 
 
@@ -332,7 +336,7 @@ def test_pickled_object_arrays_are_refused_and_never_executed(saved, tmp_path):
     trap = np.empty(1, dtype=object)
     trap[0] = _Trap(sentinel)
     _rewrite(path, {"parameters/dense_0.W": trap})
-    with pytest.raises(CorruptFileError, match="Object arrays cannot be loaded"):
+    with pytest.raises(CorruptFileError, match="pickled Python objects, which numnet never unpickles"):
         load_model(path)
     assert not sentinel.exists()
 
@@ -447,3 +451,476 @@ def test_a_document_whose_layers_claim_sizes_its_arrays_do_not_have_is_refused_b
     _rewrite(path, {"numnet.json": _document_array(document)})
     with pytest.raises(CorruptFileError, match=r"declares parameters/dense_0.W of shape \(\d+, 1000000000\)"):
         load_model(path)
+
+
+# ---- hostile model files: each class of damage, then fuzzing -------------------------------------------
+
+# What rejecting a file may allocate beyond the file's own size (zip directory, one .npy header, messages).
+REJECTION_MEMORY_SLACK = 1 << 20
+# Offsets of fields in a zip central-directory entry (APPNOTE.TXT, section 4.3.12).
+CENTRAL_DIRECTORY_SIGNATURE = b"PK\x01\x02"
+CENTRAL_FIELDS = {"version_made_by": (4, "<H"), "version_needed": (6, "<H"), "flags": (8, "<H"),
+                  "method": (10, "<H"), "time": (12, "<H"), "date": (14, "<H"), "crc": (16, "<I"),
+                  "compressed_size": (20, "<I"), "size": (24, "<I"), "name_length": (28, "<H"),
+                  "extra_length": (30, "<H"), "comment_length": (32, "<H"), "disk": (34, "<H"),
+                  "internal_attributes": (36, "<H"), "external_attributes": (38, "<I"),
+                  "local_header_offset": (42, "<I")}
+# Fields no reader needs: an edit there must leave the model loading exactly as saved.
+HARMLESS_CENTRAL_FIELDS = ("version_made_by", "time", "date", "internal_attributes", "external_attributes")
+LOCAL_HEADER_SIGNATURE = b"PK\x03\x04"
+LOCAL_FIELDS = {"version_needed": (4, "<H"), "flags": (6, "<H"), "method": (8, "<H"), "time": (10, "<H"),
+                "crc": (14, "<I"), "compressed_size": (18, "<I"), "size": (22, "<I"), "name_length": (26, "<H"),
+                "extra_length": (28, "<H")}
+
+
+def _central_entries(raw):
+    """Offsets of the central-directory entries, found by walking the directory from its end record."""
+    end = raw.rfind(b"PK\x05\x06")
+    count, _, start = struct.unpack("<HII", raw[end + 10:end + 20])
+    offsets, position = [], start
+    for _ in range(count):
+        offsets.append(position)
+        name_length, extra_length, comment_length = struct.unpack("<HHH", raw[position + 28:position + 34])
+        position += 46 + name_length + extra_length + comment_length
+    return offsets
+
+
+def _edit_field(raw, offset, field, value):
+    """``raw`` with the field (offset in its record, struct layout) of the record at ``offset`` set to
+    ``value``, wrapped to the field's width."""
+    at, layout = field
+    width = struct.calcsize(layout)
+    raw = bytearray(raw)
+    raw[offset + at:offset + at + width] = struct.pack(layout, value % (1 << (8 * width)))
+    return bytes(raw)
+
+
+def _edit_every_entry(path, field, value):
+    raw = path.read_bytes()
+    for offset in _central_entries(raw):
+        raw = _edit_field(raw, offset, CENTRAL_FIELDS[field], value)
+    path.write_bytes(raw)
+
+
+def _repack(path, *, compress_type):
+    """Rewrite the archive with the same members, compressed as asked, with valid CRCs."""
+    members = _members(path)
+    with zipfile.ZipFile(path, "w", compression=compress_type) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _assert_same_model(loaded, original):
+    """Everything save_model writes came back: architecture, parameters, optimiser, progress, history."""
+    assert loaded.config() == original.config()
+    for name, array in original.parameters().items():
+        assert numpy_dtype(loaded.parameters()[name]) == numpy_dtype(array)
+        assert np.array_equal(as_numpy(loaded.parameters()[name]), as_numpy(array)), name
+    for name, array in original.state().items():
+        assert np.array_equal(as_numpy(loaded.state()[name]), as_numpy(array)), name
+    assert loaded.optimizer.hyperparameters() == original.optimizer.hyperparameters()
+    for state_name in original.optimizer.state_names:
+        assert np.array_equal(as_numpy(loaded.optimizer.state[state_name]),
+                              as_numpy(original.optimizer.state[state_name]))
+    assert loaded.history.to_dict() == original.history.to_dict()
+    assert (loaded.epochs_trained, loaded.iterations_trained, loaded.metadata) == (
+        original.epochs_trained, original.iterations_trained, getattr(original, "metadata", None) or {})
+
+
+@pytest.mark.parametrize("compress_type, message", [
+    (zipfile.ZIP_BZIP2, "compression method 12"),
+    (zipfile.ZIP_LZMA, "compression method 14"),
+], ids=["bzip2", "lzma"])
+def test_members_compressed_by_methods_numnet_never_writes_are_refused_before_decompressing(saved, compress_type,
+                                                                                          message):
+    _, path = saved
+    _repack(path, compress_type=compress_type)
+    with pytest.raises(CorruptFileError, match=f"model.npz.*{message}"):
+        load_model(path)
+
+
+def test_an_unknown_compression_method_number_is_refused(saved):
+    _, path = saved
+    _edit_every_entry(path, "method", 99)
+    with pytest.raises(CorruptFileError, match="compression method 99"):
+        load_model(path)
+
+
+def test_a_zip_version_newer_than_pythons_zipfile_reads_is_a_corrupt_file_error(saved):
+    _, path = saved
+    _edit_every_entry(path, "version_needed", 99)  # zipfile raises NotImplementedError("zip file version 9.9")
+    with pytest.raises(CorruptFileError, match=r"model\.npz.*zip file version 9\.9"):
+        load_model(path)
+
+
+def test_an_encrypted_member_is_refused_without_asking_for_a_password(saved):
+    _, path = saved
+    _edit_every_entry(path, "flags", 0x1)  # zipfile would raise RuntimeError("... password required")
+    with pytest.raises(CorruptFileError, match="its member '[^']+' is encrypted"):
+        load_model(path)
+
+
+def test_a_deflated_member_with_a_damaged_stream_is_a_corrupt_file_error(saved):
+    network, path = saved
+    _repack(path, compress_type=zipfile.ZIP_DEFLATED)
+    assert load_model(path).config() == network.config()  # a re-packed archive loads
+    raw = bytearray(path.read_bytes())
+    data_start = raw.find(b"numnet.json.npy") + len("numnet.json.npy")
+    raw[data_start + 20:data_start + 28] = b"\xff" * 8  # into the deflate stream: invalid codes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match="model.npz"):
+        load_model(path)
+
+
+def test_a_tiny_npy_header_declaring_a_huge_shape_is_refused_before_any_allocation(saved):
+    network, path = saved
+    bias = as_numpy(network.parameters()["dense_0.b"])
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (2**40, 2**20)})  # 4 x 2^60 bytes = 4 EiB
+    members = _members(path)
+    members["parameters/dense_0.b.npy"] = header.getvalue() + bias.tobytes()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+    def reject():
+        with pytest.raises(CorruptFileError, match=r"'parameters/dense_0.b' has dtype float32 and shape "
+                                                   r"\(1099511627776, 1048576\), but the file lists float32"):
+            load_model(path)
+
+    peak = peak_memory(reject)
+    assert peak < path.stat().st_size + REJECTION_MEMORY_SLACK
+
+
+def test_a_header_matching_the_document_but_not_the_zip_entrys_size_is_refused(saved):
+    network, path = saved
+    document = _document(path)
+    document["arrays"]["parameters/dense_0.b"]["shape"] = [2**40]
+    _rewrite(path, {"numnet.json": _document_array(document)})
+    members = _members(path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (2**40,)})
+    members["parameters/dense_0.b.npy"] = header.getvalue() + b"\x00" * 24
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(CorruptFileError, match=r"needs 4,398,046,511,104 bytes after its header, but its zip "
+                                               "entry holds 24"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("header_text", [
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "-" * 9000 + "1,), }",  # ast: MemoryError
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "not " * 2000 + "1,), }",  # ast: RecursionError
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "(" * 3000 + ")" * 3000 + "), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "9" * 5000 + ",), }",  # beyond the int-string limit
+], ids=["unary_minus", "nested_not", "nested_parentheses", "long_integer"])
+def test_npy_headers_that_would_crash_numpys_reader_are_corrupt_file_errors(saved, header_text):
+    _, path = saved
+    text = header_text.encode("latin-1") + b"\n"
+    members = _members(path)
+    members["parameters/dense_0.b.npy"] = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(CorruptFileError, match="'parameters/dense_0.b' has a damaged"):
+        load_model(path)
+
+
+def test_a_document_nested_deeper_than_python_can_parse_is_a_corrupt_file_error(saved):
+    _, path = saved
+    document = _document(path)
+    text = json.dumps(document)[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    _rewrite(path, {"numnet.json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)})
+    with pytest.raises(CorruptFileError, match="nests lists or objects deeper than Python can read"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("format_version", "1" + "0" * 5000, "not valid JSON text.*digits"),  # Python's int-string limit
+    ("l2", "1" + "0" * 400, "network description is invalid.*OverflowError"),  # beyond any float
+])
+def test_integers_too_long_for_their_field_are_corrupt_file_errors(saved, field, value, message):
+    _, path = saved
+    document = _document(path)
+    placeholder = "__replace_me__"
+    if field == "l2":
+        document["network"]["l2"] = placeholder
+    else:
+        document[field] = placeholder
+    text = json.dumps(document).replace(f'"{placeholder}"', value)
+    _rewrite(path, {"numnet.json": np.frombuffer(text.encode("utf-8"), dtype=np.uint8)})
+    with pytest.raises(CorruptFileError, match=message):
+        load_model(path)
+
+
+def test_a_model_saved_on_a_big_endian_machine_loads_bit_for_bit(saved):
+    network, path = saved
+    # On a big-endian machine np.save writes '>f4' headers and big-endian bytes; the document (and each
+    # SHA-256, taken of little-endian bytes) is the same on every machine.
+    members = _members(path)
+    for name in list(members):
+        if name != "numnet.json.npy":
+            array = np.lib.format.read_array(io.BytesIO(members[name]))
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array.astype(array.dtype.newbyteorder(">")))
+            assert b"'descr': '>f" in buffer.getvalue()[:128]
+            members[name] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    loaded = load_model(path)
+    _assert_same_model(loaded, network)
+    assert all(array.dtype.isnative for array in loaded.parameters().values())
+
+
+def test_a_fortran_ordered_member_with_the_same_values_loads_exactly(saved):
+    network, path = saved
+    weights = as_numpy(network.parameters()["dense_0.W"])
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.asfortranarray(weights))
+    assert b"'fortran_order': True" in buffer.getvalue()[:128]
+    members = _members(path)
+    members["parameters/dense_0.W.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    _assert_same_model(load_model(path), network)
+
+
+def test_duplicate_foreign_and_renamed_members_are_refused(saved):
+    _, path = saved
+    members = _members(path)
+    cases = {"duplicate": list(members.items()) + [("numnet.json.npy", members["numnet.json.npy"])],
+             "foreign": list(members.items()) + [("readme.txt", b"hello")]}
+    messages = {"duplicate": "two members named 'numnet.json.npy'", "foreign": "'readme.txt' is not a .npy array"}
+    for case, entries in cases.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # zipfile warns about the duplicate name
+            with zipfile.ZipFile(path, "w") as archive:
+                for name, data in entries:
+                    archive.writestr(name, data)
+        with pytest.raises(CorruptFileError, match=messages[case]):
+            load_model(path)
+
+
+# ---- an archive whose member inflates to 512 MiB -------------------------------------------------------
+
+BOMB_MIB = 512
+
+
+def _deflated_zeros(n_mebibytes):
+    """A raw deflate stream of n MiB of zero bytes, built in constant memory.
+
+    A full flush resets the compressor, so every MiB compresses to the same bytes (about 1 kB).
+    """
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(bytes(1 << 20)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return block * n_mebibytes + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+
+
+def _crc_of_header_and_zeros(header, n_mebibytes):
+    """CRC-32 of ``header`` followed by n MiB of zeros, in constant memory."""
+    crc, mebibyte = zlib.crc32(header), bytes(1 << 20)
+    for _ in range(n_mebibytes):
+        crc = zlib.crc32(mebibyte, crc)
+    return crc
+
+
+def _zip_with_raw_member(path, members, name, stream, crc, size):
+    """Write a zip by APPNOTE.TXT: ``members`` stored, plus ``name`` as a deflated ``stream`` of ``size``."""
+    entries, body = [], b""
+    for member_name, data, method, member_crc, member_size in (
+            [(n, d, 0, zlib.crc32(d), len(d)) for n, d in members.items()] + [(name, stream, 8, crc, size)]):
+        encoded = member_name.encode("utf-8")
+        fields = struct.pack("<HHHHHIIIHH", 20, 0, method, 0, 0x21, member_crc, len(data), member_size,
+                             len(encoded), 0)
+        entries.append((len(body), fields, encoded))
+        body += LOCAL_HEADER_SIGNATURE + fields + encoded + data
+    directory = b"".join(CENTRAL_DIRECTORY_SIGNATURE + struct.pack("<H", 20) + fields
+                         + struct.pack("<HHHII", 0, 0, 0, 0, offset) + encoded for offset, fields, encoded in entries)
+    end = b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, len(entries), len(entries), len(directory), len(body), 0)
+    path.write_bytes(body + directory + end)
+
+
+BOMB_CASES = {
+    # (shape in the member's .npy header, size its zip entry gives, what refuses it)
+    "directory_gives_the_true_size": ("listed", "true", "would inflate to"),
+    "directory_gives_the_listed_size": ("listed", "listed", "fails its SHA-256 check"),
+    "header_declares_512_mib": ("whole", "listed", r"has dtype float32 and shape \(134217728,\), but the file "
+                                                   r"lists float32 and \(6,\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BOMB_CASES))
+def test_a_member_inflating_to_512_mib_is_refused_with_memory_bounded_by_the_file(saved, case):
+    # The member for dense_0.b (6 floats) is a .npy header followed by 512 MiB of zeros, deflated to about
+    # 0.5 MB. Its header lists the document's shape or the whole 512 MiB; its zip entry gives the true size
+    # (refused from the zip directory alone) or the listed size with the CRC-32 of that much (read that far,
+    # then refused by its checksum or its header): none inflates more than the file holds.
+    network, path = saved
+    header_shape, entry_size, message = BOMB_CASES[case]
+    bias = as_numpy(network.parameters()["dense_0.b"])
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": (
+        bias.shape if header_shape == "listed" else ((BOMB_MIB << 20) // 4,))})
+    header = header.getvalue()
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    stream = compressor.compress(header) + compressor.flush(zlib.Z_FULL_FLUSH) + _deflated_zeros(BOMB_MIB)
+    inflated = len(header) + (BOMB_MIB << 20)
+    declared = inflated if entry_size == "true" else len(header) + bias.nbytes
+    members = {name: data for name, data in _members(path).items() if name != "parameters/dense_0.b.npy"}
+    crc = (_crc_of_header_and_zeros(header, BOMB_MIB) if entry_size == "true"
+           else zlib.crc32(header + bytes(bias.nbytes)))
+    _zip_with_raw_member(path, members, "parameters/dense_0.b.npy", stream, crc, declared)
+    size = path.stat().st_size
+    assert size < inflated / 500  # a zip bomb: over 500 times smaller than what it inflates to
+
+    def reject():
+        with pytest.raises(CorruptFileError, match=message):
+            load_model(path)
+
+    peak = peak_memory(reject)
+    assert peak < size + REJECTION_MEMORY_SLACK, f"peak {peak:,} bytes rejecting a {size:,}-byte file"
+
+
+# ---- fuzzing: damaged bytes, edited zip fields, swapped and re-packed members --------------------------
+
+#: Values worth trying in a zip field: zeros, all ones, off by one, and the compression methods and
+#: versions zipfile knows (stored 0, deflate 8, bzip2 12, lzma 14; version 2.0, 4.5, 6.3).
+INTERESTING_FIELD_VALUES = (0, 1, 2, 8, 12, 14, 20, 45, 63, 99, 0x7FFF, 0xFFFF, 0xFFFFFFFF)
+
+
+def _edit_random_zip_field(raw, rng):
+    """``raw`` with one field of one local header or central-directory entry set; and whether the field is
+    one no reader needs (the file must then load exactly as saved)."""
+    entries = _central_entries(raw)
+    entry = entries[int(rng.integers(len(entries)))]
+    if rng.random() < 0.5:
+        name = list(CENTRAL_FIELDS)[int(rng.integers(len(CENTRAL_FIELDS)))]
+        offset, field = entry, CENTRAL_FIELDS[name]
+        harmless = name in HARMLESS_CENTRAL_FIELDS
+    else:
+        name = list(LOCAL_FIELDS)[int(rng.integers(len(LOCAL_FIELDS)))]
+        offset, field = struct.unpack("<I", raw[entry + 42:entry + 46])[0], LOCAL_FIELDS[name]
+        harmless = False
+    if rng.random() < 0.5:
+        value = INTERESTING_FIELD_VALUES[int(rng.integers(len(INTERESTING_FIELD_VALUES)))]
+    else:
+        at, layout = field
+        value = struct.unpack(layout, raw[offset + at:offset + at + struct.calcsize(layout)])[0]
+        value += int(rng.integers(-3, 4))
+    return _edit_field(raw, offset, field, value), harmless
+
+
+def _zip_bytes(entries, compression=zipfile.ZIP_STORED):
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a duplicated name is one of the edits
+        with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+            for name, data in entries:
+                archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _edit_members(raw, rng):
+    """``raw`` re-packed with valid CRC-32s after a member-level edit; and whether it must load as saved."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    edit = ("reorder", "deflate", "swap", "drop", "duplicate", "rename", "mutate", "mutate")[int(rng.integers(8))]
+    first, second = (int(index) for index in rng.choice(len(entries), size=2, replace=False))
+    if edit == "reorder":
+        return _zip_bytes([entries[int(i)] for i in rng.permutation(len(entries))]), True
+    if edit == "deflate":
+        return _zip_bytes(entries, zipfile.ZIP_DEFLATED), True
+    if edit == "swap":
+        entries[first], entries[second] = (entries[first][0], entries[second][1]), (entries[second][0],
+                                                                                    entries[first][1])
+    elif edit == "drop":
+        del entries[first]
+    elif edit == "duplicate":
+        entries.append(entries[first])
+    elif edit == "rename":
+        renamed = mutate(entries[first][0].encode(), rng).decode("utf-8", "replace").rstrip("/") or "renamed"
+        entries[first] = (renamed, entries[first][1])
+    else:  # the document's JSON or an array's .npy header and values, behind a valid CRC
+        entries[first] = (entries[first][0], mutate(entries[first][1], rng))
+    return _zip_bytes(entries), False
+
+
+#: What a document value is replaced with: huge and negative numbers, non-finite floats, other types, deep
+#: nesting, a long string, or (KeyError) nothing at all.
+DOCUMENT_REPLACEMENTS = (10**30, 2**64, 2**63, 10**9, -1, 0, 1e308, float("inf"), float("nan"), "x", None, [], {},
+                         True, [[[[[[[[[[1]]]]]]]]]], "a" * 1000, 3.5, KeyError)
+
+
+def _document_paths(value, path=()):
+    """The path (keys and indices) of every value in a JSON document, the document itself first."""
+    yield path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from _document_paths(item, path + (key,))
+
+
+def _edit_document(raw, rng):
+    """``raw`` with one value of its JSON document replaced or removed (behind a valid CRC-32)."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    document = json.loads(np.lib.format.read_array(io.BytesIO(dict(entries)["numnet.json.npy"])).tobytes())
+    paths = list(_document_paths(document))[1:]
+    path = paths[int(rng.integers(len(paths)))]
+    replacement = DOCUMENT_REPLACEMENTS[int(rng.integers(len(DOCUMENT_REPLACEMENTS)))]
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if replacement is KeyError and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = None if replacement is KeyError else replacement
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.frombuffer(json.dumps(document).encode("utf-8"), dtype=np.uint8))
+    return _zip_bytes([(name, buffer.getvalue() if name == "numnet.json.npy" else data) for name, data in entries])
+
+
+def _trained_batch_norm_network():
+    """A format-version-2 network: Dense, BatchNorm (running statistics saved as state/ arrays), Dropout."""
+    network = numnet.Network([3, 5, 3], batch_norm=True, dropout=0.2, output_activation="softmax", seed=2)
+    network.fit(_data(), np.arange(30) % 3, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.01, seed=3)
+    return network
+
+
+FUZZED_NETWORKS = {"dense_format_1": lambda: _trained_classifier()[0],
+                   "batch_norm_format_2": _trained_batch_norm_network}
+
+
+@pytest.mark.parametrize("make_network", FUZZED_NETWORKS.values(), ids=list(FUZZED_NETWORKS))
+def test_fuzzed_model_files_load_exactly_as_saved_or_raise_corrupt_file_error(tmp_path, make_network):
+    network = make_network()
+    path = save_model(network, tmp_path / "model.npz")
+    original = path.read_bytes()
+    tallies = {kind: Tally(CorruptFileError) for kind in ("bytes", "zip fields", "members", "document")}
+    rng = np.random.default_rng(20260613)
+    for case in range(fuzz_cases(300)):
+        kind = list(tallies)[case % len(tallies)]
+        if kind == "bytes":
+            damaged, must_load = mutate(original, rng), False
+        elif kind == "zip fields":
+            damaged, must_load = _edit_random_zip_field(original, rng)
+        elif kind == "members":
+            damaged, must_load = _edit_members(original, rng)
+        else:
+            damaged, must_load = _edit_document(original, rng), False
+        path.write_bytes(damaged)
+        with warnings.catch_warnings():
+            # An edited document may hold an initialiser whose draws overflow float32: a NumPy warning
+            # while rebuilding, which the saved weights then replace.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            loaded = tallies[kind].run(case, load_model, path)
+        if must_load:
+            assert loaded is not None, f"fuzz case {case}: an edit that changes nothing was refused"
+        if loaded is not None and kind in ("bytes", "zip fields"):
+            _assert_same_model(loaded, network)  # behind the CRC-32s and SHA-256s, nothing else can load
+    for kind, tally in tallies.items():
+        tally.report(f"model files ({network.n_parameters} parameters, {len(network.state())} state arrays), {kind}")
+        assert tally.counts["rejected"], kind

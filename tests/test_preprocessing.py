@@ -1,5 +1,6 @@
 """Tests of numnet.preprocessing against scikit-learn, hand-worked examples and exact invariants."""
 
+import math
 import warnings
 
 import numpy as np
@@ -9,7 +10,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numnet.errors import NotFittedError
-from numnet.preprocessing import MinMaxScaler, StandardScaler, label_encode, one_hot, train_test_split
+from numnet.preprocessing import (
+    PLANE_FEATURES,
+    MinMaxScaler,
+    StandardScaler,
+    label_encode,
+    one_hot,
+    plane_features,
+    train_test_split,
+)
 
 # Scalers compute in float64; agreement with scikit-learn is limited only by float64 rounding.
 FLOAT64_TOLERANCE = 1e-12
@@ -373,3 +382,38 @@ def test_min_max_scaler_rejects_an_empty_or_reversed_feature_range(feature_range
 def test_min_max_scaler_rejects_a_feature_range_that_is_not_a_pair():
     with pytest.raises(TypeError, match="pair"):
         MinMaxScaler(feature_range=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# plane_features
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_plane_features_of_a_hand_worked_point():
+    # (x, y) = (2, 3): x 2, y 3, x² 4, y² 9, xy 6, sin x sin(2), sin y sin(3)
+    expected = [[2.0, 3.0, 4.0, 9.0, 6.0, math.sin(2.0), math.sin(3.0)]]
+    names = ["x", "y", "x2", "y2", "xy", "sinx", "siny"]
+    np.testing.assert_allclose(plane_features(np.array([[2.0, 3.0]]), names), expected, atol=FLOAT64_TOLERANCE)
+
+
+@FAST
+@given(hnp.arrays(np.float32, st.tuples(st.integers(1, 20), st.just(2)), elements=st.floats(-6, 6, width=32)),
+       st.lists(st.sampled_from(sorted(PLANE_FEATURES)), min_size=1, max_size=7, unique=True))
+def test_plane_features_keep_float32_and_the_order_of_the_names(X, names):
+    features = plane_features(X, names)
+    assert features.dtype == np.float32 and features.shape == (X.shape[0], len(names))
+    for column, name in enumerate(names):
+        x, y = X[:, 0].astype(np.float64), X[:, 1].astype(np.float64)
+        expected = {"x": x, "y": y, "x2": x * x, "y2": y * y, "xy": x * y, "sinx": np.sin(x), "siny": np.sin(y)}[name]
+        np.testing.assert_allclose(features[:, column], expected, rtol=FLOAT32_TOLERANCE, atol=FLOAT32_TOLERANCE)
+
+
+@pytest.mark.parametrize(("X", "names", "message"), [
+    (np.zeros((3, 3)), ["x"], "shape"),
+    (np.zeros((3, 2)), [], "at least one"),
+    (np.zeros((3, 2)), ["x", "x"], "repeat"),
+    (np.zeros((3, 2)), ["sin_x"], "did you mean 'sinx'"),
+])
+def test_plane_features_reject_bad_points_and_names(X, names, message):
+    with pytest.raises(ValueError, match=message):
+        plane_features(X, names)

@@ -1,12 +1,15 @@
 """Tests of numnet.schedules against their closed forms, alone and inside an optimiser."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numnet.optimizers import SGD
-from numnet.schedules import SCHEDULES, Constant, InverseScaling, StepDecay, get_schedule
+from numnet.schedules import (
+    SCHEDULES, Constant, InverseScaling, ReduceOnPlateau, StepDecay, get_schedule, track_plateau)
 
 # A schedule value is one or two float64 operations on the base rate: a few ulps.
 FLOAT64_RTOL = 4 * np.finfo(np.float64).eps
@@ -79,6 +82,89 @@ def test_every_table_entry_is_a_schedule_whose_name_is_in_the_table():
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Reduce on plateau (scikit-learn's learning_rate="adaptive")
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_plateau_count_of_a_hand_worked_loss_sequence():
+    # tolerance 0.1, best starts at inf. 1.0: beats inf → count 0, best 1.0. 0.95: not below 1.0 - 0.1 →
+    # count 1, but better → best 0.95. 0.8: below 0.95 - 0.1 = 0.85 → count 0, best 0.8. 0.9: count 1.
+    count, best, seen = 0, float("inf"), []
+    for loss in (1.0, 0.95, 0.8, 0.9):
+        count, best = track_plateau(loss, best, count, tolerance=0.1)
+        seen.append((count, best))
+    assert seen == [(0, 1.0), (1, 0.95), (0, 0.8), (1, 0.8)]
+
+
+def test_plateau_count_of_a_score_counts_epochs_that_do_not_rise_by_the_tolerance():
+    # mode "max", tolerance 0.05, best -inf: 0.5 → (0, 0.5); 0.52 < 0.55 → (1, 0.52); 0.6 ≥ 0.57 → (0, 0.6)
+    count, best, seen = 0, float("-inf"), []
+    for score in (0.5, 0.52, 0.6):
+        count, best = track_plateau(score, best, count, tolerance=0.05, mode="max")
+        seen.append((count, best))
+    assert seen == [(0, 0.5), (1, 0.52), (0, 0.6)]
+
+
+def test_a_nan_restarts_the_plateau_count_and_never_becomes_the_best_as_in_scikit_learn():
+    assert track_plateau(float("nan"), 1.0, 4, tolerance=0.1) == (0, 1.0)
+    assert track_plateau(float("nan"), 0.5, 4, tolerance=0.1, mode="max") == (0, 0.5)
+
+
+def test_reduce_on_plateau_divides_the_rate_after_more_than_patience_stalled_epochs():
+    # scikit-learn's code, not its docstring ("two consecutive epochs"): with patience 3 the first cut
+    # comes at the 4th epoch in a row without improvement. Constant loss 1.0, tolerance 1e-4: epoch 1
+    # improves on inf; epochs 2-5 stall (count 1..4); at count 4 > 3 the rate goes 0.1 → 0.02.
+    schedule = ReduceOnPlateau(factor=0.2, patience=3, tolerance=1e-4)
+    rates = []
+    for _ in range(9):
+        assert schedule.end_epoch(1.0, 0.1) is False
+        rates.append(schedule(0.1, step=0))
+    # the count restarts after each cut: epochs 6-9 stall again (count 1..4) and the 9th cuts to 0.004
+    np.testing.assert_allclose(rates, [0.1] * 4 + [0.02] * 4 + [0.004], rtol=FLOAT64_RTOL)
+
+
+def test_reduce_on_plateau_asks_to_stop_once_the_rate_is_at_its_minimum():
+    # base 1e-5, factor 0.2, min 1e-6, patience 0: epoch 1 improves on inf; every later epoch stalls and
+    # falls due: 1e-5 → 2e-6, then 2e-6 > 1e-6 → 4e-7, then 4e-7 <= 1e-6 → stop
+    schedule = ReduceOnPlateau(factor=0.2, patience=0, tolerance=1.0, min_learning_rate=1e-6)
+    decisions = [schedule.end_epoch(1.0, 1e-5) for _ in range(4)]
+    assert decisions == [False, False, False, True]
+    assert schedule(1e-5, step=0) == pytest.approx(4e-7, rel=FLOAT64_RTOL)
+
+
+def test_reduce_on_plateau_with_infinite_patience_never_reduces():
+    schedule = ReduceOnPlateau(patience=math.inf, tolerance=1e9)
+    assert not any(schedule.end_epoch(1.0, 0.1) for _ in range(50))
+    assert schedule(0.1, step=0) == 0.1 and schedule.epochs_without_improvement == 49
+
+
+def test_reduce_on_plateau_rebuilt_from_its_config_continues_exactly():
+    schedule = ReduceOnPlateau(factor=0.5, patience=1, tolerance=0.0)
+    for loss in (3.0, 2.0, 2.5, 2.5):  # two stalled epochs after the best 2.0 → one cut
+        schedule.end_epoch(loss, 1.0)
+    config = schedule.config()
+    rebuilt = type(get_schedule(config.pop("name")))(**config)
+    assert vars(rebuilt) == vars(schedule) and rebuilt.scale == 0.5
+    assert [rebuilt.end_epoch(2.5, 1.0) for _ in range(2)] == [schedule.end_epoch(2.5, 1.0) for _ in range(2)]
+    assert rebuilt(1.0, 0) == schedule(1.0, 0) == 0.25
+
+
+def test_step_schedules_never_ask_to_stop():
+    assert not any(schedule.end_epoch(1.0, 0.1) for schedule in (Constant(), StepDecay(), InverseScaling()))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"factor": 1.0}, r"factor must be in \(0, 1\)"),
+    ({"patience": -1}, "patience must be a non-negative integer"),
+    ({"mode": "maximum"}, "mode must be one of min, max"),
+    ({"tolerance": -0.1}, "tolerance and min_learning_rate must be >= 0"),
+])
+def test_invalid_reduce_on_plateau_arguments_raise_value_error(options, message):
+    with pytest.raises(ValueError, match=message):
+        ReduceOnPlateau(**options)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Inside an optimiser
 # ---------------------------------------------------------------------------------------------------------
 
@@ -120,3 +206,15 @@ def test_sgd_with_a_schedule_given_by_name_uses_that_schedule():
 
 def test_the_first_learning_rate_is_the_base_rate_before_any_step():
     assert SGD(learning_rate=0.1, schedule=StepDecay(step_size=1, factor=0.5)).current_learning_rate == 0.1
+
+
+def test_a_saved_model_keeps_its_reduce_on_plateau_state(tmp_path):
+    import numnet
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    network = numnet.Network([3, 4, 1], seed=0)
+    schedule = ReduceOnPlateau(patience=1, tolerance=10.0)  # every epoch after the first stalls
+    network.fit(X, X[:, 0], epochs=5, optimizer=SGD(0.01, schedule=schedule), seed=0)
+    numnet.save_model(network, tmp_path / "model.npz")
+    loaded = numnet.load_model(tmp_path / "model.npz").optimizer.schedule
+    assert vars(loaded) == vars(schedule) and schedule.scale < 1.0

@@ -123,6 +123,13 @@ BAD_INPUTS = [
      r"sampling must be one of epoch, replacement, got 'bootstrap'"),
     ("validation_split_of_one", X_GOOD, Y_GOOD, {"validation_split": 1.0}, r"validation_split must be in \[0, 1\)"),
     ("zero_patience", X_GOOD, Y_GOOD, {"patience": 0}, r"patience must be a positive integer, got 0"),
+    ("short_sample_weight", X_GOOD, Y_GOOD, {"sample_weight": np.ones(5)},
+     r"sample_weight must have shape \(6,\), one weight per sample, got shape \(5,\)"),
+    ("negative_sample_weight", X_GOOD, Y_GOOD, {"sample_weight": [1, 1, -1, 1, 1, 1]},
+     r"sample_weight must be >= 0, got the value -1"),
+    ("zero_sample_weights", X_GOOD, Y_GOOD, {"sample_weight": np.zeros(6)}, r"sample_weight is all zeros"),
+    ("validation_data_of_four", X_GOOD, Y_GOOD, {"validation_data": (X_GOOD, Y_GOOD, None, None)},
+     r"validation_data must be a pair \(X_val, y_val\) or a triple"),
 ]
 
 
@@ -138,7 +145,8 @@ def test_bad_input_raises_value_error_naming_the_problem_and_leaves_weights_alon
 
 @pytest.mark.parametrize("options, message", [({"epochs": 1.5}, r"epochs must be a positive integer, got 1.5"),
                                              ({"batch_size": "32"}, r"batch_size must be a positive integer"),
-                                             ({"seed": True}, r"seed must be a non-negative integer, got True")])
+                                             ({"seed": True}, r"seed must be a non-negative integer, got True"),
+                                             ({"validation_split": "a"}, r"validation_split must be a real number")])
 def test_counts_of_the_wrong_type_raise_type_error_naming_the_option(options, message):
     network = classifier()
     before = as_numpy(network.flat_parameters)
@@ -363,3 +371,125 @@ def test_float64_training_on_request_keeps_everything_float64():
     assert numpy_dtype(network.flat_parameters) == numpy_dtype(network.flat_gradients) == np.float64
     assert numpy_dtype(network.optimizer.state["m"]) == np.float64
     assert network.forward(X.astype(np.float32)).dtype == np.float64
+
+
+def test_a_last_update_that_leaves_non_finite_weights_is_undone_and_reported():
+    # One epoch of SGD at an absurd learning rate: the loss before every update is finite, but the last
+    # update overflows the weights; fit must not return normally with them.
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+    network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
+    before = as_numpy(network.flat_parameters)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(numnet.DivergenceError, match="diverged"):
+        network.fit(X, y, epochs=1, batch_size=None, optimizer="sgd", learning_rate=1e38, seed=0)
+    np.testing.assert_array_equal(network.flat_parameters, before)
+    assert math.isfinite(network.loss_value(X, y))
+    assert network.iterations_trained == network.epochs_trained == 0
+    assert network.history.iterations == 0 and network.history.epochs == 0
+
+
+def test_a_loss_that_grows_a_millionfold_while_finite_stops_the_run():
+    # float64 Adam at learning rate 1e300: every weight moves by ~1e300, tanh keeps the hidden units in
+    # [-1, 1] and the log-sum-exp keeps the cross-entropy finite (about 1e300), so without the growth rule
+    # the run would go on to the end.
+    X, y = np.random.default_rng(2).normal(size=(20, 3)), np.arange(20) % 3
+    network = numnet.Network([3, 5, 3], activation="tanh", output_activation="softmax", dtype="float64", seed=0)
+    before = as_numpy(network.flat_parameters)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(numnet.DivergenceError) as caught:
+        network.fit(X, y, epochs=5, batch_size=5, optimizer="adam", learning_rate=1e300, seed=0)
+    assert "times its first value" in str(caught.value)
+    # The first update already made the loss explode: it is undone, and nothing of it stays recorded.
+    np.testing.assert_array_equal(network.flat_parameters, before)
+    assert network.iterations_trained == network.history.iterations == 0
+    assert network.history.epochs == network.epochs_trained == 0
+
+
+def test_after_a_divergence_mid_epoch_the_history_and_the_counters_agree():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 3)), 1e3 * rng.normal(size=(64, 1))
+    network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
+    with pytest.raises(numnet.DivergenceError):
+        network.fit(X, y, epochs=200, batch_size=16, optimizer="sgd", learning_rate=3.0, seed=0,
+                    validation_split=0.25)
+    history = network.history
+    assert history.iterations == network.iterations_trained
+    assert history.epochs == network.epochs_trained == len(history.learning_rate) == len(history.val_loss)
+    assert all(len(values) == history.iterations for values in history.gradient_mean_abs.values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sample weights and schedules that watch progress
+# ---------------------------------------------------------------------------------------------------------
+
+#: Full-batch float64 runs whose only difference is the order of the sums (weighted rows against repeated
+#: rows): a few ulps per step, over 30 steps.
+SAME_RUN_RTOL = 1e-10
+COUNTS = np.array([2, 0, 1, 3, 1, 0, 2, 1, 1, 4, 0, 1, 2, 1, 3, 1, 1, 0, 2, 1, 1, 1, 2, 1])  # one per sample
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_integer_sample_weights_train_the_model_of_repeated_rows_with_full_batches(optimizer):
+    X, y = classification_data()
+    weighted, repeated = classifier(dtype="float64"), classifier(dtype="float64")
+    settings = dict(epochs=30, batch_size=None, optimizer=optimizer, learning_rate=0.05, seed=1)
+    weighted_history = weighted.fit(X, y, sample_weight=COUNTS, **settings)
+    repeated_history = repeated.fit(np.repeat(X, COUNTS, axis=0), np.repeat(y, COUNTS), **settings)
+    np.testing.assert_allclose(as_numpy(weighted.flat_parameters), as_numpy(repeated.flat_parameters), rtol=SAME_RUN_RTOL)
+    np.testing.assert_allclose(weighted_history.epoch_loss, repeated_history.epoch_loss, rtol=SAME_RUN_RTOL)
+
+
+def test_each_weighted_mini_batch_step_is_torchs_weighted_mean_gradient():
+    # Batches of 5 in the recorded order: each step's loss is PyTorch's weighted mean over that batch.
+    pytest.importorskip("torch")
+    X, y = classification_data()
+    network = classifier(dtype="float64")
+    weights = np.random.default_rng(2).uniform(0.0, 3.0, N_SAMPLES)
+    history = network.fit(X, y, sample_weight=weights, epochs=1, batch_size=5, optimizer="sgd", learning_rate=0.1,
+                          shuffle=False, seed=0)
+    shadow = classifier(dtype="float64")  # the same initial weights (seed 0), stepped by hand below
+    for step, start in enumerate(range(0, N_SAMPLES, 5)):
+        rows = slice(start, start + 5)
+        reference = torch_reference(shadow, X[rows], y[rows], sample_weight=weights[rows])
+        assert history.iteration_loss[step] == pytest.approx(reference.loss, rel=TORCH_TOLERANCE)
+        for name, view in shadow.parameters().items():
+            assign(view, as_numpy(view) - 0.1 * reference.gradients[name])
+    assert max_relative_difference(as_numpy(network.flat_parameters), as_numpy(shadow.flat_parameters)) \
+        < TORCH_TOLERANCE
+
+
+def test_weighted_validation_loss_is_the_loss_on_repeated_validation_rows():
+    X, y = classification_data()
+    X_val, y_val = classification_data(seed=1, n_samples=9)
+    counts_val = np.array([1, 0, 2, 3, 1, 1, 0, 2, 1])
+    settings = dict(epochs=3, batch_size=8, optimizer="adam", learning_rate=0.01, seed=2)
+    weighted = classifier(dtype="float64").fit(X, y, validation_data=(X_val, y_val, counts_val), **settings)
+    repeated = classifier(dtype="float64").fit(
+        X, y, validation_data=(np.repeat(X_val, counts_val, axis=0), np.repeat(y_val, counts_val)), **settings)
+    np.testing.assert_allclose(weighted.val_loss, repeated.val_loss, rtol=SAME_RUN_RTOL)
+    assert weighted.epoch_loss == repeated.epoch_loss  # training itself is the same
+
+
+def test_a_validation_split_holds_out_the_weights_of_its_rows():
+    # Weight 0 on every held-out row but one: the validation loss is that row's loss alone.
+    X, y = classification_data()
+    network = classifier(dtype="float64")
+    history = network.fit(X, y, sample_weight=np.ones(N_SAMPLES), validation_split=0.25, epochs=2, seed=4)
+    # fit's split (training._prepare_data): the first round(0.25 · 24) = 6 of default_rng(seed).permutation
+    held_out = np.random.default_rng(4).permutation(N_SAMPLES)[:6]
+    weights = np.ones(N_SAMPLES)
+    weights[held_out[1:]] = 0.0
+    rerun = classifier(dtype="float64").fit(X, y, sample_weight=weights, validation_split=0.25, epochs=2, seed=4)
+    row = held_out[:1]
+    assert history.epoch_loss == rerun.epoch_loss  # the training rows weigh 1 in both runs
+    assert rerun.val_loss[-1] == pytest.approx(network.loss_value(X[row], y[row]), rel=1e-12)
+
+
+def test_reduce_on_plateau_in_fit_cuts_the_rate_on_plateaus_and_stops_at_its_minimum():
+    # tolerance 1e9: only epoch 1 improves. patience 2: epochs 2-4 stall and epoch 4 halves the rate; epochs
+    # 5-7 stall and epoch 7 halves it again, to 0.0025 = min_learning_rate; at epoch 10 the next cut is due
+    # with the rate at its minimum, so fit stops after 10 of 50 epochs.
+    X, y = classification_data()
+    schedule = numnet.schedules.ReduceOnPlateau(factor=0.5, patience=2, tolerance=1e9, min_learning_rate=0.0025)
+    history = train(classifier(), X, y, epochs=50, optimizer=numnet.SGD(0.01, schedule=schedule))
+    assert history.epochs == 10
+    assert history.learning_rate == pytest.approx([0.01] * 4 + [0.005] * 3 + [0.0025] * 3, rel=1e-15)
