@@ -100,6 +100,9 @@ class Conv2D(_WindowLayer):
         "auto": He for relu-like activations, Xavier otherwise, with PyTorch's fans
         (fan_in = in_channels·kh·kw, fan_out = out_channels·kh·kw).
     bias_init : float, str or Initializer, default 0.0
+    bias : bool, default True
+        False for a layer without b, z = W ⋆ x: right before a BatchNorm, whose β replaces the bias (a bias
+        there has an exact gradient of zero and would only drift with rounding).
     name : str, optional
 
     Attributes
@@ -117,7 +120,7 @@ class Conv2D(_WindowLayer):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, activation="linear",
-                 weight_init="auto", bias_init=0.0, name=None):
+                 weight_init="auto", bias_init=0.0, bias=True, name=None):
         super().__init__(kernel_size, stride, padding, kernel_name="kernel_size", name=name)
         self.in_channels = check_integer(in_channels, "in_channels")
         self.out_channels = check_integer(out_channels, "out_channels")
@@ -127,9 +130,15 @@ class Conv2D(_WindowLayer):
                              f"put {self.activation.name} on a Dense layer after Flatten")
         self.weight_init = _resolve_weight_init(weight_init, self.activation)
         self.bias_init = get_initializer(bias_init)
+        if bias not in (True, False):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
 
     def parameter_shapes(self):
-        return {"W": (self.out_channels, self.in_channels, *self.kernel_size), "b": (self.out_channels,)}
+        shapes = {"W": (self.out_channels, self.in_channels, *self.kernel_size)}
+        if self.bias:
+            shapes["b"] = (self.out_channels,)
+        return shapes
 
     def penalized_parameters(self):
         return ("W",)
@@ -140,8 +149,9 @@ class Conv2D(_WindowLayer):
     def initialize(self, rng):
         """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
         for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
-            array = self.params[key]
-            _fill(array, initializer(array.shape, rng, np.float64))
+            if key in self.params:
+                array = self.params[key]
+                _fill(array, initializer(array.shape, rng, np.float64))
 
     # ---- forward -------------------------------------------------------------------------------------
 
@@ -174,7 +184,8 @@ class Conv2D(_WindowLayer):
         columns = xp.reshape(windows, (n, self.in_channels * math.prod(self.kernel_size), out_h * out_w))
         # The convolution as one matrix product, stacked over the images: (out, C·kh·kw) @ (n, C·kh·kw, oh·ow)
         z = self._weight_matrix() @ columns  # (n, out_channels, oh·ow)
-        z += xp.reshape(self.params["b"], (self.out_channels, 1))
+        if self.bias:
+            z += xp.reshape(self.params["b"], (self.out_channels, 1))
         return columns, xp.reshape(z, (n, self.out_channels, out_h, out_w))
 
     def _weight_matrix(self):
@@ -207,8 +218,9 @@ class Conv2D(_WindowLayer):
         # (2.5x faster than one product over a transposed copy; benchmarks/NOTES.md, "im2col per image")
         dW = xp.sum(delta_rows @ columns.mT, axis=0)  # (out, C·kh·kw)
         self.grads["W"][...] = xp.reshape(dW, self.grads["W"].shape)
-        # BP3: dC/db = delta summed over the batch and every output position
-        apply(xp.sum, delta_rows, axis=(0, 2), out=self.grads["b"])
+        if self.bias:
+            # BP3: dC/db = delta summed over the batch and every output position
+            apply(xp.sum, delta_rows, axis=(0, 2), out=self.grads["b"])
         if not propagate:  # the first layer: dC/dx is not needed, and col2im is skipped
             return None
         # BP2 (its first factor): the gradient of every column, Wᵀ delta (n, C·kh·kw, oh·ow), then col2im:
@@ -223,7 +235,7 @@ class Conv2D(_WindowLayer):
     # ---- description ---------------------------------------------------------------------------------
 
     def config(self):
-        return {
+        config = {
             "type": self.kind,
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
@@ -236,17 +248,21 @@ class Conv2D(_WindowLayer):
             "bias_init": _component(self.bias_init),
             "name": self.name,
         }
+        if not self.bias:
+            config["bias"] = False
+        return config
 
     @classmethod
     def from_config(cls, config):
         initializers = {key: rebuild(get_initializer, config[key]["name"], config[key]["options"])
                         for key in ("weight_init", "bias_init") if key in config}
         return cls(config["in_channels"], config["out_channels"], config["kernel_size"], stride=config["stride"],
-                   padding=config["padding"], activation=_activation_from(config), name=config["name"],
-                   **initializers)
+                   padding=config["padding"], activation=_activation_from(config), bias=config.get("bias", True),
+                   name=config["name"], **initializers)
 
     def describe(self):
-        return f"Conv2D {self.in_channels} -> {self.out_channels}, {self._geometry()}, {self.activation.name}"
+        return (f"Conv2D {self.in_channels} -> {self.out_channels}, {self._geometry()}, {self.activation.name}"
+                + ("" if self.bias else ", no bias"))
 
 
 @register_layer

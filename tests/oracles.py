@@ -283,10 +283,11 @@ def _torch_module(layer):
         return torch.nn.ModuleDict({})
     if kind == "Conv2D":
         conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
-                               padding=layer.padding, dtype=torch.float64)
+                               padding=layer.padding, bias=layer.bias, dtype=torch.float64)
         with torch.no_grad():
             conv.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64)))
-            conv.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+            if layer.bias:
+                conv.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
         return torch.nn.ModuleDict({"conv": conv, "activation": torch_activation(layer.activation)})
     if kind == "MaxPool2D":
         return torch.nn.ModuleDict({"pool": torch.nn.MaxPool2d(layer.pool_size, stride=layer.stride,
@@ -327,7 +328,8 @@ def _torch_named_tensors(layer, module):
         tensors = {"W": module["linear"].weight, "b": module["linear"].bias}
         return {key: tensor for key, tensor in tensors.items() if tensor is not None}
     if kind == "Conv2D":
-        return {"W": module["conv"].weight, "b": module["conv"].bias}
+        tensors = {"W": module["conv"].weight, "b": module["conv"].bias}
+        return {key: tensor for key, tensor in tensors.items() if tensor is not None}
     if kind == "BatchNorm":
         norm = module["norm"]
         return {"gamma": norm.weight, "beta": norm.bias, "running_mean": norm.running_mean,

@@ -220,7 +220,8 @@ def test_a_conv_network_with_batchnorm_dropout_and_mean_squared_error_matches_py
     rng = np.random.default_rng(5)
     X, Y = rng.normal(size=(4, 1, 8, 8)), rng.normal(size=(4, 2))
     network = numnet.Network(layers=[
-        numnet.Conv2D(1, 3, 3, stride=2, padding=1), numnet.BatchNorm(3, momentum=0.3), numnet.Activation("relu"),
+        numnet.Conv2D(1, 3, 3, stride=2, padding=1, bias=False), numnet.BatchNorm(3, momentum=0.3),
+        numnet.Activation("relu"),
         numnet.Dropout(0.25), numnet.MaxPool2D(2, stride=1), numnet.Flatten(), numnet.Dense(27, 5, "tanh"),
         numnet.Dense(5, 2)], loss="mse", input_shape=(1, 8, 8), dtype="float64", seed=5)
     assert_network_matches_pytorch(network, X, Y, dropout_seed=6)
@@ -429,6 +430,7 @@ def test_layers_that_do_not_fit_together_are_refused_naming_both_shapes(layers, 
     (lambda: numnet.Conv2D(1, 2, "3"), TypeError, "kernel_size must be a positive integer"),
     (lambda: numnet.Conv2D(1, 2, 3, activation="softmax"), ValueError, "must act on each value alone"),
     (lambda: numnet.Conv2D(1, 2, 3, activation="rleu"), ValueError, "did you mean 'relu'"),
+    (lambda: numnet.Conv2D(1, 2, 3, bias="no"), TypeError, "bias must be True or False"),
     (lambda: numnet.MaxPool2D(2, padding=2), ValueError, "padding must be at most half of pool_size"),
     (lambda: numnet.MaxPool2D(0), ValueError, "pool_size must be a positive integer"),
 ])
@@ -477,7 +479,8 @@ def trained_cnn(epochs=3):
     X, y = image_data()
     # On NumPy, as load_model rebuilds every network: a resumed run then sums in the same order.
     network = numnet.Network(layers=[
-        numnet.Conv2D(1, 4, 3, padding=1, weight_init=Normal(0.1)), numnet.BatchNorm(4), numnet.Activation("relu"),
+        numnet.Conv2D(1, 4, 3, padding=1, weight_init=Normal(0.1), bias=False), numnet.BatchNorm(4),
+        numnet.Activation("relu"),
         numnet.MaxPool2D(2), numnet.Conv2D(4, 6, (3, 2), stride=(1, 2), activation="relu"),
         numnet.MaxPool2D(2, stride=1), numnet.Flatten(), numnet.Dropout(0.2), numnet.Dense(6, 2, "softmax")],
         input_shape=(1, 8, 8), l2=1e-3, seed=5, backend="numpy")
