@@ -5,11 +5,13 @@ Run from the repository root::
     python benchmarks/cnn.py                    # both workloads, medians over 3 interleaved repeats
     python benchmarks/cnn.py --quick            # 1 repeat, fewer images: a smoke run in about a minute
     python benchmarks/cnn.py --workloads simpleconvnet --repeats 5 --threads 1
+    python benchmarks/cnn.py --tricks           # what each convolution trick buys (CPU ms, one thread)
 
 Two workloads: the book's SimpleConvNet (conv 30 filters 5x5, relu, max pool 2x2, dense 100 relu, dense 10
-softmax; weights N(0, 0.01²), Adam lr 0.001, batch 100) on MNIST-sized synthetic images (1 x 28 x 28), and a
-small CNN on the 8x8 digits (the one ``numnet train --model cnn`` builds). The contenders train the same
-network in float32 from the same kind of initial weights:
+softmax; weights N(0, 0.01²), Adam lr 0.001, batch 100) on MNIST-sized synthetic images (1 x 28 x 28), and the
+CNN ``numnet train --model cnn`` builds for the 8x8 digits (conv 16 3x3 pad 1, conv 32 3x3 pad 1, pool 2,
+dense 64, dense 10; He-normal weights, batch 32), on the real digits. The contenders train the same network
+in float32 from the same kind of initial weights:
 
 - numnet: ``Network.fit`` with the layers of numnet/conv.py;
 - torch: ``torch.nn.Sequential`` (Conv2d, ReLU, MaxPool2d, Flatten, Linear), a plain loop over shuffled
@@ -63,16 +65,24 @@ class Workload:
     batch_size: int
     epochs: int
     n_train: int = 0  # images of the synthetic set (0 for the digits)
+    weight_std: float = None  # N(0, weight_std²) weights; None: He-normal, N(0, 2 / fan_in)
+
+
+#: The synthetic images' share of their class's prototype (the rest is uniform noise): at 0.3 SimpleConvNet
+#: separates the classes within an epoch, so every contender ends on the plateau and the accuracy column
+#: checks that all three learn; at run.py's 0.1 (made for MLPs) a 5x5-filter network barely starts in 2 epochs.
+IMAGE_CONTRAST = 0.3
 
 
 WORKLOADS = {
     "simpleconvnet": Workload(
         "simpleconvnet", "the book's SimpleConvNet on 10,000 synthetic 1x28x28 images, batch 100, 2 epochs",
         "images", (1, 28, 28), (("conv", 30, 5, 0), ("pool", 2), ("dense", 100), ("dense", 10)), 100, 2,
-        n_train=10_000),
+        n_train=10_000, weight_std=WEIGHT_STD),
     "digits-cnn": Workload(
-        "digits-cnn", "8x8 digits, conv 16 3x3 pad 1, pool 2, dense 64, dense 10, batch 32, 10 epochs",
-        "digits", (1, 8, 8), (("conv", 16, 3, 1), ("pool", 2), ("dense", 64), ("dense", 10)), 32, 10),
+        "digits-cnn", "8x8 digits, conv 16 3x3 pad 1, conv 32 3x3 pad 1, pool 2, dense 64, dense 10, batch 32, "
+        "10 epochs", "digits", (1, 8, 8),
+        (("conv", 16, 3, 1), ("conv", 32, 3, 1), ("pool", 2), ("dense", 64), ("dense", 10)), 32, 10),
 }
 QUICK = {"simpleconvnet": {"n_train": 2_000, "epochs": 1}, "digits-cnn": {"epochs": 3}}
 
@@ -91,8 +101,17 @@ def workload_data(workload, n_train, seed):
     if workload.data == "digits":
         flat = load_digits_data(seed)
     else:
-        flat = make_image_data(seed, n_train=n_train, n_test=n_train // 5, n_features=math.prod(shape))
+        flat = make_image_data(seed, n_train=n_train, n_test=n_train // 5, n_features=math.prod(shape),
+                               contrast=IMAGE_CONTRAST)
     return Dataset(flat.X_train.reshape(-1, *shape), flat.y_train, flat.X_test.reshape(-1, *shape), flat.y_test)
+
+
+def weight_std(workload, input_shape, spec):
+    """The standard deviation of a layer's initial weights: the workload's, or He's sqrt(2 / fan_in)."""
+    if workload.weight_std is not None:
+        return workload.weight_std
+    fan_in = input_shape[0] * spec[2] ** 2 if spec[0] == "conv" else math.prod(input_shape)
+    return math.sqrt(2.0 / fan_in)
 
 
 def layer_shapes(workload):
@@ -119,18 +138,18 @@ class NumnetContender:
     def build(self, workload, seed):
         layers = []
         for index, (kind, input_shape, output_shape) in enumerate(layer_shapes(workload)):
-            last = index == len(workload.layers) - 1
+            last, spec = index == len(workload.layers) - 1, workload.layers[index]
             if kind == "conv":
                 _, filters, kernel, padding = workload.layers[index]
                 layers.append(numnet.Conv2D(input_shape[0], filters, kernel, padding=padding, activation="relu",
-                                            weight_init=Normal(WEIGHT_STD)))
+                                            weight_init=Normal(weight_std(workload, input_shape, spec))))
             elif kind == "pool":
                 layers.append(numnet.MaxPool2D(workload.layers[index][1]))
             else:
                 if len(input_shape) > 1:
                     layers.append(numnet.Flatten())
                 layers.append(numnet.Dense(math.prod(input_shape), output_shape[0], "softmax" if last else "relu",
-                                           weight_init=Normal(WEIGHT_STD)))
+                                           weight_init=Normal(weight_std(workload, input_shape, spec))))
         return numnet.Network(layers=layers, input_shape=workload.image_shape, dtype="float32", seed=seed)
 
     def train(self, workload, data, epochs, seed):
@@ -156,8 +175,10 @@ class TorchContender:
     def build(self, workload, seed):
         torch = self.torch
         torch.manual_seed(seed)
-        modules = []
+        modules, stds = [], []
         for index, (kind, input_shape, output_shape) in enumerate(layer_shapes(workload)):
+            if kind != "pool":
+                stds.append(weight_std(workload, input_shape, workload.layers[index]))
             if kind == "conv":
                 _, filters, kernel, padding = workload.layers[index]
                 modules += [torch.nn.Conv2d(input_shape[0], filters, kernel, padding=padding), torch.nn.ReLU()]
@@ -169,11 +190,10 @@ class TorchContender:
                 modules += [torch.nn.Linear(math.prod(input_shape), output_shape[0]), torch.nn.ReLU()]
         model = torch.nn.Sequential(*modules[:-1])  # logits out; the loss applies log-softmax
         with torch.no_grad():
-            for parameter in model.parameters():
-                if parameter.ndim > 1:
-                    parameter.normal_(0.0, WEIGHT_STD)
-                else:
-                    parameter.zero_()
+            weighted = [module for module in model if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear))]
+            for module, std in zip(weighted, stds):
+                module.weight.normal_(0.0, std)
+                module.bias.zero_()
         return model
 
     def train(self, workload, data, epochs, seed):
@@ -207,13 +227,15 @@ class TextbookContender:
         for index, (kind, input_shape, output_shape) in enumerate(layer_shapes(workload)):
             if kind == "conv":
                 _, filters, kernel, padding = workload.layers[index]
-                W = (WEIGHT_STD * rng.standard_normal((filters, input_shape[0], kernel, kernel))).astype(np.float32)
+                std = weight_std(workload, input_shape, workload.layers[index])
+                W = (std * rng.standard_normal((filters, input_shape[0], kernel, kernel))).astype(np.float32)
                 layers += [BookConvolution(W, np.zeros(filters, np.float32), pad=padding), BookRelu()]
             elif kind == "pool":
                 size = workload.layers[index][1]
                 layers.append(BookPooling(size, size, stride=size))
             else:
-                W = (WEIGHT_STD * rng.standard_normal((math.prod(input_shape), output_shape[0]))).astype(np.float32)
+                std = weight_std(workload, input_shape, workload.layers[index])
+                W = (std * rng.standard_normal((math.prod(input_shape), output_shape[0]))).astype(np.float32)
                 layers += [BookAffine(W, np.zeros(output_shape[0], np.float32)), BookRelu()]
         return layers[:-1]  # the last Affine gives the scores; SoftmaxWithLoss follows
 
@@ -505,6 +527,84 @@ def print_tables(all_results):
     print("\nTargets: numnet/torch <= 1.5, textbook/numnet >= 2, |accuracy numnet - torch| <= 0.01.")
 
 
+# ---- what each trick buys (--tricks) ---------------------------------------------------------------------
+
+def cpu_milliseconds(function, repeats=30):
+    """Median CPU time of ``function()`` in ms (process time: other jobs on a shared machine barely move it)."""
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        function()
+        times.append(time.process_time() - started)
+    return 1e3 * statistics.median(times)
+
+
+def _add_windows_always(pieces, kernel_size, image_size, stride):
+    """numnet's col2im as it was before "col2im writes where windows never overlap": += for every window."""
+    n, channels, out_h, out_w = pieces[0].shape
+    images = np.zeros((n, channels, *image_size), dtype=pieces[0].dtype)
+    for index, piece in enumerate(pieces):
+        i, j = divmod(index, kernel_size[1])
+        images[:, :, i:i + stride[0] * (out_h - 1) + 1:stride[0], j:j + stride[1] * (out_w - 1) + 1:stride[1]] += piece
+    return images
+
+
+def measure_tricks(seed=0):
+    """A/B CPU times of the convolution tricks on SimpleConvNet's shapes (batch 100, 1x28x28, 30 filters
+    5x5, pool 2x2 on 30x24x24), float32, one thread: benchmarks/NOTES.md, "Convolution"."""
+    from numnet import conv
+    from numnet.backend import sliding_windows
+
+    rng = np.random.default_rng(seed)
+    x = rng.random((100, 1, 28, 28), dtype=np.float32)
+    W = (0.01 * rng.standard_normal((30, 1, 5, 5))).astype(np.float32)
+    b = np.zeros(30, np.float32)
+    delta = rng.standard_normal((100, 30, 24, 24), dtype=np.float32)
+    book_columns = book_im2col(x, 5, 5)  # (n·24·24, 25)
+    columns = sliding_windows(x, (5, 5), (1, 1)).reshape(100, 25, 576)  # (n, 25, 24·24)
+    W_matrix = W.reshape(30, 25)
+
+    def book_forward():
+        np.ascontiguousarray((np.dot(book_columns, W_matrix.T) + b).reshape(100, 24, 24, 30).transpose(0, 3, 1, 2))
+
+    def book_weight_gradient():
+        np.dot(book_columns.T, delta.transpose(0, 2, 3, 1).reshape(-1, 30))
+
+    pool_input = np.maximum(rng.standard_normal((100, 30, 24, 24), dtype=np.float32), 0)
+    pool_grad = rng.standard_normal((100, 30, 12, 12), dtype=np.float32)
+    book_pool, numnet_pool = BookPooling(2, 2, stride=2), numnet.MaxPool2D(2)
+
+    def book_pooling():
+        book_pool.forward(pool_input)
+        book_pool.backward(pool_grad)
+
+    def numnet_pooling():
+        numnet_pool.forward(pool_input, training=True)
+        numnet_pool.backward(pool_grad)
+
+    pieces = [pool_grad] * 4
+    rows = [
+        ("im2col (the book's loop and layout / strided windows, per image)",
+         lambda: book_im2col(x, 5, 5), lambda: sliding_windows(x, (5, 5), (1, 1)).reshape(100, 25, 576)),
+        ("forward product + bias, output in NCHW (one big product / stacked per image)",
+         book_forward, lambda: np.matmul(W_matrix, columns) + b[:, None]),
+        ("dC/dW (one big product over a transposed copy / stacked per image, summed)",
+         book_weight_gradient, lambda: np.matmul(delta.reshape(100, 30, 576), columns.transpose(0, 2, 1)).sum(0)),
+        ("first layer's dC/dx (col2im, computed / skipped)",
+         lambda: book_col2im(np.dot(delta.transpose(0, 2, 3, 1).reshape(-1, 30), W_matrix), x.shape, 5, 5),
+         lambda: None),
+        ("max pooling 2x2, forward + backward (argmax over im2col / shifted maxima)", book_pooling, numnet_pooling),
+        ("col2im of pooling's gradient (+= / = where windows never overlap)",
+         lambda: _add_windows_always(pieces, (2, 2), (24, 24), (2, 2)),
+         lambda: conv._add_windows(pieces, (2, 2), (24, 24), (2, 2))),
+    ]
+    print("\n| step (before / after) | before, ms | after, ms | saved |")
+    print("|---|---:|---:|---:|")
+    for name, before, after in rows:
+        before_ms, after_ms = cpu_milliseconds(before), cpu_milliseconds(after)
+        print(f"| {name} | {before_ms:.2f} | {after_ms:.2f} | {before_ms - after_ms:.2f} |")
+
+
 def machine_lines(threads):
     import torch
 
@@ -523,6 +623,8 @@ def parse_arguments(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and torch threads (default: what threadpoolctl reports for NumPy's BLAS)")
+    parser.add_argument("--tricks", action="store_true",
+                        help="instead: the CPU time of each convolution trick against what it replaced (NOTES.md)")
     arguments = parser.parse_args(argv)
     if arguments.repeats is None:
         arguments.repeats = 1 if arguments.quick else 3
@@ -533,6 +635,11 @@ def parse_arguments(argv):
 
 def main(argv=None):
     arguments = parse_arguments(argv)
+    if arguments.tricks:
+        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+            print(machine_lines(1)[0])
+            measure_tricks(arguments.seed)
+        return None
     threads = arguments.threads or blas_info()["num_threads"]
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
         import torch
