@@ -33,7 +33,6 @@ benchmarks/NOTES.md ("Convolution") for what each trick bought.
 import argparse
 import math
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ import threadpoolctl
 
 import numnet
 from numnet.initializers import Normal
-from run import blas_info, cpu_model, epoch_batch_sizes, load_digits_data, make_image_data, timed
+from run import blas_info, epoch_batch_sizes, load_digits_data, machine_lines, make_image_data, timed
 
 LEARNING_RATE = 1e-3
 WEIGHT_STD = 0.01
@@ -605,15 +604,6 @@ def measure_tricks(seed=0):
         print(f"| {name} | {before_ms:.2f} | {after_ms:.2f} | {before_ms - after_ms:.2f} |")
 
 
-def machine_lines(threads):
-    import torch
-
-    blas = blas_info()
-    return [f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}",
-            f"NumPy {np.__version__} BLAS: {blas['internal_api']} {blas.get('version')}, {threads} threads; "
-            f"numnet {numnet.__version__}; torch {torch.__version__}, torch.set_num_threads({threads})"]
-
-
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
@@ -637,7 +627,7 @@ def main(argv=None):
     arguments = parse_arguments(argv)
     if arguments.tricks:
         with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
-            print(machine_lines(1)[0])
+            print(machine_lines(blas_info(), 1)[0])
             measure_tricks(arguments.seed)
         return None
     threads = arguments.threads or blas_info()["num_threads"]
@@ -645,7 +635,7 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(threads)
-        for line in machine_lines(threads):
+        for line in machine_lines(blas_info(), threads):
             print(line)
         print("load average at start (1, 5, 15 min): " + " ".join(f"{load:.2f}" for load in os.getloadavg()),
               flush=True)

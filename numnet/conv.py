@@ -4,8 +4,8 @@ Chapter 7 of "Deep Learning from Scratch": a convolution becomes one matrix prod
 field is laid out as a column (im2col), and its backward pass is two products and the inverse layout
 (col2im). The columns are laid out per image, (n, C·kh·kw, out_h·out_w), as Caffe's im2col does, so that the
 product W (out_channels, C·kh·kw) @ columns gives the output already in (n, channels, height, width) order:
-no transpose forward, none backward (the book's one big (n·out_h·out_w, C·kh·kw) matrix needs one each way,
-and was measured 1.8x slower here; benchmarks/NOTES.md, "im2col per image").
+no transpose forward, none backward (the book's one big (n·out_h·out_w, C·kh·kw) matrix needs one each way:
+forward and dC/dW measured 1.5x and 1.8x slower; benchmarks/NOTES.md, "im2col per image").
 
 Shapes: ``x`` is (n, C, H, W); a window is kh × kw pixels taken every (sh, sw) pixels from the input padded
 by (ph, pw) on each side, so the output is out_h × out_w with out_h = (H + 2·ph - kh) // sh + 1. Pixels left
@@ -19,13 +19,8 @@ module is imported (``import numnet`` does), so saved models holding them load.
 
 import math
 
-import numpy as np
-
-from ._registry import constructor_options, rebuild
-from .activations import get_activation
 from .backend import apply, multiply_by_mask, namespace, sliding_windows
-from .initializers import get_initializer
-from .layers import Layer, _activation_from, _component, _fill, _resolve_weight_init, register_layer
+from .layers import AffineLayer, Layer, register_layer
 from .validation import check_integer
 
 
@@ -33,7 +28,7 @@ class _WindowLayer(Layer):
     """What Conv2D and MaxPool2D share: a window (kh, kw) slid at steps (sh, sw) over the padded image."""
 
     def __init__(self, kernel_size, stride, padding, *, kernel_name, name=None):
-        super().__init__(name=name)
+        Layer.__init__(self, name=name)
         self.kernel_size = _pair(kernel_size, kernel_name, minimum=1)
         self._window_noun = "kernel" if kernel_name == "kernel_size" else "pool window"
         self.stride = _pair(stride, "stride", minimum=1)
@@ -80,7 +75,7 @@ class _WindowLayer(Layer):
 
 
 @register_layer
-class Conv2D(_WindowLayer):
+class Conv2D(_WindowLayer, AffineLayer):
     """A 2-D convolution of images, then an activation: z = W ⋆ x + b, a = f(z).
 
     As in PyTorch and the book, ⋆ is cross-correlation (the kernel is not flipped):
@@ -124,15 +119,10 @@ class Conv2D(_WindowLayer):
         super().__init__(kernel_size, stride, padding, kernel_name="kernel_size", name=name)
         self.in_channels = check_integer(in_channels, "in_channels")
         self.out_channels = check_integer(out_channels, "out_channels")
-        self.activation = get_activation(activation)
+        self._set_components(activation, weight_init, bias_init, bias)
         if not self.activation.elementwise:
             raise ValueError(f"Conv2D's activation must act on each value alone, got {self.activation.name!r}; "
                              f"put {self.activation.name} on a Dense layer after Flatten")
-        self.weight_init = _resolve_weight_init(weight_init, self.activation)
-        self.bias_init = get_initializer(bias_init)
-        if bias not in (True, False):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
 
     def parameter_shapes(self):
         shapes = {"W": (self.out_channels, self.in_channels, *self.kernel_size)}
@@ -146,36 +136,11 @@ class Conv2D(_WindowLayer):
     def expected_input_shape(self):
         return (self.in_channels, None, None)
 
-    def initialize(self, rng):
-        """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
-        for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
-            if key in self.params:
-                array = self.params[key]
-                _fill(array, initializer(array.shape, rng, np.float64))
+    # ---- forward (AffineLayer.forward: a = f(z), z from _affine) ------------------------------------------
 
-    # ---- forward -------------------------------------------------------------------------------------
-
-    def forward(self, x, training=False, rng=None):
-        """a = f(W ⋆ x + b) for x of shape (n, in_channels, H, W); returns (n, out_channels, out_h, out_w).
-
-        With ``training=True``, cache the columns and a for ``backward``; with False, cache nothing.
-        """
-        columns, z = self._convolve(x)
-        # z is not needed after this (every derivative is computed from a), so a overwrites it
-        # (benchmarks/NOTES.md, "activations in place").
-        a = self.activation.forward(z, out=z)
-        self._cache = (tuple(x.shape), columns, a) if training else None
-        return a
-
-    def forward_logits(self, x, training=False, rng=None):
-        """(z, a), both (n, out_channels, out_h, out_w): the pre-activation stays, for the fused losses."""
-        columns, z = self._convolve(x)
-        a = self.activation.forward(z)
-        self._cache = (tuple(x.shape), columns, a) if training else None
-        return z, a
-
-    def _convolve(self, x):
-        """(columns (n, C·kh·kw, out_h·out_w), z = W ⋆ x + b (n, out_channels, out_h, out_w))."""
+    def _affine(self, x):
+        """((x's shape, columns (n, C·kh·kw, out_h·out_w)), z = W ⋆ x + b (n, out_channels, out_h, out_w)):
+        what BP2 and BP4 need of x, and z."""
         xp = namespace(x)
         n = x.shape[0]
         windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)  # (n, C, kh, kw, oh, ow)
@@ -186,36 +151,23 @@ class Conv2D(_WindowLayer):
         z = self._weight_matrix() @ columns  # (n, out_channels, oh·ow)
         if self.bias:
             z += xp.reshape(self.params["b"], (self.out_channels, 1))
-        return columns, xp.reshape(z, (n, self.out_channels, out_h, out_w))
+        return (tuple(x.shape), columns), xp.reshape(z, (n, self.out_channels, out_h, out_w))
 
     def _weight_matrix(self):
         """W as (out_channels, in_channels·kh·kw): one row per filter, in the columns' pixel order."""
         W = self.params["W"]
         return namespace(W).reshape(W, (self.out_channels, -1))
 
-    # ---- backward ------------------------------------------------------------------------------------
-
-    @property
-    def output(self):
-        """The activation ``a`` cached by the last training forward pass."""
-        return self._require_cache()[2]
-
-    def backward(self, grad_output, propagate=True):
-        """Backpropagate dC/da (n, out_channels, out_h, out_w, not modified) through the activation and the
-        convolution; returns dC/dx (n, in_channels, H, W), or None when ``propagate`` is False."""
-        a = self._require_cache()[2]
-        # BP2 (its second factor; BP1 for an output layer): delta = dC/da ⊙ f'(z)
-        delta = self.activation.backward(grad_output, a)
-        return self.backward_delta(delta, propagate)
+    # ---- backward (AffineLayer.backward: delta = dC/da ⊙ f'(z), then backward_delta) -------------------
 
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz (n, out_channels, out_h, out_w) and return dC/dx (or None)."""
-        input_shape, columns, _ = self._require_cache()
+        (input_shape, columns), _ = self._require_cache()
         xp = namespace(delta)
         n, _, out_h, out_w = delta.shape
         delta_rows = xp.reshape(delta, (n, self.out_channels, out_h * out_w))  # (n, out, oh·ow)
         # BP4: dC/dW = Σ_images delta · columnsᵀ: a stacked product (n, out, C·kh·kw), summed over the batch
-        # (2.5x faster than one product over a transposed copy; benchmarks/NOTES.md, "im2col per image")
+        # (1.8x faster than one product over a transposed copy; benchmarks/NOTES.md, "im2col per image")
         dW = xp.sum(delta_rows @ columns.mT, axis=0)  # (out, C·kh·kw)
         self.grads["W"][...] = xp.reshape(dW, self.grads["W"].shape)
         if self.bias:
@@ -235,30 +187,14 @@ class Conv2D(_WindowLayer):
     # ---- description ---------------------------------------------------------------------------------
 
     def config(self):
-        config = {
-            "type": self.kind,
-            "in_channels": self.in_channels,
-            "out_channels": self.out_channels,
-            "kernel_size": list(self.kernel_size),
-            "stride": list(self.stride),
-            "padding": list(self.padding),
-            "activation": self.activation.name,
-            "activation_options": constructor_options(self.activation, get_activation, "activation"),
-            "weight_init": _component(self.weight_init),
-            "bias_init": _component(self.bias_init),
-            "name": self.name,
-        }
-        if not self.bias:
-            config["bias"] = False
-        return config
+        return {"type": self.kind, "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
+                "name": self.name, **self._components()}
 
     @classmethod
     def from_config(cls, config):
-        initializers = {key: rebuild(get_initializer, config[key]["name"], config[key]["options"])
-                        for key in ("weight_init", "bias_init") if key in config}
         return cls(config["in_channels"], config["out_channels"], config["kernel_size"], stride=config["stride"],
-                   padding=config["padding"], activation=_activation_from(config), bias=config.get("bias", True),
-                   name=config["name"], **initializers)
+                   padding=config["padding"], name=config["name"], **cls._components_from(config))
 
     def describe(self):
         return (f"Conv2D {self.in_channels} -> {self.out_channels}, {self._geometry()}, {self.activation.name}"
@@ -304,8 +240,8 @@ class MaxPool2D(_WindowLayer):
         """The maximum of each window, per channel: (n, C, H, W) → (n, C, out_h, out_w)."""
         xp = namespace(x)
         windows = sliding_windows(_pad(x, self.padding, -math.inf), self.kernel_size, self.stride)
-        # A running maximum over the kh·kw positions of a window: kh·kw elementwise passes, 10x faster in
-        # NumPy than an argmax over the window axis (benchmarks/NOTES.md, "max pooling by shifted maxima")
+        # A running maximum over the kh·kw positions of a window: kh·kw elementwise passes, 11x faster in
+        # NumPy than a max over rows of im2col'd windows (benchmarks/NOTES.md, "max pooling by shifted maxima")
         a = xp.asarray(windows[:, :, 0, 0, ...], copy=True)  # (n, C, oh, ow)
         for i, j in self._offsets()[1:]:
             apply(xp.maximum, a, windows[:, :, i, j, ...], out=a)

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 import numnet
 from numnet.initializers import Normal
-from oracles import as_numpy, assign, max_relative_difference, torch_activation, torch_stack_reference
+from oracles import as_numpy, assign, max_relative_difference, torch_activation
+# The same comparisons as the Dense, Dropout and BatchNorm stacks: PyTorch's twin, five-point differences
+from test_dropout_batchnorm import assert_matches_pytorch, five_point_gradient
 
 # float64 against PyTorch float64 with the same weights: the two sum the same products in different orders
 # (im2col and a matrix product here, a direct or blocked convolution there), a few ulps apart; measured
@@ -171,39 +173,6 @@ def test_flatten_matches_pytorch_flatten_forward_and_backward():
 # ---------------------------------------------------------------------------------------------------------
 
 
-def assert_network_matches_pytorch(network, X, y, dropout_seed=None):
-    pytest.importorskip("torch")
-    reference = torch_stack_reference(network, X, y, dropout_seed=dropout_seed)
-    rng = None if dropout_seed is None else np.random.default_rng(dropout_seed)
-    Xp, Yp = network.prepare_inputs(X), network.prepare_targets(y, len(X))
-    loss = network.loss_and_gradients(Xp, Yp, rng)
-    assert max_relative_difference(network.output, reference.output) < TORCH_TOLERANCE
-    assert loss == pytest.approx(reference.loss, rel=TORCH_TOLERANCE)
-    gradients = network.gradients()
-    assert set(gradients) == set(reference.gradients)
-    whole = max(float(np.max(np.abs(value))) for value in reference.gradients.values())
-    zero = biases_before_batchnorm(network)
-    for name, gradient in gradients.items():
-        if name in zero:  # exactly zero: only rounding noise, judged against the whole gradient's scale
-            assert float(np.max(np.abs(as_numpy(gradient) - reference.gradients[name]))) < \
-                ZERO_GRADIENT_TOLERANCE * whole, name
-        else:
-            assert max_relative_difference(gradient, reference.gradients[name]) < TORCH_TOLERANCE, name
-    for name, array in network.state().items():
-        assert max_relative_difference(array, reference.state[name]) < TORCH_TOLERANCE, name
-
-
-def biases_before_batchnorm(network):
-    """The biases whose exact gradient is zero: BatchNorm right after (Dropout aside) removes any shift."""
-    names = []
-    for index, layer in enumerate(network.layers[:-1]):
-        following = next((later for later in network.layers[index + 1:] if not isinstance(later, numnet.Dropout)),
-                         None)
-        if "b" in layer.parameter_shapes() and isinstance(following, numnet.BatchNorm):
-            names.append(f"{layer.name}.b")
-    return names
-
-
 def test_a_two_conv_network_with_pooling_matches_pytorch():
     rng = np.random.default_rng(4)
     X, y = rng.normal(size=(5, 2, 9, 9)), rng.integers(0, 4, size=5)
@@ -213,7 +182,7 @@ def test_a_two_conv_network_with_pooling_matches_pytorch():
         numnet.Flatten(), numnet.Dense(3, 4, "softmax")], dtype="float64", seed=4)
     network.validate_inputs(X)  # 9x9: conv 3x3 → 7x7, pool 2 → 3x3, conv 2x2 padded by 1 → 4x4, pool 3/2 → 1x1
     assert network.output_shapes == [(4, 7, 7), (4, 3, 3), (3, 4, 4), (3, 1, 1), (3,), (4,)]
-    assert_network_matches_pytorch(network, X, y)
+    assert_matches_pytorch(network, X, y)
 
 
 def test_a_conv_network_with_batchnorm_dropout_and_mean_squared_error_matches_pytorch():
@@ -224,7 +193,7 @@ def test_a_conv_network_with_batchnorm_dropout_and_mean_squared_error_matches_py
         numnet.Activation("relu"),
         numnet.Dropout(0.25), numnet.MaxPool2D(2, stride=1), numnet.Flatten(), numnet.Dense(27, 5, "tanh"),
         numnet.Dense(5, 2)], loss="mse", input_shape=(1, 8, 8), dtype="float64", seed=5)
-    assert_network_matches_pytorch(network, X, Y, dropout_seed=6)
+    assert_matches_pytorch(network, X, Y, dropout_seed=6)
 
 
 def test_the_books_simple_conv_net_shapes_and_parameter_count():
@@ -270,20 +239,6 @@ def conv_stacks(draw):
     n_outputs = draw(st.integers(2, 3))
     layers += [numnet.Flatten(), numnet.Dense(int(np.prod(shape)), n_outputs, "softmax" if loss != "mse" else "linear")]
     return layers, input_shape, loss, n_samples, draw(st.integers(0, 2 ** 16))
-
-
-def five_point_gradient(f, x, h):
-    """df/dx by (-f(x+2h) + 8f(x+h) - 8f(x-h) + f(x-2h)) / 12h, perturbing each entry of x in place."""
-    gradient = np.zeros(x.shape)
-    for index in np.ndindex(*x.shape):
-        original = float(x[index])
-        values = []
-        for offset in (2 * h, h, -h, -2 * h):
-            x[index] = original + offset
-            values.append(float(f(x)))
-        x[index] = original
-        gradient[index] = (-values[0] + 8 * values[1] - 8 * values[2] + values[3]) / (12 * h)
-    return gradient
 
 
 def smallest_pool_gap(network, X):
