@@ -17,6 +17,7 @@ __version__ = "0.2.0"
 from .activations import ACTIVATIONS, get_activation
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
+from .doctor import Finding, diagnose
 from .errors import (
     ConvergenceWarning,
     CorruptFileError,
@@ -36,7 +37,9 @@ from .gradcheck import (
 from .initializers import INITIALIZERS, get_initializer
 from .layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, register_layer
 from .losses import LOSSES, Loss, get_loss
+from .lr_finder import LearningRateFinderResult, find_learning_rate
 from .network import Network
+from .onnx_export import to_onnx
 from .persistence import load_model, save_model
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
@@ -51,4 +54,5 @@ __all__ = [
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",
     "SCHEDULES", "get_schedule", "EpochReport", "History", "fit", "load_model", "save_model",
+    "Finding", "diagnose", "LearningRateFinderResult", "find_learning_rate", "to_onnx",
 ]

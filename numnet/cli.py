@@ -1,4 +1,5 @@
-"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, playground.
+"""The ``numnet`` command: train, evaluate, predict, gradcheck, experiments, explain, playground, doctor,
+lr-find, export.
 
 ``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
 (64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
@@ -18,6 +19,7 @@ import csv
 import dataclasses
 import importlib.util
 import io
+import json
 import math
 import os
 import pathlib
@@ -33,14 +35,17 @@ from numnet.activations import ACTIVATIONS
 from numnet.atomic import write_text_atomically
 from numnet.backend import to_numpy
 from numnet.conv import Conv2D
-from numnet.errors import MissingDependencyError, NumnetError
+from numnet.doctor import diagnose
+from numnet.errors import DivergenceError, MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
 from numnet.initializers import Normal
 from numnet.losses import LOSSES, get_loss
+from numnet.lr_finder import find_learning_rate
 from numnet.model_spec import DIGITS_CNN, SIMPLE_CONV_NET, layers_from_string, parse_layer_string
 from numnet.model_spec import EXAMPLES as LAYER_STRING_EXAMPLES
 from numnet.metrics import class_scores, classification_report, predicted_classes
 from numnet.network import Network
+from numnet.onnx_export import OPSET, to_onnx
 from numnet.optimizers import OPTIMIZERS
 from numnet.distributed import get_communicator, stop_all_ranks_on_failure
 from numnet.persistence import load_model, save_model
@@ -55,6 +60,8 @@ DEFAULT_OUTPUT = "numnet-output"
 DEFAULT_EXPERIMENTS_OUTPUT = "numnet-experiments"
 MODEL_FILE_NAME = "model.npz"
 CHECKPOINT_FILE_NAME = "checkpoint.npz"
+DIAGNOSIS_FILE_NAME = "diagnosis.png"
+LR_FINDER_FILE_NAME = "lr_find.png"
 #: Below this many parameters, training runs on one BLAS thread (see _blas_threads_for).
 SMALL_NETWORK_PARAMETERS = 100_000
 TEST_SIZE = 0.2
@@ -390,10 +397,17 @@ def _train(args, communicator):
           _blas_threads_for(network)):
         after_epoch = _checkpointing(progress, network, output, _metadata(data, scaler),
                                      enabled=args.checkpoint and communicator.is_root)
-        network.fit(X_train, network_targets(network, data.y_train, n_classes), epochs=epochs,
-                    batch_size=_batch_size(args, recipe), **_optimizer_options(args, recipe),
-                    validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
-                    seed=None if args.resume else args.seed, progress=after_epoch, distributed=communicator)
+        y_train = network_targets(network, data.y_train, n_classes)
+        try:
+            network.fit(X_train, y_train, epochs=epochs, batch_size=_batch_size(args, recipe),
+                        **_optimizer_options(args, recipe),
+                        validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
+                        seed=None if args.resume else args.seed, progress=after_epoch, distributed=communicator,
+                        diagnose=args.diagnose)
+        except DivergenceError:
+            if args.diagnose and communicator.is_root:  # the findings explain the failure the error reports
+                _print_findings(diagnose(network, X_train, y_train, history=network.history))
+            raise
     seconds = time.perf_counter() - started
     if not communicator.is_root:
         return 0
@@ -401,6 +415,10 @@ def _train(args, communicator):
     print(f"trained {epochs} epochs in {seconds:.2f} s")
     _print_test_results(network, data, X_test, quiet=args.quiet)
     figures = _write_training_plots(network, network.history, data, scaler, X_test, output)
+    if args.diagnose:
+        _print_findings(diagnose(network, X_train, y_train, history=network.history))
+        figures += _write_plot(lambda: plots.plot_diagnosis(network, X_train, network.history,
+                                                             path=output / DIAGNOSIS_FILE_NAME), DIAGNOSIS_FILE_NAME)
     print(f"model saved to {model_path}")
     if figures:
         print(f"plots saved to {output}: {', '.join(figures)}")
@@ -531,6 +549,26 @@ def _print_test_results(network, data, X_test, *, quiet):
           f"({correct} of {data.y_test.size})")
     if not quiet:
         print(classification_report(data.y_test, predicted, data.class_names))
+
+
+def _print_findings(findings):
+    """The doctor's findings, one per line, or a line saying there are none."""
+    if not findings:
+        print("doctor: no problems found")
+        return
+    print(f"doctor: {len(findings)} finding{'s' if len(findings) > 1 else ''}")
+    for finding in findings:
+        print(f"  {finding.line()}")
+
+
+def _write_plot(draw, name):
+    """[name] after ``draw()`` wrote it, or [] with a warning when matplotlib is missing."""
+    try:
+        draw()
+    except MissingDependencyError as error:
+        print(f"numnet: warning: {name} not written: {error}", file=sys.stderr)
+        return []
+    return [name]
 
 
 def _write_training_plots(network, history, data, scaler, X_test, output):
@@ -720,6 +758,63 @@ def command_predict(args):
     else:
         path = write_text_atomically(args.output, table)
         print(f"{X.shape[0]} predictions written to {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# numnet doctor, lr-find and export
+
+
+def command_doctor(args):
+    """Print the training doctor's findings on a saved model, its data and its saved history."""
+    network = load_model(args.model)
+    X, y, description = evaluation_data(args.data, network, args.target)
+    X = _scaled_features(network, X, args.data)
+    class_names = _model_class_names(network)
+    if class_names is not None:
+        _check_label_range(y, network, class_names)
+        y = network_targets(network, y, len(class_names))
+    findings = diagnose(network, X, y, history=network.history)
+    if args.json:
+        print(json.dumps([finding.to_dict() for finding in findings], indent=2))
+    else:
+        print(f"model: {args.model} ({network.layer_sizes}, loss {network.loss.name})")
+        print(f"data: {description}")
+        _print_findings(findings)
+    if args.plot:
+        plots.plot_diagnosis(network, X, network.history, path=args.plot)
+    return 0
+
+
+def command_lr_find(args):
+    """Run the learning-rate range test on a fresh network for the data; print the suggestion, write the plot."""
+    data = load_data(args.data, target=args.target, dtype=args.dtype)
+    X_train = preprocessing.StandardScaler().fit(data.X_train).transform(data.X_train)
+    network = build_network(args, data)
+    n_classes = len(data.class_names) if data.is_classification else None
+    recipe = RECIPES[data.kind]
+    batch_size = _batch_size(args, recipe) or X_train.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"), _blas_threads_for(network):
+        result = find_learning_rate(network, X_train, network_targets(network, data.y_train, n_classes),
+                                    optimizer=args.optimizer, steps=args.steps, batch_size=batch_size, seed=args.seed)
+    print(f"data: {data.description}; network {network.layer_sizes}, {args.optimizer}, batches of {batch_size}")
+    print(f"range test: {len(result.learning_rates)} steps from {result.learning_rates[0]:.3g} to "
+          f"{result.learning_rates[-1]:.3g}{' (stopped: the loss diverged)' if result.diverged else ''}")
+    print(f"lowest smoothed loss {min(result.losses):.4f} at learning rate {result.minimum_learning_rate:.3g}")
+    print(f"suggested learning rate: {result.suggested_learning_rate:.3g} (a tenth of that)")
+    path = pathlib.Path(args.output) / LR_FINDER_FILE_NAME
+    if _write_plot(lambda: plots.plot_learning_rate_finder(result, path=path), LR_FINDER_FILE_NAME):
+        print(f"plot saved to {path}")
+    return 0
+
+
+def command_export(args):
+    """Write a saved model as an ONNX file."""
+    network = load_model(args.model)
+    to_onnx(network, args.onnx)
+    scaled = "raw features, scaled inside the graph" if (network.metadata or {}).get("scaler") else "features"
+    outputs = "probabilities, label" if network.is_classifier else "predictions"
+    print(f"exported {args.model} to {args.onnx} (ONNX opset {OPSET}): input 'input' ({scaled}), outputs {outputs}")
     return 0
 
 
@@ -990,6 +1085,9 @@ def _add_train_parser(commands):
                             "cupy (an NVIDIA GPU) or array_api_strict (the standard's reference)")
     train.add_argument("--distributed", action="store_true",
                        help="data-parallel training over MPI: run as `mpiexec -n N numnet train --distributed ...`")
+    train.add_argument("--diagnose", action="store_true",
+                       help=f"record the training doctor's evidence, print its findings after training and write "
+                            f"{DIAGNOSIS_FILE_NAME}")
     train.set_defaults(run=command_train)
 
 
@@ -1030,6 +1128,41 @@ def _add_other_parsers(commands):
     runner.set_defaults(run=command_experiments)
 
 
+def _add_doctor_parsers(commands):
+    doctor = commands.add_parser(
+        "doctor", help="explain why a saved model did not learn",
+        description="Examine a saved model on DATA (a data set name: its held-out test rows; or a CSV file) "
+                    "and its saved training history; print each finding with what it measured and what to change.")
+    doctor.add_argument("model", metavar="MODEL")
+    doctor.add_argument("data", metavar="DATA")
+    doctor.add_argument("--target", metavar="COLUMN", help="label column of the CSV (default: the training one)")
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
+    doctor.add_argument("--plot", metavar="FILE.png", help="also write the diagnosis figure here")
+    doctor.set_defaults(run=command_doctor)
+    finder = commands.add_parser(
+        "lr-find", help="suggest a learning rate (Smith's range test)",
+        description="Train a copy of a fresh network for a few hundred steps at an exponentially growing "
+                    f"learning rate; print the suggested rate and write {LR_FINDER_FILE_NAME} to the output folder.")
+    finder.add_argument("--data", default=DEFAULT_DATA, metavar="DATA",
+                        help=f"{' | '.join(DATA_NAMES)} | PATH.csv (default %(default)s)")
+    finder.add_argument("--target", metavar="COLUMN", help="the label column of a CSV file")
+    _add_network_options(finder, training=True)
+    finder.add_argument("--optimizer", type=_name_in(OPTIMIZERS, "optimizer"), default="adam",
+                        help=f"{', '.join(sorted(OPTIMIZERS))} (default %(default)s)")
+    finder.add_argument("--batch-size", type=_batch_size_option, metavar="SIZE", help="samples per step (default 32)")
+    finder.add_argument("--steps", type=_integer_option(2), default=240, help="steps of the test (default %(default)s)")
+    finder.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    finder.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help="folder for the plot (default %(default)s)")
+    finder.set_defaults(run=command_lr_find, backend=None, dropout=0.0, batch_norm=False)
+    export = commands.add_parser(
+        "export", help="export a saved model to ONNX",
+        description=f"Write MODEL.npz as an ONNX model (opset {OPSET}); a model from `numnet train` takes raw "
+                    "features and outputs probabilities and the class label.")
+    export.add_argument("model", metavar="MODEL.npz")
+    export.add_argument("onnx", metavar="MODEL.onnx")
+    export.set_defaults(run=command_export)
+
+
 def build_parser():
     """The argument parser of the ``numnet`` command."""
     parser = _ArgumentParser(prog="numnet", description="Neural networks from scratch on NumPy.")
@@ -1038,6 +1171,7 @@ def build_parser():
     _add_train_parser(commands)
     _add_other_parsers(commands)
     _add_playground_parser(commands)
+    _add_doctor_parsers(commands)
     return parser
 
 
@@ -1058,7 +1192,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain or playground")
+        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain, playground, "
+                     "doctor, lr-find or export")
     try:
         return args.run(args)
     except KeyboardInterrupt:

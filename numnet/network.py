@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .backend import as_float_array, as_float_matrix, as_numeric_array, get_backend, namespace, resolve_dtype, squared_norm, to_numpy
+from .backend import (as_float_array, as_float_matrix, as_numeric_array, get_backend, namespace, resolve_dtype,
+                      squared_norm, to_numpy)
 from .activations import get_activation
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
@@ -374,15 +375,6 @@ class Network:
         self._training_output = a if training else None
         return logits, a
 
-    def layer_outputs(self, X):
-        """Every layer's output for inputs X, in inference mode (no cache touched): a list of NumPy arrays, one
-        per layer, e.g. the feature maps (n, channels, height, width) after each Conv2D."""
-        outputs, a = [], self.prepare_inputs(X)
-        for layer in self.layers:
-            a = layer.forward(a)
-            outputs.append(to_numpy(a))
-        return outputs
-
     def loss_value(self, X, y, sample_weight=None):
         """The loss C (data term plus the penalties) on (X, y), in inference mode, without touching any cache.
 
@@ -554,7 +546,7 @@ class Network:
     def fit(self, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
             learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
             seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-            verbose=False, distributed=None):
+            verbose=False, distributed=None, diagnose=False):
         """Train the network on (X, y); every option is documented at :func:`numnet.fit`. Returns a History.
 
         The options are spelled out here, not forwarded as ``**options``, so that ``help(Network.fit)`` and
@@ -567,7 +559,8 @@ class Network:
                    batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate, shuffle=shuffle,
                    sampling=sampling, validation_data=validation_data, validation_split=validation_split, seed=seed,
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
-                   restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed)
+                   restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed,
+                   diagnose=diagnose)
 
 
 def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", weight_init="auto", bias_init=0.0,

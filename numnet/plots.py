@@ -20,6 +20,8 @@ import numpy as np
 from numnet import errors
 from numnet.atomic import write_atomically
 from numnet.conv import Conv2D
+from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
+from numnet.evidence import DYING_ACTIVATIONS, as_numpy_outputs, layer_outputs
 from numnet.metrics import as_class_indices, confusion_matrix
 from numnet.training import History
 from numnet.validation import check_integer
@@ -33,6 +35,11 @@ GRID_PADDING_FRACTION = 0.1
 DEGENERATE_AXIS_PADDING = 0.5
 REGRESSION_GRID_POINTS = 300
 WEIGHT_TILE_GAP = 1  # pixels of background between the tiles of plot_weights
+# The diagnosis figure: histograms of at most this many layers, of this many bins, and curves smoothed over
+# at most this many steps (per-step ratios are noisy; 25 keeps the trend and the first hundred steps).
+DIAGNOSIS_MAX_LAYERS = 6
+DIAGNOSIS_HISTOGRAM_BINS = 50
+DIAGNOSIS_SMOOTHING = 25
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -817,10 +824,10 @@ def plot_feature_maps(network, sample, *, path=None, max_maps=32, maps_per_row=8
     check_integer(max_maps, "max_maps", minimum=1, meaning="maps per layer")
     check_integer(maps_per_row, "maps_per_row", minimum=1)
     sample = _as_float_array(sample, "sample")
-    outputs = network.layer_outputs(sample[None])  # checks the sample's shape against the network
+    # prepare_inputs checks the sample's shape against the network
+    outputs = as_numpy_outputs(layer_outputs(network, network.prepare_inputs(sample[None])))
     panels = {"input": sample}
-    panels.update((layer.name, output[0]) for layer, output in zip(network.layers, outputs)
-                  if isinstance(layer, Conv2D))
+    panels.update((layer.name, outputs[layer.name][0]) for layer in network.layers if isinstance(layer, Conv2D))
     if len(panels) == 1:
         raise ValueError("the network has no Conv2D layer, so it has no feature maps to show")
     shown = {name: maps[: int(max_maps)] for name, maps in panels.items()}
@@ -1060,4 +1067,129 @@ def plot_descent_paths(function, paths, *, path=None, extent=None, title=None, f
     axes.set_ylabel("y")
     axes.set_title(title or "Optimiser paths")
     axes.legend(fontsize="small")
+    return _finish(figure, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The training doctor and the learning-rate finder
+
+
+def plot_diagnosis(network, X, history=None, *, path=None, max_layers=DIAGNOSIS_MAX_LAYERS, figsize=None,
+                   dpi=DEFAULT_DPI):
+    """The figure of a diagnosis: each hidden layer's activation histogram on ``X``, the update-to-weight
+    ratio of every weight over training, and the mean |gradient| of every weight over training.
+
+    Parameters
+    ----------
+    network : Network
+    X : array_like
+        Inputs as the network sees them (scaled).
+    history : History or dict, optional
+        The training record; the ratio needs ``fit(diagnose=True)``, the gradients ``record_gradients``.
+    path : str or os.PathLike, optional
+    max_layers : int
+        Histograms of at most this many layers (the first ones with an activation).
+    figsize : (float, float), optional
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    history = None if history is None else _as_history(history)
+    check_integer(max_layers, "max_layers")
+    outputs = as_numpy_outputs(layer_outputs(network, network.prepare_inputs(X)))
+    shown = [layer for layer in network.layers[:-1] if layer.activation is not None][:max_layers]
+    columns = max(1, len(shown))
+    figure = _new_figure(figsize or (max(6.4, 2.6 * columns), 8.0), dpi)
+    grid = figure.add_gridspec(3, columns)
+    for column, layer in enumerate(shown):
+        _draw_activation_histogram(figure.add_subplot(grid[0, column]), layer, outputs[layer.name])
+    if not shown:
+        _draw_note(figure.add_subplot(grid[0, :]), "no hidden layer with an activation to show")
+    ratios = history.update_ratio if history is not None else {}
+    _draw_named_curves(figure.add_subplot(grid[1, :]), ratios, "update-to-weight ratio |dW|/|W|",
+                       "Update-to-weight ratio per step", thresholds=(UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW),
+                       missing="not recorded: train with fit(..., diagnose=True)")
+    gradients = history.gradient_mean_abs if history is not None else {}
+    _draw_named_curves(figure.add_subplot(grid[2, :]), gradients, "mean |gradient|",
+                       "Mean absolute gradient per step", missing="not recorded: train with record_gradients=True")
+    return _finish(figure, path)
+
+
+def _draw_activation_histogram(axes, layer, values):
+    """One layer's output values as a histogram, titled with its dead or saturated fraction."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    axes.hist(values[np.isfinite(values)], bins=DIAGNOSIS_HISTOGRAM_BINS, color="tab:blue")
+    name = layer.activation.name
+    title = f"{layer.name} ({name})"
+    if name in DYING_ACTIVATIONS:
+        title += f"\n{100 * float(np.mean(values <= 0)):.0f}% of outputs zero"
+    axes.set_title(title, fontsize="small")
+    axes.set_xlabel("activation")
+    axes.set_yscale("log")
+
+
+def _draw_named_curves(axes, curves, ylabel, title, *, missing, thresholds=()):
+    """Curves by name per step on a log axis (smoothed when long), or a note when there are none."""
+    drawn = {name: _as_curve(values, name) for name, values in curves.items() if len(values)}
+    if not drawn:
+        _draw_note(axes, missing)
+        axes.set_title(title)
+        return
+    for name, curve in drawn.items():
+        window = max(1, min(DIAGNOSIS_SMOOTHING, curve.size // 10))
+        smoothed = _moving_average(curve, window, name)
+        axes.plot(np.arange(window, window + smoothed.size), smoothed, label=name)
+    for threshold in thresholds:
+        axes.axhline(threshold, color="gray", linestyle="--", linewidth=1)
+    axes.set_yscale("log")
+    axes.set_title(title)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel(ylabel)
+    _use_integer_x_ticks(axes)
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3, which="both")
+
+
+def _draw_note(axes, text):
+    axes.text(0.5, 0.5, text, ha="center", va="center", transform=axes.transAxes)
+    axes.set_xticks([])
+    axes.set_yticks([])
+
+
+def plot_learning_rate_finder(result, *, path=None, title="Learning-rate range test", figsize=DEFAULT_FIGSIZE,
+                              dpi=DEFAULT_DPI):
+    """The range test's smoothed loss against the learning rate (log axis), the suggestion marked.
+
+    Parameters
+    ----------
+    result : LearningRateFinderResult
+        What :func:`numnet.find_learning_rate` returned.
+    path : str or os.PathLike, optional
+    title : str
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rates = _as_curve(result.learning_rates, "learning_rates")
+    losses = _as_curve(result.losses, "losses")
+    if rates.size == 0 or rates.size != losses.size:
+        raise ValueError(f"the result needs as many losses as learning rates (got {losses.size} and {rates.size})")
+    figure = _new_figure(figsize, dpi)
+    axes = figure.add_subplot()
+    axes.plot(rates, _as_curve(result.raw_losses, "raw_losses"), color="lightgray", label="mini-batch loss")
+    axes.plot(rates, losses, color="tab:blue", label="smoothed loss")
+    axes.axvline(result.suggested_learning_rate, color="tab:red", linestyle="--",
+                 label=f"suggested {result.suggested_learning_rate:.3g}")
+    axes.set_xscale("log")
+    axes.set_ylim(top=float(np.max(losses)) * 1.1, bottom=min(0.0, float(np.min(losses))))
+    axes.set_title(title)
+    axes.set_xlabel("learning rate")
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3, which="both")
     return _finish(figure, path)

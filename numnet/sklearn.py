@@ -35,6 +35,7 @@ import numpy as np
 from . import backend, errors
 from .activations import get_activation
 from .lbfgs import minimize_lbfgs
+from .layers import Dense
 from .network import Network
 from .optimizers import SGD, Adam, get_optimizer
 from .schedules import ReduceOnPlateau, track_plateau
@@ -114,7 +115,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, dtype=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -138,6 +139,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
+        self.dropout = dropout
         self.dtype = dtype
 
     # ---- fitting -------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
     def _new_network(self, layer_sizes, dtype):
         """A NumPy network of these sizes (scikit-learn's world is NumPy arrays; coefs_ are its views)."""
         network = Network(layer_sizes, activation=_hidden_activation(self.activation), loss=self._loss_name(),
-                          dtype=dtype, seed=0, backend="numpy")
+                          dropout=self.dropout, dtype=dtype, seed=0, backend="numpy")
         self.n_layers_ = len(layer_sizes)
         self.n_outputs_ = layer_sizes[-1]
         output_activation = network.layers[-1].activation.name
@@ -234,7 +236,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         """W and b of each layer ~ U(-r, r), r = sqrt(factor / (fan_in + fan_out)), drawn W then b, layer by
         layer, from the RandomState ``rng``: scikit-learn's _init_coef."""
         factor = GLOROT_FACTOR_LOGISTIC if _hidden_activation(self.activation) == "logistic" else GLOROT_FACTOR
-        for layer in self.network_.layers:
+        for layer in _dense_layers(self.network_):
             fan_in, fan_out = layer.params["W"].shape
             bound = math.sqrt(factor / (fan_in + fan_out))
             layer.params["W"][...] = rng.uniform(-bound, bound, (fan_in, fan_out))
@@ -243,8 +245,8 @@ class _MultilayerPerceptron(_base.BaseEstimator):
 
     def _bind_coefs(self):
         """coefs_ and intercepts_ as lists of views into the network's weights."""
-        self.coefs_ = [layer.params["W"] for layer in self.network_.layers]
-        self.intercepts_ = [layer.params["b"] for layer in self.network_.layers]
+        self.coefs_ = [layer.params["W"] for layer in _dense_layers(self.network_)]
+        self.intercepts_ = [layer.params["b"] for layer in _dense_layers(self.network_)]
 
     def _network_from_coefs(self):
         """The network that holds coefs_ and intercepts_.
@@ -262,7 +264,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         if network is None or network.layer_sizes != layer_sizes:
             dtype = self.dtype if self.dtype is not None else _float_dtype(coefs[0].dtype)
             network = self.network_ = self._new_network(layer_sizes, dtype)
-        for layer, W, b in zip(network.layers, coefs, intercepts, strict=True):
+        for layer, W, b in zip(_dense_layers(network), coefs, intercepts, strict=True):
             for view, value in ((layer.params["W"], W), (layer.params["b"], b)):
                 # equal values are left alone: an unpickled model's lists are copies of its (possibly
                 # read-only, memory-mapped) weights, not views
@@ -272,7 +274,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         return network
 
     def _coefs_are_views(self, network):
-        arrays = [array for layer in network.layers for array in (layer.params["W"], layer.params["b"])]
+        arrays = [array for layer in _dense_layers(network) for array in (layer.params["W"], layer.params["b"])]
         assigned = [array for pair in zip(self.coefs_, self.intercepts_) for array in pair]
         return len(assigned) == len(arrays) and all(a is b for a, b in zip(assigned, arrays))
 
@@ -308,6 +310,9 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         if getattr(self, "_best_parameters", np.empty(0)).shape != network.flat_parameters.shape:
             self._best_parameters = network.flat_parameters.copy()  # coefs_ of new sizes were assigned
         train, validation = self._split_validation(X, Y, weights, rng)
+        # Dropout's masks: a Generator seeded from random_state, drawn only with dropout so that the
+        # RandomState's other draws stay scikit-learn's.
+        self._dropout_masks = np.random.default_rng(rng.randint(np.iinfo(np.int32).max)) if self.dropout else None
         batch_size = self._resolved_batch_size(train[0].shape[0])
         self.n_iter_ = 0
         try:
@@ -357,7 +362,7 @@ class _MultilayerPerceptron(_base.BaseEstimator):
             return 0.0  # a batch of zero-weight samples holds nothing to learn from (scikit-learn divides by 0)
         # scikit-learn divides each batch's L2 term by the batch's sample count (or weights' sum).
         network.l2 = float(self.alpha) / weight_sum
-        loss = network.loss_and_gradients(X, Y, weights=weights)
+        loss = network.loss_and_gradients(X, Y, rng=self._dropout_masks, weights=weights)
         network.optimizer.step(network.flat_parameters, network.flat_gradients)
         return loss
 
@@ -496,6 +501,10 @@ class _MultilayerPerceptron(_base.BaseEstimator):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise TypeError(f"verbose must be True, False or an integer, got {self.verbose!r}")
+        _check_real(self.dropout, "dropout", minimum=0.0, maximum=1.0)
+        if self.dropout and self._solver_name() == "lbfgs":
+            raise ValueError(f"dropout={self.dropout} makes the loss random, which L-BFGS cannot minimise; use "
+                             "solver='adam' or 'sgd', or dropout=0")
         if self.dtype is not None:
             backend.resolve_dtype(self.dtype)  # raises ValueError naming float32 and float64
 
@@ -581,6 +590,10 @@ class MLPClassifier(_base.ClassifierMixin, _MultilayerPerceptron):
     n_iter_no_change : int or numpy.inf, default 10
     max_fun : int, default 15000
         The most loss evaluations of lbfgs.
+    dropout : float in [0, 1), default 0.0
+        numnet's addition: a Dropout layer of this rate after every hidden layer (inverted dropout, in
+        training only; its masks come from ``random_state``). Stochastic solvers only: L-BFGS needs a
+        deterministic loss.
     dtype : {None, "float32", "float64"}, default None
         The precision of the weights; None follows the training data (float32 stays float32, anything
         else becomes float64), as in scikit-learn.
@@ -746,14 +759,15 @@ class MLPRegressor(_base.RegressorMixin, _MultilayerPerceptron):
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, dtype=None):
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
             learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
             max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
             warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
             early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
-            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype)
+            beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout,
+            dtype=dtype)
         self.loss = loss
 
     @_metaestimators.available_if(_partial_fit_is_available)
@@ -806,6 +820,11 @@ class MLPRegressor(_base.RegressorMixin, _MultilayerPerceptron):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+def _dense_layers(network):
+    """The network's Dense layers, whose W and b are coefs_ and intercepts_ (Dropout layers hold nothing)."""
+    return [layer for layer in network.layers if isinstance(layer, Dense)]
 
 
 def _hidden_layer_sizes(value):

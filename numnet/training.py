@@ -9,6 +9,7 @@ import numpy as np
 from .backend import namespace
 from .distributed import BatchContext, get_communicator
 from .errors import DivergenceError
+from .evidence import TrainingMonitor, probe_rows
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
 from .targets import as_sample_weights
@@ -45,6 +46,14 @@ class History:
         iteration: the curve that shows vanishing gradients.
     learning_rate : list of float
         The learning rate used at each epoch's first iteration.
+    update_ratio : dict of str to list of float
+        With ``fit(diagnose=True)``: for every weight, the update-to-weight ratio ‖ΔW‖/‖W‖ of every step.
+    gradient_norm : list of float
+        With ``fit(diagnose=True)``: the norm ‖g‖ of the whole gradient at every step.
+    dead_units, saturated_units : dict of str to list of float
+        With ``fit(diagnose=True)``: per relu layer, the fraction of units zero on every probe row, and per
+        sigmoid or tanh layer the fraction stuck where the derivative is under 1% of its maximum, after
+        every epoch (numnet.evidence).
     """
 
     iteration_loss: list = field(default_factory=list)
@@ -54,6 +63,10 @@ class History:
     val_accuracy: list = field(default_factory=list)
     gradient_mean_abs: dict = field(default_factory=dict)
     learning_rate: list = field(default_factory=list)
+    update_ratio: dict = field(default_factory=dict)
+    gradient_norm: list = field(default_factory=list)
+    dead_units: dict = field(default_factory=dict)
+    saturated_units: dict = field(default_factory=dict)
 
     @property
     def epochs(self):
@@ -67,43 +80,34 @@ class History:
 
     def to_dict(self):
         """A plain dict of lists (JSON-ready), for saving."""
-        return {
-            "iteration_loss": list(self.iteration_loss),
-            "epoch_loss": list(self.epoch_loss),
-            "val_loss": list(self.val_loss),
-            "accuracy": list(self.accuracy),
-            "val_accuracy": list(self.val_accuracy),
-            "gradient_mean_abs": {name: list(values) for name, values in self.gradient_mean_abs.items()},
-            "learning_rate": list(self.learning_rate),
-        }
+        data = {name: list(getattr(self, name)) for name in _CURVES}
+        data.update({table: {name: list(values) for name, values in getattr(self, table).items()}
+                     for table in _NAMED_CURVES})
+        return data
 
     @classmethod
     def from_dict(cls, data):
-        """The inverse of :meth:`to_dict`."""
-        return cls(
-            iteration_loss=[float(v) for v in data.get("iteration_loss", [])],
-            epoch_loss=[float(v) for v in data.get("epoch_loss", [])],
-            val_loss=[float(v) for v in data.get("val_loss", [])],
-            accuracy=[float(v) for v in data.get("accuracy", [])],
-            val_accuracy=[float(v) for v in data.get("val_accuracy", [])],
-            gradient_mean_abs={
-                str(name): [float(v) for v in values]
-                for name, values in data.get("gradient_mean_abs", {}).items()
-            },
-            learning_rate=[float(v) for v in data.get("learning_rate", [])],
-        )
+        """The inverse of :meth:`to_dict`; a field an older numnet did not save comes back empty."""
+        history = cls(**{name: [float(v) for v in data.get(name, [])] for name in _CURVES})
+        for table in _NAMED_CURVES:
+            setattr(history, table, {str(name): [float(v) for v in values]
+                                     for name, values in data.get(table, {}).items()})
+        return history
 
     def lengths(self):
         """How many values each curve holds now: a mark to pass to :meth:`since` later."""
         marks = {name: len(getattr(self, name)) for name in _CURVES}
-        marks["gradient_mean_abs"] = {name: len(values) for name, values in self.gradient_mean_abs.items()}
+        marks.update({table: {name: len(values) for name, values in getattr(self, table).items()}
+                      for table in _NAMED_CURVES})
         return marks
 
     def since(self, marks):
         """A new History holding only what was recorded after ``marks`` (from :meth:`lengths`)."""
-        recent = History(**{name: list(getattr(self, name)[marks[name]:]) for name in _CURVES})
-        recent.gradient_mean_abs = {name: list(values[marks["gradient_mean_abs"].get(name, 0):])
-                                    for name, values in self.gradient_mean_abs.items()}
+        recent = History(**{name: list(getattr(self, name)[marks.get(name, 0):]) for name in _CURVES})
+        for table in _NAMED_CURVES:
+            start = marks.get(table, {})
+            setattr(recent, table, {name: list(values[start.get(name, 0):])
+                                    for name, values in getattr(self, table).items()})
         return recent
 
     def drop_last_iteration(self, gradients_recorded=True):
@@ -119,21 +123,18 @@ class History:
     def drop_last_epoch(self):
         """Forget the latest epoch's records (an epoch whose last step was undone)."""
         n_epochs = len(self.epoch_loss)
-        for name in _CURVES[1:]:  # every per-epoch curve that holds a value for that epoch
+        for name in _EPOCH_CURVES:  # every per-epoch curve that holds a value for that epoch
             values = getattr(self, name)
             if n_epochs and len(values) == n_epochs:
                 values.pop()
 
     def extend(self, other):
         """Append another History (a resumed run) to this one, in place."""
-        self.iteration_loss.extend(other.iteration_loss)
-        self.epoch_loss.extend(other.epoch_loss)
-        self.val_loss.extend(other.val_loss)
-        self.accuracy.extend(other.accuracy)
-        self.val_accuracy.extend(other.val_accuracy)
-        for name, values in other.gradient_mean_abs.items():
-            self.gradient_mean_abs.setdefault(name, []).extend(values)
-        self.learning_rate.extend(other.learning_rate)
+        for name in _CURVES:
+            getattr(self, name).extend(getattr(other, name))
+        for table in _NAMED_CURVES:
+            for name, values in getattr(other, table).items():
+                getattr(self, table).setdefault(name, []).extend(values)
         return self
 
 
@@ -163,7 +164,11 @@ class EpochReport:
         return "  ".join(parts)
 
 
-_CURVES = ("iteration_loss", "epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
+#: The History's per-epoch curves, its plain curves (those and the per-step ones), and its tables of curves
+#: by parameter or layer name.
+_EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
+_CURVES = ("iteration_loss", *_EPOCH_CURVES, "gradient_norm")
+_NAMED_CURVES = ("gradient_mean_abs", "update_ratio", "dead_units", "saturated_units")
 
 
 @dataclass
@@ -190,7 +195,7 @@ class TrainingData:
 def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
         learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
         seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-        verbose=False, distributed=None):
+        verbose=False, distributed=None, diagnose=False):
     """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
 
     Parameters
@@ -241,6 +246,10 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
         True: data-parallel training over MPI (run under ``mpirun -n N``; see numnet.distributed). Every
         rank must call fit with the same data and options; each reads only its shard of every global batch
         of ``batch_size`` samples, and all ranks end with the same weights.
+    diagnose : bool, default False
+        Also record the evidence :func:`numnet.diagnose` reads (numnet.evidence.TrainingMonitor): the
+        update-to-weight ratio of every weight and the gradient norm at every step, and the dead and
+        saturated units of every relu, sigmoid and tanh layer after every epoch. Off, it costs nothing.
 
     Returns
     -------
@@ -269,7 +278,8 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
-               seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed))
+               seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed),
+               diagnose=diagnose)
     stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     try:
@@ -321,7 +331,8 @@ def _batch_size_without_singles(n_samples, batch_size):
 class _Run:
     """The state of one call to fit: data, batching, the divergence guard and the History being filled."""
 
-    def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients, communicator):
+    def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients, communicator,
+                 diagnose=False):
         self.network = network
         self.communicator = communicator
         self.data = data
@@ -351,6 +362,10 @@ class _Run:
         self.context = BatchContext(communicator)
         for layer in network.layers:
             layer.context = self.context
+        self.monitor = None
+        if diagnose:
+            X_probe = network.backend.take_rows(data.X, probe_rows(data.n_samples, seed))
+            self.monitor = TrainingMonitor(network, self.history, X_probe)
 
     def detach(self):
         """Leave the network as it was outside fit: no caches, no batch context."""
@@ -380,6 +395,8 @@ class _Run:
         network.epochs_trained += 1
         history.epoch_loss.append(loss_sum / steps)
         history.learning_rate.append(learning_rate)
+        if self.monitor is not None:
+            self.monitor.after_epoch()
         report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
                              loss=history.epoch_loss[-1], learning_rate=learning_rate)
         if network.is_classifier:
@@ -449,6 +466,8 @@ class _Run:
             for name, gradient in self.weight_gradients:
                 xp = namespace(gradient)
                 self.history.gradient_mean_abs[name].append(float(xp.mean(xp.abs(gradient))))
+        if self.monitor is not None:
+            self.monitor.after_step(self.last_good_parameters)
         return loss
 
     def _check_loss(self, loss, *, completed_epoch=None):
@@ -501,9 +520,13 @@ class _Run:
         network.iterations_trained -= 1
         self.steps_taken -= 1
         history.drop_last_iteration(self.record_gradients)
+        if self.monitor is not None:
+            self.monitor.forget_last_step()
         if completed_epoch:
             network.epochs_trained -= 1
             history.drop_last_epoch()
+            if self.monitor is not None:
+                self.monitor.forget_last_epoch()
 
     def _divergence_message(self, loss):
         network = self.network

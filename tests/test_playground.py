@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import load_model
 from numnet.playground import SessionStore, Settings, SettingsError, create_server, parse_settings
+from numnet.doctor import diagnose
+from numnet.playground.session import DOCTOR_INTERVAL_SECONDS, Session
 from numnet.playground.settings import FIELD_NAMES, parse_training_request, parse_upload_request
 from numnet.preprocessing import plane_features
 
@@ -190,6 +192,38 @@ def test_dropout_batch_norm_and_l1_reach_the_network(client):
     assert len(frame["neurons"]["layers"]) == 2  # one picture column per hidden layer, as without them
     trained = client.train(frame["session"], 3)
     assert all(len(record["gradients"]) == 3 for record in trained["records"])
+
+
+def test_the_frames_findings_are_numnet_diagnose_on_the_exported_model_and_points(client, tmp_path):
+    # Six sigmoid layers of 8: the first layer's gradient is about 1e-5 of the last's from epoch 0 on, the
+    # vanishing-gradient lesson (switch to relu and it goes away).
+    frame = client.new_session({"activation": "sigmoid", "hidden": [8] * 6})
+    codes = {finding["code"]: finding for finding in frame["findings"]}
+    assert codes["vanishing_gradient"]["layer"] == "dense_0" and codes["vanishing_gradient"]["advice"]
+    model = loaded_model(client.model(frame["session"]), tmp_path)
+    X = decode_float32(frame["data"]["train"]).reshape(-1, 2)
+    labels = np.array(frame["data"]["train_labels"])
+    assert frame["findings"] == [finding.to_dict() for finding in diagnose(model, X, labels)]
+    relu = client.new_session({"activation": "relu", "hidden": [8] * 6})
+    assert "vanishing_gradient" not in {finding["code"] for finding in relu["findings"]}
+
+
+def test_a_learning_rate_of_10_is_diagnosed_while_training(client):
+    session = client.new_session({"optimizer": "sgd", "learning_rate": 10})["session"]
+    client.train(session, 30)
+    time.sleep(1.1 * DOCTOR_INTERVAL_SECONDS)  # the doctor examines a training network at most this often
+    frame = client.train(session, 1)
+    codes = {finding["code"] for finding in frame["findings"]}
+    assert "learning_rate_too_high" in codes, frame["findings"]
+
+
+def test_the_doctor_reexamines_a_training_network_at_most_every_half_second():
+    session = Session("doctor-timing", Settings(optimizer="sgd", learning_rate=10))
+    first = session.examine(now=100.0)
+    session.train(5)
+    assert session.examine(now=100.0 + DOCTOR_INTERVAL_SECONDS / 2) is first  # too soon: the same findings
+    fresh = session.examine(now=100.0 + 2 * DOCTOR_INTERVAL_SECONDS)
+    assert fresh is not first and session._diagnosed[0] == 5
 
 
 def test_a_new_session_has_the_default_setup_at_epoch_0(client):

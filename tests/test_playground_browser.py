@@ -252,3 +252,23 @@ def test_hovering_a_weight_line_shows_that_weight(page, tmp_path):
     row, column = map(int, re.search(r"\[(\d+), (\d+)\]", name).groups())
     weight = load_model(model).parameters()[name.split("[")[0]][row, column]
     assert abs(float(value) - weight) <= 0.5e-4  # the tooltip rounds to four decimals
+
+
+def test_the_doctors_findings_appear_in_plain_words_with_their_advice(page):
+    page.open("?optimizer=sgd&learning_rate=10")
+    assert page.text("findings") == "No problems found."
+    shown = []
+
+    def finding_shown():
+        text = page.script("const item = document.querySelector("
+                           "'[data-testid=findings] li[data-code=learning_rate_too_high]');"
+                           "return item === null ? null : item.textContent;")
+        if text:
+            shown.append(text)
+        return bool(text)
+
+    page.element("play").click()
+    page.wait_for(finding_shown, "the doctor's learning_rate_too_high")
+    page.element("pause").click()
+    assert shown[0].startswith("learning rate too high (")  # for training as a whole or for one layer
+    assert "divide the learning rate by 10" in shown[0]  # the advice, as numnet.diagnose words it

@@ -70,6 +70,18 @@ def test_estimators_pass_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
 
 
+def _dropout_cannot_equal_repeated_rows(estimator):
+    reason = "dropout draws one mask per row, so a row of weight 2 and two copies of it see different masks"
+    return {f"check_sample_weight_equivalence_on_{kind}_data": reason for kind in ("dense", "sparse")}
+
+
+@IGNORE_CONVERGENCE
+@parametrize_with_checks([MLPClassifier(max_iter=CHECK_MAX_ITER, dropout=0.1)],
+                         expected_failed_checks=_dropout_cannot_equal_repeated_rows)
+def test_the_dropout_estimator_passes_every_check_but_weights_as_repeated_rows(estimator, check):
+    check(estimator)
+
+
 # ---- optional dependency --------------------------------------------------------------------------------
 
 
@@ -689,3 +701,30 @@ def test_adaptive_test_accuracy_on_digits_over_ten_random_states_is_scikit_learn
     ours = _mean_test_accuracy(MLPClassifier, data, settings, TEN_RANDOM_STATES)
     theirs = _mean_test_accuracy(neural_network.MLPClassifier, data, settings, TEN_RANDOM_STATES)
     assert ours >= theirs - ACCURACY_MARGIN
+
+
+# ---- numnet's dropout hyperparameter -------------------------------------------------------------------
+
+
+@IGNORE_CONVERGENCE
+def test_dropout_adds_a_dropout_layer_keeps_coefs_and_is_reproducible_from_random_state():
+    X, y = spiral()
+    model = MLPClassifier((32, 32), dropout=0.25, max_iter=30, random_state=3).fit(X, y)
+    kinds = [layer.kind for layer in model.network_.layers]
+    assert kinds == ["dense", "dropout", "dense", "dropout", "dense"]
+    assert [W.shape for W in model.coefs_] == [(2, 32), (32, 32), (32, 3)]
+    assert all(np.shares_memory(W, model.network_.flat_parameters) for W in model.coefs_)
+    again = MLPClassifier((32, 32), dropout=0.25, max_iter=30, random_state=3).fit(X, y)
+    np.testing.assert_array_equal(again.network_.flat_parameters, model.network_.flat_parameters)
+    other = MLPClassifier((32, 32), dropout=0.25, max_iter=30, random_state=4).fit(X, y)
+    assert not np.array_equal(other.network_.flat_parameters, model.network_.flat_parameters)
+    # At prediction time dropout is the identity: the same input gives the same probabilities.
+    np.testing.assert_array_equal(model.predict_proba(X), model.predict_proba(X))
+
+
+@pytest.mark.parametrize("options, message", [({"dropout": 1.0}, "dropout must be"),
+                                              ({"dropout": 0.2, "solver": "lbfgs"}, "L-BFGS cannot minimise")])
+def test_bad_dropout_settings_are_refused_with_the_reason(options, message):
+    X, y = spiral()
+    with pytest.raises(ValueError, match=message):
+        MLPClassifier((8,), max_iter=2, **options).fit(X, y)

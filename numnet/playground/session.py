@@ -2,9 +2,11 @@
 
 A session trains with numnet's own ``Network.fit``, one epoch per call, so that the page can ask for a new
 picture after any epoch. Epoch k's batches depend only on (seed, k), so training in many short calls gives
-exactly the weights of one long call, which is what lets the exported script reproduce the page. Memory
-stays bounded: the network's History is dropped after every epoch (the page keeps the curves), and the
-store keeps at most MAX_SESSIONS sessions, dropping any idle for IDLE_SECONDS.
+exactly the weights of one long call, which is what lets the exported script reproduce the page. Each call
+records the doctor's evidence (``fit(diagnose=True)``, with the test points as validation data), and
+``numnet.diagnose`` reads the last DOCTOR_EPOCHS epochs of it for the findings the page shows. Memory stays
+bounded: the network's History is dropped after every epoch (the page keeps the curves, the doctor its
+window), and the store keeps at most MAX_SESSIONS sessions, dropping any idle for IDLE_SECONDS.
 """
 
 import collections
@@ -17,8 +19,10 @@ import time
 
 import numpy as np
 
+from numnet.doctor import diagnose
 from numnet.errors import DivergenceError
 from numnet.persistence import save_model
+from numnet.training import History
 from numnet.preprocessing import plane_features
 
 from . import pictures
@@ -28,6 +32,12 @@ from .settings import UPLOADED_DATASET, Settings
 
 MAX_SESSIONS = 32
 IDLE_SECONDS = 600
+#: Epochs of training evidence the doctor reads: enough for its rules (rising, oscillating and overfitting
+#: losses look at the last 10 epochs at most), bounded so a long session's memory stays bounded.
+DOCTOR_EPOCHS = 50
+#: The doctor examines the network (one forward and backward pass, a few milliseconds) at most this often,
+#: so that frames stay fast while training; a paused page gets a fresh examination with every frame.
+DOCTOR_INTERVAL_SECONDS = 0.5
 #: The data settings: changing any of them draws new points (any other change only rebuilds the network).
 DATA_FIELDS = ("problem", "dataset", "n_samples", "noise", "train_fraction", "data_seed")
 
@@ -89,6 +99,8 @@ class Session:
         self.targets_train = layout.targets(data.y_train)
         self.targets_test = layout.targets(data.y_test)
         self.divergence = None
+        self.recent_history = collections.deque(maxlen=DOCTOR_EPOCHS)  # one History per epoch trained
+        self.findings, self._diagnosed = [], None  # (epoch, time) of the last examination
 
     def _keeps_data(self, settings):
         return self.data is not None and all(
@@ -149,16 +161,39 @@ class Session:
         network = self.network
         options = fit_arguments(self.settings) if network.optimizer is None else {
             "batch_size": self.settings.batch_size}
+        # diagnose and validation_data only record (the doctor's evidence, the test loss per epoch): the
+        # weights are those of the exported script's fit without them.
         try:
-            history = network.fit(self.features_train, self.targets_train, epochs=1, **options)
+            history = network.fit(self.features_train, self.targets_train, epochs=1, diagnose=True,
+                                  validation_data=(self.features_test, self.targets_test), **options)
         except DivergenceError as error:
             self.divergence = str(error)
+            self.recent_history.append(network.history)  # the kept steps of the diverged epoch: evidence too
             return None
         finally:
             network.history = None  # fit records into the network's History; the page keeps the curves
+        self.recent_history.append(history)
         record = self.evaluate()
         record.gradients = [_finite_or_none(np.mean(values)) for values in history.gradient_mean_abs.values()]
         return record
+
+    def examine(self, *, now=None):
+        """The doctor's findings (``numnet.diagnose`` on the training points and the recent History), as
+        JSON-ready dicts; re-examined when training moved on and DOCTOR_INTERVAL_SECONDS have passed."""
+        now = time.monotonic() if now is None else now
+        epoch = self.network.epochs_trained
+        if self._diagnosed is not None:
+            last_epoch, last_time = self._diagnosed
+            if epoch == last_epoch or (now - last_time < DOCTOR_INTERVAL_SECONDS and self.divergence is None):
+                return self.findings
+        window = History()
+        for history in self.recent_history:
+            window.extend(history)
+        findings = diagnose(self.network, self.features_train, self.targets_train,
+                            history=window if self.recent_history else None)
+        self.findings = [finding.to_dict() for finding in findings]
+        self._diagnosed = (epoch, now)
+        return self.findings
 
     def evaluate(self):
         """The EpochRecord of the network as it is now (no gradients)."""
@@ -192,6 +227,7 @@ class Session:
                         "layers": [pictures.encode(layer) for layer in
                                    pictures.neuron_pictures(self.network, self.settings.features)]},
             "weights": pictures.weight_pictures(self.network),
+            "findings": self.examine(),
         }
         if with_data:
             frame["settings"] = self.settings.to_json()

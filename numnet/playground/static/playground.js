@@ -593,6 +593,39 @@ function drawAll(frame) {
   drawHeatmap(frame);
   drawLossChart();
   drawGradientChart(frame);
+  drawFindings(frame.findings || []);
+}
+
+function drawFindings(findings) {
+  // The doctor's findings in plain words, each with its advice; one that was not there before is marked.
+  const list = $("findings");
+  const seen = new Set(Array.from(list.querySelectorAll("li[data-key]"), (item) => item.dataset.key));
+  list.replaceChildren();
+  if (!findings.length) {
+    const item = document.createElement("li");
+    item.className = "healthy";
+    item.textContent = "No problems found.";
+    list.append(item);
+    return;
+  }
+  for (const finding of findings) {
+    const item = document.createElement("li");
+    item.dataset.key = `${finding.code}:${finding.layer}`;
+    item.dataset.code = finding.code;
+    if (!seen.has(item.dataset.key)) item.classList.add("new");
+    const code = document.createElement("span");
+    code.className = "code";
+    code.textContent = `${finding.code.replace(/_/g, " ")} (${finding.layer})`;
+    const figure = document.createElement("span");
+    figure.className = "figure";
+    const measured = finding.measured === null ? "not finite" : Number(finding.measured).toPrecision(3);
+    figure.textContent = ` ${finding.quantity}: ${measured}, threshold ${finding.threshold}. `;
+    const advice = document.createElement("span");
+    advice.className = "advice";
+    advice.textContent = finding.advice;
+    item.append(code, figure, document.createElement("br"), advice);
+    list.append(item);
+  }
 }
 
 function formatLoss(value) {
