@@ -1153,7 +1153,7 @@ def _add_doctor_parsers(commands):
     finder.add_argument("--steps", type=_integer_option(2), default=240, help="steps of the test (default %(default)s)")
     finder.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     finder.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help="folder for the plot (default %(default)s)")
-    finder.set_defaults(run=command_lr_find, backend=None, dropout=0.0, batch_norm=False)
+    finder.set_defaults(run=command_lr_find, backend=None, dropout=0.0, batch_norm=False, model="mlp")
     export = commands.add_parser(
         "export", help="export a saved model to ONNX",
         description=f"Write MODEL.npz as an ONNX model (opset {OPSET}); a model from `numnet train` takes raw "
