@@ -16,6 +16,7 @@ __version__ = "0.2.0"
 
 from .activations import ACTIVATIONS, get_activation
 from .backend import get_backend
+from .conv import Conv2D, Flatten, MaxPool2D
 from .doctor import Finding, diagnose
 from .errors import (
     ConvergenceWarning,
@@ -46,7 +47,7 @@ from .training import EpochReport, History, fit
 
 __all__ = [
     "ACTIVATIONS", "get_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
-    "register_layer",
+    "register_layer", "Conv2D", "MaxPool2D", "Flatten",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",

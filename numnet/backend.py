@@ -132,6 +132,27 @@ def multiply_by_mask(values, mask):
     return values * namespace(values).astype(mask, values.dtype)
 
 
+def sliding_windows(images, window, stride):
+    """Every ``window`` (kh, kw) of ``images`` (n, C, H, W) taken at steps of ``stride`` (sh, sw), as an
+    array of shape (n, C, kh, kw, out_h, out_w) with out_h = (H - kh) // sh + 1: ``windows[:, :, i, j]`` holds
+    pixel (i, j) of every window, i.e. the images shifted by (i, j) and sampled every (sh, sw) pixels.
+
+    NumPy returns a strided view (sliding_window_view: no copy; a reshape copies once, straight into the
+    im2col layout); the standard has no strided views, so other libraries stack the kh·kw shifted slices
+    (benchmarks/NOTES.md, "im2col by strided windows").
+    """
+    (kh, kw), (sh, sw) = window, stride
+    out_h, out_w = (images.shape[2] - kh) // sh + 1, (images.shape[3] - kw) // sw + 1
+    if type(images) is np.ndarray:
+        view = np.lib.stride_tricks.sliding_window_view(images, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+        return view.transpose(0, 1, 4, 5, 2, 3)  # (n, C, kh, kw, out_h, out_w)
+    xp = namespace(images)
+    shifted = [images[:, :, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
+               for i in range(kh) for j in range(kw)]  # kh·kw arrays (n, C, out_h, out_w)
+    n, channels = images.shape[:2]
+    return xp.reshape(xp.stack(shifted, axis=2), (n, channels, kh, kw, out_h, out_w))
+
+
 def squared_norm(array):
     """Σ array², as a Python float (NumPy: one BLAS dot product, no temporary)."""
     if isinstance(array, np.ndarray):
@@ -261,9 +282,10 @@ def as_float_matrix(values, dtype, name="X"):
     return array
 
 
-def as_float_array(values, dtype, name="X", *, ndim, expected):
+def as_float_array(values, dtype, name="X", *, ndim, expected, how_to_fix=None):
     """Validate ``values`` as a finite float array of ``ndim`` dimensions (images: (n, channels, height,
-    width)) and ``dtype``, converted once; ``expected`` describes the shape for the error message.
+    width)) and ``dtype``, converted once; ``expected`` describes the shape and ``how_to_fix`` (optional)
+    says how to reshape the data, for the error message.
 
     Raises
     ------
@@ -275,7 +297,8 @@ def as_float_array(values, dtype, name="X", *, ndim, expected):
     if array.ndim != ndim:
         raise ValueError(
             f"{name} must have {ndim} dimensions, shape {expected} (samples first), but has shape "
-            f"{array.shape}; reshape flat rows of pixels with {name}.reshape(-1, ...) to that shape"
+            f"{array.shape}; "
+            + (how_to_fix or f"reshape flat rows of pixels with {name}.reshape(-1, ...) to that shape")
         )
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); it needs at least one sample")

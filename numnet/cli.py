@@ -3,8 +3,9 @@ lr-find, export.
 
 ``numnet train`` with no options is the main job: it trains a sound classifier of scikit-learn's 8x8 digits
 (64-128-10, relu, softmax cross-entropy, Adam, mini-batches of 32) in a few seconds, prints its test accuracy
-and a per-class report, and writes the model and its plots to ``./numnet-output``. Every other command is
-described by ``numnet <command> --help``.
+and a per-class report, and writes the model and its plots to ``./numnet-output``; ``numnet train --model cnn``
+trains a convolutional network of the digits (or MNIST) instead. Every other command is described by
+``numnet <command> --help``.
 
 Errors (a missing file, a bad option value, layer sizes that do not fit the data, a corrupted model file, a
 diverged run) end the command with one line on stderr, ``numnet: error: ...``, and exit status 1; usage
@@ -32,12 +33,16 @@ from numnet import __version__, backend, datasets, experiments, explain, plots, 
 from numnet._registry import unknown_name_message
 from numnet.activations import ACTIVATIONS
 from numnet.atomic import write_text_atomically
+from numnet.backend import to_numpy
+from numnet.conv import Conv2D
 from numnet.doctor import diagnose
 from numnet.errors import DivergenceError, MissingDependencyError, NumnetError
 from numnet.gradcheck import gradient_check
 from numnet.initializers import Normal
-from numnet.losses import LOSSES
+from numnet.losses import LOSSES, get_loss
 from numnet.lr_finder import find_learning_rate
+from numnet.model_spec import DIGITS_CNN, SIMPLE_CONV_NET, layers_from_string, parse_layer_string
+from numnet.model_spec import EXAMPLES as LAYER_STRING_EXAMPLES
 from numnet.metrics import class_scores, classification_report, predicted_classes
 from numnet.network import Network
 from numnet.onnx_export import OPSET, to_onnx
@@ -84,11 +89,13 @@ class Recipe:
     epochs: int
     learning_rate: float
     batch_size: int = 32
+    #: The layer string of ``--model cnn`` (image data only).
+    cnn: str = None
 
 
 RECIPES = {
-    "digits": Recipe(hidden=(128,), epochs=30, learning_rate=1e-3),
-    "mnist": Recipe(hidden=(128,), epochs=10, learning_rate=1e-3, batch_size=64),
+    "digits": Recipe(hidden=(128,), epochs=30, learning_rate=1e-3, cnn=DIGITS_CNN),
+    "mnist": Recipe(hidden=(128,), epochs=10, learning_rate=1e-3, batch_size=64, cnn=SIMPLE_CONV_NET),
     "spiral": Recipe(hidden=(64, 64), epochs=300, learning_rate=1e-2),
     "xor": Recipe(hidden=(8,), epochs=500, learning_rate=5e-2),
     "line": Recipe(hidden=(16,), epochs=300, learning_rate=1e-2),
@@ -299,13 +306,64 @@ def _allowed_output_counts(args, data, n_outputs):
 
 
 def build_network(args, data):
-    """The Network the options describe, for ``data``."""
+    """The Network the options describe, for ``data``: an MLP, or with --model a convolutional network."""
     loss = args.loss
     if loss is None and args.output_activation is None:
         loss = "softmax_cross_entropy" if data.is_classification else "mse"
+    if args.model != "mlp":
+        return _convolutional_network(args, data, loss)
     return Network(layer_sizes_for(args, data), activation=args.activation,
                    output_activation=args.output_activation, loss=loss, l2=args.l2, dropout=args.dropout,
                    batch_norm=args.batch_norm, dtype=args.dtype, seed=args.seed, backend=args.backend)
+
+
+def _convolutional_network(args, data, loss):
+    """The network of --model cnn (the data's recipe) or --model LAYERS, on images (1, height, width).
+
+    Raises
+    ------
+    ValueError
+        For data that are not images, --layers given as well, or a layer string that does not fit.
+    """
+    if data.image_shape is None:
+        raise ValueError(f"--model {args.model} builds a convolutional network, which needs images; the "
+                         f"{data.kind} data are not images: use --data digits or --data mnist, or leave --model out")
+    if args.layers is not None:
+        raise ValueError("--layers sets the sizes of an MLP; with --model, the layer string gives the layers "
+                         "(e.g. --model conv16x3,pool2,dense64): leave --layers out")
+    if args.dropout or args.batch_norm:
+        raise ValueError("--dropout and --batch-norm shape an MLP's hidden layers; with --model, write dropout "
+                         "in the layer string (e.g. --model conv16x3,pool2,dropout0.25,dense64)")
+    spec = RECIPES[data.kind].cnn if args.model == "cnn" else args.model
+    output_activation = args.output_activation or get_loss(loss).fused_activation or "linear"
+    input_shape = (1, *data.image_shape)
+    layers = layers_from_string(spec, input_shape, _output_count(data), activation=args.activation,
+                                output_activation=output_activation)
+    return Network(layers=layers, loss=loss, l2=args.l2, input_shape=input_shape, dtype=args.dtype,
+                   seed=args.seed, backend=args.backend)
+
+
+def takes_images(network):
+    """Whether ``network`` takes images (n, channels, height, width) rather than rows of features."""
+    return network.input_shape is not None and len(network.input_shape) > 1
+
+
+def training_inputs(network, data):
+    """(scaler, X_train, X_test) for ``network``: rows standardised with the training rows' statistics for an
+    MLP; for a convolutional network the pixels as loaded (already in [0, 1]: a scaler would blur what a
+    pixel means to a filter) shaped as images, and no scaler."""
+    if not takes_images(network):
+        scaler = preprocessing.StandardScaler().fit(data.X_train)
+        return scaler, scaler.transform(data.X_train), scaler.transform(data.X_test)
+    return None, *(_as_images(network, X, f"the {data.kind} data") for X in (data.X_train, data.X_test))
+
+
+def _as_images(network, X, source):
+    """Rows of pixels X (n, C·H·W) as the images (n, C, H, W) the network takes."""
+    if X.shape[1] != network.n_inputs:
+        raise ValueError(f"{source} has {X.shape[1]} values per sample, but the model takes images of shape "
+                         f"{network.input_shape} ({network.n_inputs} pixels); use data of that size")
+    return X.reshape(-1, *network.input_shape)
 
 
 def command_train(args):
@@ -323,9 +381,8 @@ def _train(args, communicator):
     quiet = args.quiet or not communicator.is_root
     say = _printer(quiet)
     data = load_data(args.data, target=args.target, dtype=args.dtype)
-    scaler = preprocessing.StandardScaler().fit(data.X_train)
-    X_train, X_test = scaler.transform(data.X_train), scaler.transform(data.X_test)
     network = load_model(args.resume) if args.resume else build_network(args, data)
+    scaler, X_train, X_test = training_inputs(network, data)
     recipe = RECIPES[data.kind]
     epochs = _remaining_epochs(args.epochs or recipe.epochs, network, args.resume)
     say(f"data: {data.description}; {X_train.shape[0]} training and {X_test.shape[0]} test rows")
@@ -435,7 +492,7 @@ def _metadata(data, scaler):
         "class_names": data.class_names,
         "n_features": data.n_features,
         "feature_names": data.feature_names,
-        "scaler": scaler_to_metadata(scaler),
+        "scaler": None if scaler is None else scaler_to_metadata(scaler),
         "data": {"source": data.kind, "description": data.description, "target": data.target,
                  "test_size": TEST_SIZE, "split_seed": SPLIT_SEED},
     }
@@ -551,7 +608,13 @@ def _training_plots(network, history, data, scaler, X_test, output):
         save("regression.png", lambda path: plots.plot_regression(
             data.X_train, data.y_train[:, 0], lambda points: network.forward(scaler.transform(points)),
             path=path))
-    if data.image_shape is not None and min(data.image_shape) >= SMALLEST_WEIGHT_IMAGE:
+    convolutions = [layer for layer in network.layers if isinstance(layer, Conv2D)]
+    if convolutions:
+        save("filters.png", lambda path: plots.plot_filters(
+            to_numpy(convolutions[0].params["W"]), path=path, title=f"First-layer filters ({convolutions[0].name})"))
+        save("feature_maps.png", lambda path: plots.plot_feature_maps(
+            network, X_test[0], path=path, title="Feature maps of the first test image after each convolution"))
+    elif data.image_shape is not None and min(data.image_shape) >= SMALLEST_WEIGHT_IMAGE:
         save("weights.png", lambda path: plots.plot_weights(
             network.parameters()["dense_0.W"], image_shape=data.image_shape, path=path, max_images=64))
     return written
@@ -572,7 +635,10 @@ def _model_class_names(network):
 
 
 def _scaled_features(network, X, source):
-    """X checked against the model's input size and scaled with the model's saved scaler."""
+    """X checked against the model's input size and scaled with the model's saved scaler (an MLP), or shaped
+    as the images a convolutional model takes."""
+    if takes_images(network):
+        return _as_images(network, np.asarray(X, dtype=network.dtype), source)
     if X.shape[1] != network.n_inputs:
         raise ValueError(
             f"{source} has {X.shape[1]} feature columns but the model expects {network.n_inputs}; "
@@ -624,7 +690,8 @@ def command_evaluate(args):
     network = load_model(args.model)
     X, y, description = evaluation_data(args.data, network, args.target)
     X = _scaled_features(network, X, args.data)
-    print(f"model: {args.model} ({network.layer_sizes}, loss {network.loss.name})")
+    shape = f"images {network.input_shape}, " if takes_images(network) else ""
+    print(f"model: {args.model} ({shape}{network.layer_sizes}, loss {network.loss.name})")
     print(f"data: {description}")
     class_names = _model_class_names(network)
     if class_names is None:
@@ -925,6 +992,19 @@ def _layer_sizes_option(text):
     return sizes
 
 
+def _model_option(text):
+    """--model: "mlp", "cnn" or a layer string such as conv16x3,pool2,dense64 (checked for its form here, for
+    its fit to the data when the network is built)."""
+    name = text.strip().lower()
+    if name in ("mlp", "cnn"):
+        return name
+    try:
+        parse_layer_string(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"must be mlp, cnn or a layer string: {error}") from None
+    return name
+
+
 def _name_in(table, kind):
     """An option type accepting the names of one of numnet's tables (lower-cased), with numnet's message."""
     def parse(text):
@@ -963,11 +1043,20 @@ def _add_train_parser(commands):
         description="Train a network, print its test accuracy and per-class report, and write the model "
                     "(model.npz) and plots to the output folder. Without options: scikit-learn's 8x8 digits, "
                     "64-128-10 relu/softmax, Adam (lr 0.001), batches of 32, 30 epochs. Data is split 80/20 "
-                    "(stratified for classes, seed 1) and standardised with the training rows' statistics.")
+                    "(stratified for classes, seed 1) and standardised with the training rows' statistics "
+                    "(an MLP's; a convolutional network, --model cnn, takes the pixels in [0, 1]).")
     train.add_argument("--data", default=DEFAULT_DATA, metavar="DATA",
                        help=f"{' | '.join(DATA_NAMES)} | PATH.csv (default %(default)s)")
     train.add_argument("--target", metavar="COLUMN", help="the label column of a CSV file: a name or an index "
                                                           "(default: the last column)")
+    train.add_argument("--model", type=_model_option, default="mlp", metavar="MODEL",
+                       help="mlp (default: Dense layers, sized by --layers), cnn (a convolutional network for "
+                            "images: digits "
+                            f"{RECIPES['digits'].cnn}, mnist {RECIPES['mnist'].cnn} (the book's SimpleConvNet)), or "
+                            "a layer string of hidden layers, comma-separated: conv<filters>x<kernel> with "
+                            "optional p<padding> and s<stride>, pool<size> with optional s<stride>, dense<units>, "
+                            f"dropout<rate> (e.g. {LAYER_STRING_EXAMPLES}); the output layer is added. A "
+                            "convolutional network takes the pixels as loaded, in [0, 1], without standardising")
     _add_network_options(train, training=True)
     train.add_argument("--dropout", type=_dropout_rate, default=0.0, metavar="RATE",
                        help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
@@ -1030,10 +1119,10 @@ def _add_other_parsers(commands):
                                   description="Print every step of one forward and one backward pass (BP1-BP4) "
                                               "of a 2-3-2 network on 2 samples, and check them against numnet.")
     explain.set_defaults(run=command_explain)
-    runner = commands.add_parser("experiments", help="run the reference experiments E1-E11 and write a report",
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E12 and write a report",
                                  description="Run the reference experiments and write report.html.")
     runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
-    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E11)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E12)")
     runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
                         help="folder for the figures and report.html (default %(default)s)")
     runner.set_defaults(run=command_experiments)
@@ -1064,7 +1153,7 @@ def _add_doctor_parsers(commands):
     finder.add_argument("--steps", type=_integer_option(2), default=240, help="steps of the test (default %(default)s)")
     finder.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     finder.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help="folder for the plot (default %(default)s)")
-    finder.set_defaults(run=command_lr_find, backend=None, dropout=0.0, batch_norm=False)
+    finder.set_defaults(run=command_lr_find, backend=None, dropout=0.0, batch_norm=False, model="mlp")
     export = commands.add_parser(
         "export", help="export a saved model to ONNX",
         description=f"Write MODEL.npz as an ONNX model (opset {OPSET}); a model from `numnet train` takes raw "

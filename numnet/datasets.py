@@ -66,6 +66,7 @@ MNIST_MIRRORS = (
 DOWNLOAD_TIMEOUT_SECONDS = 30
 DOWNLOAD_CHUNK_BYTES = 1 << 20
 MNIST_IMAGE_SHAPE = (28, 28)
+DIGITS_IMAGE_SHAPE = (8, 8)
 MNIST_CLASSES = 10
 PIXEL_MAX = 255
 
@@ -407,18 +408,21 @@ def _check_noise(noise):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def load_digits(dtype="float32", scale=True):
-    """The 1,797 8x8 handwritten digits that ship with scikit-learn (no download; experiment E4).
+def load_digits(dtype="float32", scale=True, *, images=False):
+    """The 1,797 8x8 handwritten digits that ship with scikit-learn (no download; experiments E4 and E12).
 
     Parameters
     ----------
     dtype : str or numpy dtype, default "float32"
     scale : bool, default True
         Divide the pixel values (0..16) by 16, into [0, 1].
+    images : bool, default False
+        Return X as one-channel images (1797, 1, 8, 8), the (n, channels, height, width) layout of
+        :class:`numnet.Conv2D`, instead of rows of 64 pixels.
 
     Returns
     -------
-    X : numpy.ndarray, shape (1797, 64)
+    X : numpy.ndarray, shape (1797, 64), or (1797, 1, 8, 8) with ``images``
     y : numpy.ndarray of int64, shape (1797,)
         Digits 0..9.
 
@@ -432,6 +436,8 @@ def load_digits(dtype="float32", scale=True):
     X, y = sklearn_datasets.load_digits(return_X_y=True)
     if scale:
         X = X / 16.0  # the digits' pixels are counts 0..16 of set bits in 4x4 blocks
+    if images:
+        X = X.reshape(-1, 1, *DIGITS_IMAGE_SHAPE)  # the rows hold the pixels row by row
     return X.astype(dtype), y.astype(np.int64)
 
 
@@ -578,7 +584,8 @@ def mnist_folder(cache_dir=None):
     return root.expanduser() / MNIST_SUBFOLDER
 
 
-def load_mnist(cache_dir=None, *, normalize=True, one_hot=False, flatten=True, download=False, dtype="float32"):
+def load_mnist(cache_dir=None, *, normalize=True, one_hot=False, flatten=True, images=False, download=False,
+               dtype="float32"):
     """The MNIST handwritten digits from the four standard IDX files (experiment E5).
 
     The files are looked up in :func:`mnist_folder` under their standard names, gzip-compressed
@@ -595,6 +602,9 @@ def load_mnist(cache_dir=None, *, normalize=True, one_hot=False, flatten=True, d
         Return labels as one-hot rows, shape (n, 10), in ``dtype``, instead of int64 indices, shape (n,).
     flatten : bool, default True
         Return images as rows of 784 pixels instead of (n, 28, 28).
+    images : bool, default False
+        Return one-channel images (n, 1, 28, 28), the (n, channels, height, width) layout of
+        :class:`numnet.Conv2D` (``flatten`` is then ignored).
     download : bool, default False
         Fetch missing files from the official mirrors, verify their SHA-256 and save them in the folder.
     dtype : str or numpy dtype, default "float32"
@@ -602,7 +612,8 @@ def load_mnist(cache_dir=None, *, normalize=True, one_hot=False, flatten=True, d
     Returns
     -------
     X_train, y_train, X_test, y_test : numpy.ndarray
-        X of shape (n, 784) (or (n, 28, 28)) in ``dtype``; y of shape (n,) int64 (or (n, 10) in ``dtype``).
+        X of shape (n, 784) (or (n, 28, 28), or (n, 1, 28, 28) with ``images``) in ``dtype``; y of shape (n,)
+        int64 (or (n, 10) in ``dtype``).
 
     Raises
     ------
@@ -625,8 +636,11 @@ def load_mnist(cache_dir=None, *, normalize=True, one_hot=False, flatten=True, d
         paths[key] = _download(file_name + ".gz", folder, sha256)
     parts = []
     for split in ("train", "test"):
-        images, labels = _read_mnist_split(paths[f"{split}_images"], paths[f"{split}_labels"])
-        parts += [_mnist_features(images, normalize, flatten, dtype), _mnist_targets(labels, one_hot, dtype)]
+        pixels, labels = _read_mnist_split(paths[f"{split}_images"], paths[f"{split}_labels"])
+        features = _mnist_features(pixels, normalize, flatten and not images, dtype)
+        if images:
+            features = features.reshape(-1, 1, *MNIST_IMAGE_SHAPE)
+        parts += [features, _mnist_targets(labels, one_hot, dtype)]
     return tuple(parts)
 
 

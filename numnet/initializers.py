@@ -29,10 +29,18 @@ class Initializer:
 
 
 def _fans(shape):
-    """(fan_in, fan_out) of a weight matrix of shape (n_in, n_out); a vector has fan_in = fan_out = size."""
+    """(fan_in, fan_out) of a weight array; a vector has fan_in = fan_out = size.
+
+    A matrix is numnet's (n_in, n_out). A convolution kernel is PyTorch's (out_channels, in_channels, kh, kw),
+    with PyTorch's fans: each output sums in_channels·kh·kw inputs, and each input reaches out_channels·kh·kw
+    outputs.
+    """
     if len(shape) == 1:
         return shape[0], shape[0]
-    return shape[0], shape[1]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive_field = math.prod(shape[2:])
+    return shape[1] * receptive_field, shape[0] * receptive_field
 
 
 class Normal(Initializer):

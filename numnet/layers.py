@@ -229,7 +229,84 @@ class Layer:
         return f"{type(self).__name__}({arguments})"
 
 
-class Dense(Layer):
+class AffineLayer(Layer):
+    """What Dense and Conv2D share: z, an affine map of x with weights W (and bias b unless ``bias`` is
+    False), then a = f(z), with the hook of the fused losses.
+
+    A subclass sets ``activation``, ``weight_init``, ``bias_init`` and ``bias`` and implements
+    ``_affine(x)`` → (what ``backward_delta`` needs of x, z) and ``backward_delta(delta, propagate)``.
+    """
+
+    bias = True
+
+    def _set_components(self, activation, weight_init, bias_init, bias):
+        """Resolve and store the activation, the initialisers ("auto": He before relu, else Xavier) and the
+        bias switch."""
+        self.activation = get_activation(activation)
+        self.weight_init = _resolve_weight_init(weight_init, self.activation)
+        self.bias_init = get_initializer(bias_init)
+        if bias not in (True, False):
+            raise TypeError(f"bias must be True or False, got {bias!r}")
+        self.bias = bool(bias)
+
+    def initialize(self, rng):
+        """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
+        for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
+            if key in self.params:
+                array = self.params[key]
+                _fill(array, initializer(array.shape, rng, np.float64))
+
+    def forward(self, x, training=False, rng=None):
+        """a = f(z) for x (n_samples, *input_shape); returns (n_samples, *output_shape).
+
+        With ``training=True``, cache what backward needs of x, and a; with False, cache nothing (and drop
+        any old cache).
+        """
+        saved, z = self._affine(x)
+        # z is not needed after this (every derivative is computed from a), so a overwrites it
+        # (benchmarks/NOTES.md, "activations in place").
+        a = self.activation.forward(z, out=z)
+        self._cache = (saved, a) if training else None
+        return a
+
+    def forward_logits(self, x, training=False, rng=None):
+        """(z, a): the logits stay, for the fused losses."""
+        saved, z = self._affine(x)
+        a = self.activation.forward(z)
+        self._cache = (saved, a) if training else None
+        return z, a
+
+    @property
+    def output(self):
+        """The activation ``a`` cached by the last training forward pass."""
+        return self._require_cache()[1]
+
+    def backward(self, grad_output, propagate=True):
+        """Backpropagate dC/da (not modified) through the activation and the affine map; returns dC/dx, or
+        None when ``propagate`` is False."""
+        _, a = self._require_cache()
+        # BP2 (its second factor; BP1 for the output layer): delta = dC/da ⊙ f'(z)
+        delta = self.activation.backward(grad_output, a)
+        return self.backward_delta(delta, propagate)
+
+    def _components(self):
+        """The activation, initialisers and bias switch as config entries (rebuilt by _components_from)."""
+        components = {"activation": self.activation.name,
+                      "activation_options": constructor_options(self.activation, get_activation, "activation"),
+                      "weight_init": _component(self.weight_init), "bias_init": _component(self.bias_init)}
+        if not self.bias:
+            components["bias"] = False
+        return components
+
+    @staticmethod
+    def _components_from(config):
+        """The constructor's activation, weight_init, bias_init and bias keywords from a saved config."""
+        components = {key: rebuild(get_initializer, config[key]["name"], config[key]["options"])
+                      for key in ("weight_init", "bias_init") if key in config}
+        return {"activation": _activation_from(config), "bias": config.get("bias", True), **components}
+
+
+class Dense(AffineLayer):
     """A fully connected layer: z = x W + b, a = f(z).
 
     Parameters
@@ -258,12 +335,7 @@ class Dense(Layer):
         super().__init__(name=name)
         self.n_inputs = check_integer(n_inputs, "n_inputs")
         self.n_outputs = check_integer(n_outputs, "n_outputs")
-        self.activation = get_activation(activation)
-        self.weight_init = _resolve_weight_init(weight_init, self.activation)
-        self.bias_init = get_initializer(bias_init)
-        if bias not in (True, False):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
+        self._set_components(activation, weight_init, bias_init, bias)
 
     def parameter_shapes(self):
         shapes = {"W": (self.n_inputs, self.n_outputs)}
@@ -282,51 +354,12 @@ class Dense(Layer):
             raise ValueError(f"takes {self.n_inputs} inputs per sample")
         return (self.n_outputs,)
 
-    def initialize(self, rng):
-        """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
-        for key, initializer in (("W", self.weight_init), ("b", self.bias_init)):
-            if key in self.params:
-                array = self.params[key]
-                _fill(array, initializer(array.shape, rng, np.float64))
-
-    def forward(self, x, training=False, rng=None):
-        """Compute a = f(x W + b) for x of shape (n_samples, n_inputs); returns (n_samples, n_outputs).
-
-        With ``training=True``, cache x and a for ``backward``; with False, cache nothing (and drop any old
-        cache).
-        """
-        z = self._affine(x)  # (n_samples, n_outputs)
-        # z is not needed after this (every derivative is computed from a), so a overwrites it
-        # (benchmarks/NOTES.md, "activations in place").
-        a = self.activation.forward(z, out=z)
-        self._cache = (x, a) if training else None
-        return a
-
-    def forward_logits(self, x, training=False, rng=None):
-        """(z, a), both (n_samples, n_outputs): the logits stay, for the fused losses."""
-        z = self._affine(x)
-        a = self.activation.forward(z)
-        self._cache = (x, a) if training else None
-        return z, a
-
     def _affine(self, x):
+        """(x, z = x W + b): x (n_samples, n_inputs) is what BP4 needs; z is (n_samples, n_outputs)."""
         z = x @ self.params["W"]  # (n_samples, n_outputs)
         if self.bias:
             z += self.params["b"]
-        return z
-
-    @property
-    def output(self):
-        """The activation ``a`` cached by the last training forward pass."""
-        return self._require_cache()[1]
-
-    def backward(self, grad_output, propagate=True):
-        """Backpropagate dC/da (n_samples, n_outputs, not modified) through the activation and the affine
-        map; returns dC/dx (n_samples, n_inputs), or None when ``propagate`` is False."""
-        _, a = self._require_cache()
-        # BP2 (its second factor; BP1 for the output layer): delta = dC/da ⊙ f'(z)
-        delta = self.activation.backward(grad_output, a)
-        return self.backward_delta(delta, propagate)
+        return x, z
 
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
@@ -345,26 +378,14 @@ class Dense(Layer):
     def config(self):
         """Plain data, the format-version-1 layout older numnet reads: sizes, activation and initialisers
         (and ``"bias": false`` for a layer without bias, which only format version 2 holds)."""
-        config = {
-            "type": "dense",
-            "n_inputs": self.n_inputs,
-            "n_outputs": self.n_outputs,
-            "activation": self.activation.name,
-            "name": self.name,
-            "activation_options": constructor_options(self.activation, get_activation, "activation"),
-            "weight_init": _component(self.weight_init),
-            "bias_init": _component(self.bias_init),
-        }
-        if not self.bias:
-            config["bias"] = False
-        return config
+        components = self._components()
+        # In 0.1's key order, so that a Dense-only model's file stays byte for byte what 0.1 wrote
+        return {"type": "dense", "n_inputs": self.n_inputs, "n_outputs": self.n_outputs,
+                "activation": components.pop("activation"), "name": self.name, **components}
 
     @classmethod
     def from_config(cls, config):
-        initializers = {key: rebuild(get_initializer, config[key]["name"], config[key]["options"])
-                        for key in ("weight_init", "bias_init") if key in config}
-        return cls(config["n_inputs"], config["n_outputs"], _activation_from(config), name=config["name"],
-                   bias=config.get("bias", True), **initializers)
+        return cls(config["n_inputs"], config["n_outputs"], name=config["name"], **cls._components_from(config))
 
     def describe(self):
         return f"Dense {self.n_inputs} -> {self.n_outputs}, {self.activation.name}" + ("" if self.bias else ", no bias")
@@ -710,4 +731,4 @@ def _finite_number(value, name):
     return float(value)
 
 
-__all__ = ["Layer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer", "get_layer_class"]
+__all__ = ["Layer", "AffineLayer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer", "get_layer_class"]

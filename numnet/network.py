@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .backend import as_float_array, as_float_matrix, get_backend, namespace, resolve_dtype, squared_norm, to_numpy
+from .backend import (as_float_array, as_float_matrix, as_numeric_array, get_backend, namespace, resolve_dtype,
+                      squared_norm, to_numpy)
 from .activations import get_activation
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
@@ -307,7 +308,9 @@ class Network:
         if expected is None or len(expected) == 1:
             X = as_float_matrix(X, self.dtype, "X")
         else:
-            X = as_float_array(X, self.dtype, "X", ndim=len(expected) + 1, expected=_shown(expected))
+            X = as_numeric_array(X, "X")
+            X = as_float_array(X, self.dtype, "X", ndim=len(expected) + 1, expected=_shown(expected),
+                               how_to_fix=_reshape_advice(expected, X.shape))
         self._check_sample_shape(tuple(X.shape[1:]))
         return X
 
@@ -328,6 +331,10 @@ class Network:
         if len(expected) == 1 and len(shape) == 1:
             return (f"X has {shape[0]} features but the network expects {expected[0]} (layer sizes "
                     f"{self.layer_sizes}); check the data or the first layer size")
+        if len(expected) == len(shape) == 3 and expected[0] is not None and shape[0] != expected[0]:
+            return (f"X has images of {shape[0]} channel(s), shape {shape}, but the first layer "
+                    f"({self.layers[0].name}) takes {expected[0]}: X of shape {_shown(expected)}; give images "
+                    "with that many channels or change the layer's in_channels")
         return (f"X has samples of shape {shape} but the network expects {expected}, i.e. X of shape "
                 f"{_shown(expected)}; reshape the data (e.g. X.reshape(-1, "
                 f"{', '.join('?' if size is None else str(size) for size in expected)}))")
@@ -660,6 +667,21 @@ def _declared_input_shape(input_shape, layers):
     except TypeError:
         raise TypeError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
     return tuple(None if size is None else check_integer(size, "every size in input_shape") for size in shape)
+
+
+def _reshape_advice(expected, shape):
+    """How to reshape X of ``shape`` into (n_samples, *expected): a concrete ``X.reshape`` when the sizes
+    allow one (square images when only the channels are known), for the error message."""
+    target = expected
+    per_sample = math.prod(shape[1:])
+    if None in expected and len(expected) == 3 and expected[0] is not None and per_sample % expected[0] == 0:
+        side = math.isqrt(per_sample // expected[0])
+        target = (expected[0], side, side) if side * side * expected[0] == per_sample else expected
+    if None in target or math.prod(target) != per_sample:
+        return f"reshape it to {_shown(expected)}, e.g. flat rows of pixels with X.reshape(-1, ...)"
+    sizes = ", ".join(map(str, target))
+    return (f"reshape it with X.reshape(-1, {sizes}) (flat rows of pixels are read row by row, channels "
+            "first)")
 
 
 def _layout(layers, shapes_method):

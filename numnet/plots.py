@@ -1,5 +1,5 @@
 """Figures for the experiments: data and fits, training curves, decision regions, gradients, confusion
-matrices and weights.
+matrices, weights, convolution filters and feature maps.
 
 matplotlib is an optional extra (``pip install 'numnet[plot]'``), so it is imported inside each function and
 ``import numnet.plots`` works without it. Figures are built as ``matplotlib.figure.Figure`` objects on the
@@ -19,6 +19,7 @@ import numpy as np
 
 from numnet import errors
 from numnet.atomic import write_atomically
+from numnet.conv import Conv2D
 from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
 from numnet.evidence import DYING_ACTIVATIONS, as_numpy_outputs, layer_outputs
 from numnet.metrics import as_class_indices, confusion_matrix
@@ -736,17 +737,114 @@ def plot_weights(
     rows, columns = _check_image_shape(image_shape, weights.shape[0])
     check_integer(max_images, "max_images", minimum=1, meaning="images")
     shown = weights[:, : int(max_images)]  # (n_inputs, n_shown)
-    mosaic = _tile_images(shown.T.reshape(-1, rows, columns))
+    if title is None:
+        title = f"First-layer weights: {shown.shape[1]} of {weights.shape[1]} units, {rows}x{columns} each"
+    return _finish(_weight_mosaic(shown.T.reshape(-1, rows, columns), title, figsize, dpi), path)
+
+
+def _weight_mosaic(images, title, figsize, dpi, grid_columns=None):
+    """A Figure of (n, rows, columns) weight images side by side, on a colour scale symmetric about 0."""
+    mosaic = _tile_images(images, grid_columns)
     # A symmetric scale keeps 0 at the colormap's neutral middle, so the sign of a weight reads as its hue.
-    limit = float(np.max(np.abs(shown))) or 1.0
+    limit = float(np.max(np.abs(images))) or 1.0
     figure = _new_figure(figsize, dpi)
     axes = figure.add_subplot()
     image = axes.imshow(mosaic, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
     figure.colorbar(image, ax=axes, label="weight", shrink=0.8)
     axes.set_axis_off()
-    if title is None:
-        title = f"First-layer weights: {shown.shape[1]} of {weights.shape[1]} units, {rows}x{columns} each"
     axes.set_title(title)
+    return figure
+
+
+def plot_filters(W, *, path=None, max_filters=64, title=None, figsize=(8.0, 8.0), dpi=DEFAULT_DPI):
+    """A convolution's filters as a grid of small images, one per filter and input channel (a row per filter
+    when there are several channels), on a colour scale symmetric about 0 (like :func:`plot_weights`).
+
+    Parameters
+    ----------
+    W : array-like, shape (out_channels, in_channels, kh, kw)
+        The kernels of a Conv2D layer (e.g. ``network.parameters()["conv2d_0.W"]``).
+    path : str or os.PathLike, optional
+    max_filters : int
+        Show at most this many filters (the first ones), each with all its input channels.
+    title : str, optional
+    figsize : (float, float)
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If W is not 4-D.
+    """
+    kernels = _as_float_array(W, "W")
+    if kernels.ndim != 4:
+        raise ValueError(f"W must be convolution kernels of shape (out_channels, in_channels, kh, kw); got shape "
+                         f"{kernels.shape}")
+    check_integer(max_filters, "max_filters", minimum=1, meaning="filters")
+    shown = kernels[: int(max_filters)]  # (n_shown, in_channels, kh, kw)
+    if title is None:
+        channels = f" x {kernels.shape[1]} channels" if kernels.shape[1] > 1 else ""
+        title = (f"Filters: {shown.shape[0]} of {kernels.shape[0]}{channels}, "
+                 f"{kernels.shape[2]}x{kernels.shape[3]} each")
+    # One row per filter, one column per input channel; a single channel's filters fill a square grid.
+    grid_columns = kernels.shape[1] if kernels.shape[1] > 1 else None
+    return _finish(_weight_mosaic(shown.reshape(-1, *kernels.shape[2:]), title, figsize, dpi, grid_columns), path)
+
+
+def plot_feature_maps(network, sample, *, path=None, max_maps=32, maps_per_row=8, title=None, dpi=DEFAULT_DPI):
+    """One sample and its feature maps after each Conv2D layer of ``network``: the input's channels first,
+    then each layer's maps, ``maps_per_row`` to a row (what each filter responds to, and where).
+
+    Parameters
+    ----------
+    network : numnet.Network
+        A network with at least one Conv2D layer.
+    sample : array-like, shape (channels, height, width)
+        One input image (e.g. ``X_test[0]``).
+    path : str or os.PathLike, optional
+    max_maps : int
+        Show at most this many maps per layer (the first ones).
+    maps_per_row : int
+    title : str, optional
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If the network has no Conv2D layer, or ``sample`` does not fit it.
+    """
+    check_integer(max_maps, "max_maps", minimum=1, meaning="maps per layer")
+    check_integer(maps_per_row, "maps_per_row", minimum=1)
+    sample = _as_float_array(sample, "sample")
+    # prepare_inputs checks the sample's shape against the network
+    outputs = as_numpy_outputs(layer_outputs(network, network.prepare_inputs(sample[None])))
+    panels = {"input": sample}
+    panels.update((layer.name, outputs[layer.name][0]) for layer in network.layers if isinstance(layer, Conv2D))
+    if len(panels) == 1:
+        raise ValueError("the network has no Conv2D layer, so it has no feature maps to show")
+    shown = {name: maps[: int(max_maps)] for name, maps in panels.items()}
+    rows = {name: math.ceil(len(maps) / maps_per_row) for name, maps in shown.items()}
+    figure = _new_figure((1.3 * maps_per_row, 1.45 * sum(rows.values()) + 0.5), dpi)
+    grid = figure.subplots(sum(rows.values()), maps_per_row, squeeze=False)
+    first_row = 0
+    for name, maps in shown.items():
+        for index, axes in enumerate(grid[first_row:first_row + rows[name]].flat):
+            axes.set_axis_off()
+            if index < len(maps):
+                axes.imshow(maps[index], cmap="gray" if name == "input" else "viridis", interpolation="nearest")
+        what = f"{len(maps)} channel(s)" if name == "input" else f"{len(maps)} of {len(panels[name])} maps"
+        grid[first_row][0].set_title(f"{name}: {what}, {maps.shape[1]}x{maps.shape[2]}", loc="left",
+                                     fontsize="small")
+        first_row += rows[name]
+    figure.suptitle(title if title is not None else "One sample and its feature maps after each convolution")
     return _finish(figure, path)
 
 
@@ -772,10 +870,11 @@ def _check_image_shape(image_shape, n_inputs):
     return rows, columns
 
 
-def _tile_images(images):
-    """Lay (n, rows, columns) images out in a near-square mosaic, separated by NaN gaps (background)."""
+def _tile_images(images, grid_columns=None):
+    """Lay (n, rows, columns) images out in a mosaic of ``grid_columns`` images per row (default: near
+    square), separated by NaN gaps (background)."""
     n_images, rows, columns = images.shape
-    grid_columns = math.ceil(math.sqrt(n_images))
+    grid_columns = grid_columns or math.ceil(math.sqrt(n_images))
     grid_rows = math.ceil(n_images / grid_columns)
     step_y, step_x = rows + WEIGHT_TILE_GAP, columns + WEIGHT_TILE_GAP
     mosaic = np.full((grid_rows * step_y - WEIGHT_TILE_GAP, grid_columns * step_x - WEIGHT_TILE_GAP), np.nan)

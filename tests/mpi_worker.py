@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
-Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout]
+Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn]
                             [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
 
 --weighted trains with the sample weights of ``sample_weights()`` (zeros included).
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 import numnet
-from numnet.datasets import make_spiral
+from numnet.datasets import load_digits, make_spiral
 from numnet.distributed import MPICommunicator, stop_all_ranks_on_failure
 
 #: The networks the distributed tests train, by name; the test builds the same ones in one process.
@@ -24,9 +24,27 @@ ARCHITECTURES = {
 }
 
 
+#: A convolutional network on the first 150 digits as 8x8 images: convolution, synchronised BatchNorm over
+#: every pixel of a channel, Dropout masks on images, pooling and Flatten.
+CNN_SAMPLES = 150
+
+
 def build_network(architecture, dtype):
+    if architecture == "cnn":
+        return numnet.Network(layers=[
+            numnet.Conv2D(1, 4, 3, padding=1, bias=False), numnet.BatchNorm(4), numnet.Activation("tanh"), numnet.MaxPool2D(2),
+            numnet.Dropout(0.25), numnet.Flatten(), numnet.Dense(64, 10, "softmax")], input_shape=(1, 8, 8),
+            dtype=dtype, seed=0)
     options = dict(ARCHITECTURES[architecture])
     return numnet.Network(options.pop("layer_sizes"), output_activation="softmax", dtype=dtype, seed=0, **options)
+
+
+def training_data(architecture):
+    """(X, y): the spiral's 150 points, or for the CNN the first 150 digits as (1, 8, 8) images."""
+    if architecture == "cnn":
+        X, y = load_digits(images=True)
+        return X[:CNN_SAMPLES], y[:CNN_SAMPLES]
+    return make_spiral(n_per_class=50, n_classes=3, seed=0)
 
 
 def sample_weights(n_samples):
@@ -40,7 +58,7 @@ def parse(argv):
     parser.add_argument("dtype")
     parser.add_argument("batch_size", type=int)
     parser.add_argument("epochs", type=int)
-    parser.add_argument("--architecture", default="mlp", choices=sorted(ARCHITECTURES))
+    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn"]))
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-epoch", type=int, default=-1)
     parser.add_argument("--checkpoint")
@@ -51,7 +69,7 @@ def parse(argv):
 def main(argv):
     args = parse(argv)
     communicator = MPICommunicator()
-    X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
+    X, y = training_data(args.architecture)
     network = build_network(args.architecture, args.dtype)
 
     def after_epoch(report):

@@ -202,7 +202,7 @@ def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# PyTorch float64 twin of any stack of Dense, Activation, BatchNorm and Dropout layers
+# PyTorch float64 twin of any stack of Dense, Activation, BatchNorm, Dropout, Conv2D, MaxPool2D and Flatten
 # ---------------------------------------------------------------------------------------------------------
 
 def dropout_masks(network, X, seed):
@@ -219,8 +219,9 @@ def dropout_masks(network, X, seed):
 
 def torch_stack_reference(network, X, y, *, dropout_seed=None, steps=0, learning_rate=0.1):
     """PyTorch's output, loss and gradients (float64) for a training pass of ``network``, which may hold
-    Dense, Activation, BatchNorm and Dropout layers, rebuilt module by module with the same parameters,
-    running statistics and Dropout masks (from ``dropout_seed``, see :func:`dropout_masks`).
+    Dense, Activation, BatchNorm, Dropout, Conv2D, MaxPool2D and Flatten layers, rebuilt module by module
+    (torch.nn.Conv2d, MaxPool2d, Flatten for the image layers) with the same parameters, running statistics
+    and Dropout masks (from ``dropout_seed``, see :func:`dropout_masks`).
 
     With ``steps`` > 0, first takes that many plain SGD steps (torch.optim.SGD) on the same batch, each with
     the same masks, and also returns the parameters and running statistics reached, by numnet name.
@@ -247,11 +248,13 @@ def torch_stack_reference(network, X, y, *, dropout_seed=None, steps=0, learning
     for layer, module in zip(network.layers, modules):
         for key, tensor in _torch_named_tensors(layer, module).items():
             target = reference.state if key.startswith("running") else reference.parameters
+            # numnet's Dense holds W as (n_in, n_out), torch.nn.Linear as (n_out, n_in); Conv2D's W is torch's
+            transposed = key == "W" and type(layer).__name__ == "Dense"
             value = tensor.detach().numpy().copy()
-            target[f"{layer.name}.{key}"] = value.T.copy() if key == "W" else value
+            target[f"{layer.name}.{key}"] = value.T.copy() if transposed else value
             if tensor.grad is not None:
                 gradient = tensor.grad.numpy()
-                reference.gradients[f"{layer.name}.{key}"] = gradient.T.copy() if key == "W" else gradient.copy()
+                reference.gradients[f"{layer.name}.{key}"] = gradient.T.copy() if transposed else gradient.copy()
     return reference
 
 def _torch_module(layer):
@@ -278,6 +281,19 @@ def _torch_module(layer):
         return torch.nn.ModuleDict({"norm": norm})
     if kind == "Dropout":
         return torch.nn.ModuleDict({})
+    if kind == "Conv2D":
+        conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
+                               padding=layer.padding, bias=layer.bias, dtype=torch.float64)
+        with torch.no_grad():
+            conv.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64)))
+            if layer.bias:
+                conv.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+        return torch.nn.ModuleDict({"conv": conv, "activation": torch_activation(layer.activation)})
+    if kind == "MaxPool2D":
+        return torch.nn.ModuleDict({"pool": torch.nn.MaxPool2d(layer.pool_size, stride=layer.stride,
+                                                               padding=layer.padding)})
+    if kind == "Flatten":
+        return torch.nn.ModuleDict({"flatten": torch.nn.Flatten()})
     raise ValueError(f"no torch oracle for layer {kind}")
 
 def _torch_stack_forward(network, modules, X, masks, fused):
@@ -288,9 +304,13 @@ def _torch_stack_forward(network, modules, X, masks, fused):
     for index, (layer, module) in enumerate(zip(network.layers, modules)):
         last = index == len(network.layers) - 1
         kind = type(layer).__name__
-        if kind == "Dense":
-            z = module["linear"](a)
+        if kind in ("Dense", "Conv2D"):
+            z = module["linear" if kind == "Dense" else "conv"](a)
             logits, a = z, module["activation"](z)
+        elif kind == "MaxPool2D":
+            a = module["pool"](a)
+        elif kind == "Flatten":
+            a = module["flatten"](a)
         elif kind == "Activation":
             logits, a = a, module["activation"](a)
         elif kind == "BatchNorm":
@@ -306,6 +326,9 @@ def _torch_named_tensors(layer, module):
     kind = type(layer).__name__
     if kind == "Dense":
         tensors = {"W": module["linear"].weight, "b": module["linear"].bias}
+        return {key: tensor for key, tensor in tensors.items() if tensor is not None}
+    if kind == "Conv2D":
+        tensors = {"W": module["conv"].weight, "b": module["conv"].bias}
         return {key: tensor for key, tensor in tensors.items() if tensor is not None}
     if kind == "BatchNorm":
         norm = module["norm"]

@@ -291,7 +291,7 @@ def test_experiments_rejects_an_unknown_id_with_one_line():
     completed = run_numnet("experiments", "E99")
     assert completed.returncode == 1
     assert completed.stderr.strip() == ("numnet: error: unknown experiment 'E99'; choose from E1, E2, E3, E4, E5, E6, "
-                                        "E7, E8, E9, E10, E11")
+                                        "E7, E8, E9, E10, E11, E12")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -328,6 +328,12 @@ ERROR_CASES = {
     "unknown loss": (["gradcheck", "--loss", "hinge"], "unknown loss 'hinge'"),
     "negative learning rate": (["train", "--learning-rate", "-1"], "must be a finite number > 0"),
     "layer sizes that are not numbers": (["train", "--layers", "64,many,10"], "comma-separated integers"),
+    "malformed layer string": (["train", "--model", "conv16x3,pol2"], "'pol2' in the layer string"),
+    "layer string that does not fit the images": (["train", "--model", "conv8x9"], "has a 9x9 kernel"),
+    "convolutional network on data that are not images": (["train", "--model", "cnn", "--data", "spiral"],
+                                                          "needs images"),
+    "layer sizes with a convolutional network": (["train", "--model", "cnn", "--layers", "64,10"],
+                                                 "leave --layers out"),
     "divergence": (["train", "--data", "spiral", "--optimizer", "sgd", "--learning-rate", "1e6", "--epochs", "3",
                     "--output", "{folder}/out"], "diverged"),
     "no command": ([], "choose a command"),
@@ -351,6 +357,42 @@ def test_usage_errors_exit_2_and_runtime_errors_exit_1(broken_files):
     folder, _ = broken_files
     assert run_numnet("train", "--epochs", "zero").returncode == 2
     assert run_numnet("evaluate", folder / "garbage.npz", "digits").returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A convolutional network
+
+
+@pytest.fixture(scope="module")
+def cnn_job(tmp_path_factory):
+    """`numnet train --model cnn --quiet`: the digits CNN with the default recipe (30 epochs)."""
+    output = tmp_path_factory.mktemp("cnn-job")
+    return run_numnet("train", "--model", "cnn", "--quiet", "--output", output), output
+
+
+def test_the_cnn_beats_the_default_mlp_on_the_digits(cnn_job, default_job):
+    assert cnn_job[0].returncode == 0, cnn_job[0].stderr
+    assert number_after("test accuracy:", cnn_job[0].stdout) > number_after("test accuracy:", default_job[0].stdout)
+    files = {path.name for path in cnn_job[1].iterdir()}
+    assert {"model.npz", "training.png", "confusion_matrix.png", "filters.png", "feature_maps.png"} <= files
+    model = load_model(cnn_job[1] / "model.npz")
+    assert model.input_shape == (1, 8, 8) and isinstance(model.layers[0], numnet.Conv2D)
+    assert model.metadata["scaler"] is None  # the pixels are taken as loaded, in [0, 1]
+
+
+def test_a_saved_cnn_evaluates_and_predicts_rows_of_pixels(cnn_job, tmp_path):
+    model_path = cnn_job[1] / "model.npz"
+    evaluated = run_numnet("evaluate", model_path, "digits")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert number_after("accuracy:", evaluated.stdout) == number_after("test accuracy:", cnn_job[0].stdout)
+    X, y = numnet.datasets.load_digits()
+    rows = tmp_path / "rows.csv"
+    np.savetxt(rows, X[:20], delimiter=",", fmt="%.6f")
+    predicted = run_numnet("predict", model_path, rows)
+    assert predicted.returncode == 0, predicted.stderr
+    table = list(csv.reader(io.StringIO(predicted.stdout)))
+    model = load_model(model_path)
+    assert [int(entry[0]) for entry in table[1:]] == list(model.predict(X[:20].reshape(-1, 1, 8, 8)))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -252,6 +252,15 @@ def test_load_digits_unscaled_keeps_pixel_counts_up_to_16():
     assert X.dtype == np.float64 and X.max() == 16
 
 
+def test_load_digits_as_images_gives_one_channel_8x8_images_of_the_same_pixels():
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    X, y = load_digits(images=True)
+    assert X.shape == (1797, 1, 8, 8) and X.dtype == np.float32
+    # scikit-learn's own 8x8 images, divided by 16: the rows were the pixels row by row
+    np.testing.assert_allclose(X[:, 0], sklearn_datasets.load_digits().images / 16, atol=FLOAT32_TOLERANCE)
+    np.testing.assert_array_equal(y, sklearn_datasets.load_digits().target)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # IDX files
 # ---------------------------------------------------------------------------------------------------------
@@ -530,6 +539,13 @@ def test_load_mnist_can_keep_images_square_unscaled_and_one_hot(tmp_path):
     assert y_train.shape == (5, 10) and y_test.shape == (3, 10) and y_train.dtype == np.float64
     np.testing.assert_array_equal(y_train.argmax(axis=1), arrays["train_labels"])
     np.testing.assert_array_equal(y_train.sum(axis=1), 1)
+
+
+def test_load_mnist_as_images_gives_one_channel_28x28_images(tmp_path):
+    arrays = write_fake_mnist(tmp_path)
+    X_train, _, X_test, _ = load_mnist(tmp_path, images=True)
+    assert X_train.shape == (5, 1, 28, 28) and X_test.shape == (3, 1, 28, 28) and X_train.dtype == np.float32
+    np.testing.assert_allclose(X_train[:, 0], arrays["train_images"] / 255, atol=FLOAT32_TOLERANCE)
 
 
 def test_mnist_folder_prefers_the_argument_then_numnet_data_then_the_home_cache(tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip
 
 WORKER = Path(__file__).with_name("mpi_worker.py")
 sys.path.insert(0, str(WORKER.parent))
-from mpi_worker import build_network, sample_weights  # noqa: E402 - the same networks and weights the ranks use
+from mpi_worker import build_network, sample_weights, training_data  # noqa: E402 - what the ranks use
 # N ranks sum the same products in another order: agreement to rounding, amplified a little by training.
 RELATIVE_TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 EPOCHS = 4
@@ -36,7 +36,7 @@ def run_ranks(n_ranks, *arguments, expect_success=True):
 
 
 def single_process_fit(dtype, architecture="mlp", batch_size=BATCH_SIZE, sample_weight=None):
-    X, y = make_spiral(n_per_class=50, n_classes=3, seed=0)
+    X, y = training_data(architecture)
     network = build_network(architecture, dtype)
     history = network.fit(X, y, sample_weight=sample_weight, epochs=EPOCHS, batch_size=batch_size,
                           optimizer="adam", learning_rate=0.01, seed=3, validation_split=0.2)
@@ -69,13 +69,23 @@ def assert_same_training(result, network, history, dtype):
     assert np.allclose(result["val_loss"], history.val_loss, rtol=10 * RELATIVE_TOLERANCE[dtype])
 
 
-def test_a_rank_with_an_empty_shard_still_joins_batchnorm_and_agrees_with_one_process(tmp_path):
+@pytest.mark.parametrize("architecture", ["batch_norm_dropout", "cnn"])
+def test_a_rank_with_an_empty_shard_still_joins_batchnorm_and_agrees_with_one_process(tmp_path, architecture):
     # 120 training samples in batches of 59: the last batch holds 2 samples, so on 3 ranks one shard is
     # empty; that rank still runs every layer (and BatchNorm's reductions) on zero rows.
     output = tmp_path / "result.npz"
-    run_ranks(3, output, "float64", 59, EPOCHS, "--architecture", "batch_norm_dropout")
-    network, history = single_process_fit("float64", "batch_norm_dropout", batch_size=59)
+    run_ranks(3, output, "float64", 59, EPOCHS, "--architecture", architecture)
+    network, history = single_process_fit("float64", architecture, batch_size=59)
     assert_same_training(np.load(output), network, history, "float64")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_two_ranks_train_a_cnn_like_one_process(tmp_path, dtype):
+    # Conv2D, BatchNorm over (n, C, H, W), Dropout on images, MaxPool2D and Flatten, on uneven shards
+    output = tmp_path / "result.npz"
+    run_ranks(2, output, dtype, BATCH_SIZE, EPOCHS, "--architecture", "cnn")
+    network, history = single_process_fit(dtype, "cnn")
+    assert_same_training(np.load(output), network, history, dtype)
 
 
 def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):

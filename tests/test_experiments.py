@@ -1,7 +1,7 @@
 """The reference-experiments runner (numnet.experiments): the long ones in quick mode, and the HTML report.
 
-E1, E2, E6 and E7 run through the command line in tests/test_cli.py; here E3, E4 and E5 run in-process with
-quick schedules. Oracles: the reference numbers of EXPERIMENTS.md, closed forms, and tiny MNIST-format
+E1, E2, E6 and E7 run through the command line in tests/test_cli.py; here E3, E4, E5 and E12 run in-process
+with quick schedules. Oracles: the reference numbers of EXPERIMENTS.md, closed forms, and tiny MNIST-format
 files written here byte by byte (the IDX layout: two zero bytes, type 0x08, the number of dimensions, each
 dimension as a big-endian uint32, then the bytes).
 """
@@ -115,6 +115,33 @@ def test_e5_runs_on_mnist_files_and_backprop_matches_numerical_gradients(tmp_pat
     assert len(result.figures) == 2 and all(path.is_file() for _, path in result.figures)
 
 
+def test_quick_e12_runs_simpleconvnet_and_the_mlp_on_the_digits_and_says_mnist_was_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "empty"))
+    result = experiments.run_experiments(["e12"], tmp_path / "out", quick=True)[0]
+    assert result.id == "E12" and result.skipped is None
+    assert float(row(result, "digits (1x8x8): SimpleConvNet test accuracy after 2 epochs")[1]) > 0.1  # 10 classes
+    assert row(result, "digits (1x8x8): MLP 64-100-10")[3] == "information"
+    cnn_against_mlp = row(result, "digits: numnet's CNN")
+    assert cnn_against_mlp[2] == "the CNN is better" and cnn_against_mlp[3] == NOT_COMPARABLE
+    assert row(result, "MNIST: SimpleConvNet")[1] == "not run (no MNIST files)"
+    assert row(result, "MNIST: SimpleConvNet")[2] == "about 0.99 (the book, 20 epochs)"
+    assert any(note.startswith("MNIST part skipped: MNIST files not found") for note in result.notes)
+    assert len(result.figures) == 3 and all(path.is_file() for _, path in result.figures)
+    assert result.reproduced
+
+
+def test_quick_e12_trains_simpleconvnet_on_mnist_files_when_present(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path / "data" / "mnist", np.random.default_rng(1))
+    monkeypatch.setenv("NUMNET_DATA", str(tmp_path / "data"))
+    result = experiments.run_e12(tmp_path / "out", quick=True)
+    mnist = row(result, "MNIST (1x28x28): SimpleConvNet test accuracy after 2 epochs")
+    assert mnist[2] == "about 0.99 (the book, 20 epochs)" and mnist[3] == NOT_COMPARABLE
+    assert 0.0 <= float(mnist[1]) <= 1.0
+    assert row(result, "MNIST (1x28x28): MLP 784-100-10")[3] == "information"
+    captions = " ".join(caption for caption, _ in result.figures)
+    assert "MNIST (1x28x28): test accuracy per epoch" in captions and "digits (1x8x8)" in captions
+
+
 def test_sampled_gradient_check_finds_a_wrong_gradient(monkeypatch):
     """A corrupted backward pass must show up as a large difference (the check is not vacuous)."""
     network = Network([4, 3, 2], activation="tanh", output_activation="softmax", dtype="float64", seed=0)
@@ -139,7 +166,7 @@ def test_e1_untrained_shapes_are_10_by_3_then_10_by_1():
 
 def test_experiment_ids_are_normalised_and_unknown_ones_rejected():
     assert experiments.check_experiment_ids(["e2", "E1", "e2"]) == ["E2", "E1"]
-    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 12)]
+    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 13)]
     with pytest.raises(ValueError, match="unknown experiment 'E99'; choose from E1, E2"):
         experiments.check_experiment_ids(["E99"])
 

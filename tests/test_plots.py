@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 
+import numnet
+
 pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402  (after the skip, so the suite runs without matplotlib)
 
@@ -229,6 +231,49 @@ def test_plot_weights_uses_image_shape_and_max_images(tmp_path):
     _assert_drawn_image(path, (4, 4))
     # 4 tiles of 2x3 in a 2x2 grid with 1-pixel gaps: 2*2 + 1 rows, 2*3 + 1 columns.
     assert figure.axes[0].images[0].get_array().shape == (5, 7)
+
+
+def test_plot_filters_tiles_one_image_per_filter_and_a_row_per_filter_with_several_channels(tmp_path):
+    W = np.random.default_rng(4).normal(size=(9, 1, 5, 5))  # 9 one-channel 5x5 filters
+    path = tmp_path / "filters.png"
+    figure = plots.plot_filters(W, path=path)
+    _assert_drawn_image(path, (8.0, 8.0))
+    # 9 tiles in a 3x3 grid of 5x5 with 1-pixel gaps: 3*5 + 2 in each direction.
+    assert figure.axes[0].images[0].get_array().shape == (17, 17)
+    assert figure.axes[0].images[0].get_clim() == (-np.abs(W).max(), np.abs(W).max())
+    several = plots.plot_filters(np.ones((4, 3, 2, 2)), max_filters=2)
+    # 2 filters x 3 channels of 2x2: 2 rows and 3 columns of tiles, 2*2 + 1 by 3*2 + 2 pixels.
+    assert several.axes[0].images[0].get_array().shape == (5, 8)
+
+
+def test_plot_feature_maps_shows_the_input_and_every_conv_layers_maps(tmp_path):
+    network = numnet.Network(layers=[numnet.Conv2D(1, 3, 3, activation="relu"), numnet.MaxPool2D(2),
+                                     numnet.Conv2D(3, 10, 2), numnet.Flatten(), numnet.Dense(10, 2, "softmax")],
+                             input_shape=(1, 6, 6), seed=0)
+    sample = np.random.default_rng(5).random((1, 6, 6))
+    path = tmp_path / "maps.png"
+    figure = plots.plot_feature_maps(network, sample, path=path, maps_per_row=4)
+    # Rows of 4 panels: the input (1 row), conv2d_0's 3 maps (1 row), conv2d_2's 10 maps (3 rows).
+    _assert_drawn_image(path, (1.3 * 4, 1.45 * 5 + 0.5))
+    drawn = [axes.images[0].get_array() for axes in figure.axes if axes.images]
+    assert len(drawn) == 1 + 3 + 10
+    np.testing.assert_allclose(drawn[0], sample[0])
+    # The first map is relu(W[0] ⋆ sample + b[0]), written out as the sum over the 3x3 window
+    W, b = (np.asarray(network.parameters()[f"conv2d_0.{key}"], dtype=np.float64) for key in ("W", "b"))
+    expected = np.array([[max(0.0, float(np.sum(W[0, 0] * sample[0, y:y + 3, x:x + 3])) + b[0])
+                          for x in range(4)] for y in range(4)])
+    np.testing.assert_allclose(drawn[1], expected, rtol=1e-5, atol=1e-6)
+    assert drawn[4].shape == (1, 1)  # conv2d_2: a 2x2 kernel on the 2x2 pooled maps
+
+
+def test_plot_feature_maps_refuses_a_network_without_convolutions():
+    with pytest.raises(ValueError, match="no Conv2D layer"):
+        plots.plot_feature_maps(numnet.Network([4, 2], seed=0), np.zeros(4))
+
+
+def test_plot_filters_refuses_a_weight_matrix():
+    with pytest.raises(ValueError, match=r"\(out_channels, in_channels, kh, kw\); got shape \(4, 3\)"):
+        plots.plot_filters(np.zeros((4, 3)))
 
 
 def test_plot_comparison_curves_draws_every_named_curve(tmp_path):
