@@ -257,7 +257,7 @@ class AffineLayer(Layer):
                 _fill(array, initializer(array.shape, rng, np.float64))
 
     def forward(self, x, training=False, rng=None):
-        """a = f(z) for x (n_samples, *input_shape); returns (n_samples, *output_shape).
+        """a = f(z) for x ``(n_samples, *input_shape)``; returns ``(n_samples, *output_shape)``.
 
         With ``training=True``, cache what backward needs of x, and a; with False, cache nothing (and drop
         any old cache).

@@ -40,10 +40,11 @@ README = REPOSITORY / "README.md"
 # A whole build of the site on this project's 2-core machine takes one to two minutes; ten is a hang.
 BUILD_TIMEOUT_SECONDS = 600
 SPHINX_PACKAGES = ("sphinx", "myst_parser", "numpydoc", "sphinxarg", "pydata_sphinx_theme")
-REFERENCE_MODULES = ("numnet", "numnet.layers", "numnet.datasets", "numnet.plots", "numnet.sklearn")
+REFERENCE_MODULES = ("numnet", "numnet.layers", "numnet.conv", "numnet.datasets", "numnet.plots", "numnet.sklearn")
 TUTORIALS = ("e01-noisy-line", "e02-xor", "e03-spiral", "e04-digits", "e05-mnist", "e06-numerical-gradients",
-             "e07-csv", "e08-initial-weights", "e09-optimisers", "e10-batch-norm", "e11-overfitting")
-HOW_TO = ("csv", "saving-loading", "checkpoints", "sklearn", "gpu", "mpi", "doctor", "onnx", "playground")
+             "e07-csv", "e08-initial-weights", "e09-optimisers", "e10-batch-norm", "e11-overfitting", "e12-convolution")
+HOW_TO = ("csv", "saving-loading", "checkpoints", "sklearn", "gpu", "mpi", "convolution", "doctor", "onnx",
+          "playground")
 NAME_TABLES = ("ACTIVATIONS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "INITIALIZERS")
 FENCE = re.compile(r"^(?P<fence>`{3,})(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
 BP_MARKER = re.compile(r"#\s*(BP[1-4])\b")
@@ -112,7 +113,7 @@ def test_site_has_every_page(site):
              "how-to/index.html", "reference/index.html", "reference/cli.html",
              *(f"tutorials/{name}.html" for name in TUTORIALS), *(f"how-to/{name}.html" for name in HOW_TO),
              *(f"reference/{module.split('.')[-1]}.html" for module in REFERENCE_MODULES),
-             "source/network.html", "source/layers.html"]
+             "source/network.html", "source/layers.html", "source/conv.html"]
     missing = [page for page in pages if not (site / page).is_file()]
     assert not missing, f"pages missing from the built site: {missing}"
 
@@ -203,9 +204,11 @@ def test_backpropagation_links_land_on_the_lines_that_compute_bp1_to_bp4(site):
     assert set(found) == {"BP1", "BP2", "BP3", "BP4"}
     assert {"network", "layers"} <= found["BP1"] | found["BP2"]
     assert "layers" in found["BP3"] and "layers" in found["BP4"]
-    expected = sum(len(BP_MARKER.findall(text)) > 0 for module in ("network", "layers")
+    assert "conv" in found["BP3"] and "conv" in found["BP4"]
+    engine = ("network", "layers", "conv")
+    expected = sum(len(BP_MARKER.findall(text)) > 0 for module in engine
                    for text in (REPOSITORY / "numnet" / f"{module}.py").read_text(encoding="utf-8").splitlines())
-    assert sum(module in ("network", "layers") for _, module, _ in links) == expected, "a marked line has no link"
+    assert sum(module in engine for _, module, _ in links) == expected, "a marked line has no link"
 
 
 def test_backpropagation_page_shows_the_explain_walk_through(site):
@@ -306,13 +309,15 @@ def markdown_files():
 
 
 def python_blocks():
-    """Every plain ```python block of the README and the docs, as a pytest parameter."""
-    blocks = []
+    """The plain ```python blocks of each Markdown file (README, docs) that has some, as a pytest parameter:
+    a file's blocks run in order in one session, as a reader runs them (the README's convolution example
+    goes on from its quick start)."""
+    files = []
     for path in markdown_files():
-        for info, body, line in fenced_blocks(path):
-            if info in ("python", "py"):
-                blocks.append(pytest.param(body, id=f"{path.relative_to(REPOSITORY)}:{line}"))
-    return blocks
+        blocks = [body for info, body, _ in fenced_blocks(path) if info in ("python", "py")]
+        if blocks:
+            files.append(pytest.param(blocks, id=str(path.relative_to(REPOSITORY))))
+    return files
 
 
 def test_docs_python_is_run_either_here_or_by_the_build_or_says_why_not():
@@ -326,10 +331,12 @@ def test_docs_python_is_run_either_here_or_by_the_build_or_says_why_not():
                 pytest.fail(f"{where}: Python in {info}, which neither the build nor this test runs")
 
 
-@pytest.mark.parametrize("code", python_blocks())
-def test_python_block_runs(code, tmp_path, monkeypatch):
+@pytest.mark.parametrize("blocks", python_blocks())
+def test_python_blocks_run(blocks, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "<markdown block>", "exec"), {"__name__": "__main__"})
+    namespace = {"__name__": "__main__"}
+    for number, code in enumerate(blocks, start=1):
+        exec(compile(code, f"<python block {number}>", "exec"), namespace)
 
 
 def test_package_docstring_quick_start_runs(tmp_path, monkeypatch):
