@@ -55,7 +55,7 @@ class Activation:
 class Sigmoid(Activation):
     """Logistic sigmoid 1 / (1 + e^-z); derivative a(1 - a), from a.
 
-    Computed from e^-|z|, which lies in (0, 1], so no input of any magnitude overflows, warns or gives NaN.
+    Computed from ``e^-|z|``, which lies in (0, 1], so no input of any magnitude overflows, warns or gives NaN.
     """
 
     name = "sigmoid"

@@ -26,7 +26,7 @@ DEAD_UNITS_THRESHOLD = 0.5
 #: saturated: more than half of a sigmoid or tanh layer's units saturated (numnet.evidence defines a
 #: saturated unit: f' under 1% of its maximum on over 90% of the samples), for the same reason.
 SATURATED_UNITS_THRESHOLD = 0.5
-#: vanishing / exploding: the first weight's mean |dC/dW| 1000 times below or above the last one's. Healthy
+#: vanishing / exploding: the first weight's mean ``|dC/dW|`` 1000 times below or above the last one's. Healthy
 #: networks keep the two within a factor of 10 or so (the digits network: about 1/3); three orders of
 #: magnitude means the early layers learn a thousand times slower (or faster) than the late ones.
 GRADIENT_RATIO_THRESHOLD = 1e3
@@ -76,7 +76,7 @@ NOT_LEARNING_EPOCHS = 5
 #: loss fell over them. Three rises in a row are rare noise in a loss that still falls (none in the
 #: healthy digits run).
 OVERFITTING_EPOCHS = 3
-#: unscaled_inputs: some feature's |mean| or standard deviation above 10. The initialisers (He, Xavier)
+#: unscaled_inputs: some feature's ``|mean|`` or standard deviation above 10. The initialisers (He, Xavier)
 #: assume inputs of unit scale; features ten times larger push the first layer's pre-activations ten times
 #: past what they were designed for. Features inside [0, 1] (pixels/16, /255) and constant columns pass.
 INPUT_SCALE_THRESHOLD = 10.0
@@ -136,7 +136,7 @@ def diagnose(network, X, y, history=None):
     Parameters
     ----------
     network : Network
-    X : array_like, shape (n_samples, n_features) or (n_samples, *input_shape)
+    X : array_like, shape (n_samples, n_features) or ``(n_samples, *input_shape)``
         The inputs as the network sees them (scaled, if training scaled them).
     y : array_like
         Targets in any form ``fit`` takes.

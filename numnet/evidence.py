@@ -21,7 +21,7 @@ DYING_ACTIVATIONS = ("relu",)
 #: Saturating activations and the maximum of their derivative (sigmoid: 1/4 at z = 0; tanh: 1 at z = 0).
 SATURATING_ACTIVATIONS = {"sigmoid": 0.25, "tanh": 1.0}
 #: A unit is saturated on a sample when f'(z) is below this fraction of f''s maximum: it then passes back
-#: at most 1% of the gradient it could (sigmoid beyond |z| ≈ 6, tanh beyond |z| ≈ 3).
+#: at most 1% of the gradient it could (sigmoid beyond ``|z| ≈ 6``, tanh beyond ``|z| ≈ 3``).
 SATURATION_DERIVATIVE_FRACTION = 0.01
 #: ... and saturated as a unit when that holds on more than this fraction of the samples: a unit that
 #: still responds on one sample in ten keeps learning, so only the stuck ones count.

@@ -496,7 +496,7 @@ def sampled_gradient_check(network, X, y, n_entries, rng):
     Returns
     -------
     largest_difference : float
-        The largest, over parameters, mean |backprop - numerical| of the sampled entries.
+        The largest, over parameters, mean ``|backprop - numerical|`` of the sampled entries.
     slowdown : float
         Estimated time of the full numerical gradient divided by the time of one backprop pass.
     """

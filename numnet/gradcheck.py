@@ -2,7 +2,7 @@
 
 Central differences: f'(x) ≈ (f(x + h) - f(x - h)) / (2h), with 2h in the denominator (one classic
 write-up divides by 2 and then multiplies by h, an operator-precedence bug). Its truncation error is
-O(h²) and its rounding error O(ε·|f|/h); h = 1e-4 balances them for float64 functions of size ~1, and the
+O(h²) and its rounding error ``O(ε·|f|/h)``; h = 1e-4 balances them for float64 functions of size ~1, and the
 network check uses 1e-5 on float64 models.
 """
 
@@ -88,7 +88,7 @@ def relative_error(analytic, numeric):
     """‖analytic - numeric‖ / max(‖analytic‖, ‖numeric‖, TINY), the error of a whole gradient array.
 
     The norm-wise form is used rather than the largest entry-wise ratio because central differences
-    carry an absolute rounding error of about ε·|f|/h: on entries far smaller than the rest of the
+    carry an absolute rounding error of about ``ε·|f|/h``: on entries far smaller than the rest of the
     gradient that noise would dominate an entry-wise ratio without saying anything about backprop.
     """
     analytic = np.asarray(analytic, dtype=np.float64)
@@ -175,7 +175,7 @@ def gradient_descent(f, x0, learning_rate=0.01, steps=100, gradient=None):
     Raises
     ------
     DivergenceError
-        When x or f(x) becomes non-finite or |f(x)| grows past DIVERGENCE_RATIO · max(|f(x0)|, 1): the
+        When x or f(x) becomes non-finite or ``|f(x)|`` grows past ``DIVERGENCE_RATIO · max(|f(x0)|, 1)``: the
         learning rate is too large. The error's ``result`` holds the path up to the last finite point.
     """
     if not (isinstance(learning_rate, (int, float)) and math.isfinite(learning_rate) and learning_rate > 0):

@@ -162,7 +162,7 @@ class Layer:
     # ---- forward and backward ------------------------------------------------------------------------
 
     def forward(self, x, training=False, rng=None):
-        """The layer's output for ``x`` (n_samples, *input_shape). With ``training=True`` cache what
+        """The layer's output for ``x``, shape ``(n_samples, *input_shape)``. With ``training=True`` cache what
         ``backward`` needs; with False cache nothing (and drop any older cache). ``rng``: a NumPy
         Generator, given in training to layers that set ``needs_rng``."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward(x, training=False, rng=None)")
@@ -257,7 +257,7 @@ class AffineLayer(Layer):
                 _fill(array, initializer(array.shape, rng, np.float64))
 
     def forward(self, x, training=False, rng=None):
-        """a = f(z) for x (n_samples, *input_shape); returns (n_samples, *output_shape).
+        """a = f(z) for x ``(n_samples, *input_shape)``; returns ``(n_samples, *output_shape)``.
 
         With ``training=True``, cache what backward needs of x, and a; with False, cache nothing (and drop
         any old cache).
@@ -364,8 +364,8 @@ class Dense(AffineLayer):
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
         x, _ = self._require_cache()
-        # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         xp = namespace(delta)
+        # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         apply(xp.matmul, x.T, delta, out=self.grads["W"])
         if self.bias:
             # BP3: dC/db = delta, summed over the batch

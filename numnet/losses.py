@@ -31,9 +31,7 @@ class Loss:
     sample's output (:meth:`sample_gradients`, dC_i/da_i); the batch mean and its weighting are written
     once, here.
 
-    Sample weights
-    --------------
-    ``value`` and ``gradient`` take optional per-sample ``weights`` w (shape (n_samples,), non-negative, on
+    Sample weights: ``value`` and ``gradient`` take optional per-sample ``weights`` w (shape (n_samples,), non-negative, on
     the output's backend). They need not be normalised: the loss becomes the weighted mean
     C = Σ_i w_i C_i / Σ_i w_i and its gradient row i is w_i / Σ_j w_j · dC_i/da_i, so weights of all ones,
     or all twos, give the plain mean, and an integer weight counts a sample that many times. A batch whose
@@ -173,8 +171,8 @@ def _log_sum_exp(logits):
 class SigmoidBinaryCrossEntropy(Loss):
     """Binary cross-entropy from logits, fused with a sigmoid output; one or several independent 0/1 outputs.
 
-    C = (1/n) Σ_i Σ_k [max(z,0) - z·y + log(1 + e^{-|z|})]_{ik}, the stable form of
-    -[y log σ(z) + (1-y) log(1-σ(z))]; summed over outputs (multi-label) and averaged over samples.
+    ``C = (1/n) Σ_i Σ_k [max(z,0) - z·y + log(1 + e^{-|z|})]_{ik}``, the stable form of
+    ``-[y log σ(z) + (1-y) log(1-σ(z))]``; summed over outputs (multi-label) and averaged over samples.
     Fused gradient: dC/dz = (σ(z) - y) / n.
     """
 

@@ -84,7 +84,7 @@ def find_learning_rate(network, X, y, *, optimizer="adam", start_learning_rate=S
     Parameters
     ----------
     network : Network
-    X : array_like, shape (n_samples, n_features) or (n_samples, *input_shape)
+    X : array_like, shape (n_samples, n_features) or ``(n_samples, *input_shape)``
     y : array_like
         Targets in any form ``fit`` takes.
     optimizer : str or Optimizer, default "adam"

@@ -294,11 +294,11 @@ class Network:
     # ---- forward -------------------------------------------------------------------------------------
 
     def prepare_inputs(self, X):
-        """Validate X and convert it once to the model's dtype and backend; shape (n_samples, *input_shape)."""
+        """Validate X and convert it once to the model's dtype and backend; shape ``(n_samples, *input_shape)``."""
         return self.backend.asarray(self.validate_inputs(X), self.dtype)
 
     def validate_inputs(self, X):
-        """Validate X and return it as a NumPy array of the model's dtype, shape (n_samples, *input_shape).
+        """Validate X and return it as a NumPy array of the model's dtype, shape ``(n_samples, *input_shape)``.
 
         The first data seen fixes any input size the layers left open (a convolutional network's image
         size), and every layer's shape is checked against it.

@@ -1077,7 +1077,7 @@ def plot_descent_paths(function, paths, *, path=None, extent=None, title=None, f
 def plot_diagnosis(network, X, history=None, *, path=None, max_layers=DIAGNOSIS_MAX_LAYERS, figsize=None,
                    dpi=DEFAULT_DPI):
     """The figure of a diagnosis: each hidden layer's activation histogram on ``X``, the update-to-weight
-    ratio of every weight over training, and the mean |gradient| of every weight over training.
+    ratio of every weight over training, and the mean ``|gradient|`` of every weight over training.
 
     Parameters
     ----------

@@ -320,7 +320,7 @@ class StandardScaler(_Scaler):
 
     Statistics are computed in float64 on the data passed to :meth:`fit` (the training set) and reused for
     every later :meth:`transform`. ``scale`` is the population standard deviation (ddof=0, as scikit-learn).
-    A constant column (all values equal, or a spread below :data:`SMALLEST_SPREAD`) gets ``scale = 1``, so it
+    A constant column (all values equal, or a spread below ``SMALLEST_SPREAD``, the smallest normal float64) gets ``scale = 1``, so it
     is mapped to zeros instead of dividing by zero, and :meth:`inverse_transform` still restores it.
 
     Attributes
@@ -389,7 +389,7 @@ class MinMaxScaler(_Scaler):
     """Scale each feature linearly so that its training minimum and maximum map to ``feature_range``.
 
     ``x_scaled = low + (x - data_min) * (high - low) / (data_max - data_min)``. A constant column (a range
-    below :data:`SMALLEST_SPREAD`) is treated as having range 1, so it maps to ``low`` instead of dividing by
+    below ``SMALLEST_SPREAD``) is treated as having range 1, so it maps to ``low`` instead of dividing by
     zero, and :meth:`inverse_transform` still restores it. Test data outside the training range maps outside
     ``feature_range``; it is not clipped.
 

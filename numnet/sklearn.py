@@ -602,7 +602,7 @@ class MLPClassifier(_base.ClassifierMixin, _MultilayerPerceptron):
     ----------
     classes_ : ndarray, shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+    feature_names_in_ : ndarray of str, shape (``n_features_in_``,)
         Only when X had string column names.
     n_iter_ : int
         Epochs (or L-BFGS iterations) run by the last call to fit or partial_fit.

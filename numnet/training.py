@@ -201,7 +201,7 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     Parameters
     ----------
     network : Network
-    X : array_like, shape (n_samples, n_features), or (n_samples, *input_shape) for image networks
+    X : array_like, shape (n_samples, n_features), or ``(n_samples, *input_shape)`` for image networks
     y : array_like
         Class indices or one-hot rows for softmax, 0/1 labels for sigmoid, real values for regression.
     sample_weight : array_like, shape (n_samples,), optional
