@@ -7,13 +7,32 @@ new arrays: the network keeps all parameters in one flat buffer, so each line be
 every parameter of the model, with no temporaries (benchmarks/NOTES.md, "fused in-place optimiser").
 
 The forms follow PyTorch's, so that the first steps can be compared with torch.optim to rounding.
+
+State that decays geometrically drifts into subnormal floats: a relu parameter whose gradient is exactly
+zero has its momentum multiplied by 0.9 every step until, a few hundred steps later, it is non-zero but
+below the dtype's smallest normal, where some CPUs compute about 15 times slower (issue 10). Every
+``FLUSH_INTERVAL`` steps the optimiser sets to zero the state values that could reach that range before
+the next flush (:func:`flush_thresholds`); the flush is keyed on the saved step count, so a resumed run
+flushes at the same steps and stays bit-identical (benchmarks/NOTES.md, "subnormal optimiser state").
 """
 
+import functools
 import math
 
 from ._registry import lookup
 from .backend import apply, namespace, to_numpy
+from .kernels import flat, fused_step, scalars
 from .schedules import get_schedule
+
+#: Steps between two flushes of the optimiser state (fewer for state that decays very fast): one flush
+#: costs about three passes over each state array, 1% of the steps between flushes at this interval.
+FLUSH_INTERVAL = 32
+#: A flush zeroes values up to this many times the smallest normal, at most: the largest Adam step such a
+#: value makes, lr·m/ε ≈ 1e-3 · 2e-31 / 1e-8 in float32, is far below the rounding of any parameter.
+MAX_FLUSH_FACTOR = 2.0 ** 24
+#: Headroom for rounding: the decays between two flushes, rounded each step, shrink a value by a little
+#: more than decay**interval (interval·2⁻²⁴ relatively, in float32); a factor of 2 covers that with room.
+FLUSH_ROUNDING_HEADROOM = 2.0
 
 
 def sgd_update(param, grad, state, scratch, *, learning_rate, momentum=0.0, nesterov=False):
@@ -84,13 +103,62 @@ def adam_update(param, grad, state, scratch, *, learning_rate, beta1, beta2, eps
     scratch -= v
     scratch *= 1.0 - beta2
     v += scratch  # v ← v + (1-β2)(g² - v) = β2·v + (1-β2)·g²
-    bias_correction1 = 1.0 - beta1 ** step
-    root_bias_correction2 = math.sqrt(1.0 - beta2 ** step)
+    corrected_epsilon, step_size = adam_corrections(learning_rate, beta1, beta2, epsilon, step)
     apply(xp.sqrt, v, out=scratch)
-    scratch += epsilon * root_bias_correction2
+    scratch += corrected_epsilon
     apply(xp.divide, m, scratch, out=scratch)
-    scratch *= learning_rate * root_bias_correction2 / bias_correction1
+    scratch *= step_size
     param -= scratch
+
+
+def adam_corrections(learning_rate, beta1, beta2, epsilon, step):
+    """(ε·√(1-β2^t), lr·√(1-β2^t)/(1-β1^t)): Adam's bias corrections folded into its ε and step size."""
+    root_bias_correction2 = math.sqrt(1.0 - beta2 ** step)
+    return epsilon * root_bias_correction2, learning_rate * root_bias_correction2 / (1.0 - beta1 ** step)
+
+
+@functools.lru_cache(maxsize=256)  # called every step with the same few tuples: 2.5 µs, 2% of a digits step
+def flush_interval(decays):
+    """Steps between flushes for state with these decay factors (a tuple): ``FLUSH_INTERVAL``, or fewer
+    where a decay is so small that a value at ``MAX_FLUSH_FACTOR`` times the smallest normal would fall
+    below the smallest normal in fewer steps."""
+    interval = FLUSH_INTERVAL
+    for decay in decays:
+        if 0.0 < decay < 1.0:
+            steps = math.log(MAX_FLUSH_FACTOR / FLUSH_ROUNDING_HEADROOM) / -math.log(decay)
+            interval = min(interval, max(1, math.floor(steps)))
+    return interval
+
+
+def flush_thresholds(decays, smallest_normal, interval):
+    """For each state array, the magnitude below which a flush sets its values to zero.
+
+    A value x ≥ 2·smallest_normal / decay^interval, multiplied by ``decay`` at each of the ``interval``
+    steps to the next flush (what happens when its gradient stays zero), is still a normal number there;
+    smaller values are zeroed now, before they can get below the smallest normal. A state that does not
+    decay (AdaGrad's sum of squares; decay 1) or forgets itself at every step (decay 0) only needs its
+    subnormal values cleared.
+
+    Parameters
+    ----------
+    decays : dict of str to float
+        State name -> the factor the rule multiplies that state by each step (in [0, 1]).
+    smallest_normal : float
+        The dtype's smallest positive normal number (``finfo(dtype).smallest_normal``).
+    interval : int
+        Steps between flushes (:func:`flush_interval`).
+    """
+    thresholds = {}
+    for name, decay in decays.items():
+        shrink = decay ** interval if 0.0 < decay < 1.0 else 1.0
+        thresholds[name] = FLUSH_ROUNDING_HEADROOM * smallest_normal / shrink
+    return thresholds
+
+
+def flush_below(array, threshold):
+    """Set to zero, in place, the entries of ``array`` whose magnitude is below ``threshold`` (NaN is kept)."""
+    xp = namespace(array)
+    array[xp.abs(array) < threshold] = 0
 
 
 class Optimizer:
@@ -107,6 +175,17 @@ class Optimizer:
     name = "optimizer"
     #: The names of the state arrays this optimiser keeps, each shaped like the parameters.
     state_names = ()
+    #: Whether the state is flushed of values near the subnormal range every few steps (see the module's
+    #: docstring). Set it False on an instance only to watch the drift happen.
+    flush_subnormals = True
+
+    @property
+    def decays(self):
+        """State name -> the factor the update rule multiplies it by each step, for every state it updates.
+
+        The flush against subnormal drift (:func:`flush_thresholds`) is computed from these.
+        """
+        return {}
 
     def __init__(self, learning_rate, schedule="constant"):
         self.learning_rate = _positive(learning_rate, "learning_rate")
@@ -137,10 +216,28 @@ class Optimizer:
             self._adopt_state(parameters)
         learning_rate = self.current_learning_rate
         self.state["step"] += 1
-        self._apply(parameters, gradients, learning_rate)
+        thresholds = self._due_flush_thresholds(parameters)
+        if not self._apply_fused(parameters, gradients, learning_rate, thresholds):
+            self._apply(parameters, gradients, learning_rate)
+            for name, threshold in thresholds.items():
+                flush_below(self.state[name], threshold)
 
     def _apply(self, parameters, gradients, learning_rate):
+        """The NumPy update rule (the reference): update ``parameters`` and the state in place."""
         raise NotImplementedError
+
+    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+        """The same update by a compiled kernel (numnet.kernels) with the flush inline; False if none applies."""
+        return False
+
+    def _due_flush_thresholds(self, parameters):
+        """{state name: threshold} at the steps where a flush is due (by the saved step count), else {}."""
+        decays = self.decays
+        interval = flush_interval(tuple(decays.values()))
+        if not (decays and self.flush_subnormals) or self.state["step"] % interval:
+            return {}
+        smallest_normal = float(namespace(parameters).finfo(parameters.dtype).smallest_normal)
+        return flush_thresholds(decays, smallest_normal, interval)
 
     def _adopt_state(self, parameters):
         """Move loaded state (NumPy arrays from a file) to the parameters' library and make the scratch buffer."""
@@ -195,9 +292,26 @@ class SGD(Optimizer):
         if self.nesterov and self.momentum == 0.0:
             raise ValueError("nesterov=True needs a momentum > 0 (e.g. momentum=0.9)")
 
+    @property
+    def decays(self):
+        return {"velocity": self.momentum} if self.momentum else {}
+
     def _apply(self, parameters, gradients, learning_rate):
         sgd_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                    momentum=self.momentum, nesterov=self.nesterov)
+
+    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+        if not self.momentum:
+            kernel = fused_step("sgd", parameters, gradients)
+            if kernel is not None:
+                kernel(flat(parameters), flat(gradients), *scalars(parameters.dtype, learning_rate))
+            return kernel is not None
+        velocity = self.state["velocity"]
+        kernel = fused_step("nesterov" if self.nesterov else "momentum", parameters, gradients, velocity)
+        if kernel is not None:
+            kernel(flat(parameters), flat(gradients), flat(velocity),
+                   *scalars(parameters.dtype, self.momentum, learning_rate, thresholds.get("velocity", 0.0)))
+        return kernel is not None
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -238,9 +352,21 @@ class AdaGrad(Optimizer):
         super().__init__(learning_rate, schedule)
         self.epsilon = _positive(epsilon, "epsilon")
 
+    @property
+    def decays(self):
+        return {"sum_squares": 1.0}  # a sum: it never shrinks, but tiny gradients can make it subnormal
+
     def _apply(self, parameters, gradients, learning_rate):
         adagrad_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                        epsilon=self.epsilon)
+
+    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+        squares = self.state["sum_squares"]
+        kernel = fused_step("adagrad", parameters, gradients, squares)
+        if kernel is not None:
+            kernel(flat(parameters), flat(gradients), flat(squares),
+                   *scalars(parameters.dtype, learning_rate, self.epsilon, thresholds.get("sum_squares", 0.0)))
+        return kernel is not None
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "epsilon": self.epsilon}
@@ -265,9 +391,22 @@ class RMSProp(Optimizer):
         self.rho = _fraction(rho, "rho")
         self.epsilon = _positive(epsilon, "epsilon")
 
+    @property
+    def decays(self):
+        return {"mean_square": self.rho}
+
     def _apply(self, parameters, gradients, learning_rate):
         rmsprop_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                        rho=self.rho, epsilon=self.epsilon)
+
+    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+        mean_square = self.state["mean_square"]
+        kernel = fused_step("rmsprop", parameters, gradients, mean_square)
+        if kernel is not None:
+            kernel(flat(parameters), flat(gradients), flat(mean_square),
+                   *scalars(parameters.dtype, self.rho, 1.0 - self.rho, learning_rate, self.epsilon,
+                            thresholds.get("mean_square", 0.0)))
+        return kernel is not None
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
@@ -293,9 +432,23 @@ class Adam(Optimizer):
         self.beta2 = _fraction(beta2, "beta2")
         self.epsilon = _positive(epsilon, "epsilon")
 
+    @property
+    def decays(self):
+        return {"m": self.beta1, "v": self.beta2}
+
     def _apply(self, parameters, gradients, learning_rate):
         adam_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                     beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
+
+    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+        m, v = self.state["m"], self.state["v"]
+        kernel = fused_step("adam", parameters, gradients, m, v)
+        if kernel is not None:
+            corrections = adam_corrections(learning_rate, self.beta1, self.beta2, self.epsilon, self.state["step"])
+            kernel(flat(parameters), flat(gradients), flat(m), flat(v),
+                   *scalars(parameters.dtype, 1.0 - self.beta1, 1.0 - self.beta2, *corrections,
+                            thresholds.get("m", 0.0), thresholds.get("v", 0.0)))
+        return kernel is not None
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}

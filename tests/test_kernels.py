@@ -1,0 +1,144 @@
+"""Tests of numnet.kernels: each compiled optimiser step against its NumPy rule (the reference), bit for
+bit, in float32 and float64, across flushes; when the kernels apply and when they do not; the choice of
+kernels and its errors."""
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numnet
+from numnet import kernels as kernels_module
+from numnet.errors import MissingDependencyError
+from numnet.kernels import current_choice, fused_step, set_kernels, use_kernels
+from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
+
+numba = pytest.importorskip("numba")
+
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
+#: Every kind of update: plain, momentum, Nesterov, AdaGrad, RMSProp, Adam.
+RULES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+#: Steps per comparison: past the flushes at FLUSH_INTERVAL and twice that.
+N_STEPS = 2 * FLUSH_INTERVAL + 5
+
+
+def trajectory(name, choice, start, gradients):
+    """Parameters and state after stepping optimiser ``name`` through ``gradients`` with kernels ``choice``."""
+    with use_kernels(choice):
+        optimizer = get_optimizer(name, learning_rate=0.01)
+        parameters = start.copy()
+        for gradient in gradients:
+            optimizer.step(parameters, gradient)
+    return parameters, {key: optimizer.state[key] for key in optimizer.state_names}
+
+
+def sparse_gradients(rng, n_steps, size, dtype, stop_fraction):
+    """Random gradients of mixed magnitudes (1e-25 .. 10) where a fraction of the entries stops after step 3,
+    so that their state decays and gets flushed."""
+    gradients = rng.standard_normal((n_steps, size)) * 10.0 ** rng.uniform(-25, 1, (n_steps, size))
+    gradients[3:, : int(stop_fraction * size)] = 0
+    return gradients.astype(dtype)
+
+
+@FAST
+@given(st.sampled_from(RULES), st.sampled_from([np.float32, np.float64]), st.integers(1, 3000),
+       st.floats(0.0, 1.0), st.integers(0, 2 ** 32 - 1))
+def test_the_compiled_step_equals_the_numpy_rule_bit_for_bit(name, dtype, size, stop_fraction, seed):
+    # Same operations in the same order on scalars of the same dtype: every rounding is the same, so
+    # equality is exact, not approximate (the point of the kernels' design).
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(size).astype(dtype)
+    gradients = sparse_gradients(rng, N_STEPS, size, dtype, stop_fraction)
+    reference, reference_state = trajectory(name, "numpy", start, gradients)
+    compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_the_compiled_step_gives_nan_and_inf_where_the_numpy_rule_does(name):
+    gradients = np.tile(np.array([np.nan, np.inf, -np.inf, 1.0, 0.0], dtype=np.float32), (3, 1))
+    start = np.ones(5, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        reference, reference_state = trajectory(name, "numpy", start, gradients)
+        compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)  # assert_array_equal treats NaN as equal to NaN
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+def test_a_fit_with_the_compiled_kernels_equals_the_numpy_fit_bit_for_bit():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 20), dtype=np.float32), rng.integers(0, 4, 300)
+    results = []
+    for choice in ("numpy", "numba"):
+        with use_kernels(choice):
+            network = numnet.Network([20, 32, 16, 4], output_activation="softmax", dtype="float32", seed=1)
+            history = network.fit(X, y, epochs=4, batch_size=16, seed=2)
+        results.append((network.flat_parameters, history.iteration_loss, network.optimizer.state))
+    (parameters, losses, state), (compiled_parameters, compiled_losses, compiled_state) = results
+    np.testing.assert_array_equal(compiled_parameters, parameters)
+    assert compiled_losses == losses
+    for key in ("m", "v"):
+        np.testing.assert_array_equal(compiled_state[key], state[key])
+
+
+@pytest.mark.parametrize("arrays, reason", [
+    (lambda: (np.ones(8, np.float32), np.ones(8, np.float32)[::1]), None),
+    (lambda: (np.ones(8, np.float32), np.ones(16, np.float32)[::2]), "not contiguous"),
+    (lambda: (np.ones(8, np.float32), np.ones(8, np.float64)), "mixed dtypes"),
+    (lambda: (np.ones(8, np.int64), np.ones(8, np.int64)), "not floats"),
+    (lambda: (np.ones(8, np.float32), np.ones(4, np.float32)), "different sizes"),
+])
+def test_the_kernels_apply_only_to_contiguous_numpy_floats_of_one_dtype_and_size(arrays, reason):
+    with use_kernels("numba"):
+        kernel = fused_step("sgd", *arrays())
+    assert (kernel is None) == (reason is not None)
+
+
+def test_an_optimiser_steps_a_non_contiguous_view_correctly_through_the_numpy_rule():
+    buffer = np.arange(1.0, 13.0, dtype=np.float32)
+    view, gradient = buffer[::2], np.full(6, 0.5, dtype=np.float32)
+    with use_kernels("numba"):
+        get_optimizer("sgd", learning_rate=0.1).step(view, gradient)
+    # p - lr·g with p = 1, 3, 5, ..., 11 and lr·g = 0.05; the other half of the buffer is untouched.
+    np.testing.assert_array_equal(buffer[::2], np.arange(1.0, 13.0, 2.0, dtype=np.float32) - np.float32(0.05))
+    np.testing.assert_array_equal(buffer[1::2], np.arange(2.0, 13.0, 2.0, dtype=np.float32))
+
+
+def test_kernels_restores_the_previous_choice_after_the_block():
+    with use_kernels("numpy"):
+        with use_kernels("numba"):
+            assert current_choice() == "numba"
+        assert current_choice() == "numpy"
+
+
+def test_the_environment_variable_chooses_the_kernels(monkeypatch):
+    monkeypatch.setenv("NUMNET_KERNELS", " NumPy ")
+    with use_kernels(None):
+        assert current_choice() == "numpy"
+        assert fused_step("sgd", np.ones(3), np.ones(3)) is None
+
+
+def test_an_unknown_choice_raises_value_error_listing_the_choices(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown kernels 'fastest'; choose one of: auto, numba, numpy"):
+        set_kernels("fastest")
+    monkeypatch.setenv("NUMNET_KERNELS", "gpu")
+    with use_kernels(None), pytest.raises(ValueError, match=r"NUMNET_KERNELS: unknown kernels 'gpu'"):
+        current_choice()
+
+
+def test_asking_for_numba_without_it_raises_missing_dependency_error_saying_how_to_install(monkeypatch):
+    monkeypatch.setattr(kernels_module, "_compiled", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` fail
+    with pytest.raises(MissingDependencyError, match=r"pip install 'numnet\[fast\]'"):
+        set_kernels("numba")
+
+
+def test_auto_without_numba_runs_the_numpy_rules(monkeypatch):
+    monkeypatch.setattr(kernels_module, "compiled_available", lambda: False)
+    with use_kernels("auto"):
+        assert fused_step("adam", *(np.ones(4, np.float32) for _ in range(4))) is None
