@@ -6,15 +6,18 @@ arrays' dtype, so that every rounding is the same: ``error_model="numpy"`` makes
 inf or NaN as NumPy does, and fastmath stays off (it would reorder and contract the arithmetic).
 
 Every kernel takes the flat parameters ``p`` and gradients ``g`` (updated and read in place), its state
-arrays, its scalars, and for each state array a flush threshold: state values whose magnitude is below it
-are stored as zero (0 when no flush is due; see numnet.optimizers.flush_thresholds). The parameter update
-uses the state before that flush, as the NumPy path, which flushes after the update, does.
+arrays, its scalars, for each state array a flush threshold (state values whose magnitude is below it are
+stored as zero; 0 when no flush is due, see numnet.optimizers.flush_thresholds). The parameter update
+uses the state before that flush, as the NumPy path, which flushes after the update, does. The kernels
+are serial and release the GIL: numnet.kernels runs them on chunks of the arrays (views) from several
+threads. A loop over ``range(p.shape[0])`` is vectorised; one over ``range(start, stop)`` is not (numba
+must allow for negative indices there), and ran 8 times slower.
 """
 
 import numba
 import numpy as np
 
-_KERNEL = {"parallel": True, "cache": True, "error_model": "numpy"}
+_KERNEL = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always")
@@ -26,14 +29,14 @@ def _flushed(value, threshold):
 @numba.njit(**_KERNEL)
 def sgd_step(p, g, learning_rate):
     """p ← p - lr·g (sgd_update without momentum)."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         p[i] -= g[i] * learning_rate
 
 
 @numba.njit(**_KERNEL)
 def momentum_step(p, g, velocity, momentum, learning_rate, flush_velocity):
     """v ← μ·v + g, p ← p - lr·v (sgd_update with momentum)."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         v = velocity[i] * momentum + g[i]
         p[i] -= v * learning_rate
         velocity[i] = _flushed(v, flush_velocity)
@@ -42,7 +45,7 @@ def momentum_step(p, g, velocity, momentum, learning_rate, flush_velocity):
 @numba.njit(**_KERNEL)
 def nesterov_step(p, g, velocity, momentum, learning_rate, flush_velocity):
     """v ← μ·v + g, p ← p - lr·(g + μ·v) (sgd_update with Nesterov momentum)."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         v = velocity[i] * momentum + g[i]
         p[i] -= (v * momentum + g[i]) * learning_rate
         velocity[i] = _flushed(v, flush_velocity)
@@ -51,7 +54,7 @@ def nesterov_step(p, g, velocity, momentum, learning_rate, flush_velocity):
 @numba.njit(**_KERNEL)
 def adagrad_step(p, g, sum_squares, learning_rate, epsilon, flush_sum_squares):
     """G ← G + g², p ← p - lr·g / (√G + ε) (adagrad_update)."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         squares = sum_squares[i] + g[i] * g[i]
         p[i] -= (g[i] / (np.sqrt(squares) + epsilon)) * learning_rate
         sum_squares[i] = _flushed(squares, flush_sum_squares)
@@ -60,7 +63,7 @@ def adagrad_step(p, g, sum_squares, learning_rate, epsilon, flush_sum_squares):
 @numba.njit(**_KERNEL)
 def rmsprop_step(p, g, mean_square, rho, one_minus_rho, learning_rate, epsilon, flush_mean_square):
     """s ← ρ·s + (1-ρ)·g², p ← p - lr·g / (√s + ε) (rmsprop_update)."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         square = mean_square[i] * rho + (g[i] * g[i]) * one_minus_rho
         p[i] -= (g[i] / (np.sqrt(square) + epsilon)) * learning_rate
         mean_square[i] = _flushed(square, flush_mean_square)
@@ -70,7 +73,7 @@ def rmsprop_step(p, g, mean_square, rho, one_minus_rho, learning_rate, epsilon, 
 def adam_step(p, g, m, v, one_minus_beta1, one_minus_beta2, epsilon, step_size, flush_m, flush_v):
     """m ← m + (1-β1)(g - m), v ← v + (1-β2)(g² - v), p ← p - step_size · m / (√v + ε) (adam_update,
     with ``epsilon`` and ``step_size`` its bias-corrected ε·√(1-β2^t) and lr·√(1-β2^t)/(1-β1^t))."""
-    for i in numba.prange(p.shape[0]):
+    for i in range(p.shape[0]):
         first = m[i] + (g[i] - m[i]) * one_minus_beta1
         second = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta2
         p[i] -= (first / (np.sqrt(second) + epsilon)) * step_size

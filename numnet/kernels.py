@@ -14,8 +14,12 @@ rules run instead. benchmarks/NOTES.md, "fused compiled optimiser step", has the
 """
 
 import contextlib
+import functools
 import importlib.util
+import itertools
 import os
+import queue
+import threading
 
 import numpy as np
 
@@ -70,18 +74,20 @@ def current_choice():
     return _checked_choice(os.environ.get(KERNELS_ENVIRONMENT_VARIABLE) or "auto", KERNELS_ENVIRONMENT_VARIABLE)
 
 
+@functools.lru_cache(maxsize=1)  # asked at every optimiser step; find_spec searches sys.path each time
 def compiled_available():
     """Whether numba is installed (checked without importing it)."""
     return importlib.util.find_spec("numba") is not None
 
 
 def fused_step(rule, *arrays):
-    """The compiled kernel for optimiser ``rule`` ("sgd", "momentum", "nesterov", "adagrad", "rmsprop",
-    "adam") when it applies to ``arrays`` (parameters, gradients, then the state arrays), else None.
+    """The compiled update of optimiser ``rule`` ("sgd", "momentum", "nesterov", "adagrad", "rmsprop",
+    "adam") over ``arrays`` (parameters, gradients, then the state arrays), or None where it does not apply.
 
     It applies when the compiled kernels are chosen and available and every array is a C-contiguous
-    NumPy float32 or float64 array of the parameters' dtype and size. The kernel is called with the
-    arrays flattened (:func:`flat`) and the rule's scalars converted to that dtype (:func:`scalars`).
+    NumPy float32 or float64 array of the parameters' dtype and size. The returned function takes the
+    rule's scalars, already converted to that dtype (:func:`scalars`), and updates the arrays in place,
+    in chunks over the calling thread and the helper threads (:func:`run_in_chunks`).
     """
     choice = current_choice()
     if choice == "numpy" or (choice == "auto" and not compiled_available()):
@@ -92,17 +98,138 @@ def fused_step(rule, *arrays):
         return None
     if first.dtype not in (np.float32, np.float64):
         return None
-    return getattr(_load(), rule + "_step")
+    kernel = getattr(_load(), rule + "_step")
+    flat_arrays = tuple(array.reshape(-1) for array in arrays)
 
+    def update(*rule_scalars):
+        run_in_chunks(lambda start, stop: kernel(*(array[start:stop] for array in flat_arrays), *rule_scalars),
+                      first.size)
 
-def flat(array):
-    """``array`` as a 1-D view (it is C-contiguous)."""
-    return array.reshape(-1)
+    return update
 
 
 def scalars(dtype, *values):
     """``values`` as scalars of ``dtype``: the rounding NumPy applies to a Python float in a ufunc (NEP 50)."""
     return tuple(dtype.type(value) for value in values)
+
+
+# ---- running element-wise work on several threads ------------------------------------------------------
+
+#: The smallest chunk handed to a thread: 2^16 elements is ~50 µs of a fused Adam step, against ~5 µs to
+#: hand it over, so the hand-over costs under 10% (benchmarks/NOTES.md, "fused compiled optimiser step").
+MIN_CHUNK = 2 ** 16
+#: Chunks per thread: more than one, so that a thread the scheduler delays leaves its share to the others.
+CHUNKS_PER_THREAD = 4
+
+_threads = None  # set by set_kernel_threads; None means every CPU this process may run on
+_pool = None
+
+
+def set_kernel_threads(threads):
+    """Use ``threads`` threads (the calling one included) for the kernels' element-wise work; None: one per CPU.
+
+    Raises
+    ------
+    ValueError
+        For a number below 1.
+    """
+    global _threads
+    if threads is not None:
+        threads = int(threads)
+        if threads < 1:
+            raise ValueError(f"set_kernel_threads needs at least 1 thread, got {threads}")
+    _threads = threads
+
+
+def kernel_threads():
+    """The number of threads the kernels use (:func:`set_kernel_threads`)."""
+    return _threads if _threads is not None else _usable_cpus()
+
+
+@functools.lru_cache(maxsize=1)
+def _usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_in_chunks(work, size):
+    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads.
+
+    The calling thread works through the chunks itself and wakes the helpers, which take chunks as they
+    get to run. It waits only for chunks a helper has begun, never for a helper that has not started: on
+    a machine whose other cores are busy this costs nothing but the hand-over, where a barrier over a
+    fixed split of the work would wait for the slowest thread's time slice.
+    """
+    threads = min(kernel_threads(), size // MIN_CHUNK)
+    if threads <= 1:
+        work(0, size)
+        return
+    n_chunks = threads * CHUNKS_PER_THREAD
+    bounds = [(size * index // n_chunks, size * (index + 1) // n_chunks) for index in range(n_chunks)]
+    task = _ChunkedTask(work, bounds)
+    _helper_pool().wake(task, threads - 1)
+    task.work()
+    task.wait()
+
+
+class _ChunkedTask:
+    """Chunks of one call of run_in_chunks: any thread may take the next one; the caller waits for all."""
+
+    def __init__(self, work, bounds):
+        self.work_on = work
+        self.bounds = bounds
+        self.next_index = itertools.count()  # next() on it is atomic under the GIL
+        self.finished = 0
+        self.lock = threading.Lock()
+        self.all_finished = threading.Event()
+        self.error = None
+
+    def work(self):
+        """Take chunks and work on them until none is left."""
+        for index in iter(self.next_index.__next__, None):
+            if index >= len(self.bounds):
+                return
+            try:
+                self.work_on(*self.bounds[index])
+            except BaseException as error:  # re-raised in the calling thread by wait()
+                self.error = error
+            with self.lock:
+                self.finished += 1
+                if self.finished == len(self.bounds):
+                    self.all_finished.set()
+
+    def wait(self):
+        self.all_finished.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class _HelperPool:
+    """Daemon threads that work on the chunks of the tasks they are given; made again after a fork."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.tasks = queue.SimpleQueue()
+        self.threads = []
+
+    def wake(self, task, helpers):
+        """Offer ``task`` to ``helpers`` threads (started on first use)."""
+        while len(self.threads) < helpers:
+            thread = threading.Thread(target=self._serve, name=f"numnet-kernels-{len(self.threads)}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        for _ in range(helpers):
+            self.tasks.put(task)
+
+    def _serve(self):
+        while True:
+            self.tasks.get().work()
+
+
+def _helper_pool():
+    global _pool
+    if _pool is None or _pool.pid != os.getpid():  # a forked child has the pool's objects but not its threads
+        _pool = _HelperPool()
+    return _pool
 
 
 def _checked_choice(choice, where):

@@ -2,6 +2,7 @@
 bit, in float32 and float64, across flushes; when the kernels apply and when they do not; the choice of
 kernels and its errors."""
 
+import contextlib
 import sys
 
 import numpy as np
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 import numnet
 from numnet import kernels as kernels_module
 from numnet.errors import MissingDependencyError
-from numnet.kernels import current_choice, fused_step, set_kernels, use_kernels
+from numnet.kernels import (MIN_CHUNK, current_choice, fused_step, run_in_chunks, set_kernel_threads, set_kernels,
+                            use_kernels)
 from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
 
 numba = pytest.importorskip("numba")
@@ -142,3 +144,75 @@ def test_auto_without_numba_runs_the_numpy_rules(monkeypatch):
     monkeypatch.setattr(kernels_module, "compiled_available", lambda: False)
     with use_kernels("auto"):
         assert fused_step("adam", *(np.ones(4, np.float32) for _ in range(4))) is None
+
+
+# ---- running on several threads ------------------------------------------------------------------------
+
+
+@FAST
+@given(st.integers(0, 5000), st.integers(1, 4))
+def test_run_in_chunks_covers_every_index_exactly_once(size, threads):
+    seen = np.zeros(size, dtype=np.int64)
+
+    def work(start, stop):
+        seen[start:stop] += 1
+
+    with kernel_threads_and_chunk(threads, min_chunk=16):
+        run_in_chunks(work, size)
+    np.testing.assert_array_equal(seen, np.ones(size, dtype=np.int64))
+
+
+def test_an_error_in_a_chunk_reaches_the_caller():
+    def work(start, stop):
+        if start > 0:
+            raise ArithmeticError(f"chunk at {start}")
+
+    with kernel_threads_and_chunk(2, min_chunk=16), pytest.raises(ArithmeticError, match="chunk at"):
+        run_in_chunks(work, 1000)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_the_compiled_step_on_several_threads_equals_the_numpy_rule_bit_for_bit(name):
+    rng = np.random.default_rng(3)
+    size = 4 * MIN_CHUNK + 123  # several chunks, the last one shorter
+    start = rng.standard_normal(size).astype(np.float32)
+    gradients = sparse_gradients(rng, FLUSH_INTERVAL + 2, size, np.float32, 0.5)
+    reference, reference_state = trajectory(name, "numpy", start, gradients)
+    with kernel_threads_and_chunk(3, min_chunk=MIN_CHUNK):
+        compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+def test_a_forked_child_steps_on_several_threads_after_its_parent_did():
+    # The child has the parent's pool object but none of its threads: it must start its own.
+    multiprocessing = pytest.importorskip("multiprocessing")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    size = 4 * MIN_CHUNK
+    with kernel_threads_and_chunk(2, min_chunk=MIN_CHUNK), use_kernels("numba"):
+        get_optimizer("adam").step(np.ones(size, np.float32), np.ones(size, np.float32))  # the parent's pool
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child_result = pool.apply_async(_adam_once, (size,)).get(timeout=60)
+    with use_kernels("numpy"):
+        np.testing.assert_array_equal(child_result, _adam_once(size))
+
+
+def _adam_once(size):
+    parameters = np.ones(size, np.float32)
+    get_optimizer("adam").step(parameters, np.linspace(-1, 1, size, dtype=np.float32))
+    return parameters
+
+
+@contextlib.contextmanager
+def kernel_threads_and_chunk(threads, min_chunk):
+    """Use ``threads`` kernel threads and chunks of at least ``min_chunk`` elements inside the block."""
+    previous_chunk = kernels_module.MIN_CHUNK
+    kernels_module.MIN_CHUNK = min_chunk
+    set_kernel_threads(threads)
+    try:
+        yield
+    finally:
+        kernels_module.MIN_CHUNK = previous_chunk
+        set_kernel_threads(None)
