@@ -7,11 +7,14 @@ Quick start::
     net = nn.Network([2, 50, 50, 3], activation="relu", output_activation="softmax", seed=0)
     history = net.fit(X, y, epochs=200, batch_size=32, optimizer="adam", learning_rate=1e-2, seed=0)
     print(net.accuracy(X, y))
+
+``numnet.Activation`` is the activation *layer* (as in Keras); the activation functions' base class is
+``numnet.activations.Activation``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from .activations import ACTIVATIONS, Activation, get_activation
+from .activations import ACTIVATIONS, get_activation
 from .backend import get_backend
 from .errors import ConvergenceWarning, CorruptFileError, DivergenceError, MissingDependencyError, NotFittedError
 from .gradcheck import (
@@ -23,7 +26,7 @@ from .gradcheck import (
     relative_error,
 )
 from .initializers import INITIALIZERS, get_initializer
-from .layers import Dense
+from .layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, register_layer
 from .losses import LOSSES, Loss, get_loss
 from .network import Network
 from .persistence import load_model, save_model
@@ -32,7 +35,8 @@ from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
 
 __all__ = [
-    "ACTIVATIONS", "Activation", "get_activation", "get_backend",
+    "ACTIVATIONS", "get_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
+    "register_layer",
     "ConvergenceWarning", "CorruptFileError", "DivergenceError", "MissingDependencyError", "NotFittedError",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",

@@ -207,5 +207,17 @@ def get_activation(name):
     ------
     ValueError
         For an unknown name, listing the valid ones.
+    TypeError
+        For anything else, and with its own message for an activation *layer* (``numnet.Activation``)
+        given where an activation function is expected.
     """
+    # layers.py sits below this module and cannot be imported here; a layer is recognised by its contract.
+    if hasattr(name, "parameter_shapes") and hasattr(name, "backward") and hasattr(name, "kind"):
+        function = getattr(name, "activation", None)
+        hint = f" such as {function.name!r}" if isinstance(function, Activation) else ""
+        raise TypeError(
+            f"expected an activation function, got the layer {type(name).__name__} ({name.kind}); pass the "
+            f"function's name{hint} (numnet.Activation is the activation layer since numnet 0.2; the functions "
+            "are numnet.activations.ReLU(), Sigmoid(), ...)"
+        )
     return lookup(ACTIVATIONS, name, "activation", base=Activation)

@@ -259,6 +259,29 @@ def as_float_matrix(values, dtype, name="X"):
     return array
 
 
+def as_float_array(values, dtype, name="X", *, ndim, expected):
+    """Validate ``values`` as a finite float array of ``ndim`` dimensions (images: (n, channels, height,
+    width)) and ``dtype``, converted once; ``expected`` describes the shape for the error message.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions (the message shows the expected shape and how to reshape), empty,
+        non-numeric, NaN or infinite input.
+    """
+    array = as_numeric_array(values, name)
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions, shape {expected} (samples first), but has shape "
+            f"{array.shape}; reshape flat rows of pixels with {name}.reshape(-1, ...) to that shape"
+        )
+    if array.size == 0:
+        raise ValueError(f"{name} is empty (shape {array.shape}); it needs at least one sample")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    check_finite(array, name)
+    return array
+
+
 def check_finite(array, name):
     """Raise ValueError naming the first NaN or infinite entry of ``array`` (a NumPy array)."""
     if array.dtype.kind in "biu":

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .backend import namespace, to_numpy
 from .errors import require
 
 #: Pause between printing a failure and aborting: MPI_Abort kills the job at once, and mpiexec may exit
@@ -30,9 +31,14 @@ class SingleProcess:
     size = 1
     is_root = True
 
+    def shard_bounds(self, n_rows):
+        """(start, stop) of this rank's rows in a global batch of ``n_rows`` (here: all of them)."""
+        return 0, n_rows
+
     def shard(self, indices):
-        """This rank's part of a global batch (here: all of it)."""
-        return indices
+        """This rank's part of a global batch: ``indices[start:stop]`` of :meth:`shard_bounds`."""
+        start, stop = self.shard_bounds(len(indices))
+        return indices[start:stop]
 
     def combine_gradients(self, flat_gradients, loss, local_count, global_count):
         """Return the loss of the global batch; ``flat_gradients`` becomes its gradient (here: unchanged)."""
@@ -69,10 +75,10 @@ class MPICommunicator(SingleProcess):
         self.size = self.comm.Get_size()
         self.is_root = self.rank == 0
 
-    def shard(self, indices):
+    def shard_bounds(self, n_rows):
         # Contiguous, nearly equal pieces: rank r gets the r-th of `size` slices of the global batch.
-        bounds = np.linspace(0, len(indices), self.size + 1).round().astype(int)
-        return indices[bounds[self.rank]:bounds[self.rank + 1]]
+        bounds = np.linspace(0, n_rows, self.size + 1).round().astype(int)
+        return int(bounds[self.rank]), int(bounds[self.rank + 1])
 
     def combine_gradients(self, flat_gradients, loss, local_count, global_count):
         weight = local_count / global_count
@@ -88,6 +94,50 @@ class MPICommunicator(SingleProcess):
 
     def abort(self, code=1):
         self.comm.Abort(code)
+
+
+class BatchContext:
+    """Where this process's rows sit in the current global batch, for layers that look across the batch.
+
+    Dropout draws its mask for the whole global batch and keeps this shard's rows, so every rank drops
+    exactly the units one process would; BatchNorm sums its statistics over every rank (synchronised batch
+    normalisation), so they are the global batch's. ``fit`` hands one context to every layer
+    (``layer.context``) and moves it along each step; outside ``fit`` a layer has no context and its input
+    is the whole batch. A small object passed to the layers, not a global, so two networks training in one
+    process never see each other's batches.
+
+    Parameters
+    ----------
+    communicator : SingleProcess or MPICommunicator
+    """
+
+    def __init__(self, communicator):
+        self.communicator = communicator
+        self.global_size = 0
+        self.start = 0
+        self.local_size = 0
+
+    def move_to(self, global_size, start, local_size):
+        """Describe the next step's batch: ``local_size`` rows from ``start`` of ``global_size``."""
+        self.global_size, self.start, self.local_size = int(global_size), int(start), int(local_size)
+
+    @property
+    def is_distributed(self):
+        """Whether other processes hold the rest of the batch."""
+        return self.communicator.size > 1
+
+    @property
+    def weight(self):
+        """This shard's share of the global batch, n_local / n_global: the factor of its mean loss."""
+        return self.local_size / self.global_size
+
+    def sum(self, array):
+        """The element-wise sum of ``array`` (any backend) over every rank; the array itself in one process."""
+        if not self.is_distributed:
+            return array
+        xp = namespace(array)
+        total = self.communicator.sum(np.reshape(to_numpy(array), -1))  # float64 on every rank
+        return xp.reshape(xp.asarray(total, dtype=array.dtype), tuple(array.shape))
 
 
 def get_communicator(distributed):

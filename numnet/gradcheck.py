@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import to_numpy
+from .backend import namespace, to_numpy
 from .errors import DivergenceError
+from .training import DIVERGENCE_GROWTH
 from .validation import check_integer
 
 #: Step of the central difference for plain functions (the classic choice for float64).
@@ -22,8 +23,11 @@ DEFAULT_STEP = 1e-4
 NETWORK_STEP = 1e-5
 #: Denominator floor of the relative error, so two zero gradients compare as equal.
 TINY = 1e-30
-#: gradient_descent reports divergence once |f(x)| exceeds this multiple of max(|f(x0)|, 1).
-DIVERGENCE_RATIO = 1e6
+#: gradient_descent reports divergence once |f(x)| exceeds this multiple of max(|f(x0)|, 1): the same rule
+#: as the training loop's guard.
+DIVERGENCE_RATIO = DIVERGENCE_GROWTH
+#: Seed of the Dropout masks of every pass of gradient_check (the same masks each time).
+MASK_SEED = 0
 
 
 def numerical_derivative(f, x, h=DEFAULT_STEP):
@@ -96,6 +100,12 @@ def relative_error(analytic, numeric):
 def gradient_check(model, X, y, h=NETWORK_STEP):
     """Compare backprop's gradient of every parameter with central differences.
 
+    Every loss evaluation, the backprop pass's and each perturbed one, is a training-mode forward pass,
+    because that is the function backprop differentiates: BatchNorm normalises with the batch's own
+    statistics, and Dropout draws the same masks each time (from a generator seeded alike for every
+    pass). BatchNorm's running statistics, which each training pass moves, are put back after every
+    pass, so the check leaves the model as it found it.
+
     Parameters
     ----------
     model : Network
@@ -112,18 +122,27 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
     """
     X = model.prepare_inputs(X)
     Y = model.prepare_targets(y, X.shape[0])
-    model.loss_and_gradients(X, Y)
-    analytic = {name: np.array(to_numpy(gradient)) for name, gradient in model.gradients().items()}
-    model.clear_caches()
+    state = namespace(model.flat_state).asarray(model.flat_state, copy=True)
 
-    def loss_at_current_weights(_):
-        logits, output = model._forward(X, training=False)
-        return model._loss_from(logits, output, Y)
+    def masks():
+        return np.random.default_rng(MASK_SEED)
 
-    return {
-        name: relative_error(analytic[name], numerical_gradient(loss_at_current_weights, parameter, h))
-        for name, parameter in model.parameters().items()
-    }
+    try:
+        model.loss_and_gradients(X, Y, masks())
+        analytic = {name: np.array(to_numpy(gradient)) for name, gradient in model.gradients().items()}
+
+        def training_loss(_):
+            logits, output = model._forward(X, training=True, rng=masks())
+            model.flat_state[...] = state
+            return model._loss_from(logits, output, Y)
+
+        return {
+            name: relative_error(analytic[name], numerical_gradient(training_loss, parameter, h))
+            for name, parameter in model.parameters().items()
+        }
+    finally:
+        model.flat_state[...] = state
+        model.clear_caches()
 
 
 @dataclass

@@ -1,51 +1,71 @@
 """Network: a stack of layers, its forward pass, its backward pass (BP1-BP4), and named parameters.
 
-All parameters live in one flat buffer and all gradients in another; each layer's W and b are views into
-them. Optimisers then update every parameter with a handful of whole-buffer operations instead of a loop
-over layers, and a data-parallel run can average all gradients with one message (benchmarks/NOTES.md,
-"flat parameter buffer").
+All parameters live in one flat buffer and all gradients in another; each layer's parameters are views
+into them. Optimisers then update every parameter with a handful of whole-buffer operations instead of a
+loop over layers, and a data-parallel run can average all gradients with one message (benchmarks/NOTES.md,
+"flat parameter buffer"). Non-trainable layer state (BatchNorm's running statistics) lives in a third flat
+buffer, which optimisers and penalties never see.
+
+The network talks to its layers only through the Layer contract (numnet/layers.py): any layer fits.
 """
+
+import math
 
 import numpy as np
 
-from .backend import as_float_matrix, get_backend, namespace, resolve_dtype, squared_norm, to_numpy
+from .backend import as_float_array, as_float_matrix, get_backend, namespace, resolve_dtype, squared_norm, to_numpy
 from .activations import get_activation
-from .layers import Dense
+from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
 from .targets import as_target_matrix
 from .validation import check_integer
 
-class Network:
-    """A multi-layer perceptron.
 
-    Build it from layer sizes::
+class Network:
+    """A neural network: a stack of layers trained by backpropagation.
+
+    Build a multi-layer perceptron from layer sizes::
 
         net = Network([2, 50, 50, 3], activation="relu", output_activation="softmax", seed=0)
+        net = Network([64, 128, 10], output_activation="softmax", dropout=0.2, batch_norm=True)
 
-    or from explicit layers::
+    or from explicit layers (any :class:`numnet.Layer`)::
 
-        net = Network(layers=[Dense(2, 50, "relu"), Dense(50, 3, "softmax")], loss="cross_entropy")
+        net = Network(layers=[Dense(2, 50), BatchNorm(50), Activation("relu"), Dropout(0.1),
+                              Dense(50, 3, "softmax")])
 
     Parameters
     ----------
     layer_sizes : sequence of int, optional
         Input size, hidden sizes, output size, e.g. ``[784, 100, 10]``.
-    layers : sequence of Dense, optional
-        Instead of ``layer_sizes``: the layers themselves, each layer's n_inputs equal to the previous
-        layer's n_outputs.
-    activation : str or Activation, default "relu"
+    layers : sequence of Layer, optional
+        Instead of ``layer_sizes``: the layers themselves; each must take what the one before it gives
+        (checked through ``Layer.output_shape``).
+    activation : str or activation function, default "relu"
         Hidden-layer activation (with ``layer_sizes``).
-    output_activation : str or Activation, optional
-        Output activation; by default the one the loss implies (softmax for softmax cross-entropy,
-        sigmoid for binary cross-entropy, linear for mean squared error).
+    output_activation : str or activation function, optional
+        Output activation (with ``layer_sizes``); by default the one the loss implies (softmax for softmax
+        cross-entropy, sigmoid for binary cross-entropy, linear for mean squared error).
     loss : str or Loss, optional
-        By default the loss the output activation implies (mean squared error for linear outputs).
+        By default the loss the output activation implies (with ``layers``, the last layer's activation):
+        softmax cross-entropy for softmax, binary cross-entropy for sigmoid, mean squared error otherwise.
     weight_init : str or Initializer, default "auto"
         "auto": He for relu-like layers, Xavier otherwise.
     bias_init : float, str or Initializer, default 0.0
+    dropout : float in [0, 1), default 0.0
+        With ``layer_sizes``: a Dropout layer of this rate after every hidden layer.
+    batch_norm : bool, default False
+        With ``layer_sizes``: every hidden layer becomes Dense (linear) → BatchNorm → Activation, the order
+        of the classic course.
     l2 : float, default 0.0
-        L2 penalty λ: the loss gains ½·λ·Σ‖W‖² and each dC/dW gains λ·W; biases are not penalised.
+        L2 penalty λ: the loss gains ½·λ·Σ‖W‖² over the penalised parameters (the weight matrices) and
+        each of their gradients gains λ·W; biases, BatchNorm's γ and β are not penalised.
+    l1 : float, default 0.0
+        L1 penalty: the loss gains l1·Σ|W| and each penalised gradient l1·sign(W).
+    input_shape : tuple of int, optional
+        One sample's shape, e.g. (1, 28, 28) for a convolutional network, when the first layer does not fix
+        it; without it the data decides at the first call.
     dtype : {"float32", "float64"}, default "float32"
     seed : int or numpy.random.Generator, optional
         Seeds the initial weights; the same seed gives bit-identical weights.
@@ -57,23 +77,36 @@ class Network:
     Raises
     ------
     ValueError
-        For inconsistent sizes, unknown names, or a loss that cannot pair with the output activation.
+        For layers that do not fit together, unknown names, or a loss that cannot pair with the output.
+    TypeError
+        For something in ``layers`` that is not a Layer.
     """
 
     def __init__(self, layer_sizes=None, *, layers=None, activation="relu", output_activation=None, loss=None,
-                 weight_init="auto", bias_init=0.0, l2=0.0, dtype=None, seed=None, backend=None):
+                 weight_init="auto", bias_init=0.0, dropout=0.0, batch_norm=False, l2=0.0, l1=0.0,
+                 input_shape=None, dtype=None, seed=None, backend=None):
         self.dtype = resolve_dtype(dtype)
         self.backend = get_backend(backend)
         self.l2 = _non_negative_float(l2, "l2")
+        self.l1 = _non_negative_float(l1, "l1")
         if (layer_sizes is None) == (layers is None):
-            raise ValueError("give exactly one of layer_sizes (e.g. [2, 50, 3]) or layers (a list of Dense)")
-        output_activation, self.loss = _resolve_output_and_loss(output_activation, loss)
+            raise ValueError("give exactly one of layer_sizes (e.g. [2, 50, 3]) or layers (a list of layers)")
         if layers is None:
-            layers = _dense_stack(layer_sizes, activation, output_activation, weight_init, bias_init)
+            output_activation, self.loss = _resolve_output_and_loss(output_activation, loss)
+            layers = dense_stack(layer_sizes, activation=activation, output_activation=output_activation,
+                                 weight_init=weight_init, bias_init=bias_init, dropout=dropout,
+                                 batch_norm=batch_norm)
+        else:
+            _check_unused_with_layers(output_activation=output_activation, dropout=dropout, batch_norm=batch_norm)
+            layers = list(layers)
+            self.loss = _loss_for_layers(layers, loss)
         self.layers = _checked_layers(layers)
         self._check_output_pairing()
+        self._declared_input_shape = _declared_input_shape(input_shape, self.layers)
+        self._output_shapes = self._infer_shapes(self._declared_input_shape)
         self._allocate_buffers()
         self.initialize(seed)
+        self._training_output = None
         #: Set by ``fit``: the optimiser (with its state) and the progress through training, so that a
         #: second call, or a run loaded from a checkpoint, continues where the last one stopped.
         self.optimizer = None
@@ -85,45 +118,68 @@ class Network:
     # ---- construction --------------------------------------------------------------------------------
 
     def _check_output_pairing(self):
-        output = self.layers[-1].activation.name
         fused = self.loss.fused_activation
-        if fused is not None and output != fused:
+        if fused is None:
+            return
+        last = self.layers[-1]
+        output = last.activation.name if last.activation is not None else None
+        if output != fused:
+            ends = f"uses {output!r}" if output is not None else f"is {last.name} ({type(last).__name__})"
             raise ValueError(
                 f"loss {self.loss.name!r} is computed from logits and needs output_activation={fused!r}, "
-                f"but the output layer uses {output!r}; set output_activation={fused!r} (or leave it unset)"
+                f"but the output layer {ends}; set output_activation={fused!r} (or leave it unset), or end "
+                f"the layers with Dense(..., {fused!r}) or Activation({fused!r})"
             )
 
-    def _allocate_buffers(self):
-        sizes = [layer.n_parameters for layer in self.layers]
-        xp, dtype = self.backend.xp, self.backend.dtype(self.dtype)
-        self.flat_parameters = xp.zeros(sum(sizes), dtype=dtype)
-        self.flat_gradients = xp.zeros(sum(sizes), dtype=dtype)
-        self._slices = {}
-        offset = 0
+    def _infer_shapes(self, input_shape):
+        """Each layer's output shape for one sample's ``input_shape``; ValueError naming both layers when a
+        layer cannot take what the one before it gives."""
+        shapes, shape = [], input_shape
         for index, layer in enumerate(self.layers):
-            if layer.name is None:
-                layer.name = f"dense_{index}"
-            params, grads = {}, {}
-            for key, shape in layer.parameter_shapes().items():
-                size = int(np.prod(shape))
-                self._slices[f"{layer.name}.{key}"] = (slice(offset, offset + size), shape)
-                params[key] = xp.reshape(self.flat_parameters[offset:offset + size], shape)
-                grads[key] = xp.reshape(self.flat_gradients[offset:offset + size], shape)
-                offset += size
-            layer.bind(params, grads)
+            try:
+                next_shape = layer.output_shape(shape)
+            except ValueError as error:
+                source = ("the input" if index == 0 else
+                          f"layers[{index - 1}] ({self.layers[index - 1].name})")
+                raise ValueError(f"layers[{index}] ({layer.name}) {error}, but {source} gives shape "
+                                 f"{_shown(shape)}; make the sizes match") from None
+            shapes.append(None if next_shape is None else tuple(next_shape))
+            shape = shapes[-1]
+        final = shapes[-1]
+        if final is None or len(final) != 1 or final[0] is None:
+            raise ValueError(f"the last layer ({self.layers[-1].name}) must give one vector per sample, of a "
+                             f"known size, but gives shape {_shown(final)}; end the network with a Dense layer")
+        return shapes
+
+    def _allocate_buffers(self):
+        xp, dtype = self.backend.xp, self.backend.dtype(self.dtype)
+        parameter_count = sum(math.prod(shape) for layer in self.layers for shape in layer.parameter_shapes().values())
+        state_count = sum(math.prod(shape) for layer in self.layers for shape in layer.state_shapes().values())
+        self.flat_parameters = xp.zeros(parameter_count, dtype=dtype)
+        self.flat_gradients = xp.zeros(parameter_count, dtype=dtype)
+        self.flat_state = xp.zeros(state_count, dtype=dtype)
+        self._slices = _layout(self.layers, "parameter_shapes")
+        self._state_slices = _layout(self.layers, "state_shapes")
+        self._bind_layers()
+
+    def _bind_layers(self):
+        """Give every layer views of its parameters, gradients and state in the flat buffers."""
+        parameters, gradients = self.unflatten(self.flat_parameters), self.unflatten(self.flat_gradients)
+        state = _views(self.flat_state, self._state_slices)
+        for layer in self.layers:
+            layer.bind({key: parameters[f"{layer.name}.{key}"] for key in layer.parameter_shapes()},
+                       {key: gradients[f"{layer.name}.{key}"] for key in layer.parameter_shapes()})
+            layer.bind_state({key: state[f"{layer.name}.{key}"] for key in layer.state_shapes()})
 
     def __setstate__(self, state):
-        # pickle and copy.deepcopy copy every array on its own, so each layer's W and b would stop being
+        # pickle and copy.deepcopy copy every array on its own, so each layer's parameters would stop being
         # views into the flat buffers and the optimiser's steps would no longer reach them: bind them again.
         self.__dict__.update(state)
-        parameters, gradients = self.unflatten(self.flat_parameters), self.unflatten(self.flat_gradients)
-        for layer in self.layers:
-            keys = layer.parameter_shapes()
-            layer.bind({key: parameters[f"{layer.name}.{key}"] for key in keys},
-                       {key: gradients[f"{layer.name}.{key}"] for key in keys})
+        self._bind_layers()
 
     def initialize(self, seed=None):
-        """(Re)draw every parameter from the layers' initialisers, seeded by ``seed``."""
+        """(Re)draw every parameter and reset every state array from the layers' initialisers, seeded by
+        ``seed``."""
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         for layer in self.layers:
             layer.initialize(rng)
@@ -132,19 +188,37 @@ class Network:
     # ---- shapes and names ----------------------------------------------------------------------------
 
     @property
+    def input_shape(self):
+        """One sample's input shape, e.g. (64,) or (1, 28, 28); None marks a size the data has not fixed yet."""
+        return self._declared_input_shape
+
+    @property
+    def output_shapes(self):
+        """Each layer's output shape for one sample, e.g. [(128,), (128,), (10,)] (None: not known yet)."""
+        return list(self._output_shapes)
+
+    @property
     def n_inputs(self):
-        """Number of input features."""
-        return self.layers[0].n_inputs
+        """Number of input features per sample (the product of the input shape; None while unknown)."""
+        shape = self.input_shape
+        if shape is None or None in shape:
+            return None
+        return math.prod(shape)
 
     @property
     def n_outputs(self):
         """Number of outputs (classes for softmax)."""
-        return self.layers[-1].n_outputs
+        return self._output_shapes[-1][0]
 
     @property
     def layer_sizes(self):
-        """[n_inputs, hidden sizes..., n_outputs]."""
-        return [self.n_inputs] + [layer.n_outputs for layer in self.layers]
+        """[n_inputs, the output size of every layer with weights...]: for a multi-layer perceptron its layer
+        sizes, whatever Dropout, BatchNorm or Activation layers lie between (None for a size still unknown)."""
+        sizes = [self.n_inputs]
+        for layer, shape in zip(self.layers, self._output_shapes):
+            if layer.penalized_parameters():
+                sizes.append(None if shape is None or None in shape else math.prod(shape))
+        return sizes
 
     @property
     def n_parameters(self):
@@ -156,6 +230,11 @@ class Network:
         """True when the loss is a cross-entropy (outputs are class probabilities)."""
         return self.loss.is_classification
 
+    @property
+    def needs_rng(self):
+        """Whether a training forward pass needs random numbers (a Dropout layer)."""
+        return any(layer.needs_rng for layer in self.layers)
+
     def parameters(self):
         """Every parameter by name ("dense_0.W", "dense_0.b", ...): writable views into the model."""
         return {f"{layer.name}.{key}": array for layer in self.layers for key, array in layer.params.items()}
@@ -164,14 +243,17 @@ class Network:
         """The gradient of every parameter from the last ``backward``, by the same names."""
         return {f"{layer.name}.{key}": array for layer in self.layers for key, array in layer.grads.items()}
 
+    def state(self):
+        """Every non-trainable state array by name ("batch_norm_1.running_mean", ...): writable views."""
+        return {f"{layer.name}.{key}": array for layer in self.layers for key, array in layer.state.items()}
+
     def weight_names(self):
-        """The names of the weight matrices (the parameters L2 penalises)."""
-        return [f"{layer.name}.W" for layer in self.layers]
+        """The names of the parameters the L2 and L1 penalties apply to (the weight matrices)."""
+        return [f"{layer.name}.{key}" for layer in self.layers for key in layer.penalized_parameters()]
 
     def unflatten(self, flat):
         """Views of a flat array laid out like the parameters, by parameter name (for optimiser state)."""
-        xp = namespace(flat)
-        return {name: xp.reshape(flat[part], shape) for name, (part, shape) in self._slices.items()}
+        return _views(flat, self._slices)
 
     def set_parameters(self, values):
         """Copy arrays into parameters by name.
@@ -183,37 +265,72 @@ class Network:
         ValueError
             For a shape mismatch.
         """
-        current = self.parameters()
+        self._copy_into(self.parameters(), values, "parameter")
+
+    def set_state(self, values):
+        """Copy arrays into the layers' state (running statistics) by name; raises like set_parameters."""
+        self._copy_into(self.state(), values, "state array")
+
+    def _copy_into(self, current, values, what):
         for name, value in values.items():
             if name not in current:
-                raise KeyError(f"no parameter named {name!r}; the network has: {', '.join(current)}")
+                raise KeyError(f"no {what} named {name!r}; the network has: {', '.join(current) or 'none'}")
             value = np.asarray(to_numpy(value) if hasattr(value, "__array_namespace__") else value)
             if value.shape != tuple(current[name].shape):
-                raise ValueError(f"parameter {name!r} has shape {current[name].shape}, got {value.shape}")
+                raise ValueError(f"{what} {name!r} has shape {current[name].shape}, got {value.shape}")
             current[name][...] = self.backend.asarray(value, self.dtype)
 
     def copy(self, dtype=None):
-        """A new network with the same architecture and weights, optionally in another dtype."""
-        clone = Network(layers=[_clone_layer(layer) for layer in self.layers], loss=type(self.loss)(),
-                        l2=self.l2, dtype=dtype or self.dtype, seed=0, backend=self.backend)
-        clone.flat_parameters[...] = self.backend.xp.astype(self.flat_parameters, clone.flat_parameters.dtype)
+        """A new network with the same layers, weights and state, optionally in another dtype."""
+        clone = Network(layers=[type(layer).from_config(layer.config()) for layer in self.layers],
+                        loss=type(self.loss)(), l2=self.l2, l1=self.l1, input_shape=self.input_shape,
+                        dtype=dtype or self.dtype, seed=0, backend=self.backend)
+        xp = self.backend.xp
+        clone.flat_parameters[...] = xp.astype(self.flat_parameters, clone.flat_parameters.dtype)
+        clone.flat_state[...] = xp.astype(self.flat_state, clone.flat_state.dtype)
         return clone
 
     # ---- forward -------------------------------------------------------------------------------------
 
     def prepare_inputs(self, X):
-        """Validate X and convert it once to the model's dtype and backend; shape (n_samples, n_inputs)."""
+        """Validate X and convert it once to the model's dtype and backend; shape (n_samples, *input_shape)."""
         return self.backend.asarray(self.validate_inputs(X), self.dtype)
 
     def validate_inputs(self, X):
-        """Validate X and return it as a NumPy array of the model's dtype, shape (n_samples, n_inputs)."""
-        X = as_float_matrix(to_numpy(X) if hasattr(X, "__array_namespace__") else X, self.dtype, "X")
-        if X.shape[1] != self.n_inputs:
-            raise ValueError(
-                f"X has {X.shape[1]} features but the network expects {self.n_inputs} "
-                f"(layer sizes {self.layer_sizes}); check the data or the first layer size"
-            )
+        """Validate X and return it as a NumPy array of the model's dtype, shape (n_samples, *input_shape).
+
+        The first data seen fixes any input size the layers left open (a convolutional network's image
+        size), and every layer's shape is checked against it.
+        """
+        X = to_numpy(X) if hasattr(X, "__array_namespace__") else X
+        expected = self.input_shape
+        if expected is None or len(expected) == 1:
+            X = as_float_matrix(X, self.dtype, "X")
+        else:
+            X = as_float_array(X, self.dtype, "X", ndim=len(expected) + 1, expected=_shown(expected))
+        self._check_sample_shape(tuple(X.shape[1:]))
         return X
+
+    def _check_sample_shape(self, shape):
+        expected = self.input_shape
+        if expected is not None and None not in expected:
+            if shape != expected:
+                raise ValueError(self._input_mismatch(shape))
+            return
+        if expected is not None and (len(shape) != len(expected)
+                                     or any(e is not None and e != s for e, s in zip(expected, shape))):
+            raise ValueError(self._input_mismatch(shape))
+        self._output_shapes = self._infer_shapes(shape)  # raises, naming the layer, when the data cannot pass
+        self._declared_input_shape = shape
+
+    def _input_mismatch(self, shape):
+        expected = self.input_shape
+        if len(expected) == 1 and len(shape) == 1:
+            return (f"X has {shape[0]} features but the network expects {expected[0]} (layer sizes "
+                    f"{self.layer_sizes}); check the data or the first layer size")
+        return (f"X has samples of shape {shape} but the network expects {expected}, i.e. X of shape "
+                f"{_shown(expected)}; reshape the data (e.g. X.reshape(-1, "
+                f"{', '.join('?' if size is None else str(size) for size in expected)}))")
 
     def prepare_targets(self, y, n_samples=None):
         """Validate targets and convert them once to a float matrix (n_samples, n_outputs) in the model's dtype.
@@ -228,22 +345,31 @@ class Network:
         """Like :meth:`prepare_targets`, but returns a NumPy array (for splitting before the one transfer)."""
         return as_target_matrix(y, self.loss, self.n_outputs, self.dtype, n_samples)
 
-    def forward(self, X, training=False):
+    def forward(self, X, training=False, rng=None):
         """The network's output a_L for inputs X (validated and converted), shape (n_samples, n_outputs).
 
-        With ``training=True`` every layer caches what ``backward`` needs. Returns a NumPy array.
+        With ``training=True`` every layer caches what ``backward`` needs (and Dropout needs ``rng``, a NumPy
+        Generator; BatchNorm normalises with the batch's statistics and updates its running ones). Returns
+        a NumPy array.
         """
-        return to_numpy(self._forward(self.prepare_inputs(X), training)[1])
+        return to_numpy(self._forward(self.prepare_inputs(X), training, rng)[1])
 
-    def _forward(self, X, training):
-        """(logits of the output layer, output) for already-validated X."""
+    def _forward(self, X, training, rng=None):
+        """(logits of the output layer, output) for already-validated X; the logits are the output itself
+        unless the loss is fused with the output activation."""
         a = X
         for layer in self.layers[:-1]:
-            a = layer.forward(a, training)
-        return self.layers[-1].forward(a, training, return_logits=True)
+            a = layer.forward(a, training, rng)
+        output_layer = self.layers[-1]
+        if self.loss.fused_activation:
+            logits, a = output_layer.forward_logits(a, training, rng)
+        else:
+            logits = a = output_layer.forward(a, training, rng)
+        self._training_output = a if training else None
+        return logits, a
 
     def loss_value(self, X, y):
-        """The loss C (data term plus the L2 term) on (X, y), without touching any cache."""
+        """The loss C (data term plus the penalties) on (X, y), in inference mode, without touching any cache."""
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
         logits, output = self._forward(X, training=False)
@@ -251,13 +377,24 @@ class Network:
 
     def _loss_from(self, logits, output, Y):
         data_term = self.loss.value(logits if self.loss.fused_activation else output, Y)
-        return data_term + self.l2_penalty()
+        return data_term + self.penalty()
+
+    def penalty(self):
+        """½·l2·Σ‖W‖² + l1·Σ|W| over the penalised parameters (biases and BatchNorm's γ, β excluded)."""
+        total = 0.0
+        if self.l2:
+            total += 0.5 * self.l2 * sum(squared_norm(array) for array in self._penalized_arrays())
+        if self.l1:
+            total += self.l1 * sum(float(namespace(array).sum(namespace(array).abs(array)))
+                                   for array in self._penalized_arrays())
+        return total
 
     def l2_penalty(self):
         """½·λ·Σ_l ‖W_l‖² (biases excluded)."""
-        if self.l2 == 0.0:
-            return 0.0
-        return 0.5 * self.l2 * sum(squared_norm(layer.params["W"]) for layer in self.layers)
+        return 0.5 * self.l2 * sum(squared_norm(array) for array in self._penalized_arrays()) if self.l2 else 0.0
+
+    def _penalized_arrays(self):
+        return [layer.params[key] for layer in self.layers for key in layer.penalized_parameters()]
 
     # ---- backward ------------------------------------------------------------------------------------
 
@@ -269,36 +406,55 @@ class Network:
         Y : ndarray, shape (n_samples, n_outputs)
             Targets already prepared by :meth:`prepare_targets`.
         """
-        output_layer = self.layers[-1]
-        a_L = output_layer.output
+        a_L = self._require_training_output()
+        output_layer, propagate = self.layers[-1], len(self.layers) > 1
         if self.loss.fused_activation:
             # BP1, fused: delta_L = dC/dz_L = (a_L - y) / n for softmax or sigmoid with cross-entropy
-            delta = self.loss.gradient(a_L, Y)
-            grad = output_layer.backward_delta(delta, propagate=len(self.layers) > 1)
+            grad = output_layer.backward_delta(self.loss.gradient(a_L, Y), propagate)
         else:
             # BP1: delta_L = ∇_a C ⊙ f'(z_L), computed inside the layer's backward
-            grad = output_layer.backward(self.loss.gradient(a_L, Y), propagate=len(self.layers) > 1)
+            grad = output_layer.backward(self.loss.gradient(a_L, Y), propagate)
         for index in range(len(self.layers) - 2, -1, -1):
             # BP2: delta_l = (delta_{l+1} W_{l+1}ᵀ) ⊙ f'(z_l); BP3 and BP4 follow inside the layer
             grad = self.layers[index].backward(grad, propagate=index > 0)
-        self._add_l2_gradient()
+        self._add_penalty_gradients()
 
-    def _add_l2_gradient(self):
-        if self.l2 == 0.0:
+    @property
+    def output(self):
+        """The output a_L of the last training forward pass (training accuracy is counted from it)."""
+        return self._require_training_output()
+
+    def _require_training_output(self):
+        if self._training_output is None:
+            raise RuntimeError("backward called without a preceding forward pass with training=True; call "
+                               "forward(X, training=True) (or loss_and_gradients) first")
+        return self._training_output
+
+    def _add_penalty_gradients(self):
+        if not (self.l2 or self.l1):
             return
         for layer in self.layers:
-            # dC/dW gains λ·W from the ½·λ·‖W‖² term; biases are not regularised
-            layer.grads["W"] += self.l2 * layer.params["W"]
+            for key in layer.penalized_parameters():
+                W, grad = layer.params[key], layer.grads[key]
+                if self.l2:
+                    grad += self.l2 * W  # dC/dW gains λ·W from the ½·λ·‖W‖² term
+                if self.l1:
+                    grad += self.l1 * namespace(W).sign(W)  # and l1·sign(W) from l1·Σ|W|
 
-    def loss_and_gradients(self, X, Y):
-        """One training forward pass and backward pass on prepared (X, Y); returns the loss, fills gradients."""
-        logits, output = self._forward(X, training=True)
-        loss = self._loss_from(logits, output, Y)
+    def loss_and_gradients(self, X, Y, rng=None):
+        """One training forward pass and backward pass on prepared (X, Y); returns the loss, fills gradients.
+
+        An empty batch (a data-parallel rank whose shard of a small batch is empty) still runs both passes,
+        so that its layers join every collective, and counts its loss as 0.
+        """
+        logits, output = self._forward(X, training=True, rng=rng)
+        loss = self._loss_from(logits, output, Y) if X.shape[0] else 0.0
         self.backward(Y)
         return loss
 
     def clear_caches(self):
         """Drop every layer's forward cache (frees memory after training)."""
+        self._training_output = None
         for layer in self.layers:
             layer.clear_cache()
 
@@ -334,35 +490,88 @@ class Network:
     # ---- description ---------------------------------------------------------------------------------
 
     def summary(self):
-        """A text table: each layer, its output shape and parameter count, and the totals."""
-        rows = [("layer", "activation", "output shape", "parameters")]
-        rows.append(("input", "", f"(None, {self.n_inputs})", "0"))
-        for layer in self.layers:
-            rows.append((layer.name, layer.activation.name, f"(None, {layer.n_outputs})",
-                         f"{layer.n_parameters:,}"))
+        """A text table: each layer, what it is, its output shape and parameter count, and the totals."""
+        rows = [("layer", "type", "output shape", "parameters")]
+        rows.append(("input", "", _shown(self.input_shape), "0"))
+        for layer, shape in zip(self.layers, self._output_shapes):
+            rows.append((layer.name, layer.describe(), _shown(shape), f"{layer.n_parameters:,}"))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
         rule = "-" * len(lines[0])
+        penalties = f"l2: {self.l2:g}" + (f"   l1: {self.l1:g}" if self.l1 else "")
         return "\n".join([lines[0], rule, *lines[1:], rule,
                           f"total parameters: {self.n_parameters:,}   loss: {self.loss.name}   "
-                          f"dtype: {self.dtype.name}   l2: {self.l2:g}"])
+                          f"dtype: {self.dtype.name}   {penalties}"])
 
     def config(self):
-        """The architecture as plain data (layers, loss, l2, dtype), for saving."""
-        return {"layers": [layer.config() for layer in self.layers], "loss": self.loss.name,
-                "l2": self.l2, "dtype": self.dtype.name}
+        """The architecture as plain data (layers, loss, penalties, dtype, input shape), for saving."""
+        config = {"layers": [layer.config() for layer in self.layers], "loss": self.loss.name,
+                  "l2": self.l2, "dtype": self.dtype.name}
+        if self.l1:
+            config["l1"] = self.l1
+        if not self._is_plain_mlp():
+            config["input_shape"] = None if self.input_shape is None else list(self.input_shape)
+        return config
+
+    def _is_plain_mlp(self):
+        """Only Dense layers and no L1: the layout every numnet since 0.1 reads (file format version 1)."""
+        return all(type(layer) is Dense for layer in self.layers) and not self.l1
 
     def __repr__(self):
-        activations = [layer.activation.name for layer in self.layers]
-        return f"Network({self.layer_sizes}, activations={activations}, loss={self.loss.name!r})"
+        kinds = [layer.describe() for layer in self.layers]
+        return f"Network({self.layer_sizes}, layers={kinds}, loss={self.loss.name!r})"
 
-    def fit(self, X, y, **options):
-        """Train the network; see :func:`numnet.training.fit` for every option. Returns a History."""
-        # The loop lives in training.py (it needs optimisers, which sit below this module); this method
-        # is the familiar entry point and only forwards to it.
+    def fit(self, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer=None, learning_rate=None,
+            shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0, seed=None,
+            record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
+            verbose=False, distributed=None):
+        """Train the network on (X, y); every option is documented at :func:`numnet.fit`. Returns a History.
+
+        The options are spelled out here, not forwarded as ``**options``, so that ``help(Network.fit)`` and
+        an editor show them; tests/test_network.py checks that the two signatures stay the same.
+        """
+        # The loop lives in training.py, below optimisers in the import order, hence the import here.
         from .training import fit
 
-        return fit(self, X, y, **options)
+        return fit(self, X, y, epochs=epochs, iterations=iterations, batch_size=batch_size, optimizer=optimizer,
+                   learning_rate=learning_rate, shuffle=shuffle, sampling=sampling,
+                   validation_data=validation_data, validation_split=validation_split, seed=seed,
+                   record_gradients=record_gradients, patience=patience, tolerance=tolerance,
+                   restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed)
+
+
+def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", weight_init="auto", bias_init=0.0,
+                dropout=0.0, batch_norm=False):
+    """The layers of a multi-layer perceptron with the given sizes.
+
+    Each hidden layer is ``Dense(n_in, n_out, activation)``, or with ``batch_norm`` the classic course's
+    ``Dense(n_in, n_out) → BatchNorm(n_out) → Activation(activation)``, followed by ``Dropout(dropout)``
+    when ``dropout`` > 0; the output layer is ``Dense(n_in, n_outputs, output_activation)``.
+
+    Returns
+    -------
+    list of Layer
+    """
+    sizes = _checked_sizes(layer_sizes)
+    hidden, output = get_activation(activation), get_activation(output_activation)
+    if batch_norm not in (True, False):
+        raise TypeError(f"batch_norm must be True or False, got {batch_norm!r}")
+    layers = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        if batch_norm:
+            init = auto_weight_init(hidden) if _is_auto(weight_init) else weight_init
+            layers += [Dense(n_in, n_out, "linear", weight_init=init, bias_init=bias_init), BatchNorm(n_out),
+                       Activation(hidden)]
+        else:
+            layers.append(Dense(n_in, n_out, hidden, weight_init=weight_init, bias_init=bias_init))
+        if dropout:
+            layers.append(Dropout(dropout))
+    layers.append(Dense(sizes[-2], sizes[-1], output, weight_init=weight_init, bias_init=bias_init))
+    return layers
+
+
+def _is_auto(weight_init):
+    return isinstance(weight_init, str) and weight_init.strip().lower() == "auto"
 
 
 def _resolve_output_and_loss(output_activation, loss):
@@ -376,15 +585,21 @@ def _resolve_output_and_loss(output_activation, loss):
     return get_activation(output_activation), loss
 
 
-def _dense_stack(layer_sizes, activation, output_activation, weight_init, bias_init):
-    sizes = _checked_sizes(layer_sizes)
-    hidden = get_activation(activation)
-    layers = []
-    for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        is_output = index == len(sizes) - 2
-        layers.append(Dense(n_in, n_out, output_activation if is_output else hidden,
-                            weight_init=weight_init, bias_init=bias_init))
-    return layers
+def _loss_for_layers(layers, loss):
+    """The given loss, or the one the last layer's activation implies (softmax → softmax cross-entropy)."""
+    if loss is not None:
+        return get_loss(loss)
+    last = layers[-1] if layers else None
+    name = last.activation.name if isinstance(last, Layer) and last.activation is not None else None
+    return get_loss(DEFAULT_LOSS_FOR_OUTPUT.get(name, "mse"))
+
+
+def _check_unused_with_layers(**options):
+    """output_activation, dropout and batch_norm describe a layer_sizes network; with layers they would be lost."""
+    given = [name for name, value in options.items() if value not in (None, 0.0, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to a network built from layer_sizes; with layers=, put the "
+                         "activation, Dropout or BatchNorm layers in the list itself")
 
 
 def _checked_sizes(layer_sizes):
@@ -398,27 +613,59 @@ def _checked_sizes(layer_sizes):
 
 
 def _checked_layers(layers):
+    """The layers as a list, each a Layer, named ``<kind>_<index>`` unless named already, names unique."""
     layers = list(layers)
     if not layers:
-        raise ValueError("layers is empty; give at least one Dense layer")
+        raise ValueError("layers is empty; give at least one layer (e.g. a Dense layer)")
     for index, layer in enumerate(layers):
-        if not isinstance(layer, Dense):
-            raise TypeError(f"layers[{index}] must be a Dense layer, got {type(layer).__name__}")
-    for index, (previous, layer) in enumerate(zip(layers[:-1], layers[1:]), start=1):
-        if layer.n_inputs != previous.n_outputs:
-            raise ValueError(
-                f"layers[{index}] takes {layer.n_inputs} inputs but layers[{index - 1}] gives "
-                f"{previous.n_outputs} outputs; make the sizes match"
-            )
-    # Unnamed layers will be called dense_<index> (see _allocate_buffers); an explicit name may collide.
-    names = [layer.name or f"dense_{index}" for index, layer in enumerate(layers)]
+        if not isinstance(layer, Layer):
+            raise TypeError(f"layers[{index}] must be a numnet Layer (e.g. numnet.Dense), got {type(layer).__name__}")
+    if len({id(layer) for layer in layers}) != len(layers):
+        raise ValueError("the same layer object appears twice in layers; create a new layer for each position")
+    # Unnamed layers are called <kind>_<index>; an explicit name may collide with one of those.
+    names = [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(layers)]
     if len(names) != len(set(names)):
         raise ValueError(f"layer names must be unique, got {names}")
+    for layer, name in zip(layers, names):
+        layer.name = name
     return layers
 
 
-def _clone_layer(layer):
-    return Dense(layer.n_inputs, layer.n_outputs, layer.activation, name=layer.name)
+def _declared_input_shape(input_shape, layers):
+    """One sample's input shape: the one given, else the first layer's own (Dense: (n_inputs,)), else None."""
+    if input_shape is None:
+        shape = layers[0].expected_input_shape()
+        return None if shape is None else tuple(shape)
+    if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
+    return tuple(None if size is None else check_integer(size, "every size in input_shape") for size in shape)
+
+
+def _layout(layers, shapes_method):
+    """{"<layer>.<key>": (slice, shape)} for the arrays ``layer.<shapes_method>()`` declares, end to end."""
+    layout, offset = {}, 0
+    for layer in layers:
+        for key, shape in getattr(layer, shapes_method)().items():
+            size = math.prod(shape)
+            layout[f"{layer.name}.{key}"] = (slice(offset, offset + size), tuple(shape))
+            offset += size
+    return layout
+
+
+def _views(flat, layout):
+    xp = namespace(flat)
+    return {name: xp.reshape(flat[part], shape) for name, (part, shape) in layout.items()}
+
+
+def _shown(shape):
+    """A per-sample shape as the table shows it, with the batch dimension: (None, 50)."""
+    if shape is None:
+        return "(None, ?)"
+    return "(None, " + ", ".join("?" if size is None else str(size) for size in shape) + ")"
 
 
 def _non_negative_float(value, name):

@@ -1,16 +1,16 @@
 """Saving and loading networks: one file, no pickle, checksummed, written atomically.
 
-File format (format version 1)
+File format (versions 1 and 2)
 ------------------------------
 A NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), readable with NumPy alone:
 
 ``numnet.json``
     One UTF-8 JSON document stored as a 1-D uint8 array::
 
-        {"format": "numnet", "format_version": 1, "numnet_version": "0.1.0",
+        {"format": "numnet", "format_version": 1 or 2, "numnet_version": "0.2.0",
          "network": {"layers": [{"type": "dense", "n_inputs", "n_outputs", "activation", "name",
                                  "activation_options", "weight_init", "bias_init"}, ...],
-                     "loss", "loss_options", "l2", "dtype"},
+                     "loss", "loss_options", "l2", "dtype"; version 2 also "l1", "input_shape"},
          "optimizer": {"name", "hyperparameters", "state": {"step"} or null} or null,
          "training": {"epochs_trained", "iterations_trained", "training_seed"},
          "history": History.to_dict() or null,
@@ -22,6 +22,14 @@ A NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), readable with
 ``optimizer/<state>/<name>``
     Every optimiser state array, split by parameter name (``optimizer/m/dense_0.W``), so the state is
     tied to the parameter it belongs to rather than to a position in the flat buffer.
+``state/<name>`` (version 2)
+    Every layer's non-trainable state by name (``state/batch_norm_1.running_mean``).
+
+Each layer is saved as its ``Layer.config()``, whose ``"type"`` is looked up in ``numnet.layers.LAYERS``
+(a user's own layer class must be registered with ``register_layer`` before loading) and rebuilt with
+``from_config``. A network of Dense layers only (without L1) is written in version 1, byte for byte the
+layout numnet 0.1 wrote and reads; any other network needs version 2, which numnet 0.1 refuses with a
+message asking to upgrade.
 
 Why this shape: arrays are read with ``np.load(..., allow_pickle=False)``, which refuses object arrays, so
 opening a file can never run code; names read from the file are resolved only through numnet's tables
@@ -33,7 +41,6 @@ so every number in the document (l2, learning rates, the history) comes back bit
 
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import secrets
@@ -42,11 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .activations import get_activation
+from ._registry import constructor_options, rebuild
 from .backend import to_numpy
 from .errors import CorruptFileError
-from .initializers import get_initializer
-from .layers import Dense
+from .layers import get_layer_class
 from .losses import get_loss
 from .network import Network
 from .optimizers import get_optimizer
@@ -55,13 +61,16 @@ from .training import History
 from .validation import check_integer
 
 FORMAT_NAME = "numnet"
-#: Raised whenever the layout changes in a way an older numnet could not read.
-FORMAT_VERSION = 1
+#: Raised whenever the layout changes in a way an older numnet could not read. Version 2 adds layer state
+#: arrays and layers other than Dense; a Dense-only network is still written as version 1.
+FORMAT_VERSION = 2
+PLAIN_FORMAT_VERSION = 1
 DOCUMENT_KEY = "numnet.json"
 #: The first bytes of a zip archive (a local file header), which every .npz starts with.
 ZIP_SIGNATURE = b"PK\x03\x04"
 PARAMETER_PREFIX = "parameters/"
 OPTIMIZER_PREFIX = "optimizer/"
+STATE_PREFIX = "state/"
 #: Parameters and optimiser state are float arrays; nothing else is accepted from a file.
 ARRAY_DTYPES = ("float32", "float64")
 #: What reading an .npz can raise for a file that is damaged or not an archive at all.
@@ -145,10 +154,12 @@ def load_model(path):
         raise FileNotFoundError(f"no numnet model file at {str(path)!r}")
     document, arrays = _read_archive(path)
     with _invalid_part(path, "its network description"):
-        network = _build_network(document["network"])
+        network = _build_network(document["network"], arrays)
     with _invalid_part(path, "its parameters"):
         network.set_parameters({name: _stored(arrays, PARAMETER_PREFIX + name, array)
                                 for name, array in network.parameters().items()})
+        network.set_state({name: _stored(arrays, STATE_PREFIX + name, array)
+                           for name, array in network.state().items()})
     with _invalid_part(path, "its optimiser"):
         network.optimizer = _build_optimizer(document["optimizer"], network, arrays)
     with _invalid_part(path, "its training progress, history or metadata"):
@@ -184,6 +195,7 @@ def _check_metadata(metadata):
 def _network_arrays(network):
     """Every array to store, by archive key: the parameters, then the optimiser's state per parameter."""
     arrays = {PARAMETER_PREFIX + name: to_numpy(array) for name, array in network.parameters().items()}
+    arrays.update({STATE_PREFIX + name: to_numpy(array) for name, array in network.state().items()})
     optimizer = network.optimizer
     if optimizer is None or optimizer.state is None:
         return arrays
@@ -206,7 +218,7 @@ def _document(network, arrays, metadata):
     optimizer = network.optimizer
     return {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": PLAIN_FORMAT_VERSION if network._is_plain_mlp() else FORMAT_VERSION,
         "numnet_version": __version__,
         "network": _architecture(network),
         "optimizer": None if optimizer is None else _optimizer_record(optimizer),
@@ -221,47 +233,40 @@ def _document(network, arrays, metadata):
 
 
 def _architecture(network):
-    """network.config() plus what it leaves out: activation, loss and initialiser options."""
+    """network.config() (every layer's config) plus the loss's options, checked to survive JSON."""
     architecture = network.config()
-    for layer_config, layer in zip(architecture["layers"], network.layers):
-        layer_config["activation_options"] = _options(layer.activation, get_activation, "activation")
-        layer_config["weight_init"] = _component(layer.weight_init, get_initializer, "initializer")
-        layer_config["bias_init"] = _component(layer.bias_init, get_initializer, "initializer")
-    architecture["loss_options"] = _options(network.loss, get_loss, "loss")
+    architecture["loss_options"] = constructor_options(network.loss, get_loss, "loss")
+    for layer, layer_config in zip(network.layers, architecture["layers"]):
+        _check_layer_config(layer, layer_config)
     return architecture
+
+
+def _check_layer_config(layer, config):
+    """Refuse, before writing, a layer that a loader could not rebuild: unregistered, or a config that is
+    not plain JSON data."""
+    try:
+        registered = get_layer_class(config.get("type"))
+    except (ValueError, TypeError):
+        registered = None
+    if registered is not type(layer):
+        raise ValueError(
+            f"cannot save layer {layer.name} ({type(layer).__name__}): its type {config.get('type')!r} is not "
+            "registered, so a loader could not rebuild it; register the class first with "
+            f"numnet.layers.register_layer({type(layer).__name__})"
+        )
+    try:
+        json.dumps(config, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cannot save layer {layer.name}: its config() is not plain JSON data ({error}); "
+                         "make config() return numbers, strings, lists and dicts") from error
 
 
 def _optimizer_record(optimizer):
     hyperparameters = optimizer.hyperparameters()
-    _options(optimizer, get_optimizer, "optimizer")  # checks that the name rebuilds this class
-    _options(optimizer.schedule, get_schedule, "schedule")
+    constructor_options(optimizer, get_optimizer, "optimizer")  # checks that the name rebuilds this class
+    constructor_options(optimizer.schedule, get_schedule, "schedule")
     state = None if optimizer.state is None else {"step": int(optimizer.state["step"])}
     return {"name": optimizer.name, "hyperparameters": hyperparameters, "state": state}
-
-
-def _component(instance, resolve, kind):
-    """{"name", "options"} for a registered object such as an initialiser."""
-    return {"name": instance.name, "options": _options(instance, resolve, kind)}
-
-
-def _options(instance, resolve, kind):
-    """The instance's constructor arguments, after checking that its name rebuilds its class.
-
-    They are the instance attributes named like constructor parameters (e.g. LeakyReLU.negative_slope).
-    """
-    try:
-        registered = type(resolve(instance.name))
-    except (ValueError, TypeError):
-        registered = None
-    if registered is not type(instance):
-        raise ValueError(
-            f"cannot save the {kind} {instance!r}: its name {instance.name!r} does not rebuild its class "
-            f"{type(instance).__name__} from numnet's {kind} table, so it could not be loaded; use a built-in "
-            f"{kind} or add the class to that table"
-        )
-    accepted = inspect.signature(type(instance)).parameters
-    return {key: value for key, value in vars(instance).items()
-            if key in accepted and isinstance(value, (bool, int, float, str, type(None)))}
 
 
 def _array_record(array):
@@ -407,29 +412,35 @@ def _read_arrays(path, archive, document):
     return arrays
 
 
-def _build_network(architecture):
-    """A Network with the saved architecture (its weights are overwritten afterwards)."""
-    layers = [_build_layer(layer_config) for layer_config in architecture["layers"]]
-    loss = _rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
+def _build_network(architecture, arrays):
+    """A Network with the saved architecture (its weights are overwritten afterwards).
+
+    The layers are rebuilt first, which allocates nothing, and the shapes they declare are compared with
+    the arrays the file holds before the Network allocates its buffers: a document that claims huge layers
+    costs nothing to refuse.
+    """
+    layers = [get_layer_class(config["type"]).from_config(config) for config in architecture["layers"]]
+    _check_declared_shapes(layers, arrays)
+    loss = rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
+    input_shape = architecture.get("input_shape")
     # Rebuilt on NumPy, whatever backend trained it: the file holds NumPy arrays and loading is exact there.
-    return Network(layers=layers, loss=loss, l2=architecture["l2"], dtype=architecture["dtype"], seed=0,
-                   backend="numpy")
+    return Network(layers=layers, loss=loss, l2=architecture["l2"], l1=architecture.get("l1", 0.0),
+                   input_shape=None if input_shape is None else tuple(input_shape), dtype=architecture["dtype"],
+                   seed=0, backend="numpy")
 
 
-def _build_layer(config):
-    if config["type"] != "dense":
-        raise ValueError(f"unknown layer type {config['type']!r}; this numnet knows only 'dense'")
-    activation = _rebuild(get_activation, config["activation"], config.get("activation_options", {}))
-    initializers = {key: _rebuild(get_initializer, config[key]["name"], config[key]["options"])
-                    for key in ("weight_init", "bias_init") if key in config}
-    return Dense(config["n_inputs"], config["n_outputs"], activation, name=config["name"], **initializers)
-
-
-def _rebuild(resolve, name, options):
-    """An instance of the class registered under ``name``, built with ``options`` (never getattr)."""
-    if not isinstance(name, str) or not isinstance(options, dict):
-        raise TypeError(f"expected a name and a dict of options, got {name!r} and {options!r}")
-    return type(resolve(name))(**options)
+def _check_declared_shapes(layers, arrays):
+    """Every parameter and state array the layers declare must be in the file with that shape."""
+    for index, layer in enumerate(layers):
+        name = layer.name or f"{layer.kind}_{index}"
+        declared = [(PARAMETER_PREFIX, key, shape) for key, shape in layer.parameter_shapes().items()]
+        declared += [(STATE_PREFIX, key, shape) for key, shape in layer.state_shapes().items()]
+        for prefix, key, shape in declared:
+            array = arrays.get(f"{prefix}{name}.{key}")
+            if array is None or tuple(array.shape) != tuple(shape):
+                found = "is missing" if array is None else f"has shape {tuple(array.shape)}"
+                raise ValueError(f"layer {name} declares {prefix}{name}.{key} of shape {tuple(shape)}, but the "
+                                 f"file's array {found}")
 
 
 def _stored(arrays, key, like):
@@ -449,7 +460,7 @@ def _build_optimizer(record, network, arrays):
         return None
     hyperparameters = dict(record["hyperparameters"])
     schedule = dict(hyperparameters.pop("schedule", {"name": "constant"}))
-    hyperparameters["schedule"] = _rebuild(get_schedule, schedule.pop("name"), schedule)
+    hyperparameters["schedule"] = rebuild(get_schedule, schedule.pop("name"), schedule)
     optimizer = type(get_optimizer(record["name"]))(**hyperparameters)
     if record["state"] is not None:
         state = {"step": check_integer(record["state"]["step"], "step", minimum=0)}

@@ -7,13 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import namespace
-from .distributed import get_communicator
+from .distributed import BatchContext, get_communicator
 from .errors import DivergenceError
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
 from .validation import check_integer
 
 SAMPLING_MODES = ("epoch", "replacement")
+#: The entropy key of Dropout's random stream, beside (seed, epoch) of the batch order: the masks of step t
+#: come from default_rng([seed, DROPOUT_STREAM, t]), a stream no batch order can share.
+DROPOUT_STREAM = 0x64726F70  # "drop"
+#: A loss that grows past this factor of its first value (at least 1) counts as diverging, like
+#: gradcheck.gradient_descent's rule: no sound run multiplies its loss by a million.
+DIVERGENCE_GROWTH = 1e6
 
 
 @dataclass
@@ -99,6 +105,24 @@ class History:
                                     for name, values in self.gradient_mean_abs.items()}
         return recent
 
+    def drop_last_iteration(self, gradients_recorded=True):
+        """Forget the latest step's records (a step the divergence guard undid); its gradient magnitudes
+        too when that step recorded them."""
+        if self.iteration_loss:
+            self.iteration_loss.pop()
+        if gradients_recorded:
+            for values in self.gradient_mean_abs.values():
+                if values:
+                    values.pop()
+
+    def drop_last_epoch(self):
+        """Forget the latest epoch's records (an epoch whose last step was undone)."""
+        n_epochs = len(self.epoch_loss)
+        for name in _CURVES[1:]:  # every per-epoch curve that holds a value for that epoch
+            values = getattr(self, name)
+            if n_epochs and len(values) == n_epochs:
+                values.pop()
+
     def extend(self, other):
         """Append another History (a resumed run) to this one, in place."""
         self.iteration_loss.extend(other.iteration_loss)
@@ -168,7 +192,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     Parameters
     ----------
     network : Network
-    X : array_like, shape (n_samples, n_features)
+    X : array_like, shape (n_samples, n_features), or (n_samples, *input_shape) for image networks
     y : array_like
         Class indices or one-hot rows for softmax, 0/1 labels for sigmoid, real values for regression.
     epochs : int, optional
@@ -190,8 +214,9 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     validation_split : float in [0, 1), default 0.0
         Hold out this random fraction of (X, y) for validation (ignored with ``validation_data``).
     seed : int, optional
-        Seeds the batches and the validation split; epoch k's order depends only on (seed, k), so a run
-        resumed from a checkpoint sees exactly the batches it would have seen.
+        Seeds the batches, the validation split and Dropout's masks. Epoch k's order depends only on
+        (seed, k) and step t's masks only on (seed, t), each from a stream of its own, so a run resumed
+        from a checkpoint sees exactly the batches and masks it would have seen.
     record_gradients : bool, default True
         Record the mean absolute gradient of every weight matrix at every step (History.gradient_mean_abs).
     patience : int, optional
@@ -216,10 +241,13 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     Raises
     ------
     ValueError
-        For bad data or options (the message names the problem).
+        For bad data or options (the message names the problem), including a batch too small for a
+        BatchNorm layer (a last batch of one sample).
     DivergenceError
-        When the loss becomes NaN or infinite; the network keeps the last weights whose loss was finite
-        (the optimiser's moment estimates keep the undone step: start a new optimiser to retrain).
+        When the loss becomes NaN or infinite, or grows past DIVERGENCE_GROWTH times its first value (at
+        least 1), or the final weights give such a loss: the network keeps the last weights (and layer
+        state) whose loss was finite, and its History holds exactly the steps it kept (the optimiser's
+        moment estimates keep the undone step: start a new optimiser to retrain).
     """
     # Resolved first: the validation split must come from the same recorded seed as the batches, or a
     # second fit would hold out different samples and train on the first fit's validation set.
@@ -230,6 +258,7 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
     total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
     if sampling not in SAMPLING_MODES:
         raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
+    _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
                seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed))
@@ -247,9 +276,35 @@ def fit(network, X, y, *, epochs=None, iterations=None, batch_size=32, optimizer
                 break
         if stopper is not None:
             stopper.finish()
+        run.check_final_weights()
     finally:
-        network.clear_caches()
+        run.detach()
     return network.history.since(run.start_marks)
+
+
+def _check_batches_fit_the_layers(network, n_samples, batch_size, sampling):
+    """Refuse, before the first step, a batch that a layer cannot train on (BatchNorm on a batch of one)."""
+    last_batch = batch_size if sampling == "replacement" else n_samples - batch_size * (n_samples // batch_size)
+    smallest = min(batch_size, last_batch or batch_size)
+    shapes = [network.input_shape, *network.output_shapes[:-1]]
+    for layer, input_shape in zip(network.layers, shapes):
+        needed = layer.min_batch_size(input_shape)
+        if smallest < needed:
+            which = "every batch" if smallest == batch_size else "the last batch of each epoch"
+            raise ValueError(
+                f"layer {layer.name} ({type(layer).__name__}) needs at least {needed} samples in a training batch, "
+                f"but {which} holds {smallest} ({n_samples} samples in batches of {batch_size}); choose a "
+                f"batch_size that leaves no batch of {smallest} (e.g. {_batch_size_without_singles(n_samples, batch_size)}), "
+                "or drop a sample"
+            )
+
+
+def _batch_size_without_singles(n_samples, batch_size):
+    """The nearest batch size above ``batch_size`` whose last batch is not a single sample."""
+    for candidate in range(max(batch_size, 2), n_samples + 1):
+        if n_samples % candidate != 1:
+            return candidate
+    return n_samples
 
 
 class _Run:
@@ -271,12 +326,26 @@ class _Run:
         self.history = network.history
         self.start_marks = self.history.lengths()
         self.steps_taken = 0
-        # The weights before the latest step: restored if that step makes the loss non-finite.
-        self.last_good_parameters = namespace(network.flat_parameters).empty_like(network.flat_parameters)
+        self.steps_done_in_epoch = 0
+        self.last_batch = None
+        # The weights and layer state before the latest step: restored if that step diverged.
+        xp = namespace(network.flat_parameters)
+        self.last_good_parameters = xp.empty_like(network.flat_parameters)
+        self.last_good_state = xp.empty_like(network.flat_state)
         self.weight_gradients = [(name, network.gradients()[name]) for name in network.weight_names()]
         if record_gradients:
             for name, _ in self.weight_gradients:
                 self.history.gradient_mean_abs.setdefault(name, [])
+        # Every layer sees where this process's rows sit in each global batch (Dropout, BatchNorm).
+        self.context = BatchContext(communicator)
+        for layer in network.layers:
+            layer.context = self.context
+
+    def detach(self):
+        """Leave the network as it was outside fit: no caches, no batch context."""
+        self.network.clear_caches()
+        for layer in self.network.layers:
+            layer.context = None
 
     def epoch(self, steps, n_epochs):
         """Run ``steps`` optimiser steps and the end-of-epoch evaluation; returns an EpochReport."""
@@ -284,24 +353,24 @@ class _Run:
         epoch_index = network.epochs_trained
         rng = np.random.default_rng([self.seed, epoch_index])
         started = time.perf_counter()
-        history.learning_rate.append(network.optimizer.current_learning_rate)
+        learning_rate = network.optimizer.current_learning_rate
         loss_sum, correct, seen = 0.0, 0, 0
         self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
-            local_indices = self.communicator.shard(indices)
-            X_batch, Y_batch = self._take(local_indices)
-            loss = self._step(X_batch, Y_batch, len(indices))
+            X_batch, Y_batch = self._take_shard(indices)
+            loss = self._step(X_batch, Y_batch)
             loss_sum += loss
             if network.is_classifier and X_batch.shape[0]:
-                correct += batch_accuracy(network.layers[-1].output, Y_batch, network.loss)
+                correct += batch_accuracy(network.output, Y_batch, network.loss)
             seen += X_batch.shape[0]
             self.steps_done_in_epoch += 1
         if self.communicator.size > 1:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
         network.epochs_trained += 1
         history.epoch_loss.append(loss_sum / steps)
+        history.learning_rate.append(learning_rate)
         report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
-                             loss=history.epoch_loss[-1], learning_rate=history.learning_rate[-1])
+                             loss=history.epoch_loss[-1], learning_rate=learning_rate)
         if network.is_classifier:
             history.accuracy.append(correct / seen)
             report.accuracy = history.accuracy[-1]
@@ -321,26 +390,30 @@ class _Run:
         for step in range(steps):
             yield order[step * self.batch_size:(step + 1) * self.batch_size]
 
-    def _take(self, indices):
-        if indices.size == self.data.n_samples and not self.shuffle and self.sampling == "epoch":
+    def _take_shard(self, indices):
+        """This process's rows of the global batch ``indices``, after telling the layers where they sit."""
+        start, stop = self.communicator.shard_bounds(len(indices))
+        self.context.move_to(len(indices), start, stop - start)
+        local = indices[start:stop]
+        self.last_batch = local
+        if local.size == self.data.n_samples and not self.shuffle and self.sampling == "epoch":
             return self.data.X, self.data.Y  # full batch in order: no copy
         take_rows = self.network.backend.take_rows
-        return take_rows(self.data.X, indices), take_rows(self.data.Y, indices)
+        return take_rows(self.data.X, local), take_rows(self.data.Y, local)
 
-    def _step(self, X_batch, Y_batch, global_batch_size):
+    def _step(self, X_batch, Y_batch):
         """One forward pass, backward pass and update; guards against divergence."""
         network = self.network
-        if X_batch.shape[0]:
-            loss = network.loss_and_gradients(X_batch, Y_batch)
-        else:  # a rank whose shard of a small last batch is empty still joins the reduction
-            loss = 0.0
-            network.flat_gradients[...] = 0
+        # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
+        rng = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
+            if network.needs_rng else None
+        loss = network.loss_and_gradients(X_batch, Y_batch, rng)
         # With several ranks: the global batch's mean loss and gradient (identity in one process).
         loss = self.communicator.combine_gradients(network.flat_gradients, loss, X_batch.shape[0],
-                                                   global_batch_size)
-        if not math.isfinite(loss):
-            self._diverged(loss)
+                                                   self.context.global_size)
+        self._check_loss(loss)
         self.last_good_parameters[...] = network.flat_parameters
+        self.last_good_state[...] = network.flat_state  # BatchNorm's running statistics moved in this forward
         network.optimizer.step(network.flat_parameters, network.flat_gradients)
         network.iterations_trained += 1
         self.steps_taken += 1
@@ -351,24 +424,66 @@ class _Run:
                 self.history.gradient_mean_abs[name].append(float(xp.mean(xp.abs(gradient))))
         return loss
 
-    def _diverged(self, loss):
+    def _check_loss(self, loss, *, completed_epoch=None):
+        """Raise DivergenceError, after undoing the update that led here, when ``loss`` is not finite or has
+        grown past the limit. ``completed_epoch``: whether that update finished an epoch (by default: when no
+        step of the current epoch has run yet, the previous update was the previous epoch's last)."""
+        if math.isfinite(loss) and abs(loss) <= self._loss_limit(loss):
+            return
+        message = self._divergence_message(loss)
+        if completed_epoch is None:
+            completed_epoch = self.steps_done_in_epoch == 0
+        self._undo_last_step(completed_epoch)
+        raise DivergenceError(message)
+
+    def _loss_limit(self, loss):
+        """DIVERGENCE_GROWTH times the first loss this network recorded (or this one), and at least that
+        many times 1: a loss that grows a millionfold is diverging even while it is still finite."""
+        first = self.history.iteration_loss[0] if self.history.iteration_loss else loss
+        return DIVERGENCE_GROWTH * max(abs(first), 1.0) if math.isfinite(first) else math.inf
+
+    def check_final_weights(self):
+        """After the last update: the weights must be finite and give a finite, bounded loss on the last
+        batch, else that update is undone and DivergenceError raised (the guard before each update never
+        sees the loss of the final weights)."""
         network = self.network
-        step = network.iterations_trained
-        if self.steps_taken:
-            # The current weights came from the previous step's update; put back the ones before it.
-            network.flat_parameters[...] = self.last_good_parameters
-            network.iterations_trained -= 1
-            if self.steps_done_in_epoch == 0:
-                network.epochs_trained -= 1  # the undone step completed the previous epoch
-            last = f"the last finite loss was {self.history.iteration_loss[-1]:.6g}; "
-        else:
-            last = ""
-        network.clear_caches()
-        raise DivergenceError(
-            f"training diverged at iteration {step}: the loss became {loss}; {last}the network keeps the "
-            f"last weights whose loss was finite. Try a smaller learning rate (now "
-            f"{network.optimizer.current_learning_rate:g}) or scale the inputs."
-        )
+        if self.steps_taken == 0:
+            return
+        local_loss = 0.0
+        if self.last_batch.size:
+            X = network.backend.take_rows(self.data.X, self.last_batch)
+            Y = network.backend.take_rows(self.data.Y, self.last_batch)
+            with np.errstate(over="ignore", invalid="ignore"):
+                logits, output = network._forward(X, training=False)
+                local_loss = network._loss_from(logits, output, Y)
+        weight = self.last_batch.size / self.context.global_size
+        loss = float(self.communicator.sum([local_loss * weight])[0])
+        parameters_finite = math.isfinite(float(namespace(network.flat_parameters).sum(network.flat_parameters)))
+        self._check_loss(loss if parameters_finite else math.nan, completed_epoch=True)
+
+    def _undo_last_step(self, completed_epoch):
+        """Put back the weights and state before the latest update and drop its records from the History
+        (and the epoch's, when that update completed an epoch), so that History and counters agree."""
+        if not self.steps_taken:
+            return
+        network, history = self.network, self.history
+        network.flat_parameters[...] = self.last_good_parameters
+        network.flat_state[...] = self.last_good_state
+        network.iterations_trained -= 1
+        self.steps_taken -= 1
+        history.drop_last_iteration(self.record_gradients)
+        if completed_epoch:
+            network.epochs_trained -= 1
+            history.drop_last_epoch()
+
+    def _divergence_message(self, loss):
+        network = self.network
+        kept = (f"the last finite loss was {self.history.iteration_loss[-1]:.6g}; "
+                if self.history.iteration_loss else "")
+        return (f"training diverged at iteration {network.iterations_trained}: the loss became {loss:.6g}"
+                f"{'' if not math.isfinite(loss) else f' (over {DIVERGENCE_GROWTH:g} times its first value)'}; "
+                f"{kept}the network keeps the last weights whose loss was finite. Try a smaller learning rate "
+                f"(now {network.optimizer.current_learning_rate:g}) or scale the inputs.")
 
     def _validate(self, report):
         network, data = self.network, self.data

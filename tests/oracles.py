@@ -171,3 +171,113 @@ def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
         arms.append(np.column_stack([radius * np.sin(angle), radius * np.cos(angle)]))
     return np.concatenate(arms), np.repeat(np.arange(n_classes), n_per_class)
 
+
+# ---------------------------------------------------------------------------------------------------------
+# PyTorch float64 twin of any stack of Dense, Activation, BatchNorm and Dropout layers
+# ---------------------------------------------------------------------------------------------------------
+
+def dropout_masks(network, X, seed):
+    """The keep-masks a training pass of ``network`` on X draws from ``default_rng(seed)``: for each Dropout
+    layer in order, uniform float32 draws of the layer's input shape, kept where >= rate (inverted dropout
+    as EXPERIMENTS.md's chapter 6 writes it). Data for the oracle, drawn here with NumPy alone."""
+    rng = np.random.default_rng(seed)
+    masks, shape = [], (len(X),) + tuple(network.input_shape)
+    for layer, output_shape in zip(network.layers, network.output_shapes):
+        if type(layer).__name__ == "Dropout" and layer.rate > 0:
+            masks.append(rng.random(shape, dtype=np.float32) >= layer.rate)
+        shape = (len(X),) + tuple(output_shape)
+    return masks
+
+def torch_stack_reference(network, X, y, *, dropout_seed=None, steps=0, learning_rate=0.1):
+    """PyTorch's output, loss and gradients (float64) for a training pass of ``network``, which may hold
+    Dense, Activation, BatchNorm and Dropout layers, rebuilt module by module with the same parameters,
+    running statistics and Dropout masks (from ``dropout_seed``, see :func:`dropout_masks`).
+
+    With ``steps`` > 0, first takes that many plain SGD steps (torch.optim.SGD) on the same batch, each with
+    the same masks, and also returns the parameters and running statistics reached, by numnet name.
+    """
+    import torch
+
+    modules = [_torch_module(layer) for layer in network.layers]
+    fused = network.loss.fused_activation is not None
+    masks = dropout_masks(network, X, dropout_seed) if dropout_seed is not None else []
+    parameters = [p for module in modules for p in module.parameters()]
+    optimizer = torch.optim.SGD(parameters, lr=learning_rate) if steps else None
+    for _ in range(steps):
+        optimizer.zero_grad()
+        output, logits = _torch_stack_forward(network, modules, X, masks, fused)
+        _torch_data_loss(network.loss.name, logits, output, y).backward()
+        optimizer.step()
+    for module in modules:
+        module.zero_grad()
+    output, logits = _torch_stack_forward(network, modules, X, masks, fused)
+    loss = _torch_data_loss(network.loss.name, logits, output, y)
+    loss.backward()
+    reference = TorchReference(output.detach().numpy().copy(), float(loss.item()), {})
+    reference.parameters, reference.state = {}, {}
+    for layer, module in zip(network.layers, modules):
+        for key, tensor in _torch_named_tensors(layer, module).items():
+            target = reference.state if key.startswith("running") else reference.parameters
+            value = tensor.detach().numpy().copy()
+            target[f"{layer.name}.{key}"] = value.T.copy() if key == "W" else value
+            if tensor.grad is not None:
+                gradient = tensor.grad.numpy()
+                reference.gradients[f"{layer.name}.{key}"] = gradient.T.copy() if key == "W" else gradient.copy()
+    return reference
+
+def _torch_module(layer):
+    import torch
+
+    kind = type(layer).__name__
+    if kind == "Dense":
+        linear = torch.nn.Linear(layer.n_inputs, layer.n_outputs, dtype=torch.float64)
+        with torch.no_grad():
+            linear.weight.copy_(torch.tensor(np.asarray(layer.params["W"], dtype=np.float64).T))
+            linear.bias.copy_(torch.tensor(np.asarray(layer.params["b"], dtype=np.float64)))
+        return torch.nn.ModuleDict({"linear": linear, "activation": torch_activation(layer.activation)})
+    if kind == "Activation":
+        return torch.nn.ModuleDict({"activation": torch_activation(layer.activation)})
+    if kind == "BatchNorm":
+        norm = torch.nn.BatchNorm1d(layer.n_features, eps=layer.eps, momentum=layer.momentum, dtype=torch.float64)
+        with torch.no_grad():
+            norm.weight.copy_(torch.tensor(np.asarray(layer.params["gamma"], dtype=np.float64)))
+            norm.bias.copy_(torch.tensor(np.asarray(layer.params["beta"], dtype=np.float64)))
+            norm.running_mean.copy_(torch.tensor(np.asarray(layer.state["running_mean"], dtype=np.float64)))
+            norm.running_var.copy_(torch.tensor(np.asarray(layer.state["running_var"], dtype=np.float64)))
+        norm.train()
+        return torch.nn.ModuleDict({"norm": norm})
+    if kind == "Dropout":
+        return torch.nn.ModuleDict({})
+    raise ValueError(f"no torch oracle for layer {kind}")
+
+def _torch_stack_forward(network, modules, X, masks, fused):
+    """(output, logits) of the torch twin; BatchNorm1d takes (n, C, L), so images are flattened per channel."""
+    import torch
+
+    a, logits, masks = torch.tensor(np.asarray(X, dtype=np.float64)), None, list(masks)
+    for index, (layer, module) in enumerate(zip(network.layers, modules)):
+        last = index == len(network.layers) - 1
+        kind = type(layer).__name__
+        if kind == "Dense":
+            z = module["linear"](a)
+            logits, a = z, module["activation"](z)
+        elif kind == "Activation":
+            logits, a = a, module["activation"](a)
+        elif kind == "BatchNorm":
+            shape = a.shape
+            a = module["norm"](a.reshape(shape[0], shape[1], -1) if a.ndim > 2 else a).reshape(shape)
+        elif kind == "Dropout" and layer.rate > 0:
+            a = a * torch.tensor(masks.pop(0).astype(np.float64)) / (1.0 - layer.rate)
+        if not last:
+            logits = None
+    return a, (logits if fused else a)
+
+def _torch_named_tensors(layer, module):
+    kind = type(layer).__name__
+    if kind == "Dense":
+        return {"W": module["linear"].weight, "b": module["linear"].bias}
+    if kind == "BatchNorm":
+        norm = module["norm"]
+        return {"gamma": norm.weight, "beta": norm.bias, "running_mean": norm.running_mean,
+                "running_var": norm.running_var}
+    return {}

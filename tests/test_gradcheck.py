@@ -204,7 +204,7 @@ def distance_to_nearest_kink(network, X):
     nearest = math.inf
     a = X
     for layer in network.layers:
-        z, a = layer.forward(a, training=False, return_logits=True)
+        z, a = layer.forward_logits(a)
         if layer.activation.name in ("relu", "leaky_relu"):
             nearest = min(nearest, float(np.min(np.abs(z))))
     return nearest

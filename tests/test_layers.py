@@ -62,10 +62,10 @@ def test_forward_output_and_backward_input_gradient_have_the_expected_shapes(act
     assert layer.grads["W"].shape == (4, 3) and layer.grads["b"].shape == (3,)
 
 
-def test_forward_with_return_logits_gives_z_and_a():
+def test_forward_logits_gives_z_and_a():
     layer = bound_dense(2, 3, "tanh")
     x = np.array([[0.5, -1.0]])
-    z, a = layer.forward(x, training=False, return_logits=True)
+    z, a = layer.forward_logits(x, training=False)
     np.testing.assert_allclose(z, x @ layer.params["W"] + layer.params["b"], rtol=1e-15)
     np.testing.assert_allclose(a, np.tanh(z), rtol=1e-15)
 
@@ -142,7 +142,7 @@ def test_backward_matches_central_differences_of_a_weighted_sum_of_outputs(activ
     def cost():
         return float(np.sum(weights * layer.forward(x, training=False)))
 
-    z = layer.forward(x, training=False, return_logits=True)[0]
+    z = layer.forward_logits(x, training=False)[0]
     assert np.min(np.abs(z)) > 1e-3, "pre-activation too close to a kink for a central difference"
     layer.forward(x, training=True)
     grad_x = layer.backward(weights)

@@ -91,7 +91,8 @@ def test_network_from_explicit_layers_keeps_their_activations_and_names():
 
 
 def test_explicit_layers_whose_sizes_do_not_chain_are_refused():
-    with pytest.raises(ValueError, match=r"layers\[1\] takes 5 inputs but layers\[0\] gives 4 outputs"):
+    with pytest.raises(ValueError, match=r"layers\[1\] \(dense_1\) takes 5 inputs per sample, but layers\[0\] "
+                                         r"\(dense_0\) gives shape \(None, 4\)"):
         numnet.Network(layers=[numnet.Dense(2, 4, "relu"), numnet.Dense(5, 1)])
 
 

@@ -20,7 +20,7 @@ from numnet.activations import LeakyReLU
 from numnet.errors import CorruptFileError
 from numnet.layers import Dense
 from numnet.optimizers import OPTIMIZERS
-from numnet.persistence import load_model, save_model
+from numnet.persistence import FORMAT_VERSION, load_model, save_model
 from numnet.schedules import InverseScaling, StepDecay
 from oracles import as_numpy, numpy_dtype
 
@@ -301,7 +301,7 @@ def test_a_document_that_is_not_numnet_format_is_refused(saved):
 def test_a_file_from_a_newer_format_version_asks_to_upgrade(saved):
     _, path = saved
     document = _document(path)
-    document["format_version"] += 1
+    document["format_version"] = FORMAT_VERSION + 1
     _rewrite(path, {"numnet.json": _document_array(document)})
     with pytest.raises(CorruptFileError, match="upgrade numnet"):
         load_model(path)
@@ -375,7 +375,7 @@ def test_metadata_that_json_cannot_hold_is_refused_before_writing(saved):
 
 
 def test_an_unregistered_activation_class_cannot_be_saved(tmp_path):
-    class Swish(numnet.Activation):
+    class Swish(numnet.activations.Activation):
         name = "swish"
 
         def forward(self, z, out=None):
@@ -394,3 +394,56 @@ def test_save_rejects_things_that_are_not_networks_or_paths(tmp_path):
         save_model(_classifier(), 42)
     with pytest.raises(IsADirectoryError, match="folder"):
         save_model(_classifier(), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Files across versions
+# ---------------------------------------------------------------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def _fixture(name):
+    return os.path.join(FIXTURES, name)
+
+
+def test_models_saved_by_numnet_0_1_load_and_predict_exactly_what_they_predicted_then():
+    # Written by numnet 0.1.0 (commit d618d3a): a trained tanh/softmax classifier with Adam state, L2, a
+    # history and metadata, and a float64 leaky-relu regressor with momentum SGD and a step schedule.
+    expected = np.load(_fixture("predictions_v0.1.0.npz"))
+    classifier = load_model(_fixture("classifier_v0.1.0.npz"))
+    regressor = load_model(_fixture("regressor_v0.1.0.npz"))
+    np.testing.assert_array_equal(classifier.predict_proba(expected["classifier_X"]), expected["classifier_proba"])
+    np.testing.assert_array_equal(regressor.predict(expected["regressor_X"]), expected["regressor_output"])
+    assert classifier.metadata == {"class_names": ["a", "b", "c"]} and classifier.epochs_trained == 3
+    assert regressor.layers[0].activation.negative_slope == 0.2
+    assert regressor.optimizer.schedule.step_size == 3
+
+
+def test_a_dense_only_network_is_still_written_in_format_version_1_as_numnet_0_1_wrote_it(tmp_path):
+    path = tmp_path / "dense.npz"
+    save_model(numnet.Network([4, 6, 5, 3], activation="tanh", output_activation="softmax", seed=0), path)
+    document, old = _document(path), _document(_fixture("classifier_v0.1.0.npz"))
+    assert document["format_version"] == 1
+    assert set(document["network"]) == set(old["network"])
+    assert [set(layer) for layer in document["network"]["layers"]] == [set(layer) for layer in old["network"]["layers"]]
+    assert not any(key.startswith("state/") for key in document["arrays"])
+
+
+def test_a_network_with_other_layers_is_written_in_format_version_2_with_its_state(tmp_path):
+    path = tmp_path / "bn.npz"
+    save_model(numnet.Network([4, 6, 3], batch_norm=True, dropout=0.1, seed=0), path)
+    document = _document(path)
+    assert document["format_version"] == 2
+    assert [layer["type"] for layer in document["network"]["layers"]] == ["dense", "batch_norm", "activation",
+                                                                           "dropout", "dense"]
+    assert {"state/batch_norm_1.running_mean", "state/batch_norm_1.running_var"} <= set(document["arrays"])
+
+
+def test_a_document_whose_layers_claim_sizes_its_arrays_do_not_have_is_refused_before_allocating(saved):
+    _, path = saved
+    document = _document(path)
+    document["network"]["layers"][0]["n_outputs"] = 10 ** 9  # a billion units, 4 GB of float32 weights
+    _rewrite(path, {"numnet.json": _document_array(document)})
+    with pytest.raises(CorruptFileError, match=r"declares parameters/dense_0.W of shape \(\d+, 1000000000\)"):
+        load_model(path)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import numnet
+from numnet.training import DIVERGENCE_GROWTH
 from oracles import as_numpy, assign, max_relative_difference, numpy_dtype, torch_reference
 
 # Float64 training steps against PyTorch gradients and a NumPy SGD update: a few ulps per step.
@@ -165,7 +166,7 @@ def test_binary_labels_outside_zero_one_are_refused():
 
 def test_a_diverging_run_raises_and_keeps_the_last_weights_whose_loss_was_finite():
     # Targets of size 1e3 and SGD with learning rate 1 on a mean-squared-error regression: the weights grow
-    # geometrically until the float32 loss overflows (at iteration 56 with these seeds).
+    # geometrically until the loss passes DIVERGENCE_GROWTH times its first value (or overflows).
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(16, 3)), 1e3 * rng.normal(size=(16, 1))
     network = numnet.Network([3, 4, 1], activation="tanh", loss="mse", seed=0)
@@ -177,14 +178,20 @@ def test_a_diverging_run_raises_and_keeps_the_last_weights_whose_loss_was_finite
     message = str(caught.value)
     assert "training diverged at iteration" in message and "the last finite loss was" in message
     assert "Try a smaller learning rate (now 1)" in message
-    # The loss at the latest weights was non-finite, so the step that produced them is undone.
+    # The loss at the latest weights diverged, so the step that produced them is undone.
     assert len(weights_after_step) > 2
     assert np.all(np.isfinite(network.flat_parameters))
     assert np.array_equal(network.flat_parameters, weights_after_step[-2])
-    assert math.isfinite(network.loss_value(X, y))
-    assert not math.isfinite(_loss_at(weights_after_step[-1], network, X, y))
-    # One step per epoch: undoing the last step also undoes the epoch it completed.
+    first_loss = network.history.iteration_loss[0]
+    kept_loss = network.loss_value(X, y)
+    assert math.isfinite(kept_loss) and kept_loss <= DIVERGENCE_GROWTH * first_loss
+    undone_loss = _loss_at(weights_after_step[-1], network, X, y)
+    assert not (math.isfinite(undone_loss) and undone_loss <= DIVERGENCE_GROWTH * first_loss)
+    # One step per epoch: undoing the last step also undoes the epoch it completed, and the History holds
+    # exactly the steps and epochs that were kept.
     assert network.epochs_trained == network.iterations_trained == len(weights_after_step) - 2
+    assert network.history.iterations == network.iterations_trained
+    assert network.history.epochs == network.epochs_trained == len(network.history.learning_rate)
 
 
 def _loss_at(flat_parameters, network, X, y):
