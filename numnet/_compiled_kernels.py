@@ -79,3 +79,25 @@ def adam_step(p, g, m, v, one_minus_beta1, one_minus_beta2, epsilon, step_size, 
         p[i] -= (first / (np.sqrt(second) + epsilon)) * step_size
         m[i] = _flushed(first, flush_m)
         v[i] = _flushed(second, flush_v)
+
+
+# ---- Dense with relu -----------------------------------------------------------------------------------
+
+@numba.njit(**_KERNEL)
+def bias_relu(z, b):
+    """z ← max(z + b, 0) in place, z of shape (n_rows, n_units) and b (n_units,): Dense's forward with relu,
+    ``z += b`` then ``maximum(z, 0)`` (NaN stays NaN, as maximum propagates it)."""
+    for i in range(z.shape[0]):
+        row = z[i]
+        for j in range(row.shape[0]):
+            value = row[j] + b[j]
+            row[j] = 0 if value < 0 else value
+
+
+@numba.njit(**_KERNEL)
+def relu_gradient(grad_a, a, out):
+    """out ← grad_a · (a > 0) for arrays of shape (n_rows, n_units): relu's backward, the gradient times
+    the boolean mask (a negative gradient times 0 is -0.0, an infinite one NaN, as in NumPy)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[i, j] = grad_a[i, j] * (a[i, j] > 0)

@@ -85,27 +85,75 @@ def fused_step(rule, *arrays):
     "adam") over ``arrays`` (parameters, gradients, then the state arrays), or None where it does not apply.
 
     It applies when the compiled kernels are chosen and available and every array is a C-contiguous
-    NumPy float32 or float64 array of the parameters' dtype and size. The returned function takes the
-    rule's scalars, already converted to that dtype (:func:`scalars`), and updates the arrays in place,
-    in chunks over the calling thread and the helper threads (:func:`run_in_chunks`).
+    NumPy float32 or float64 array of the parameters' dtype and size (:func:`compilable`). The returned
+    function ``update(*rule_scalars, previous=None)`` takes the rule's scalars, already converted to that
+    dtype (:func:`scalars`), and updates the arrays in place, in chunks over the calling thread and the
+    helper threads (:func:`run_in_chunks`); ``previous`` receives the parameters before the update.
     """
-    choice = current_choice()
-    if choice == "numpy" or (choice == "auto" and not compiled_available()):
-        return None
-    first = arrays[0]
-    if not all(type(array) is np.ndarray and array.flags.c_contiguous and array.dtype == first.dtype
-               and array.size == first.size for array in arrays):
-        return None
-    if first.dtype not in (np.float32, np.float64):
+    if not compilable(*arrays):
         return None
     kernel = getattr(_load(), rule + "_step")
+    parameters = arrays[0].reshape(-1)
     flat_arrays = tuple(array.reshape(-1) for array in arrays)
 
-    def update(*rule_scalars):
-        run_in_chunks(lambda start, stop: kernel(*(array[start:stop] for array in flat_arrays), *rule_scalars),
-                      first.size)
+    def update(*rule_scalars, previous=None):
+        kept = previous.reshape(-1) if compilable(parameters, previous) else None
+        if previous is not None and kept is None:
+            previous[...] = arrays[0]
+
+        def update_chunk(start, stop):
+            if kept is not None:
+                kept[start:stop] = parameters[start:stop]
+            kernel(*(array[start:stop] for array in flat_arrays), *rule_scalars)
+
+        run_in_chunks(update_chunk, parameters.size)
 
     return update
+
+
+def add_bias_and_relu(z, b):
+    """z ← max(z + b, 0) in place by the compiled kernel, in row blocks over the threads; returns whether
+    it ran (False: it does not apply to these arrays, and z is unchanged).
+
+    Parameters
+    ----------
+    z : ndarray, shape (n_rows, n_units)
+    b : ndarray, shape (n_units,)
+    """
+    if z.ndim != 2 or b.shape != (z.shape[1],) or not (compilable(z) and compilable(b)) or b.dtype != z.dtype:
+        return False
+    kernel = _load().bias_relu
+    run_in_chunks(lambda start, stop: kernel(z[start:stop], b), z.shape[0], min_chunk=_rows_per_chunk(z))
+    return True
+
+
+def relu_backward(grad_a, a):
+    """grad_a · (a > 0) as a new array, by the compiled kernel in row blocks over the threads; None where it
+    does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous)."""
+    if a.ndim != 2 or grad_a.shape != a.shape or not compilable(a, grad_a):
+        return None
+    out = np.empty_like(a)
+    kernel = _load().relu_gradient
+    run_in_chunks(lambda start, stop: kernel(grad_a[start:stop], a[start:stop], out[start:stop]), a.shape[0],
+                  min_chunk=_rows_per_chunk(a))
+    return out
+
+
+def _rows_per_chunk(array):
+    """Rows of a (n_rows, n_units) array that make a chunk of at least MIN_CHUNK elements."""
+    return max(1, MIN_CHUNK // max(1, array.shape[1]))
+
+
+def compilable(first, *others):
+    """Whether the compiled kernels are chosen and available, and every array is a C-contiguous NumPy
+    float32 or float64 array with the dtype and size of ``first``."""
+    choice = current_choice()
+    if choice == "numpy" or (choice == "auto" and not compiled_available()):
+        return False
+    if type(first) is not np.ndarray or first.dtype not in (np.float32, np.float64) or not first.flags.c_contiguous:
+        return False
+    return all(type(array) is np.ndarray and array.flags.c_contiguous and array.dtype == first.dtype
+               and array.size == first.size for array in others)
 
 
 def scalars(dtype, *values):
@@ -151,15 +199,16 @@ def _usable_cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_in_chunks(work, size):
-    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads.
+def run_in_chunks(work, size, min_chunk=None):
+    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads, each
+    chunk at least ``min_chunk`` long (default ``MIN_CHUNK``).
 
     The calling thread works through the chunks itself and wakes the helpers, which take chunks as they
     get to run. It waits only for chunks a helper has begun, never for a helper that has not started: on
     a machine whose other cores are busy this costs nothing but the hand-over, where a barrier over a
     fixed split of the work would wait for the slowest thread's time slice.
     """
-    threads = min(kernel_threads(), size // MIN_CHUNK)
+    threads = min(kernel_threads(), size // (min_chunk or MIN_CHUNK))
     if threads <= 1:
         work(0, size)
         return

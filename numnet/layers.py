@@ -285,10 +285,10 @@ class Dense(Layer):
         With ``training=True``, cache x and a for ``backward``; with False, cache nothing (and drop any old
         cache).
         """
-        z = self._affine(x)  # (n_samples, n_outputs)
-        # z is not needed after this (every derivative is computed from a), so a overwrites it
-        # (benchmarks/NOTES.md, "activations in place").
-        a = self.activation.forward(z, out=z)
+        z = x @ self.params["W"]  # (n_samples, n_outputs)
+        # z is not needed after this (every derivative is computed from a), so z + b and then a overwrite
+        # it (benchmarks/NOTES.md, "activations in place").
+        a = self.activation.add_and_forward(z, self.params["b"])
         self._cache = (x, a) if training else None
         return a
 

@@ -213,8 +213,13 @@ class Optimizer:
         """The learning rate the next step will use."""
         return self.schedule(self.learning_rate, self.state["step"] if self.state else 0)
 
-    def step(self, parameters, gradients):
-        """Update ``parameters`` in place from ``gradients`` (arrays of equal shape and dtype)."""
+    def step(self, parameters, gradients, *, previous=None):
+        """Update ``parameters`` in place from ``gradients`` (arrays of equal shape and dtype).
+
+        ``previous``, an array like ``parameters``, receives the parameters as they were before the update
+        (fit's divergence guard keeps them): with the compiled kernels each chunk is copied just before it
+        is updated, while it is in cache, instead of in a pass of its own.
+        """
         if self.state is None:
             self.init(parameters)
         elif (self._scratch is None or type(self._scratch) is not type(parameters)
@@ -223,18 +228,25 @@ class Optimizer:
         learning_rate = self.current_learning_rate
         self.state["step"] += 1
         thresholds = self._due_flush_thresholds(parameters)
-        if not self._apply_fused(parameters, gradients, learning_rate, thresholds):
-            self._apply(parameters, gradients, learning_rate)
-            for name, threshold in thresholds.items():
-                flush_below(self.state[name], threshold)
+        arguments = self._kernel_arguments(learning_rate, thresholds)
+        update = self._fused(arguments[0], parameters, gradients, *arguments[1]) if arguments else None
+        if update is not None:
+            update(*scalars(parameters.dtype, *arguments[2]), previous=previous)
+            return
+        if previous is not None:
+            previous[...] = parameters
+        self._apply(parameters, gradients, learning_rate)
+        for name, threshold in thresholds.items():
+            flush_below(self.state[name], threshold)
 
     def _apply(self, parameters, gradients, learning_rate):
         """The NumPy update rule (the reference): update ``parameters`` and the state in place."""
         raise NotImplementedError
 
-    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
-        """The same update by a compiled kernel (numnet.kernels) with the flush inline; False if none applies."""
-        return False
+    def _kernel_arguments(self, learning_rate, thresholds):
+        """(the compiled kernel's rule name, its state arrays, its scalars) for this step (numnet.kernels),
+        or None for a rule with no compiled kernel (an optimiser of one's own: ``_apply`` alone runs)."""
+        return None
 
     def _fused(self, rule, *arrays):
         """``fused_step(rule, *arrays)``, checked once and kept while the same arrays come back (every step
@@ -315,17 +327,11 @@ class SGD(Optimizer):
         sgd_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                    momentum=self.momentum, nesterov=self.nesterov)
 
-    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
+    def _kernel_arguments(self, learning_rate, thresholds):
         if not self.momentum:
-            update = self._fused("sgd", parameters, gradients)
-            if update is not None:
-                update(*scalars(parameters.dtype, learning_rate))
-            return update is not None
-        update = self._fused("nesterov" if self.nesterov else "momentum", parameters, gradients,
-                            self.state["velocity"])
-        if update is not None:
-            update(*scalars(parameters.dtype, self.momentum, learning_rate, thresholds.get("velocity", 0.0)))
-        return update is not None
+            return "sgd", (), (learning_rate,)
+        return ("nesterov" if self.nesterov else "momentum", (self.state["velocity"],),
+                (self.momentum, learning_rate, thresholds.get("velocity", 0.0)))
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
@@ -374,11 +380,9 @@ class AdaGrad(Optimizer):
         adagrad_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                        epsilon=self.epsilon)
 
-    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
-        update = self._fused("adagrad", parameters, gradients, self.state["sum_squares"])
-        if update is not None:
-            update(*scalars(parameters.dtype, learning_rate, self.epsilon, thresholds.get("sum_squares", 0.0)))
-        return update is not None
+    def _kernel_arguments(self, learning_rate, thresholds):
+        return ("adagrad", (self.state["sum_squares"],),
+                (learning_rate, self.epsilon, thresholds.get("sum_squares", 0.0)))
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "epsilon": self.epsilon}
@@ -411,12 +415,9 @@ class RMSProp(Optimizer):
         rmsprop_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                        rho=self.rho, epsilon=self.epsilon)
 
-    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
-        update = self._fused("rmsprop", parameters, gradients, self.state["mean_square"])
-        if update is not None:
-            update(*scalars(parameters.dtype, self.rho, 1.0 - self.rho, learning_rate, self.epsilon,
-                            thresholds.get("mean_square", 0.0)))
-        return update is not None
+    def _kernel_arguments(self, learning_rate, thresholds):
+        return ("rmsprop", (self.state["mean_square"],),
+                (self.rho, 1.0 - self.rho, learning_rate, self.epsilon, thresholds.get("mean_square", 0.0)))
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
@@ -450,13 +451,11 @@ class Adam(Optimizer):
         adam_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
                     beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
 
-    def _apply_fused(self, parameters, gradients, learning_rate, thresholds):
-        update = self._fused("adam", parameters, gradients, self.state["m"], self.state["v"])
-        if update is not None:
-            corrections = adam_corrections(learning_rate, self.beta1, self.beta2, self.epsilon, self.state["step"])
-            update(*scalars(parameters.dtype, 1.0 - self.beta1, 1.0 - self.beta2, *corrections,
-                            thresholds.get("m", 0.0), thresholds.get("v", 0.0)))
-        return update is not None
+    def _kernel_arguments(self, learning_rate, thresholds):
+        corrections = adam_corrections(learning_rate, self.beta1, self.beta2, self.epsilon, self.state["step"])
+        return ("adam", (self.state["m"], self.state["v"]),
+                (1.0 - self.beta1, 1.0 - self.beta2, *corrections,
+                 thresholds.get("m", 0.0), thresholds.get("v", 0.0)))
 
     def hyperparameters(self):
         return {**super().hyperparameters(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}

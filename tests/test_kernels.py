@@ -11,10 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numnet
+import numnet.activations
 from numnet import kernels as kernels_module
 from numnet.errors import MissingDependencyError
-from numnet.kernels import (MIN_CHUNK, current_choice, fused_step, run_in_chunks, set_kernel_threads, set_kernels,
-                            use_kernels)
+from numnet.kernels import (MIN_CHUNK, add_bias_and_relu, current_choice, fused_step, relu_backward, run_in_chunks,
+                            set_kernel_threads, set_kernels, use_kernels)
 from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
 
 numba = pytest.importorskip("numba")
@@ -216,3 +217,54 @@ def kernel_threads_and_chunk(threads, min_chunk):
     finally:
         kernels_module.MIN_CHUNK = previous_chunk
         set_kernel_threads(None)
+
+
+# ---- Dense with relu -----------------------------------------------------------------------------------
+
+#: Pre-activations with the awkward values: NaN and infinities (which must come out as NumPy's do), zeros
+#: of both signs, and ordinary numbers.
+SPECIAL_VALUES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 1e-30], dtype=np.float32)
+
+
+def relu_inputs(rng, n_rows, n_units, dtype):
+    z = rng.standard_normal((n_rows, n_units)).astype(dtype)
+    z.flat[: min(z.size, SPECIAL_VALUES.size)] = SPECIAL_VALUES[: z.size]
+    return z, rng.standard_normal(n_units).astype(dtype), rng.standard_normal((n_rows, n_units)).astype(dtype)
+
+
+@FAST
+@given(st.integers(1, 300), st.integers(1, 80), st.sampled_from([np.float32, np.float64]),
+       st.integers(0, 2 ** 32 - 1))
+def test_compiled_bias_and_relu_forward_and_backward_equal_numpy_bit_for_bit(n_rows, n_units, dtype, seed):
+    z, b, grad_a = relu_inputs(np.random.default_rng(seed), n_rows, n_units, dtype)
+    relu = numnet.activations.ReLU()
+    with np.errstate(invalid="ignore"), use_kernels("numpy"):
+        a_reference = relu.add_and_forward(z.copy(), b)
+        delta_reference = relu.backward(grad_a, a_reference)
+    with np.errstate(invalid="ignore"), use_kernels("numba"):
+        a = relu.add_and_forward(z.copy(), b)
+        delta = relu.backward(grad_a, a)
+    np.testing.assert_array_equal(a, a_reference)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(a_reference))
+    np.testing.assert_array_equal(delta, delta_reference)
+
+
+def test_predict_proba_on_several_threads_equals_the_numpy_predictions_bit_for_bit():
+    rng = np.random.default_rng(4)
+    network = numnet.Network([30, 700, 200, 5], output_activation="softmax", dtype="float32", seed=3)
+    X = rng.random((2000, 30), dtype=np.float32)  # 2000 x 700 hidden values: several row chunks
+    with use_kernels("numpy"):
+        reference = network.predict_proba(X)
+    with kernel_threads_and_chunk(3, min_chunk=MIN_CHUNK), use_kernels("numba"):
+        np.testing.assert_array_equal(network.predict_proba(X), reference)
+
+
+def test_the_relu_kernels_do_not_apply_to_mismatched_arrays():
+    z = np.ones((4, 3), np.float32)
+    with use_kernels("numba"):
+        assert not add_bias_and_relu(z, np.ones(3, np.float64))
+        assert not add_bias_and_relu(z, np.ones(4, np.float32))
+        assert not add_bias_and_relu(np.ones((4, 6), np.float32)[:, ::2], np.ones(3, np.float32))
+        assert relu_backward(np.ones((4, 3), np.float32), np.ones((3, 4), np.float32).T) is None
+        assert relu_backward(np.ones(3, np.float32), np.ones(3, np.float32)) is None
+    np.testing.assert_array_equal(z, np.ones((4, 3), np.float32))

@@ -402,3 +402,13 @@ def test_a_state_restored_between_flushes_continues_bit_for_bit_across_them():
     for state_name in ("m", "v"):
         np.testing.assert_array_equal(restored.state[state_name], original.state[state_name])
     assert np.count_nonzero(original.state["m"][:32]) == 0  # the flushes cleared the stopped half
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_step_given_previous_leaves_the_parameters_from_before_the_update_there(name):
+    rng = np.random.default_rng(7)
+    parameters = rng.standard_normal(3 * 2 ** 16).astype(np.float32)  # several chunks for the kernels
+    before, previous = parameters.copy(), np.empty_like(parameters)
+    get_optimizer(name).step(parameters, rng.standard_normal(parameters.size).astype(np.float32), previous=previous)
+    np.testing.assert_array_equal(previous, before)
+    assert not np.array_equal(parameters, before)
