@@ -502,22 +502,14 @@ def warm_up(contenders, data, seed):
 
 # ---- reporting -----------------------------------------------------------------------------------------
 
-def set_compiled_kernel_threads(threads):
-    """Give numnet's compiled kernels (numba's thread pool) the same number of threads as the BLAS."""
-    if numnet.kernels.compiled_available():
-        import numba
-
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 def kernels_line():
-    """Which kernels the "numnet" contender runs."""
+    """Which kernels the "numnet" contender runs, on how many threads."""
     if not numnet.kernels.compiled_available():
-        return "numnet kernels: numba is not installed, so 'numnet' runs the NumPy rules as 'numnet-numpy' does"
+        return "numnet kernels: numba is not installed, so 'numnet' runs the NumPy code as 'numnet-numpy' does"
     import numba
 
-    return (f"numnet kernels: 'numnet' runs the compiled kernels (numba {numba.__version__}, "
-            f"{numba.get_num_threads()} threads); 'numnet-numpy' the NumPy rules alone")
+    return (f"numnet kernels: 'numnet' runs the compiled kernels (numba {numba.__version__}) on "
+            f"{numnet.kernels.kernel_threads()} threads; 'numnet-numpy' the NumPy code alone")
 
 
 def blas_info():
@@ -634,7 +626,7 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(threads)
-        set_compiled_kernel_threads(threads)
+        numnet.kernels.set_kernel_threads(threads)  # the kernels' threads, like the BLAS's and torch's
         for line in machine_lines(blas_info(), threads) + [kernels_line()]:
             print(line)
         print("load average at start (1, 5, 15 min): " + " ".join(f"{load:.2f}" for load in os.getloadavg()))

@@ -1,16 +1,19 @@
-"""Optional compiled kernels: each optimiser's update fused into one parallel pass over the parameters.
+"""Optional compiled kernels for the element-wise work, and the threads that run them.
 
-The update rules in optimizers.py are the reference. Written with NumPy ufuncs, Adam makes twelve passes
-over every parameter per step, on one core; the kernels here make one pass, on every core, and perform
-the same float operations in the same order on each element (every intermediate rounded to the
-parameters' dtype, no fused multiply-add), so their results are bit-identical to the NumPy rules
-(tests/test_kernels.py). They also flush subnormal state inline, at the thresholds the optimiser passes
-(zero when no flush is due), with the same test as :func:`numnet.optimizers.flush_below`.
+The NumPy code in optimizers.py and activations.py is the reference. Written with NumPy ufuncs, Adam
+makes twelve passes over every parameter per step, and a Dense layer with relu two passes for z + b and
+relu and two for relu's backward mask, all on one core. The kernels here make one pass each, in chunks on
+every core (:func:`run_in_chunks`), and perform the same float operations in the same order on each
+element (every intermediate rounded to the arrays' dtype, no fused multiply-add), so their results are
+bit-identical to the NumPy code (tests/test_kernels.py). The optimiser kernels also flush subnormal state
+inline, at the thresholds the optimiser passes (zero when no flush is due), with the same test as
+:func:`numnet.optimizers.flush_below`.
 
-The kernels need numba (``pip install 'numnet[fast]'``), imported the first time an optimiser steps NumPy
-arrays, never at ``import numnet``. Without numba, for arrays of another library or non-contiguous ones,
-or with ``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy
-rules run instead. benchmarks/NOTES.md, "fused compiled optimiser step", has the measurements.
+The kernels need numba (``pip install 'numnet[fast]'``), imported the first time one would run, never at
+``import numnet``. Without numba, for arrays of another library or non-contiguous ones, or with
+``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
+instead. benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the
+measurements.
 """
 
 import contextlib
@@ -34,7 +37,8 @@ _compiled = None  # the module of compiled functions, once built
 
 
 def set_kernels(choice):
-    """Choose where the optimisers' update rules run: "auto" (the default), "numba" or "numpy".
+    """Choose what runs the element-wise work (optimiser updates, relu): "auto" (the default), "numba" or
+    "numpy"; "auto" means the compiled kernels when numba is installed.
 
     Parameters
     ----------
@@ -171,6 +175,7 @@ CHUNKS_PER_THREAD = 4
 
 _threads = None  # set by set_kernel_threads; None means every CPU this process may run on
 _pool = None
+_pool_lock = threading.Lock()  # user threads may run kernels at the same time: one pool, made once
 
 
 def set_kernel_threads(threads):
@@ -215,7 +220,7 @@ def run_in_chunks(work, size, min_chunk=None):
     n_chunks = threads * CHUNKS_PER_THREAD
     bounds = [(size * index // n_chunks, size * (index + 1) // n_chunks) for index in range(n_chunks)]
     task = _ChunkedTask(work, bounds)
-    _helper_pool().wake(task, threads - 1)
+    _offer_to_helpers(task, threads - 1)
     task.work()
     task.wait()
 
@@ -253,32 +258,34 @@ class _ChunkedTask:
 
 
 class _HelperPool:
-    """Daemon threads that work on the chunks of the tasks they are given; made again after a fork."""
+    """Daemon threads that work on the chunks of the tasks put in their queue."""
 
     def __init__(self):
         self.pid = os.getpid()
         self.tasks = queue.SimpleQueue()
         self.threads = []
 
-    def wake(self, task, helpers):
-        """Offer ``task`` to ``helpers`` threads (started on first use)."""
-        while len(self.threads) < helpers:
-            thread = threading.Thread(target=self._serve, name=f"numnet-kernels-{len(self.threads)}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
-        for _ in range(helpers):
-            self.tasks.put(task)
+    def add_thread(self):
+        thread = threading.Thread(target=self._serve, name=f"numnet-kernels-{len(self.threads)}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
     def _serve(self):
         while True:
             self.tasks.get().work()
 
 
-def _helper_pool():
+def _offer_to_helpers(task, helpers):
+    """Put ``task`` in the queue of ``helpers`` pool threads, starting the pool and its threads as needed."""
     global _pool
-    if _pool is None or _pool.pid != os.getpid():  # a forked child has the pool's objects but not its threads
-        _pool = _HelperPool()
-    return _pool
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():  # a forked child has the pool's objects, not its threads
+            _pool = _HelperPool()
+        while len(_pool.threads) < helpers:
+            _pool.add_thread()
+        pool = _pool
+    for _ in range(helpers):
+        pool.tasks.put(task)
 
 
 def _checked_choice(choice, where):
@@ -292,6 +299,6 @@ def _load():
     """Build (once) and return the module of compiled kernels; compiled code is cached on disk by numba."""
     global _compiled
     if _compiled is None:
-        require("numba", "fast", "the compiled optimiser kernels")
+        require("numba", "fast", "numnet's compiled kernels")
         _compiled = importlib.import_module("numnet._compiled_kernels")
     return _compiled
