@@ -78,6 +78,12 @@ def current_choice():
     return _checked_choice(os.environ.get(KERNELS_ENVIRONMENT_VARIABLE) or "auto", KERNELS_ENVIRONMENT_VARIABLE)
 
 
+def compiled_chosen():
+    """Whether the compiled kernels are chosen ("numba", or "auto" with numba installed)."""
+    choice = current_choice()
+    return choice == "numba" or (choice == "auto" and compiled_available())
+
+
 @functools.lru_cache(maxsize=1)  # asked at every optimiser step; find_spec searches sys.path each time
 def compiled_available():
     """Whether numba is installed (checked without importing it)."""
@@ -124,7 +130,9 @@ def add_bias_and_relu(z, b):
     z : ndarray, shape (n_rows, n_units)
     b : ndarray, shape (n_units,)
     """
-    if z.ndim != 2 or b.shape != (z.shape[1],) or not (compilable(z) and compilable(b)) or b.dtype != z.dtype:
+    if not compiled_chosen() or z.ndim != 2 or b.shape != (z.shape[1],) or b.dtype != z.dtype:
+        return False
+    if not (compilable(z) and compilable(b)):
         return False
     kernel = _load().bias_relu
     run_in_chunks(lambda start, stop: kernel(z[start:stop], b), z.shape[0], min_chunk=_rows_per_chunk(z))
@@ -134,7 +142,7 @@ def add_bias_and_relu(z, b):
 def relu_backward(grad_a, a):
     """grad_a · (a > 0) as a new array, by the compiled kernel in row blocks over the threads; None where it
     does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous)."""
-    if a.ndim != 2 or grad_a.shape != a.shape or not compilable(a, grad_a):
+    if not compiled_chosen() or a.ndim != 2 or grad_a.shape != a.shape or not compilable(a, grad_a):
         return None
     out = np.empty_like(a)
     kernel = _load().relu_gradient
@@ -151,13 +159,14 @@ def _rows_per_chunk(array):
 def compilable(first, *others):
     """Whether the compiled kernels are chosen and available, and every array is a C-contiguous NumPy
     float32 or float64 array with the dtype and size of ``first``."""
-    choice = current_choice()
-    if choice == "numpy" or (choice == "auto" and not compiled_available()):
-        return False
-    if type(first) is not np.ndarray or first.dtype not in (np.float32, np.float64) or not first.flags.c_contiguous:
-        return False
+    return compiled_chosen() and in_chunks(first, *others) and first.dtype in (np.float32, np.float64)
+
+
+def in_chunks(first, *others):
+    """Whether the arrays can be cut into chunks of consecutive elements (:func:`run_in_chunks`): C-contiguous
+    NumPy arrays, all of the dtype and size of ``first``."""
     return all(type(array) is np.ndarray and array.flags.c_contiguous and array.dtype == first.dtype
-               and array.size == first.size for array in others)
+               and array.size == first.size for array in (first, *others))
 
 
 def scalars(dtype, *values):
@@ -204,9 +213,9 @@ def _usable_cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_in_chunks(work, size, min_chunk=None):
+def run_in_chunks(work, size, min_chunk=None, max_chunk=None):
     """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads, each
-    chunk at least ``min_chunk`` long (default ``MIN_CHUNK``).
+    chunk at least ``min_chunk`` long (default ``MIN_CHUNK``) and, when given, at most ``max_chunk``.
 
     The calling thread works through the chunks itself and wakes the helpers, which take chunks as they
     get to run. It waits only for chunks a helper has begun, never for a helper that has not started: on
@@ -214,11 +223,14 @@ def run_in_chunks(work, size, min_chunk=None):
     fixed split of the work would wait for the slowest thread's time slice.
     """
     threads = min(kernel_threads(), size // (min_chunk or MIN_CHUNK))
-    if threads <= 1:
-        work(0, size)
-        return
-    n_chunks = threads * CHUNKS_PER_THREAD
+    n_chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
+    if max_chunk:
+        n_chunks = max(n_chunks, -(-size // max_chunk))
     bounds = [(size * index // n_chunks, size * (index + 1) // n_chunks) for index in range(n_chunks)]
+    if threads <= 1:
+        for start, stop in bounds:
+            work(start, stop)
+        return
     task = _ChunkedTask(work, bounds)
     _offer_to_helpers(task, threads - 1)
     task.work()

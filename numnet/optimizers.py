@@ -21,7 +21,7 @@ import math
 
 from ._registry import lookup
 from .backend import apply, namespace, to_numpy
-from .kernels import current_choice, fused_step, scalars
+from .kernels import compiled_chosen, current_choice, fused_step, in_chunks, run_in_chunks, scalars
 from .schedules import get_schedule
 
 #: Steps between two flushes of the optimiser state (fewer for state that decays very fast): one flush
@@ -30,6 +30,9 @@ FLUSH_INTERVAL = 32
 #: A flush zeroes values up to this many times the smallest normal, at most: the largest Adam step such a
 #: value makes, lr·m/ε ≈ 1e-3 · 2e-31 / 1e-8 in float32, is far below the rounding of any parameter.
 MAX_FLUSH_FACTOR = 2.0 ** 24
+#: Elements per chunk of the NumPy rules (2¹⁷: each of the five arrays Adam touches 512 KiB, together
+#: within a core's 2 MiB L2): wide's Adam step 7.0 ms whole, 4.8 ms in chunks (benchmarks/NOTES.md).
+RULE_CHUNK = 2 ** 17
 #: Headroom for rounding: the decays between two flushes, rounded each step, shrink a value by a little
 #: more than decay**interval (interval·2⁻²⁴ relatively, in float32); a factor of 2 covers that with room.
 FLUSH_ROUNDING_HEADROOM = 2.0
@@ -228,19 +231,50 @@ class Optimizer:
         learning_rate = self.current_learning_rate
         self.state["step"] += 1
         thresholds = self._due_flush_thresholds(parameters)
-        arguments = self._kernel_arguments(learning_rate, thresholds)
-        update = self._fused(arguments[0], parameters, gradients, *arguments[1]) if arguments else None
-        if update is not None:
-            update(*scalars(parameters.dtype, *arguments[2]), previous=previous)
+        # Asked first: without the kernels, the NumPy path pays none of their bookkeeping (3 µs a step).
+        if compiled_chosen():
+            arguments = self._kernel_arguments(learning_rate, thresholds)
+            update = self._fused(arguments[0], parameters, gradients, *arguments[1]) if arguments else None
+            if update is not None:
+                update(*scalars(parameters.dtype, *arguments[2]), previous=previous)
+                return
+        self._apply_rule(parameters, gradients, learning_rate, thresholds, previous)
+
+    def _apply_rule(self, parameters, gradients, learning_rate, thresholds, previous):
+        """The update rule (the reference), then the due flush. NumPy arrays larger than a chunk go in
+        cache-sized chunks over the kernel threads: twelve passes over a chunk that stays in the core's cache
+        instead of over the whole buffer (benchmarks/NOTES.md, "NumPy rules in chunks")."""
+        if parameters.size <= RULE_CHUNK:
+            self._update_part(parameters, gradients, self._scratch, self.state, previous, learning_rate, thresholds)
             return
+        state = {name: self.state[name] for name in self.state_names}
+        arrays = (parameters, gradients, self._scratch, *state.values(), *([] if previous is None else [previous]))
+        if not in_chunks(*arrays):
+            self._update_part(parameters, gradients, self._scratch, state, previous, learning_rate, thresholds)
+            return
+        flat_parameters, flat_gradients, flat_scratch = (array.reshape(-1) for array in arrays[:3])
+        flat_state = {name: array.reshape(-1) for name, array in state.items()}
+        flat_previous = None if previous is None else previous.reshape(-1)
+
+        def update_chunk(start, stop):
+            self._update_part(flat_parameters[start:stop], flat_gradients[start:stop], flat_scratch[start:stop],
+                              {name: array[start:stop] for name, array in flat_state.items()},
+                              None if flat_previous is None else flat_previous[start:stop],
+                              learning_rate, thresholds)
+
+        run_in_chunks(update_chunk, parameters.size, max_chunk=RULE_CHUNK)
+
+    def _update_part(self, parameters, gradients, scratch, state, previous, learning_rate, thresholds):
+        """Keep the previous parameters (when ``previous`` is given), apply the rule, flush: on whole arrays,
+        or on views of one chunk of them."""
         if previous is not None:
             previous[...] = parameters
-        self._apply(parameters, gradients, learning_rate)
+        self._apply(parameters, gradients, state, scratch, learning_rate)
         for name, threshold in thresholds.items():
-            flush_below(self.state[name], threshold)
+            flush_below(state[name], threshold)
 
-    def _apply(self, parameters, gradients, learning_rate):
-        """The NumPy update rule (the reference): update ``parameters`` and the state in place."""
+    def _apply(self, parameters, gradients, state, scratch, learning_rate):
+        """The update rule: update ``parameters`` and the ``state`` arrays (shaped like them) in place."""
         raise NotImplementedError
 
     def _kernel_arguments(self, learning_rate, thresholds):
@@ -323,9 +357,9 @@ class SGD(Optimizer):
     def decays(self):
         return {"velocity": self.momentum} if self.momentum else {}
 
-    def _apply(self, parameters, gradients, learning_rate):
-        sgd_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
-                   momentum=self.momentum, nesterov=self.nesterov)
+    def _apply(self, parameters, gradients, state, scratch, learning_rate):
+        sgd_update(parameters, gradients, state, scratch, learning_rate=learning_rate, momentum=self.momentum,
+                   nesterov=self.nesterov)
 
     def _kernel_arguments(self, learning_rate, thresholds):
         if not self.momentum:
@@ -376,9 +410,8 @@ class AdaGrad(Optimizer):
     def decays(self):
         return {"sum_squares": 1.0}  # a sum: it never shrinks, but tiny gradients can make it subnormal
 
-    def _apply(self, parameters, gradients, learning_rate):
-        adagrad_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
-                       epsilon=self.epsilon)
+    def _apply(self, parameters, gradients, state, scratch, learning_rate):
+        adagrad_update(parameters, gradients, state, scratch, learning_rate=learning_rate, epsilon=self.epsilon)
 
     def _kernel_arguments(self, learning_rate, thresholds):
         return ("adagrad", (self.state["sum_squares"],),
@@ -411,9 +444,9 @@ class RMSProp(Optimizer):
     def decays(self):
         return {"mean_square": self.rho}
 
-    def _apply(self, parameters, gradients, learning_rate):
-        rmsprop_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
-                       rho=self.rho, epsilon=self.epsilon)
+    def _apply(self, parameters, gradients, state, scratch, learning_rate):
+        rmsprop_update(parameters, gradients, state, scratch, learning_rate=learning_rate, rho=self.rho,
+                       epsilon=self.epsilon)
 
     def _kernel_arguments(self, learning_rate, thresholds):
         return ("rmsprop", (self.state["mean_square"],),
@@ -447,9 +480,9 @@ class Adam(Optimizer):
     def decays(self):
         return {"m": self.beta1, "v": self.beta2}
 
-    def _apply(self, parameters, gradients, learning_rate):
-        adam_update(parameters, gradients, self.state, self._scratch, learning_rate=learning_rate,
-                    beta1=self.beta1, beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
+    def _apply(self, parameters, gradients, state, scratch, learning_rate):
+        adam_update(parameters, gradients, state, scratch, learning_rate=learning_rate, beta1=self.beta1,
+                    beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
 
     def _kernel_arguments(self, learning_rate, thresholds):
         corrections = adam_corrections(learning_rate, self.beta1, self.beta2, self.epsilon, self.state["step"])

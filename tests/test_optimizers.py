@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numnet
+import numnet.optimizers
 from numnet.backend import get_backend, to_numpy
-from numnet.kernels import compiled_available, use_kernels
-from numnet.optimizers import (FLUSH_INTERVAL, MAX_FLUSH_FACTOR, OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov,
-                               RMSProp, flush_interval, flush_thresholds, get_optimizer)
+from numnet.kernels import compiled_available, set_kernel_threads, use_kernels
+from numnet.optimizers import (FLUSH_INTERVAL, MAX_FLUSH_FACTOR, OPTIMIZERS, RULE_CHUNK, SGD, AdaGrad, Adam, Momentum,
+                               Nesterov, RMSProp, flush_interval, flush_thresholds, get_optimizer)
 from numnet.schedules import StepDecay
 
 # numnet and torch.optim apply the same float64 formulas in a slightly different order; after ten steps
@@ -412,3 +413,25 @@ def test_a_step_given_previous_leaves_the_parameters_from_before_the_update_ther
     get_optimizer(name).step(parameters, rng.standard_normal(parameters.size).astype(np.float32), previous=previous)
     np.testing.assert_array_equal(previous, before)
     assert not np.array_equal(parameters, before)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_buffer_stepped_in_chunks_on_several_threads_equals_whole_array_steps_bit_for_bit(name, monkeypatch):
+    rng = np.random.default_rng(8)
+    size = 3 * RULE_CHUNK + 5
+    start = rng.standard_normal(size).astype(np.float32)
+    gradients = rng.standard_normal((FLUSH_INTERVAL + 1, size)).astype(np.float32)
+    gradients[2:, : size // 2] = 0  # so that the flush at step 32 has values to clear
+    results = []
+    for chunk, threads in ((10 * size, 1), (RULE_CHUNK, 3)):  # whole arrays, then chunks on three threads
+        monkeypatch.setattr(numnet.optimizers, "RULE_CHUNK", chunk)
+        set_kernel_threads(threads)
+        optimizer, parameters = get_optimizer(name), start.copy()
+        for gradient in gradients:
+            optimizer.step(parameters, gradient)
+        results.append((parameters, [optimizer.state[key] for key in optimizer.state_names]))
+    set_kernel_threads(None)
+    (whole, whole_state), (chunked, chunked_state) = results
+    np.testing.assert_array_equal(chunked, whole)
+    for whole_array, chunked_array in zip(whole_state, chunked_state):
+        np.testing.assert_array_equal(chunked_array, whole_array)
