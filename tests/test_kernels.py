@@ -3,6 +3,7 @@ bit, in float32 and float64, across flushes; when the kernels apply and when the
 kernels and its errors."""
 
 import contextlib
+import pickle
 import sys
 
 import numpy as np
@@ -268,3 +269,14 @@ def test_the_relu_kernels_do_not_apply_to_mismatched_arrays():
         assert relu_backward(np.ones((4, 3), np.float32), np.ones((3, 4), np.float32).T) is None
         assert relu_backward(np.ones(3, np.float32), np.ones(3, np.float32)) is None
     np.testing.assert_array_equal(z, np.ones((4, 3), np.float32))
+
+
+def test_an_optimiser_that_ran_a_compiled_step_pickles_and_continues_bit_for_bit():
+    parameters, gradient = np.linspace(-1, 1, 64, dtype=np.float32), np.full(64, 0.25, dtype=np.float32)
+    with use_kernels("numba"):
+        optimizer = get_optimizer("adam")
+        optimizer.step(parameters, gradient)  # now holds its compiled update, which cannot be pickled
+        copy, copied_parameters = pickle.loads(pickle.dumps(optimizer)), parameters.copy()
+        optimizer.step(parameters, gradient)
+        copy.step(copied_parameters, gradient)
+    np.testing.assert_array_equal(copied_parameters, parameters)
