@@ -2,20 +2,25 @@
 
 Run from the repository root::
 
-    python benchmarks/run.py                      # every workload, medians over 5 repeats (~4 minutes)
+    python benchmarks/run.py                      # every workload, medians over 3 repeats (~10 minutes)
     python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run in about a minute
     python benchmarks/run.py --workloads digits mnist --repeats 3
 
 Every contender trains the same architecture with Adam (learning rate 1e-3), the same batch size and
-number of epochs, no early stopping and no weight penalty, from fixed seeds, in float32. Next to the three
-contenders the script times the *GEMM floor*: the workload's matrix products alone (per batch, one product
+number of epochs (at least 5, so that effects which build up over training, such as subnormal optimiser
+state, show; the tables print the first and the last epoch's time), no early stopping and no weight
+penalty, from fixed seeds, in float32. numnet runs twice: with the optional compiled kernels
+(numnet.kernels, when numba is installed) and with the NumPy rules alone. Next to the contenders the
+script times the *GEMM floor*: the workload's matrix products alone (per batch, one product
 per layer forward and two per layer backward but the first), called with np.matmul in the same BLAS with
 the same shapes and dtype. No Python MLP can beat that floor, so numnet's time over it is the overhead left
 to remove. See benchmarks/README.md for the results and benchmarks/NOTES.md for the engine optimisations.
 """
 
 import argparse
+import contextlib
 import gc
+import io
 import json
 import math
 import os
@@ -29,13 +34,14 @@ import numpy as np
 import threadpoolctl
 
 import numnet
+import numnet.kernels
 
 #: Adam's learning rate for every contender.
 LEARNING_RATE = 1e-3
 #: Calls of predict_proba averaged inside one repeat of the inference workload (one call is ~0.05 s,
 #: too short to time alone on a shared machine).
 INFERENCE_CALLS_PER_REPEAT = 5
-CONTENDERS = ("numnet", "sklearn", "torch")
+CONTENDERS = ("numnet", "numnet-numpy", "sklearn", "torch")
 #: Not run unless asked for (--contenders ... numpy): the bound for any NumPy engine, see NumpyBound.
 REFERENCES = ("numpy",)
 
@@ -58,12 +64,12 @@ class Workload:
 WORKLOADS = {
     "digits": Workload("digits", "8x8 digits, 64-128-10 relu, batch 32, 30 epochs", "digits",
                        (64, 128, 10), 32, 30),
-    "mnist": Workload("mnist", "60,000 x 784 synthetic, 784-256-128-10 relu, batch 128, 3 epochs", "images",
-                      (784, 256, 128, 10), 128, 3),
-    "wide": Workload("wide", "60,000 x 784 synthetic, 784-1024-1024-10 relu, batch 256, 1 epoch", "images",
-                     (784, 1024, 1024, 10), 256, 1),
+    "mnist": Workload("mnist", "60,000 x 784 synthetic, 784-256-128-10 relu, batch 128, 5 epochs", "images",
+                      (784, 256, 128, 10), 128, 5),
+    "wide": Workload("wide", "60,000 x 784 synthetic, 784-1024-1024-10 relu, batch 256, 5 epochs", "images",
+                     (784, 1024, 1024, 10), 256, 5),
     "inference": Workload("inference", "predict_proba on 10,000 x 784 with the mnist model", "images",
-                          (784, 256, 128, 10), 128, 3, inference=True),
+                          (784, 256, 128, 10), 128, 5, inference=True),
 }
 
 #: --quick keeps the data and the shapes (so seconds per epoch stay comparable) but trains fewer epochs.
@@ -110,17 +116,27 @@ def make_image_data(seed, n_train=60_000, n_test=10_000, n_features=784, n_class
 # ---- the contenders ------------------------------------------------------------------------------------
 
 class NumnetContender:
-    """numnet.Network with a softmax output, trained by Network.fit in float32."""
+    """numnet.Network with a softmax output, trained by Network.fit in float32.
 
-    name = "numnet"
+    ``kernels`` is numnet.kernels' choice: "auto" (the compiled kernels when numba is installed, contender
+    "numnet") or "numpy" (the NumPy rules alone, what an install without the extra runs: "numnet-numpy").
+    """
+
+    def __init__(self, kernels="auto"):
+        self.kernels = kernels
+        self.name = "numnet" if kernels == "auto" else "numnet-numpy"
 
     def train(self, workload, data, epochs, seed):
+        """(the trained network, seconds of each epoch as fit's progress callback measured them)."""
         net = numnet.Network(list(workload.layer_sizes), activation="relu", output_activation="softmax",
                              dtype="float32", seed=seed)
+        epoch_seconds = []
         # record_gradients=False: the per-step mean |dC/dW| diagnostic is off, as sklearn and torch have none.
-        net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=workload.batch_size, optimizer="adam",
-                learning_rate=LEARNING_RATE, seed=seed, record_gradients=False)
-        return net
+        with numnet.kernels.use_kernels(self.kernels):
+            net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=workload.batch_size, optimizer="adam",
+                    learning_rate=LEARNING_RATE, seed=seed, record_gradients=False,
+                    progress=lambda report: epoch_seconds.append(report.seconds))
+        return net, epoch_seconds
 
     def predict_proba(self, model, X):
         return model.predict_proba(X)
@@ -144,18 +160,38 @@ class SklearnContender:
                               alpha=0.0, batch_size=workload.batch_size, learning_rate_init=LEARNING_RATE,
                               max_iter=epochs, shuffle=True, random_state=seed, tol=0.0,
                               n_iter_no_change=epochs + 1, early_stopping=False)
-        with warnings.catch_warnings():
+        # verbose=True prints one line at the end of every epoch: its timestamps give the epochs' times
+        # without touching the estimator's code path.
+        clock = _EpochClock()
+        model.set_params(verbose=True)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(clock):
             warnings.simplefilter("ignore", ConvergenceWarning)  # "max_iter reached": intended here
             model.fit(data.X_train, data.y_train)
         if model.n_iter_ != epochs:
             raise RuntimeError(f"MLPClassifier ran {model.n_iter_} epochs instead of {epochs}; check its settings")
-        return model
+        return model, clock.epoch_seconds()
 
     def predict_proba(self, model, X):
         return model.predict_proba(X)
 
     def dtype(self, model):
         return str(model.coefs_[0].dtype)
+
+
+class _EpochClock(io.StringIO):
+    """A stdout that notes the time of every "Iteration N" line scikit-learn's verbose fit prints."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = [time.perf_counter()]
+
+    def write(self, text):
+        if text.startswith("Iteration"):
+            self.times.append(time.perf_counter())
+        return super().write(text)
+
+    def epoch_seconds(self):
+        return [end - start for start, end in zip(self.times[:-1], self.times[1:])]
 
 
 class TorchContender:
@@ -188,12 +224,15 @@ class TorchContender:
         loss_function = torch.nn.CrossEntropyLoss()
         X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
         generator = torch.Generator().manual_seed(seed)
+        epoch_seconds = []
         for _ in range(epochs):
+            started = time.perf_counter()
             for batch in torch.randperm(X.shape[0], generator=generator).split(workload.batch_size):
                 optimizer.zero_grad(set_to_none=True)
                 loss_function(model(X[batch]), y[batch]).backward()
                 optimizer.step()
-        return model
+            epoch_seconds.append(time.perf_counter() - started)
+        return model, epoch_seconds
 
     def predict_proba(self, model, X):
         torch = self.torch
@@ -217,12 +256,15 @@ class NumpyBound:
     def train(self, workload, data, epochs, seed):
         model = _FlatMLP(workload.layer_sizes, seed)
         targets = np.eye(workload.layer_sizes[-1], dtype=np.float32)[data.y_train]
+        epoch_seconds = []
         for epoch in range(epochs):
+            started = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(len(data.X_train))
             for start in range(0, len(order), workload.batch_size):
                 batch = order[start:start + workload.batch_size]
                 model.step(data.X_train[batch], targets[batch])
-        return model
+            epoch_seconds.append(time.perf_counter() - started)
+        return model, epoch_seconds
 
     def predict_proba(self, model, X):
         return model.forward(X)[0][-1]
@@ -308,7 +350,9 @@ def make_contender(name, torch_fused_adam=False):
     """The contender called ``name`` (one of CONTENDERS or REFERENCES)."""
     if name == "torch":
         return TorchContender(fused_adam=torch_fused_adam)
-    return {"numnet": NumnetContender, "sklearn": SklearnContender, "numpy": NumpyBound}[name]()
+    if name.startswith("numnet"):
+        return NumnetContender("numpy" if name == "numnet-numpy" else "auto")
+    return {"sklearn": SklearnContender, "numpy": NumpyBound}[name]()
 
 
 # ---- the GEMM floor ------------------------------------------------------------------------------------
@@ -365,11 +409,19 @@ def epoch_batch_sizes(n_samples, batch_size):
 
 @dataclass
 class Measurement:
-    """Seconds per epoch (or per inference call) of every repeat, and the test accuracy."""
+    """Seconds per epoch (or per inference call) of every repeat, its first and last epoch's seconds, and
+    the test accuracy."""
 
     seconds: list = field(default_factory=list)
+    first_epoch: list = field(default_factory=list)
+    last_epoch: list = field(default_factory=list)
     accuracy: float = float("nan")
     dtype: str = ""
+
+    def add_epochs(self, epoch_seconds):
+        """Record one repeat's epoch times (the first and the last of them)."""
+        self.first_epoch.append(epoch_seconds[0])
+        self.last_epoch.append(epoch_seconds[-1])
 
     @property
     def median(self):
@@ -400,11 +452,14 @@ def run_training(workload, data, contenders, epochs, repeats, seed):
     results["gemm floor"] = Measurement(dtype="float32")
     for repeat in range(repeats):
         for contender in contenders:
-            model, seconds = timed(contender.train, workload, data, epochs, seed)
+            (model, epoch_seconds), seconds = timed(contender.train, workload, data, epochs, seed)
             result = results[contender.name]
             result.seconds.append(seconds / epochs)
+            result.add_epochs(epoch_seconds)
             result.accuracy, result.dtype = accuracy_on_test_set(contender, model, data), contender.dtype(model)
-        results["gemm floor"].seconds.append(statistics.median(floor.training_epoch() for _ in range(epochs)))
+        floor_epochs = [floor.training_epoch() for _ in range(epochs)]
+        results["gemm floor"].seconds.append(statistics.median(floor_epochs))
+        results["gemm floor"].add_epochs(floor_epochs)
         print(f"  {workload.name} repeat {repeat + 1}/{repeats}: "
               + ", ".join(f"{name} {m.seconds[-1]:.3f}s" for name, m in results.items()), flush=True)
     return results
@@ -412,7 +467,7 @@ def run_training(workload, data, contenders, epochs, repeats, seed):
 
 def run_inference(workload, data, contenders, epochs, repeats, seed):
     """Train each contender once (untimed), then time predict_proba on the test set ``repeats`` times."""
-    models = {contender.name: contender.train(workload, data, epochs, seed) for contender in contenders}
+    models = {contender.name: contender.train(workload, data, epochs, seed)[0] for contender in contenders}
     results = {contender.name: Measurement() for contender in contenders}
     floor = GemmFloor(workload.layer_sizes, [len(data.X_test)])
     results["gemm floor"] = Measurement(dtype="float32")
@@ -446,6 +501,16 @@ def warm_up(contenders, data, seed):
 
 
 # ---- reporting -----------------------------------------------------------------------------------------
+
+def kernels_line():
+    """Which kernels the "numnet" contender runs, on how many threads."""
+    if not numnet.kernels.compiled_available():
+        return "numnet kernels: numba is not installed, so 'numnet' runs the NumPy code as 'numnet-numpy' does"
+    import numba
+
+    return (f"numnet kernels: 'numnet' runs the compiled kernels (numba {numba.__version__}) on "
+            f"{numnet.kernels.kernel_threads()} threads; 'numnet-numpy' the NumPy code alone")
+
 
 def blas_info():
     """threadpoolctl's record of the BLAS that NumPy (hence numnet and scikit-learn) calls."""
@@ -487,25 +552,35 @@ def machine_lines(blas, threads):
 
 
 def print_tables(workloads, all_results, data_sizes):
-    """A markdown table per contender and workload, then the ratio table."""
-    print("\n| workload | contender | dtype | s/epoch (s/call), median | min | samples/s | test accuracy |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    """A markdown table per contender and workload, then the ratio table, under the CPU's name."""
+    print(f"\nCPU: {cpu_model()}. s/epoch is each whole fit divided by its epochs, the first epoch included "
+          "(the first epoch alone is not the quoted figure); first and last epoch: medians over the repeats.")
+    print("\n| workload | contender | dtype | s/epoch (s/call), median | min | first epoch | last epoch | "
+          "last/first | samples/s | test accuracy |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for workload in workloads:
         for name, result in all_results[workload.name].items():
             rate = data_sizes[workload.name] / result.median
             accuracy = "" if name == "gemm floor" else f"{result.accuracy:.4f}"
+            if result.first_epoch:
+                first, last = statistics.median(result.first_epoch), statistics.median(result.last_epoch)
+                epochs = f"{first:.4f} | {last:.4f} | {last / first:.2f}"
+            else:
+                epochs = " | | "
             print(f"| {workload.name} | {name} | {result.dtype} | {result.median:.4f} | {result.best:.4f} | "
-                  f"{rate:,.0f} | {accuracy} |")
-    rivals = [name for name in all_results[workloads[0].name] if name != "numnet"]
-    if "numnet" not in all_results[workloads[0].name]:
+                  f"{epochs} | {rate:,.0f} | {accuracy} |")
+    ours = [name for name in all_results[workloads[0].name] if name.startswith("numnet")]
+    rivals = [name for name in all_results[workloads[0].name] if not name.startswith("numnet")]
+    if not ours:
         return
     # A ratio below 1 means numnet is faster; numnet/GEMM floor is numnet's time over the products alone.
-    print("\n| workload | " + " | ".join(f"numnet/{name}" for name in rivals) + " |")
-    print("|---|" + "---:|" * len(rivals))
+    print("\n| workload | numnet | " + " | ".join(f"/{name}" for name in rivals) + " |")
+    print("|---|---|" + "---:|" * len(rivals))
     for workload in workloads:
         results = all_results[workload.name]
-        ratios = [results["numnet"].median / results[name].median for name in rivals]
-        print(f"| {workload.name} | " + " | ".join(f"{ratio:.2f}" for ratio in ratios) + " |")
+        for mine in ours:
+            ratios = [results[mine].median / results[name].median for name in rivals]
+            print(f"| {workload.name} | {mine} | " + " | ".join(f"{ratio:.2f}" for ratio in ratios) + " |")
 
 
 def parse_arguments(argv):
@@ -513,7 +588,7 @@ def parse_arguments(argv):
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS + REFERENCES, default=list(CONTENDERS),
                         help="add 'numpy' for the flat NumPy loop that bounds any NumPy engine")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats per workload (default 5; 1 with --quick)")
+    parser.add_argument("--repeats", type=int, default=None, help="repeats per workload (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat and fewer epochs (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
@@ -523,7 +598,7 @@ def parse_arguments(argv):
     parser.add_argument("--json", metavar="PATH", help="also write every timing (all repeats) to this JSON file")
     arguments = parser.parse_args(argv)
     if arguments.repeats is None:
-        arguments.repeats = 1 if arguments.quick else 5
+        arguments.repeats = 1 if arguments.quick else 3
     if arguments.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {arguments.repeats}")
     return arguments
@@ -551,7 +626,8 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(threads)
-        for line in machine_lines(blas_info(), threads):
+        numnet.kernels.set_kernel_threads(threads)  # the kernels' threads, like the BLAS's and torch's
+        for line in machine_lines(blas_info(), threads) + [kernels_line()]:
             print(line)
         print("load average at start (1, 5, 15 min): " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
         print("numnet trains with record_gradients=False (the per-step gradient diagnostic is off); PyTorch's "
@@ -574,7 +650,8 @@ def main(argv=None):
 
 def write_json(path, machine, arguments, all_results):
     """Save the raw timings (every repeat) with the machine description and the options used."""
-    results = {workload: {name: {"seconds": m.seconds, "accuracy": m.accuracy, "dtype": m.dtype}
+    results = {workload: {name: {"seconds": m.seconds, "first_epoch": m.first_epoch, "last_epoch": m.last_epoch,
+                                 "accuracy": m.accuracy, "dtype": m.dtype}
                           for name, m in measurements.items()}
                for workload, measurements in all_results.items()}
     with open(path, "w") as file:

@@ -10,6 +10,7 @@ import numpy as np
 
 from ._registry import lookup
 from .backend import apply, multiply_by_mask, namespace
+from .kernels import add_bias_and_relu, relu_backward
 
 
 class Activation:
@@ -28,6 +29,18 @@ class Activation:
         out : ndarray, optional, same shape and dtype as ``z``
         """
         raise NotImplementedError
+
+    def add_and_forward(self, z, b):
+        """Return ``f(z + b)``, written into ``z``: a Dense layer's activation of its pre-activation.
+
+        Parameters
+        ----------
+        z : ndarray, shape (n_samples, n_units)
+            ``x W``; overwritten.
+        b : ndarray, shape (n_units,)
+        """
+        z += b
+        return self.forward(z, out=z)
 
     def derivative(self, a):
         """Return f'(z) elementwise, computed from the output ``a = f(z)``."""
@@ -98,11 +111,17 @@ class ReLU(Activation):
     def forward(self, z, out=None):
         return apply(namespace(z).maximum, z, 0.0, out=out)
 
+    def add_and_forward(self, z, b):
+        # One compiled pass instead of two NumPy ones, when numnet.kernels applies (benchmarks/NOTES.md,
+        # "compiled bias and relu"); the same numbers either way.
+        return z if add_bias_and_relu(z, b) else super().add_and_forward(z, b)
+
     def derivative(self, a):
         return namespace(a).astype(a > 0, a.dtype)
 
     def backward(self, grad_a, a):
-        return multiply_by_mask(grad_a, a > 0)
+        compiled = relu_backward(grad_a, a)
+        return compiled if compiled is not None else multiply_by_mask(grad_a, a > 0)
 
 
 class LeakyReLU(Activation):

@@ -354,6 +354,23 @@ class Dense(AffineLayer):
             raise ValueError(f"takes {self.n_inputs} inputs per sample")
         return (self.n_outputs,)
 
+    def forward(self, x, training=False, rng=None):
+        """a = f(x W + b) for x of shape (n_samples, n_inputs); returns (n_samples, n_outputs).
+
+        With ``training=True``, cache x and a for ``backward``; with False, cache nothing (and drop any old
+        cache).
+        """
+        z = x @ self.params["W"]  # (n_samples, n_outputs)
+        # The bias and the activation in one call, overwriting z (never needed again: every derivative comes
+        # from a): one compiled pass for relu when numnet.kernels applies (benchmarks/NOTES.md, "compiled bias
+        # and relu"), the same numbers as the NumPy path.
+        if self.bias:
+            a = self.activation.add_and_forward(z, self.params["b"])
+        else:
+            a = self.activation.forward(z, out=z)
+        self._cache = (x, a) if training else None
+        return a
+
     def _affine(self, x):
         """(x, z = x W + b): x (n_samples, n_inputs) is what BP4 needs; z is (n_samples, n_outputs)."""
         z = x @ self.params["W"]  # (n_samples, n_outputs)

@@ -456,9 +456,11 @@ class _Run:
         # With several ranks: the global batch's mean loss and gradient (identity in one process).
         loss = self.communicator.combine_gradients(network.flat_gradients, loss, *self.last_counts)
         self._check_loss(loss)
-        self.last_good_parameters[...] = network.flat_parameters
         self.last_good_state[...] = network.flat_state  # BatchNorm's running statistics moved in this forward
-        network.optimizer.step(network.flat_parameters, network.flat_gradients)
+        # The optimiser copies the weights into last_good_parameters as it updates them: with the compiled
+        # kernels that saves a pass over the weights (benchmarks/NOTES.md, "divergence guard's copy").
+        network.optimizer.step(network.flat_parameters, network.flat_gradients,
+                               previous=self.last_good_parameters)
         network.iterations_trained += 1
         self.steps_taken += 1
         self.history.iteration_loss.append(loss)

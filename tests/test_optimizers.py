@@ -1,5 +1,7 @@
 """Tests of numnet.optimizers: trajectories against torch.optim in float64, hand-worked first steps,
-hyperparameter validation, and bit-for-bit continuation after saving and restoring the state."""
+hyperparameter validation, bit-for-bit continuation after saving and restoring the state, and no
+subnormal drift in the state. Every test runs with the NumPy rules and, when numba is installed, with
+the compiled kernels (numnet.kernels)."""
 
 import math
 
@@ -9,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numnet.optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, RMSProp, get_optimizer
+import numnet
+import numnet.optimizers
+from numnet.backend import get_backend, to_numpy
+from numnet.kernels import compiled_available, set_kernel_threads, use_kernels
+from numnet.optimizers import (FLUSH_INTERVAL, MAX_FLUSH_FACTOR, OPTIMIZERS, RULE_CHUNK, SGD, AdaGrad, Adam, Momentum,
+                               Nesterov, RMSProp, flush_interval, flush_thresholds, get_optimizer)
 from numnet.schedules import StepDecay
 
 # numnet and torch.optim apply the same float64 formulas in a slightly different order; after ten steps
@@ -20,6 +27,13 @@ FLOAT64_EPS = np.finfo(np.float64).eps
 N_STEPS = 10
 N_PARAMETERS = 6
 FAST = settings(max_examples=30, deadline=None, derandomize=True)
+
+
+@pytest.fixture(autouse=True, params=["numpy"] + (["numba"] if compiled_available() else []))
+def kernel_choice(request):
+    """Run the test with the NumPy rules (the reference), then with the compiled kernels."""
+    with use_kernels(request.param):
+        yield request.param
 
 
 class Problem:
@@ -294,3 +308,130 @@ def test_get_optimizer_with_invalid_options_raises_value_error():
 def test_default_hyperparameters_are_the_documented_ones(name, expected):
     hyperparameters = get_optimizer(name).hyperparameters()
     assert {key: hyperparameters[key] for key in expected} == expected
+
+
+# ---------------------------------------------------------------------------------------------------------
+# No subnormal drift
+# ---------------------------------------------------------------------------------------------------------
+
+#: The optimisers whose state decays geometrically (by 0.9 a step) when a gradient stays zero.
+DECAYING_STATE = ["adam", "momentum", "nesterov", "rmsprop"]
+#: One-hot inputs, one sample a step, in order: input k's weights get a non-zero gradient only at step k, so
+#: their momentum, about 1e-2 then, is multiplied by 0.9 at each of the ~1000 - k steps after it and
+#: crosses the smallest float32 normal (1.2e-38) about 790 steps later.
+N_ONE_HOT = 1000
+
+
+def subnormal_count(array):
+    """How many entries of ``array`` (any backend) are non-zero but below the dtype's smallest normal."""
+    values = np.abs(to_numpy(array))
+    return int(np.count_nonzero((values > 0) & (values < np.finfo(values.dtype).smallest_normal)))
+
+
+def fit_one_hot(optimizer_name, flush_subnormals):
+    """A 1000-8-3 relu network after one epoch of the one-hot workload (N_ONE_HOT steps) in float32."""
+    X = np.eye(N_ONE_HOT, dtype=np.float32)
+    y = np.random.default_rng(0).integers(0, 3, N_ONE_HOT)
+    network = numnet.Network([N_ONE_HOT, 8, 3], output_activation="softmax", dtype="float32", seed=0)
+    optimizer = get_optimizer(optimizer_name)
+    optimizer.flush_subnormals = flush_subnormals
+    network.fit(X, y, epochs=1, batch_size=1, shuffle=False, optimizer=optimizer, seed=0, record_gradients=False)
+    return network
+
+
+@pytest.mark.parametrize("name", DECAYING_STATE)
+def test_a_fit_long_enough_to_underflow_returns_with_no_subnormal_value_in_the_optimiser_state(name, kernel_choice):
+    if kernel_choice == "numba" and get_backend().name != "numpy":
+        pytest.skip("the compiled kernels run on NumPy arrays only; this backend runs the rules of the numpy case")
+    drifted = fit_one_hot(name, flush_subnormals=False)
+    assert sum(subnormal_count(drifted.optimizer.state[key]) for key in drifted.optimizer.state_names) > 100
+    flushed = fit_one_hot(name, flush_subnormals=True)
+    # The last flush was N_ONE_HOT % FLUSH_INTERVAL = 8 steps before the end: the threshold covers those too.
+    assert flushed.optimizer.state["step"] % FLUSH_INTERVAL != 0
+    for key in flushed.optimizer.state_names:
+        assert subnormal_count(flushed.optimizer.state[key]) == 0, key
+    # What the flush zeroes is too small to move any float32 parameter: the two runs are the same.
+    np.testing.assert_array_equal(to_numpy(flushed.flat_parameters), to_numpy(drifted.flat_parameters))
+
+
+#: float32 gradients that feed every kind of state a subnormal: 1e-40 is subnormal itself (momentum, Adam's
+#: m), and 1e-20 has a subnormal square (AdaGrad's sum, RMSProp's mean square, Adam's v).
+TINY_GRADIENTS = np.array([1e-40, 1e-20, -1e-40, -1e-20], dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["adagrad", *DECAYING_STATE])
+def test_subnormal_state_from_tiny_gradients_lasts_only_until_the_next_flush(name):
+    optimizer = get_optimizer(name)
+    parameters = np.ones_like(TINY_GRADIENTS)
+    interval = flush_interval(tuple(optimizer.decays.values()))
+    for _ in range(interval - 1):
+        optimizer.step(parameters, TINY_GRADIENTS)
+    assert all(subnormal_count(optimizer.state[key]) > 0 for key in optimizer.state_names)
+    optimizer.step(parameters, TINY_GRADIENTS)  # step `interval`: a flush is due
+    assert all(subnormal_count(optimizer.state[key]) == 0 for key in optimizer.state_names)
+
+
+@FAST
+@given(st.floats(1e-3, 0.9999), st.sampled_from([np.float32, np.float64]))
+def test_a_value_at_the_flush_threshold_is_still_normal_when_the_next_flush_comes(decay, dtype):
+    smallest_normal = np.finfo(dtype).smallest_normal
+    interval = flush_interval((decay,))
+    threshold = flush_thresholds({"state": decay}, float(smallest_normal), interval)["state"]
+    assert 1 <= interval <= FLUSH_INTERVAL
+    assert threshold <= MAX_FLUSH_FACTOR * smallest_normal
+    value = dtype(threshold)
+    for _ in range(interval):  # what the state's rule does to it while its gradient stays zero
+        value = value * dtype(decay)
+    assert value >= smallest_normal
+
+
+def test_a_state_restored_between_flushes_continues_bit_for_bit_across_them():
+    # Float32 gradients that stop for half the parameters after step 5: their m, about 0.1, is 1e-42 (a
+    # subnormal) by step 900 without flushes. The checkpoint is taken at step 450, between two flushes.
+    rng = np.random.default_rng(6)
+    gradients = rng.standard_normal((900, 64)).astype(np.float32)
+    gradients[5:, :32] = 0
+    original, parameters = Adam(learning_rate=0.01), np.zeros(64, dtype=np.float32)
+    for step in range(450):
+        original.step(parameters, gradients[step])
+    restored, restored_parameters = Adam(learning_rate=0.01), parameters.copy()
+    restored.load_state(saved(original.state))
+    for step in range(450, 900):
+        original.step(parameters, gradients[step])
+        restored.step(restored_parameters, gradients[step])
+    np.testing.assert_array_equal(restored_parameters, parameters)
+    for state_name in ("m", "v"):
+        np.testing.assert_array_equal(restored.state[state_name], original.state[state_name])
+    assert np.count_nonzero(original.state["m"][:32]) == 0  # the flushes cleared the stopped half
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_step_given_previous_leaves_the_parameters_from_before_the_update_there(name):
+    rng = np.random.default_rng(7)
+    parameters = rng.standard_normal(3 * 2 ** 16).astype(np.float32)  # several chunks for the kernels
+    before, previous = parameters.copy(), np.empty_like(parameters)
+    get_optimizer(name).step(parameters, rng.standard_normal(parameters.size).astype(np.float32), previous=previous)
+    np.testing.assert_array_equal(previous, before)
+    assert not np.array_equal(parameters, before)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_buffer_stepped_in_chunks_on_several_threads_equals_whole_array_steps_bit_for_bit(name, monkeypatch):
+    rng = np.random.default_rng(8)
+    size = 3 * RULE_CHUNK + 5
+    start = rng.standard_normal(size).astype(np.float32)
+    gradients = rng.standard_normal((FLUSH_INTERVAL + 1, size)).astype(np.float32)
+    gradients[2:, : size // 2] = 0  # so that the flush at step 32 has values to clear
+    results = []
+    for chunk, threads in ((10 * size, 1), (RULE_CHUNK, 3)):  # whole arrays, then chunks on three threads
+        monkeypatch.setattr(numnet.optimizers, "RULE_CHUNK", chunk)
+        set_kernel_threads(threads)
+        optimizer, parameters = get_optimizer(name), start.copy()
+        for gradient in gradients:
+            optimizer.step(parameters, gradient)
+        results.append((parameters, [optimizer.state[key] for key in optimizer.state_names]))
+    set_kernel_threads(None)
+    (whole, whole_state), (chunked, chunked_state) = results
+    np.testing.assert_array_equal(chunked, whole)
+    for whole_array, chunked_array in zip(whole_state, chunked_state):
+        np.testing.assert_array_equal(chunked_array, whole_array)

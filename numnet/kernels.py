@@ -1,0 +1,316 @@
+"""Optional compiled kernels for the element-wise work, and the threads that run them.
+
+The NumPy code in optimizers.py and activations.py is the reference. Written with NumPy ufuncs, Adam
+makes twelve passes over every parameter per step, and a Dense layer with relu two passes for z + b and
+relu and two for relu's backward mask, all on one core. The kernels here make one pass each, in chunks on
+every core (:func:`run_in_chunks`), and perform the same float operations in the same order on each
+element (every intermediate rounded to the arrays' dtype, no fused multiply-add), so their results are
+bit-identical to the NumPy code (tests/test_kernels.py). The optimiser kernels also flush subnormal state
+inline, at the thresholds the optimiser passes (zero when no flush is due), with the same test as
+:func:`numnet.optimizers.flush_below`.
+
+The kernels need numba (``pip install 'numnet[fast]'``), imported the first time one would run, never at
+``import numnet``. Without numba, for arrays of another library or non-contiguous ones, or with
+``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
+instead. benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the
+measurements.
+"""
+
+import contextlib
+import functools
+import importlib.util
+import itertools
+import os
+import queue
+import threading
+
+import numpy as np
+
+from .errors import require
+
+KERNELS_ENVIRONMENT_VARIABLE = "NUMNET_KERNELS"
+#: "auto": the compiled kernels when numba is installed; "numba": require them; "numpy": never.
+KERNEL_CHOICES = ("auto", "numba", "numpy")
+
+_choice = None  # set by set_kernels; None means "read the environment variable"
+_compiled = None  # the module of compiled functions, once built
+
+
+def set_kernels(choice):
+    """Choose what runs the element-wise work (optimiser updates, relu): "auto" (the default), "numba" or
+    "numpy"; "auto" means the compiled kernels when numba is installed.
+
+    Parameters
+    ----------
+    choice : str or None
+        None goes back to ``$NUMNET_KERNELS`` (default "auto").
+
+    Raises
+    ------
+    ValueError
+        For another name.
+    MissingDependencyError
+        For "numba" when numba is not installed.
+    """
+    global _choice
+    if choice is not None:
+        choice = _checked_choice(choice, "set_kernels")
+        if choice == "numba":
+            _load()
+    _choice = choice
+
+
+@contextlib.contextmanager
+def use_kernels(choice):
+    """Run the enclosed code with :func:`set_kernels` (``choice``), then restore the previous choice."""
+    previous = _choice
+    set_kernels(choice)
+    try:
+        yield
+    finally:
+        set_kernels(previous)
+
+
+def current_choice():
+    """The choice in force: the one given to :func:`set_kernels`, else ``$NUMNET_KERNELS``, else "auto"."""
+    if _choice is not None:
+        return _choice
+    return _checked_choice(os.environ.get(KERNELS_ENVIRONMENT_VARIABLE) or "auto", KERNELS_ENVIRONMENT_VARIABLE)
+
+
+def compiled_chosen():
+    """Whether the compiled kernels are chosen ("numba", or "auto" with numba installed)."""
+    choice = current_choice()
+    return choice == "numba" or (choice == "auto" and compiled_available())
+
+
+@functools.lru_cache(maxsize=1)  # asked at every optimiser step; find_spec searches sys.path each time
+def compiled_available():
+    """Whether numba is installed (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def fused_step(rule, *arrays):
+    """The compiled update of optimiser ``rule`` ("sgd", "momentum", "nesterov", "adagrad", "rmsprop",
+    "adam") over ``arrays`` (parameters, gradients, then the state arrays), or None where it does not apply.
+
+    It applies when the compiled kernels are chosen and available and every array is a C-contiguous
+    NumPy float32 or float64 array of the parameters' dtype and size (:func:`compilable`). The returned
+    function ``update(*rule_scalars, previous=None)`` takes the rule's scalars, already converted to that
+    dtype (:func:`scalars`), and updates the arrays in place, in chunks over the calling thread and the
+    helper threads (:func:`run_in_chunks`); ``previous`` receives the parameters before the update.
+    """
+    if not compilable(*arrays):
+        return None
+    kernel = getattr(_load(), rule + "_step")
+    parameters = arrays[0].reshape(-1)
+    flat_arrays = tuple(array.reshape(-1) for array in arrays)
+
+    def update(*rule_scalars, previous=None):
+        kept = previous.reshape(-1) if compilable(parameters, previous) else None
+        if previous is not None and kept is None:
+            previous[...] = arrays[0]
+
+        def update_chunk(start, stop):
+            if kept is not None:
+                kept[start:stop] = parameters[start:stop]
+            kernel(*(array[start:stop] for array in flat_arrays), *rule_scalars)
+
+        run_in_chunks(update_chunk, parameters.size)
+
+    return update
+
+
+def add_bias_and_relu(z, b):
+    """z ← max(z + b, 0) in place by the compiled kernel, in row blocks over the threads; returns whether
+    it ran (False: it does not apply to these arrays, and z is unchanged).
+
+    Parameters
+    ----------
+    z : ndarray, shape (n_rows, n_units)
+    b : ndarray, shape (n_units,)
+    """
+    if not compiled_chosen() or z.ndim != 2 or b.shape != (z.shape[1],) or b.dtype != z.dtype:
+        return False
+    if not (compilable(z) and compilable(b)):
+        return False
+    kernel = _load().bias_relu
+    run_in_chunks(lambda start, stop: kernel(z[start:stop], b), z.shape[0], min_chunk=_rows_per_chunk(z))
+    return True
+
+
+def relu_backward(grad_a, a):
+    """grad_a · (a > 0) as a new array, by the compiled kernel in row blocks over the threads; None where it
+    does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous)."""
+    if not compiled_chosen() or a.ndim != 2 or grad_a.shape != a.shape or not compilable(a, grad_a):
+        return None
+    out = np.empty_like(a)
+    kernel = _load().relu_gradient
+    run_in_chunks(lambda start, stop: kernel(grad_a[start:stop], a[start:stop], out[start:stop]), a.shape[0],
+                  min_chunk=_rows_per_chunk(a))
+    return out
+
+
+def _rows_per_chunk(array):
+    """Rows of a (n_rows, n_units) array that make a chunk of at least MIN_CHUNK elements."""
+    return max(1, MIN_CHUNK // max(1, array.shape[1]))
+
+
+def compilable(first, *others):
+    """Whether the compiled kernels are chosen and available, and every array is a C-contiguous NumPy
+    float32 or float64 array with the dtype and size of ``first``."""
+    return compiled_chosen() and in_chunks(first, *others) and first.dtype in (np.float32, np.float64)
+
+
+def in_chunks(first, *others):
+    """Whether the arrays can be cut into chunks of consecutive elements (:func:`run_in_chunks`): C-contiguous
+    NumPy arrays, all of the dtype and size of ``first``."""
+    return all(type(array) is np.ndarray and array.flags.c_contiguous and array.dtype == first.dtype
+               and array.size == first.size for array in (first, *others))
+
+
+def scalars(dtype, *values):
+    """``values`` as scalars of ``dtype``: the rounding NumPy applies to a Python float in a ufunc (NEP 50)."""
+    return tuple(dtype.type(value) for value in values)
+
+
+# ---- running element-wise work on several threads ------------------------------------------------------
+
+#: The smallest chunk handed to a thread: 2^16 elements is ~50 µs of a fused Adam step, against ~5 µs to
+#: hand it over, so the hand-over costs under 10% (benchmarks/NOTES.md, "fused compiled optimiser step").
+MIN_CHUNK = 2 ** 16
+#: Chunks per thread: more than one, so that a thread the scheduler delays leaves its share to the others.
+CHUNKS_PER_THREAD = 4
+
+_threads = None  # set by set_kernel_threads; None means every CPU this process may run on
+_pool = None
+_pool_lock = threading.Lock()  # user threads may run kernels at the same time: one pool, made once
+
+
+def set_kernel_threads(threads):
+    """Use ``threads`` threads (the calling one included) for the kernels' element-wise work; None: one per CPU.
+
+    Raises
+    ------
+    ValueError
+        For a number below 1.
+    """
+    global _threads
+    if threads is not None:
+        threads = int(threads)
+        if threads < 1:
+            raise ValueError(f"set_kernel_threads needs at least 1 thread, got {threads}")
+    _threads = threads
+
+
+def kernel_threads():
+    """The number of threads the kernels use (:func:`set_kernel_threads`)."""
+    return _threads if _threads is not None else _usable_cpus()
+
+
+@functools.lru_cache(maxsize=1)
+def _usable_cpus():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_in_chunks(work, size, min_chunk=None, max_chunk=None):
+    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads, each
+    chunk at least ``min_chunk`` long (default ``MIN_CHUNK``) and, when given, at most ``max_chunk``.
+
+    The calling thread works through the chunks itself and wakes the helpers, which take chunks as they
+    get to run. It waits only for chunks a helper has begun, never for a helper that has not started: on
+    a machine whose other cores are busy this costs nothing but the hand-over, where a barrier over a
+    fixed split of the work would wait for the slowest thread's time slice.
+    """
+    threads = min(kernel_threads(), size // (min_chunk or MIN_CHUNK))
+    n_chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
+    if max_chunk:
+        n_chunks = max(n_chunks, -(-size // max_chunk))
+    bounds = [(size * index // n_chunks, size * (index + 1) // n_chunks) for index in range(n_chunks)]
+    if threads <= 1:
+        for start, stop in bounds:
+            work(start, stop)
+        return
+    task = _ChunkedTask(work, bounds)
+    _offer_to_helpers(task, threads - 1)
+    task.work()
+    task.wait()
+
+
+class _ChunkedTask:
+    """Chunks of one call of run_in_chunks: any thread may take the next one; the caller waits for all."""
+
+    def __init__(self, work, bounds):
+        self.work_on = work
+        self.bounds = bounds
+        self.next_index = itertools.count()  # next() on it is atomic under the GIL
+        self.finished = 0
+        self.lock = threading.Lock()
+        self.all_finished = threading.Event()
+        self.error = None
+
+    def work(self):
+        """Take chunks and work on them until none is left."""
+        for index in iter(self.next_index.__next__, None):
+            if index >= len(self.bounds):
+                return
+            try:
+                self.work_on(*self.bounds[index])
+            except BaseException as error:  # re-raised in the calling thread by wait()
+                self.error = error
+            with self.lock:
+                self.finished += 1
+                if self.finished == len(self.bounds):
+                    self.all_finished.set()
+
+    def wait(self):
+        self.all_finished.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class _HelperPool:
+    """Daemon threads that work on the chunks of the tasks put in their queue."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.tasks = queue.SimpleQueue()
+        self.threads = []
+
+    def add_thread(self):
+        thread = threading.Thread(target=self._serve, name=f"numnet-kernels-{len(self.threads)}", daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _serve(self):
+        while True:
+            self.tasks.get().work()
+
+
+def _offer_to_helpers(task, helpers):
+    """Put ``task`` in the queue of ``helpers`` pool threads, starting the pool and its threads as needed."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.pid != os.getpid():  # a forked child has the pool's objects, not its threads
+            _pool = _HelperPool()
+        while len(_pool.threads) < helpers:
+            _pool.add_thread()
+        pool = _pool
+    for _ in range(helpers):
+        pool.tasks.put(task)
+
+
+def _checked_choice(choice, where):
+    key = str(choice).strip().lower()
+    if key not in KERNEL_CHOICES:
+        raise ValueError(f"{where}: unknown kernels {choice!r}; choose one of: {', '.join(KERNEL_CHOICES)}")
+    return key
+
+
+def _load():
+    """Build (once) and return the module of compiled kernels; compiled code is cached on disk by numba."""
+    global _compiled
+    if _compiled is None:
+        require("numba", "fast", "numnet's compiled kernels")
+        _compiled = importlib.import_module("numnet._compiled_kernels")
+    return _compiled

@@ -1,0 +1,282 @@
+"""Tests of numnet.kernels: each compiled optimiser step against its NumPy rule (the reference), bit for
+bit, in float32 and float64, across flushes; when the kernels apply and when they do not; the choice of
+kernels and its errors."""
+
+import contextlib
+import pickle
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numnet
+import numnet.activations
+from numnet import kernels as kernels_module
+from numnet.errors import MissingDependencyError
+from numnet.kernels import (MIN_CHUNK, add_bias_and_relu, current_choice, fused_step, relu_backward, run_in_chunks,
+                            set_kernel_threads, set_kernels, use_kernels)
+from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
+
+numba = pytest.importorskip("numba")
+
+FAST = settings(max_examples=25, deadline=None, derandomize=True)
+#: Every kind of update: plain, momentum, Nesterov, AdaGrad, RMSProp, Adam.
+RULES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+#: Steps per comparison: past the flushes at FLUSH_INTERVAL and twice that.
+N_STEPS = 2 * FLUSH_INTERVAL + 5
+
+
+def trajectory(name, choice, start, gradients):
+    """Parameters and state after stepping optimiser ``name`` through ``gradients`` with kernels ``choice``."""
+    with use_kernels(choice):
+        optimizer = get_optimizer(name, learning_rate=0.01)
+        parameters = start.copy()
+        for gradient in gradients:
+            optimizer.step(parameters, gradient)
+    return parameters, {key: optimizer.state[key] for key in optimizer.state_names}
+
+
+def sparse_gradients(rng, n_steps, size, dtype, stop_fraction):
+    """Random gradients of mixed magnitudes (1e-25 .. 10) where a fraction of the entries stops after step 3,
+    so that their state decays and gets flushed."""
+    gradients = rng.standard_normal((n_steps, size)) * 10.0 ** rng.uniform(-25, 1, (n_steps, size))
+    gradients[3:, : int(stop_fraction * size)] = 0
+    return gradients.astype(dtype)
+
+
+@FAST
+@given(st.sampled_from(RULES), st.sampled_from([np.float32, np.float64]), st.integers(1, 3000),
+       st.floats(0.0, 1.0), st.integers(0, 2 ** 32 - 1))
+def test_the_compiled_step_equals_the_numpy_rule_bit_for_bit(name, dtype, size, stop_fraction, seed):
+    # Same operations in the same order on scalars of the same dtype: every rounding is the same, so
+    # equality is exact, not approximate (the point of the kernels' design).
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(size).astype(dtype)
+    gradients = sparse_gradients(rng, N_STEPS, size, dtype, stop_fraction)
+    reference, reference_state = trajectory(name, "numpy", start, gradients)
+    compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_the_compiled_step_gives_nan_and_inf_where_the_numpy_rule_does(name):
+    gradients = np.tile(np.array([np.nan, np.inf, -np.inf, 1.0, 0.0], dtype=np.float32), (3, 1))
+    start = np.ones(5, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        reference, reference_state = trajectory(name, "numpy", start, gradients)
+        compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)  # assert_array_equal treats NaN as equal to NaN
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+def test_a_fit_with_the_compiled_kernels_equals_the_numpy_fit_bit_for_bit():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((300, 20), dtype=np.float32), rng.integers(0, 4, 300)
+    results = []
+    for choice in ("numpy", "numba"):
+        with use_kernels(choice):
+            network = numnet.Network([20, 32, 16, 4], output_activation="softmax", dtype="float32", seed=1)
+            history = network.fit(X, y, epochs=4, batch_size=16, seed=2)
+        results.append((network.flat_parameters, history.iteration_loss, network.optimizer.state))
+    (parameters, losses, state), (compiled_parameters, compiled_losses, compiled_state) = results
+    np.testing.assert_array_equal(compiled_parameters, parameters)
+    assert compiled_losses == losses
+    for key in ("m", "v"):
+        np.testing.assert_array_equal(compiled_state[key], state[key])
+
+
+@pytest.mark.parametrize("arrays, reason", [
+    (lambda: (np.ones(8, np.float32), np.ones(8, np.float32)[::1]), None),
+    (lambda: (np.ones(8, np.float32), np.ones(16, np.float32)[::2]), "not contiguous"),
+    (lambda: (np.ones(8, np.float32), np.ones(8, np.float64)), "mixed dtypes"),
+    (lambda: (np.ones(8, np.int64), np.ones(8, np.int64)), "not floats"),
+    (lambda: (np.ones(8, np.float32), np.ones(4, np.float32)), "different sizes"),
+])
+def test_the_kernels_apply_only_to_contiguous_numpy_floats_of_one_dtype_and_size(arrays, reason):
+    with use_kernels("numba"):
+        kernel = fused_step("sgd", *arrays())
+    assert (kernel is None) == (reason is not None)
+
+
+def test_an_optimiser_steps_a_non_contiguous_view_correctly_through_the_numpy_rule():
+    buffer = np.arange(1.0, 13.0, dtype=np.float32)
+    view, gradient = buffer[::2], np.full(6, 0.5, dtype=np.float32)
+    with use_kernels("numba"):
+        get_optimizer("sgd", learning_rate=0.1).step(view, gradient)
+    # p - lr·g with p = 1, 3, 5, ..., 11 and lr·g = 0.05; the other half of the buffer is untouched.
+    np.testing.assert_array_equal(buffer[::2], np.arange(1.0, 13.0, 2.0, dtype=np.float32) - np.float32(0.05))
+    np.testing.assert_array_equal(buffer[1::2], np.arange(2.0, 13.0, 2.0, dtype=np.float32))
+
+
+def test_kernels_restores_the_previous_choice_after_the_block():
+    with use_kernels("numpy"):
+        with use_kernels("numba"):
+            assert current_choice() == "numba"
+        assert current_choice() == "numpy"
+
+
+def test_the_environment_variable_chooses_the_kernels(monkeypatch):
+    monkeypatch.setenv("NUMNET_KERNELS", " NumPy ")
+    with use_kernels(None):
+        assert current_choice() == "numpy"
+        assert fused_step("sgd", np.ones(3), np.ones(3)) is None
+
+
+def test_an_unknown_choice_raises_value_error_listing_the_choices(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown kernels 'fastest'; choose one of: auto, numba, numpy"):
+        set_kernels("fastest")
+    monkeypatch.setenv("NUMNET_KERNELS", "gpu")
+    with use_kernels(None), pytest.raises(ValueError, match=r"NUMNET_KERNELS: unknown kernels 'gpu'"):
+        current_choice()
+
+
+def test_asking_for_numba_without_it_raises_missing_dependency_error_saying_how_to_install(monkeypatch):
+    monkeypatch.setattr(kernels_module, "_compiled", None)
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` fail
+    with pytest.raises(MissingDependencyError, match=r"pip install 'numnet\[fast\]'"):
+        set_kernels("numba")
+
+
+def test_auto_without_numba_runs_the_numpy_rules(monkeypatch):
+    monkeypatch.setattr(kernels_module, "compiled_available", lambda: False)
+    with use_kernels("auto"):
+        assert fused_step("adam", *(np.ones(4, np.float32) for _ in range(4))) is None
+
+
+# ---- running on several threads ------------------------------------------------------------------------
+
+
+@FAST
+@given(st.integers(0, 5000), st.integers(1, 4))
+def test_run_in_chunks_covers_every_index_exactly_once(size, threads):
+    seen = np.zeros(size, dtype=np.int64)
+
+    def work(start, stop):
+        seen[start:stop] += 1
+
+    with kernel_threads_and_chunk(threads, min_chunk=16):
+        run_in_chunks(work, size)
+    np.testing.assert_array_equal(seen, np.ones(size, dtype=np.int64))
+
+
+def test_an_error_in_a_chunk_reaches_the_caller():
+    def work(start, stop):
+        if start > 0:
+            raise ArithmeticError(f"chunk at {start}")
+
+    with kernel_threads_and_chunk(2, min_chunk=16), pytest.raises(ArithmeticError, match="chunk at"):
+        run_in_chunks(work, 1000)
+
+
+@pytest.mark.parametrize("name", RULES)
+def test_the_compiled_step_on_several_threads_equals_the_numpy_rule_bit_for_bit(name):
+    rng = np.random.default_rng(3)
+    size = 4 * MIN_CHUNK + 123  # several chunks, the last one shorter
+    start = rng.standard_normal(size).astype(np.float32)
+    gradients = sparse_gradients(rng, FLUSH_INTERVAL + 2, size, np.float32, 0.5)
+    reference, reference_state = trajectory(name, "numpy", start, gradients)
+    with kernel_threads_and_chunk(3, min_chunk=MIN_CHUNK):
+        compiled, compiled_state = trajectory(name, "numba", start, gradients)
+    np.testing.assert_array_equal(compiled, reference)
+    for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+def test_a_forked_child_steps_on_several_threads_after_its_parent_did():
+    # The child has the parent's pool object but none of its threads: it must start its own.
+    multiprocessing = pytest.importorskip("multiprocessing")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    size = 4 * MIN_CHUNK
+    with kernel_threads_and_chunk(2, min_chunk=MIN_CHUNK), use_kernels("numba"):
+        get_optimizer("adam").step(np.ones(size, np.float32), np.ones(size, np.float32))  # the parent's pool
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            child_result = pool.apply_async(_adam_once, (size,)).get(timeout=60)
+    with use_kernels("numpy"):
+        np.testing.assert_array_equal(child_result, _adam_once(size))
+
+
+def _adam_once(size):
+    parameters = np.ones(size, np.float32)
+    get_optimizer("adam").step(parameters, np.linspace(-1, 1, size, dtype=np.float32))
+    return parameters
+
+
+@contextlib.contextmanager
+def kernel_threads_and_chunk(threads, min_chunk):
+    """Use ``threads`` kernel threads and chunks of at least ``min_chunk`` elements inside the block."""
+    previous_chunk = kernels_module.MIN_CHUNK
+    kernels_module.MIN_CHUNK = min_chunk
+    set_kernel_threads(threads)
+    try:
+        yield
+    finally:
+        kernels_module.MIN_CHUNK = previous_chunk
+        set_kernel_threads(None)
+
+
+# ---- Dense with relu -----------------------------------------------------------------------------------
+
+#: Pre-activations with the awkward values: NaN and infinities (which must come out as NumPy's do), zeros
+#: of both signs, and ordinary numbers.
+SPECIAL_VALUES = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.5, -2.5, 1e-30], dtype=np.float32)
+
+
+def relu_inputs(rng, n_rows, n_units, dtype):
+    z = rng.standard_normal((n_rows, n_units)).astype(dtype)
+    z.flat[: min(z.size, SPECIAL_VALUES.size)] = SPECIAL_VALUES[: z.size]
+    return z, rng.standard_normal(n_units).astype(dtype), rng.standard_normal((n_rows, n_units)).astype(dtype)
+
+
+@FAST
+@given(st.integers(1, 300), st.integers(1, 80), st.sampled_from([np.float32, np.float64]),
+       st.integers(0, 2 ** 32 - 1))
+def test_compiled_bias_and_relu_forward_and_backward_equal_numpy_bit_for_bit(n_rows, n_units, dtype, seed):
+    z, b, grad_a = relu_inputs(np.random.default_rng(seed), n_rows, n_units, dtype)
+    relu = numnet.activations.ReLU()
+    with np.errstate(invalid="ignore"), use_kernels("numpy"):
+        a_reference = relu.add_and_forward(z.copy(), b)
+        delta_reference = relu.backward(grad_a, a_reference)
+    with np.errstate(invalid="ignore"), use_kernels("numba"):
+        a = relu.add_and_forward(z.copy(), b)
+        delta = relu.backward(grad_a, a)
+    np.testing.assert_array_equal(a, a_reference)
+    np.testing.assert_array_equal(np.signbit(a), np.signbit(a_reference))
+    np.testing.assert_array_equal(delta, delta_reference)
+
+
+def test_predict_proba_on_several_threads_equals_the_numpy_predictions_bit_for_bit():
+    rng = np.random.default_rng(4)
+    network = numnet.Network([30, 700, 200, 5], output_activation="softmax", dtype="float32", seed=3)
+    X = rng.random((2000, 30), dtype=np.float32)  # 2000 x 700 hidden values: several row chunks
+    with use_kernels("numpy"):
+        reference = network.predict_proba(X)
+    with kernel_threads_and_chunk(3, min_chunk=MIN_CHUNK), use_kernels("numba"):
+        np.testing.assert_array_equal(network.predict_proba(X), reference)
+
+
+def test_the_relu_kernels_do_not_apply_to_mismatched_arrays():
+    z = np.ones((4, 3), np.float32)
+    with use_kernels("numba"):
+        assert not add_bias_and_relu(z, np.ones(3, np.float64))
+        assert not add_bias_and_relu(z, np.ones(4, np.float32))
+        assert not add_bias_and_relu(np.ones((4, 6), np.float32)[:, ::2], np.ones(3, np.float32))
+        assert relu_backward(np.ones((4, 3), np.float32), np.ones((3, 4), np.float32).T) is None
+        assert relu_backward(np.ones(3, np.float32), np.ones(3, np.float32)) is None
+    np.testing.assert_array_equal(z, np.ones((4, 3), np.float32))
+
+
+def test_an_optimiser_that_ran_a_compiled_step_pickles_and_continues_bit_for_bit():
+    parameters, gradient = np.linspace(-1, 1, 64, dtype=np.float32), np.full(64, 0.25, dtype=np.float32)
+    with use_kernels("numba"):
+        optimizer = get_optimizer("adam")
+        optimizer.step(parameters, gradient)  # now holds its compiled update, which cannot be pickled
+        copy, copied_parameters = pickle.loads(pickle.dumps(optimizer)), parameters.copy()
+        optimizer.step(parameters, gradient)
+        copy.step(copied_parameters, gradient)
+    np.testing.assert_array_equal(copied_parameters, parameters)
