@@ -32,7 +32,10 @@ KERNELS_ENVIRONMENT_VARIABLE = "NUMNET_KERNELS"
 #: "auto": the compiled kernels when numba is installed; "numba": require them; "numpy": never.
 KERNEL_CHOICES = ("auto", "numba", "numpy")
 
-_choice = None  # set by set_kernels; None means "read the environment variable"
+_choice = None  # set by set_kernels; None means "the environment variable's choice"
+# $NUMNET_KERNELS as read on first use and again by set_kernels(None): the choice is asked several times a
+# step, and reading os.environ each time cost 8% of a digits step.
+_environment_choice = None
 _compiled = None  # the module of compiled functions, once built
 
 
@@ -52,12 +55,13 @@ def set_kernels(choice):
     MissingDependencyError
         For "numba" when numba is not installed.
     """
-    global _choice
+    global _choice, _environment_choice
     if choice is not None:
         choice = _checked_choice(choice, "set_kernels")
         if choice == "numba":
             _load()
     _choice = choice
+    _environment_choice = None  # read $NUMNET_KERNELS again when it is next needed
 
 
 @contextlib.contextmanager
@@ -72,10 +76,15 @@ def use_kernels(choice):
 
 
 def current_choice():
-    """The choice in force: the one given to :func:`set_kernels`, else ``$NUMNET_KERNELS``, else "auto"."""
+    """The choice in force: the one given to :func:`set_kernels`, else ``$NUMNET_KERNELS`` (read on first use
+    and again after ``set_kernels(None)``), else "auto"."""
+    global _environment_choice
     if _choice is not None:
         return _choice
-    return _checked_choice(os.environ.get(KERNELS_ENVIRONMENT_VARIABLE) or "auto", KERNELS_ENVIRONMENT_VARIABLE)
+    if _environment_choice is None:
+        _environment_choice = _checked_choice(os.environ.get(KERNELS_ENVIRONMENT_VARIABLE) or "auto",
+                                              KERNELS_ENVIRONMENT_VARIABLE)
+    return _environment_choice
 
 
 def compiled_chosen():
