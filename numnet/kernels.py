@@ -223,8 +223,8 @@ def _usable_cpus():
 
 
 def run_in_chunks(work, size, min_chunk=None, max_chunk=None):
-    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on several threads, each
-    chunk at least ``min_chunk`` long (default ``MIN_CHUNK``) and, when given, at most ``max_chunk``.
+    """Call ``work(start, stop)`` over consecutive chunks covering range(size), on up to one thread per
+    ``min_chunk`` elements (default ``MIN_CHUNK``), each chunk at most ``max_chunk`` long when that is given.
 
     The calling thread works through the chunks itself and wakes the helpers, which take chunks as they
     get to run. It waits only for chunks a helper has begun, never for a helper that has not started: on

@@ -31,7 +31,10 @@ FLUSH_INTERVAL = 32
 #: value makes, lr·m/ε ≈ 1e-3 · 2e-31 / 1e-8 in float32, is far below the rounding of any parameter.
 MAX_FLUSH_FACTOR = 2.0 ** 24
 #: Elements per chunk of the NumPy rules (2¹⁷: each of the five arrays Adam touches 512 KiB, together
-#: within a core's 2 MiB L2): wide's Adam step 7.0 ms whole, 4.8 ms in chunks (benchmarks/NOTES.md).
+#: within a core's 2 MiB L2): wide's Adam step 7.0 ms whole, 4.8 ms in chunks (benchmarks/NOTES.md). A
+#: second thread takes chunks only when there are two per thread or more: each chunk is a dozen NumPy
+#: calls, and on fewer, larger-than-nothing chunks the threads mostly wait for each other's GIL
+#: (benchmarks/NOTES.md, "NumPy rules in chunks": mnist's Adam step 1.0 ms on one thread, 1.1-1.5 ms on two).
 RULE_CHUNK = 2 ** 17
 #: Headroom for rounding: the decays between two flushes, rounded each step, shrink a value by a little
 #: more than decay**interval (interval·2⁻²⁴ relatively, in float32); a factor of 2 covers that with room.
@@ -262,7 +265,7 @@ class Optimizer:
                               None if flat_previous is None else flat_previous[start:stop],
                               learning_rate, thresholds)
 
-        run_in_chunks(update_chunk, parameters.size, max_chunk=RULE_CHUNK)
+        run_in_chunks(update_chunk, parameters.size, min_chunk=2 * RULE_CHUNK, max_chunk=RULE_CHUNK)
 
     def _update_part(self, parameters, gradients, scratch, state, previous, learning_rate, thresholds):
         """Keep the previous parameters (when ``previous`` is given), apply the rule, flush: on whole arrays,

@@ -423,7 +423,8 @@ def test_a_buffer_stepped_in_chunks_on_several_threads_equals_whole_array_steps_
     gradients = rng.standard_normal((FLUSH_INTERVAL + 1, size)).astype(np.float32)
     gradients[2:, : size // 2] = 0  # so that the flush at step 32 has values to clear
     results = []
-    for chunk, threads in ((10 * size, 1), (RULE_CHUNK, 3)):  # whole arrays, then chunks on three threads
+    # Whole arrays, then 7 chunks on three threads (a thread takes chunks from two chunks' worth up)
+    for chunk, threads in ((10 * size, 1), (size // 7, 3)):
         monkeypatch.setattr(numnet.optimizers, "RULE_CHUNK", chunk)
         set_kernel_threads(threads)
         optimizer, parameters = get_optimizer(name), start.copy()
