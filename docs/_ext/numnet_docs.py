@@ -209,7 +209,8 @@ def public_objects(module):
     if hasattr(module, "__all__"):
         return {name: getattr(module, name) for name in module.__all__}
     return {name: value for name, value in vars(module).items()
-            if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(value))
+            # unwrap: a function under functools.lru_cache is still a function of the module
+            if not name.startswith("_") and (inspect.isclass(value) or inspect.isfunction(inspect.unwrap(value)))
             and getattr(value, "__module__", None) == module.__name__}
 
 
