@@ -5,9 +5,11 @@ by element, the operations of its NumPy rule in numnet/optimizers.py in the same
 arrays' dtype, so that every rounding is the same: ``error_model="numpy"`` makes a division by zero give
 inf or NaN as NumPy does, and fastmath stays off (it would reorder and contract the arithmetic).
 
-Every kernel takes the flat parameters ``p`` and gradients ``g`` (updated and read in place), its state
-arrays, its scalars, for each state array a flush threshold (state values whose magnitude is below it are
-stored as zero; 0 when no flush is due, see numnet.optimizers.flush_thresholds). The parameter update
+Every kernel takes ``kept`` (receives the parameters before the update, which fit's divergence guard
+keeps: copied in the same pass rather than in one of their own), the flat parameters ``p`` and gradients
+``g`` (updated and read in place), its state arrays, its scalars, for each state array a flush threshold
+(state values whose magnitude is below it are stored as zero; 0 when no flush is due, see
+numnet.optimizers.flush_thresholds). The parameter update
 uses the state before that flush, as the NumPy path, which flushes after the update, does. The kernels
 are serial and release the GIL: numnet.kernels runs them on chunks of the arrays (views) from several
 threads. A loop over ``range(p.shape[0])`` is vectorised; one over ``range(start, stop)`` is not (numba
@@ -27,53 +29,59 @@ def _flushed(value, threshold):
 
 
 @numba.njit(**_KERNEL)
-def sgd_step(p, g, learning_rate):
+def sgd_step(kept, p, g, learning_rate):
     """p ← p - lr·g (sgd_update without momentum)."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         p[i] -= g[i] * learning_rate
 
 
 @numba.njit(**_KERNEL)
-def momentum_step(p, g, velocity, momentum, learning_rate, flush_velocity):
+def momentum_step(kept, p, g, velocity, momentum, learning_rate, flush_velocity):
     """v ← μ·v + g, p ← p - lr·v (sgd_update with momentum)."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         v = velocity[i] * momentum + g[i]
         p[i] -= v * learning_rate
         velocity[i] = _flushed(v, flush_velocity)
 
 
 @numba.njit(**_KERNEL)
-def nesterov_step(p, g, velocity, momentum, learning_rate, flush_velocity):
+def nesterov_step(kept, p, g, velocity, momentum, learning_rate, flush_velocity):
     """v ← μ·v + g, p ← p - lr·(g + μ·v) (sgd_update with Nesterov momentum)."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         v = velocity[i] * momentum + g[i]
         p[i] -= (v * momentum + g[i]) * learning_rate
         velocity[i] = _flushed(v, flush_velocity)
 
 
 @numba.njit(**_KERNEL)
-def adagrad_step(p, g, sum_squares, learning_rate, epsilon, flush_sum_squares):
+def adagrad_step(kept, p, g, sum_squares, learning_rate, epsilon, flush_sum_squares):
     """G ← G + g², p ← p - lr·g / (√G + ε) (adagrad_update)."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         squares = sum_squares[i] + g[i] * g[i]
         p[i] -= (g[i] / (np.sqrt(squares) + epsilon)) * learning_rate
         sum_squares[i] = _flushed(squares, flush_sum_squares)
 
 
 @numba.njit(**_KERNEL)
-def rmsprop_step(p, g, mean_square, rho, one_minus_rho, learning_rate, epsilon, flush_mean_square):
+def rmsprop_step(kept, p, g, mean_square, rho, one_minus_rho, learning_rate, epsilon, flush_mean_square):
     """s ← ρ·s + (1-ρ)·g², p ← p - lr·g / (√s + ε) (rmsprop_update)."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         square = mean_square[i] * rho + (g[i] * g[i]) * one_minus_rho
         p[i] -= (g[i] / (np.sqrt(square) + epsilon)) * learning_rate
         mean_square[i] = _flushed(square, flush_mean_square)
 
 
 @numba.njit(**_KERNEL)
-def adam_step(p, g, m, v, one_minus_beta1, one_minus_beta2, epsilon, step_size, flush_m, flush_v):
+def adam_step(kept, p, g, m, v, one_minus_beta1, one_minus_beta2, epsilon, step_size, flush_m, flush_v):
     """m ← m + (1-β1)(g - m), v ← v + (1-β2)(g² - v), p ← p - step_size · m / (√v + ε) (adam_update,
     with ``epsilon`` and ``step_size`` its bias-corrected ε·√(1-β2^t) and lr·√(1-β2^t)/(1-β1^t))."""
     for i in range(p.shape[0]):
+        kept[i] = p[i]
         first = m[i] + (g[i] - m[i]) * one_minus_beta1
         second = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta2
         p[i] -= (first / (np.sqrt(second) + epsilon)) * step_size

@@ -114,16 +114,22 @@ def fused_step(rule, *arrays):
     kernel = getattr(_load(), rule + "_step")
     parameters = arrays[0].reshape(-1)
     flat_arrays = tuple(array.reshape(-1) for array in arrays)
+    discarded = []  # where the kernel copies the old parameters when nobody keeps them (made on first need)
 
     def update(*rule_scalars, previous=None):
-        kept = previous.reshape(-1) if compilable(parameters, previous) else None
-        if previous is not None and kept is None:
-            previous[...] = arrays[0]
+        kept = previous.reshape(-1) if previous is not None and compilable(parameters, previous) else None
+        if kept is None:
+            if previous is not None:
+                previous[...] = arrays[0]
+            if not discarded:
+                discarded.append(np.empty_like(parameters))
+            kept = discarded[0]
 
         def update_chunk(start, stop):
-            if kept is not None:
-                kept[start:stop] = parameters[start:stop]
-            kernel(*(array[start:stop] for array in flat_arrays), *rule_scalars)
+            # The old parameters are copied inside the kernel's pass, off the GIL: a copy of each chunk
+            # in Python before the kernel cost 80-200 µs of a 300-400 µs mnist step on two threads
+            # (benchmarks/NOTES.md, "divergence guard's copy, inside the optimiser pass").
+            kernel(kept[start:stop], *(array[start:stop] for array in flat_arrays), *rule_scalars)
 
         run_in_chunks(update_chunk, parameters.size)
 
