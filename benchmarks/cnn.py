@@ -42,7 +42,7 @@ import threadpoolctl
 
 import numnet
 from numnet.initializers import Normal
-from run import blas_info, epoch_batch_sizes, load_digits_data, machine_lines, make_image_data, timed
+from run import blas_info, epoch_batch_sizes, load_digits_data, machine_lines, make_image_data, timed, train_torch
 
 LEARNING_RATE = 1e-3
 WEIGHT_STD = 0.01
@@ -196,20 +196,8 @@ class TorchContender:
         return model
 
     def train(self, workload, data, epochs, seed):
-        torch = self.torch
         model = self.build(workload, seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-        loss_function = torch.nn.CrossEntropyLoss()
-        X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
-        generator, seconds = torch.Generator().manual_seed(seed), []
-        for _ in range(epochs):
-            started = time.perf_counter()
-            for batch in torch.randperm(X.shape[0], generator=generator).split(workload.batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                loss_function(model(X[batch]), y[batch]).backward()
-                optimizer.step()
-            seconds.append(time.perf_counter() - started)
-        return model, seconds
+        return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE)
 
     def predict(self, model, X):
         with self.torch.inference_mode():

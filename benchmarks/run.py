@@ -194,6 +194,26 @@ class _EpochClock(io.StringIO):
         return [end - start for start, end in zip(self.times[:-1], self.times[1:])]
 
 
+def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_options=None):
+    """Train a torch model as its users do: ``torch.optim.Adam``, cross-entropy on the logits, a plain loop
+    over ``torch.randperm`` index batches (no DataLoader); returns the seconds of every epoch."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, **(adam_options or {}))
+    loss_function = torch.nn.CrossEntropyLoss()
+    X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
+    generator = torch.Generator().manual_seed(seed)
+    epoch_seconds = []
+    for _ in range(epochs):
+        started = time.perf_counter()
+        for batch in torch.randperm(X.shape[0], generator=generator).split(batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            loss_function(model(X[batch]), y[batch]).backward()
+            optimizer.step()
+        epoch_seconds.append(time.perf_counter() - started)
+    return epoch_seconds
+
+
 class TorchContender:
     """A torch.nn.Sequential MLP, trained by a plain loop over shuffled index batches (no DataLoader).
 
@@ -218,21 +238,8 @@ class TorchContender:
         return torch.nn.Sequential(*modules[:-1])  # logits out; the loss applies log-softmax
 
     def train(self, workload, data, epochs, seed):
-        torch = self.torch
         model = self.build(workload.layer_sizes, seed)
-        optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE, **self.adam_options)
-        loss_function = torch.nn.CrossEntropyLoss()
-        X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
-        generator = torch.Generator().manual_seed(seed)
-        epoch_seconds = []
-        for _ in range(epochs):
-            started = time.perf_counter()
-            for batch in torch.randperm(X.shape[0], generator=generator).split(workload.batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                loss_function(model(X[batch]), y[batch]).backward()
-                optimizer.step()
-            epoch_seconds.append(time.perf_counter() - started)
-        return model, epoch_seconds
+        return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE, self.adam_options)
 
     def predict_proba(self, model, X):
         torch = self.torch

@@ -139,8 +139,8 @@ class Conv2D(_WindowLayer, AffineLayer):
     # ---- forward (AffineLayer.forward: a = f(z), z from _affine) ------------------------------------------
 
     def _affine(self, x):
-        """((x's shape, columns (n, C·kh·kw, out_h·out_w)), z = W ⋆ x + b (n, out_channels, out_h, out_w)):
-        what BP2 and BP4 need of x, and z."""
+        """((x's shape, columns (n, C·kh·kw, out_h·out_w)), W ⋆ x (n, out_channels, out_h, out_w)): what BP2
+        and BP4 need of x, and z without the bias."""
         xp = namespace(x)
         n = x.shape[0]
         windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)  # (n, C, kh, kw, oh, ow)
@@ -149,9 +149,12 @@ class Conv2D(_WindowLayer, AffineLayer):
         columns = xp.reshape(windows, (n, self.in_channels * math.prod(self.kernel_size), out_h * out_w))
         # The convolution as one matrix product, stacked over the images: (out, C·kh·kw) @ (n, C·kh·kw, oh·ow)
         z = self._weight_matrix() @ columns  # (n, out_channels, oh·ow)
-        if self.bias:
-            z += xp.reshape(self.params["b"], (self.out_channels, 1))
         return (tuple(x.shape), columns), xp.reshape(z, (n, self.out_channels, out_h, out_w))
+
+    def _bias_term(self):
+        """b as (out_channels, 1, 1): one bias per filter, broadcast over the images and pixels."""
+        b = self.params["b"]
+        return namespace(b).reshape(b, (self.out_channels, 1, 1))
 
     def _weight_matrix(self):
         """W as (out_channels, in_channels·kh·kw): one row per filter, in the columns' pixel order."""

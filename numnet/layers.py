@@ -234,7 +234,8 @@ class AffineLayer(Layer):
     False), then a = f(z), with the hook of the fused losses.
 
     A subclass sets ``activation``, ``weight_init``, ``bias_init`` and ``bias`` and implements
-    ``_affine(x)`` → (what ``backward_delta`` needs of x, z) and ``backward_delta(delta, propagate)``.
+    ``_affine(x)`` → (what ``backward_delta`` needs of x, the product part of z, without the bias),
+    ``_bias_term()`` (b shaped to broadcast over z) and ``backward_delta(delta, propagate)``.
     """
 
     bias = True
@@ -263,15 +264,21 @@ class AffineLayer(Layer):
         any old cache).
         """
         saved, z = self._affine(x)
-        # z is not needed after this (every derivative is computed from a), so a overwrites it
-        # (benchmarks/NOTES.md, "activations in place").
-        a = self.activation.forward(z, out=z)
+        # z is not needed after this (every derivative is computed from a), so the bias and then a overwrite
+        # it (benchmarks/NOTES.md, "activations in place"); Dense's relu(z + b) is one compiled pass when
+        # numnet.kernels applies ("compiled bias and relu"), the same numbers.
+        if self.bias:
+            a = self.activation.add_and_forward(z, self._bias_term())
+        else:
+            a = self.activation.forward(z, out=z)
         self._cache = (saved, a) if training else None
         return a
 
     def forward_logits(self, x, training=False, rng=None):
         """(z, a): the logits stay, for the fused losses."""
         saved, z = self._affine(x)
+        if self.bias:
+            z += self._bias_term()
         a = self.activation.forward(z)
         self._cache = (saved, a) if training else None
         return z, a
@@ -354,29 +361,12 @@ class Dense(AffineLayer):
             raise ValueError(f"takes {self.n_inputs} inputs per sample")
         return (self.n_outputs,)
 
-    def forward(self, x, training=False, rng=None):
-        """a = f(x W + b) for x of shape (n_samples, n_inputs); returns (n_samples, n_outputs).
-
-        With ``training=True``, cache x and a for ``backward``; with False, cache nothing (and drop any old
-        cache).
-        """
-        z = x @ self.params["W"]  # (n_samples, n_outputs)
-        # The bias and the activation in one call, overwriting z (never needed again: every derivative comes
-        # from a): one compiled pass for relu when numnet.kernels applies (benchmarks/NOTES.md, "compiled bias
-        # and relu"), the same numbers as the NumPy path.
-        if self.bias:
-            a = self.activation.add_and_forward(z, self.params["b"])
-        else:
-            a = self.activation.forward(z, out=z)
-        self._cache = (x, a) if training else None
-        return a
-
     def _affine(self, x):
-        """(x, z = x W + b): x (n_samples, n_inputs) is what BP4 needs; z is (n_samples, n_outputs)."""
-        z = x @ self.params["W"]  # (n_samples, n_outputs)
-        if self.bias:
-            z += self.params["b"]
-        return x, z
+        """(x, x W): x (n_samples, n_inputs) is what BP4 needs; x W is (n_samples, n_outputs)."""
+        return x, x @ self.params["W"]
+
+    def _bias_term(self):
+        return self.params["b"]  # (n_outputs,), broadcast over the rows of x W
 
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
