@@ -19,7 +19,9 @@ must allow for negative indices there), and ran 8 times slower.
 import numba
 import numpy as np
 
-_KERNEL = {"nogil": True, "cache": True, "error_model": "numpy"}
+# Not ``cache=True``: that would write the machine code beside this file, inside the installed package;
+# numnet.kernels turns caching on in the user's cache folder (numnet.cache) once the kernels are imported.
+_KERNEL = {"nogil": True, "error_model": "numpy"}
 
 
 @numba.njit(inline="always")
@@ -109,3 +111,7 @@ def relu_gradient(grad_a, a, out):
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
             out[i, j] = grad_a[i, j] * (a[i, j] > 0)
+
+
+#: Every kernel, for numnet.kernels to place their on-disk cache.
+KERNELS = (sgd_step, momentum_step, nesterov_step, adagrad_step, rmsprop_step, adam_step, bias_relu, relu_gradient)

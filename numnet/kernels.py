@@ -12,7 +12,8 @@ inline, at the thresholds the optimiser passes (zero when no flush is due), with
 The kernels need numba (``pip install 'numnet[fast]'``), imported the first time one would run, never at
 ``import numnet``. Without numba, for arrays of another library or non-contiguous ones, or with
 ``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
-instead. benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the
+instead. Their machine code is kept between processes in the user's cache folder (``$NUMNET_CACHE_DIR``,
+else ``$NUMBA_CACHE_DIR``, else the platform's; :mod:`numnet.cache`), never inside the installed package. benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the
 measurements.
 """
 
@@ -26,6 +27,7 @@ import threading
 
 import numpy as np
 
+from .cache import cache_folder
 from .errors import require
 
 KERNELS_ENVIRONMENT_VARIABLE = "NUMNET_KERNELS"
@@ -37,6 +39,7 @@ _choice = None  # set by set_kernels; None means "the environment variable's cho
 # step, and reading os.environ each time cost 8% of a digits step.
 _environment_choice = None
 _compiled = None  # the module of compiled functions, once built
+_load_lock = threading.Lock()  # two threads' first kernels must not build (and place the cache) twice
 
 
 def set_kernels(choice):
@@ -323,9 +326,33 @@ def _checked_choice(choice, where):
 
 
 def _load():
-    """Build (once) and return the module of compiled kernels; compiled code is cached on disk by numba."""
+    """Build (once) and return the module of compiled kernels, their machine code cached in the user's
+    cache folder (numnet.cache)."""
     global _compiled
-    if _compiled is None:
-        require("numba", "fast", "numnet's compiled kernels")
-        _compiled = importlib.import_module("numnet._compiled_kernels")
+    if _compiled is None:  # asked at every step: the lock only until the module is built
+        with _load_lock:
+            if _compiled is None:
+                require("numba", "fast", "numnet's compiled kernels")
+                module = importlib.import_module("numnet._compiled_kernels")
+                _cache_compiled_code(module.KERNELS)
+                _compiled = module
     return _compiled
+
+
+def _cache_compiled_code(kernels):
+    """Let numba keep the kernels' machine code in numnet's cache folder between processes, never beside
+    the package (numnet.cache says why); without a usable folder they compile in memory."""
+    folder = cache_folder("numba")
+    if folder is None:
+        return
+    import numba
+
+    # numba places a function's cache when caching is turned on, in numba.config.CACHE_DIR when that is
+    # set (its NUMBA_CACHE_DIR); set only for these kernels, so a user's own numba functions are unaffected.
+    previous = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = folder
+    try:
+        for kernel in kernels:
+            kernel.enable_caching()
+    finally:
+        numba.config.CACHE_DIR = previous
