@@ -25,6 +25,7 @@ from .errors import (
     DivergenceError,
     MissingDependencyError,
     NotFittedError,
+    PrecisionWarning,
 )
 from .gradcheck import (
     DescentResult,
@@ -49,7 +50,7 @@ __all__ = [
     "ACTIVATIONS", "get_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
     "register_layer", "Conv2D", "MaxPool2D", "Flatten",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
-    "NotFittedError",
+    "NotFittedError", "PrecisionWarning",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
     "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",

@@ -45,6 +45,14 @@ class ConvergenceWarning(NumnetWarning):
     """Training stopped before the loss stopped improving."""
 
 
+class PrecisionWarning(NumnetWarning):
+    """Part of a computation runs in a lower precision than the network's dtype.
+
+    For example an exported float64 network's convolutions, which run in float32 because ONNX Runtime's
+    CPU provider has no float64 Conv kernel.
+    """
+
+
 def require(module_name, extra, purpose):
     """Import an optional dependency, or raise MissingDependencyError saying how to install it.
 

@@ -8,12 +8,14 @@ activation through :data:`ACTIVATION_EXPORTERS`:
 layer kind     ONNX operators
 =============  ======================================================================================
 dense          MatMul, Add (without a bias: none), then its activation
-activation     its activation: Relu, Sigmoid, Tanh, Softmax (last axis), identity for linear, and leaky
-               relu as Max(x, α·x) with α in the model's dtype (ONNX Runtime's LeakyRelu has no float64
-               kernel; Max(x, α·x) is the same number, so float64 networks agree to rounding)
+activation     its activation: Relu, Sigmoid, Tanh, Softmax (last axis), Exp, identity for linear, and
+               leaky relu as Max(x, α·x) with α in the model's dtype (ONNX Runtime's LeakyRelu has no
+               float64 kernel; Max(x, α·x) is the same number, so float64 networks agree to rounding)
 dropout        Identity (dropout is the identity at inference)
 batch_norm     BatchNormalization in inference form (the running mean and variance)
-conv2d         Conv, then its activation
+conv2d         Conv, then its activation; in a float64 model Cast to float32, Conv with float32 copies of
+               W and b, Cast back (ONNX Runtime's CPU provider has no float64 Conv kernel), with one
+               PrecisionWarning per export
 max_pool2d     MaxPool
 flatten        Flatten (axis 1)
 =============  ======================================================================================
@@ -27,12 +29,13 @@ onnx is an optional extra (``pip install 'numnet[onnx]'``), imported only when a
 """
 
 import json
+import warnings
 
 import numpy as np
 
 from .atomic import write_atomically
 from .backend import to_numpy
-from .errors import require
+from .errors import PrecisionWarning, require
 from .metrics import DECISION_THRESHOLD
 from .network import Network
 
@@ -53,6 +56,7 @@ class _Graph:
         self.onnx = onnx
         self.dtype = np.dtype(dtype)
         self.nodes, self.constants = [], []
+        self.float32_layers = []  # names of the layers computed in float32 in a float64 graph
         self._count = 0
 
     def name(self, hint):
@@ -97,6 +101,7 @@ ACTIVATION_EXPORTERS = {
     "tanh": lambda graph, x, activation: graph.node("Tanh", [x]),
     "softmax": lambda graph, x, activation: graph.node("Softmax", [x], axis=-1),
     "leaky_relu": _leaky_relu,
+    "exp": lambda graph, x, activation: graph.node("Exp", [x]),
 }
 
 
@@ -145,15 +150,34 @@ def _window_attributes(layer):
 def _conv2d(graph, layer, x):
     # W is (out_channels, in_channels, kh, kw), ONNX's own layout; numnet's convolution is ONNX's (a
     # cross-correlation, no kernel flip), zero padding, dilation 1.
-    inputs = [x, graph.constant(f"{layer.name}.W", layer.params["W"])]
-    if "b" in layer.params:
-        inputs.append(graph.constant(f"{layer.name}.b", layer.params["b"]))
-    z = graph.node("Conv", inputs, hint=layer.name, **_window_attributes(layer))
+    if graph.dtype == np.float64:
+        z = _conv_in_float32(graph, layer, x)
+    else:
+        z = _conv(graph, layer, x, graph.dtype)
     return _activation(graph, z, layer.activation)
 
 
+def _conv(graph, layer, x, dtype):
+    """The Conv node of a Conv2D layer, its input and its W and b initialisers in ``dtype``."""
+    inputs = [x, graph.constant(f"{layer.name}.W", layer.params["W"], dtype=dtype)]
+    if "b" in layer.params:
+        inputs.append(graph.constant(f"{layer.name}.b", layer.params["b"], dtype=dtype))
+    return graph.node("Conv", inputs, hint=layer.name, **_window_attributes(layer))
+
+
+def _conv_in_float32(graph, layer, x):
+    """A float64 graph's Conv, computed in float32 between two Casts: ONNX Runtime's CPU provider has no
+    float64 Conv kernel, so a float64 Conv node makes a model it refuses to load."""
+    float32, float64 = graph.onnx.TensorProto.FLOAT, graph.onnx.TensorProto.DOUBLE
+    narrowed = graph.node("Cast", [x], hint=f"{layer.name}.input_float32", to=float32)
+    z = _conv(graph, layer, narrowed, np.float32)
+    graph.float32_layers.append(layer.name)
+    return graph.node("Cast", [z], hint=f"{layer.name}.output_float64", to=float64)
+
+
 def _max_pool2d(graph, layer, x):
-    # ONNX pads MaxPool with -inf, as numnet and PyTorch do: a padded cell never wins a window.
+    # ONNX pads MaxPool with -inf, as numnet and PyTorch do: a padded cell never wins a window. ONNX Runtime's
+    # CPU provider has a float64 MaxPool (unlike Conv), so it stays in the model's dtype.
     return graph.node("MaxPool", [x], hint=layer.name, **_window_attributes(layer))
 
 
@@ -193,7 +217,7 @@ def to_onnx(network, path=None, *, metadata=None):
     ----------
     network : Network
         Any network whose layer kinds are in LAYER_EXPORTERS, in float32 or float64 (the graph computes
-        in the network's dtype).
+        in the network's dtype, except a float64 network's convolutions: see Warns).
     path : str or os.PathLike, optional
     metadata : dict, optional
         The model's metadata; default ``network.metadata`` (what load_model read, e.g. from ``numnet
@@ -212,6 +236,13 @@ def to_onnx(network, path=None, *, metadata=None):
         When ``network`` is not a Network.
     ValueError
         For a layer kind or activation with no ONNX form (the message lists those numnet has).
+
+    Warns
+    -----
+    numnet.PrecisionWarning
+        Once, for a float64 network with Conv2D layers: their convolutions run in float32 in the model
+        (ONNX Runtime's CPU provider has no float64 Conv kernel), so its outputs agree with numnet's to
+        float32 rounding.
     """
     onnx = require("onnx", "onnx", "exporting to ONNX")
     if not isinstance(network, Network):
@@ -225,6 +256,7 @@ def to_onnx(network, path=None, *, metadata=None):
             raise ValueError(f"no ONNX form for layer {layer.name} of kind {layer.kind!r}; numnet exports: "
                              f"{', '.join(sorted(LAYER_EXPORTERS))} (add one with register_onnx_exporter)")
         x = exporter(graph, layer, x)
+    _warn_of_float32_layers(graph)
     outputs = _outputs(graph, network, x, metadata.get("class_names"))
     model = _model(onnx, graph, network, outputs, metadata)
     onnx.checker.check_model(model)
@@ -232,6 +264,16 @@ def to_onnx(network, path=None, *, metadata=None):
         serialized = model.SerializeToString()
         write_atomically(path, lambda stream: stream.write(serialized))
     return model
+
+
+def _warn_of_float32_layers(graph):
+    """One PrecisionWarning for the whole export, naming every layer the graph computes in float32."""
+    if graph.float32_layers:
+        warnings.warn(f"the exported float64 model computes the convolutions of {', '.join(graph.float32_layers)} "
+                      "in float32 (Cast to float32 and back around each Conv), because ONNX Runtime's CPU "
+                      "provider has no float64 Conv kernel; its outputs agree with numnet's to float32 "
+                      "rounding, not float64's. Export network.copy(dtype='float32') for a float32 model "
+                      "throughout", PrecisionWarning, stacklevel=3)
 
 
 def _scaled_input(graph, scaler):
