@@ -13,10 +13,10 @@ import numpy as np
 
 from .backend import to_numpy
 from .errors import require
-from .validation import check_integer
+from .validation import check_integer, check_real
 
 
-def minimize_lbfgs(network, X, y, *, sample_weight=None, max_iter=200, max_fun=15000, tolerance=1e-5):
+def minimize_lbfgs(network, X, y, *, sample_weight=None, max_iter=200, max_fun=15000, tolerance=1e-5, l2=0.0):
     """Train ``network`` on (X, y) by L-BFGS-B and return SciPy's result; the network ends at its minimum.
 
     Parameters
@@ -34,6 +34,9 @@ def minimize_lbfgs(network, X, y, *, sample_weight=None, max_iter=200, max_fun=1
     tolerance : float, default 1e-5
         Stop once every entry of the gradient is at most this in size (SciPy's ``gtol``; scikit-learn's
         ``tol``).
+    l2 : float, default 0.0
+        An L2 penalty ½·l2·Σ‖W‖² minimised on top of the network's own ``l2`` and ``l1``, which stay as they
+        are (the estimators pass scikit-learn's alpha over the sample count).
 
     Raises
     ------
@@ -59,6 +62,9 @@ def minimize_lbfgs(network, X, y, *, sample_weight=None, max_iter=200, max_fun=1
     max_fun = check_integer(max_fun, "max_fun", meaning="the most loss evaluations")
     if not float(tolerance) >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
+    l2 = check_real(l2, "l2")
+    if not l2 >= 0:
+        raise ValueError(f"l2 must be a number >= 0, got {l2!r}")
     optimize = require("scipy.optimize", "sklearn", "L-BFGS training (numnet.lbfgs)")
     X = network.prepare_inputs(X)
     Y = network.prepare_targets(y, X.shape[0])
@@ -67,7 +73,7 @@ def minimize_lbfgs(network, X, y, *, sample_weight=None, max_iter=200, max_fun=1
     def loss_and_gradient(theta):
         # SciPy's float64 point, written once into the network's own buffer (and dtype)
         network.flat_parameters[...] = network.backend.asarray(theta, network.dtype)
-        loss = network.loss_and_gradients(X, Y, weights=weights)
+        loss = network.loss_and_gradients(X, Y, weights=weights) + network.add_penalty(l2=l2)
         return loss, np.asarray(to_numpy(network.flat_gradients), dtype=np.float64)
 
     start = np.asarray(to_numpy(network.flat_parameters), dtype=np.float64)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .network import Network
 from .optimizers import Optimizer, get_optimizer
+from .step import Guard, TrainingStep
 from .schedules import get_schedule
 from .validation import check_integer
 
@@ -111,20 +112,20 @@ def find_learning_rate(network, X, y, *, optimizer="adam", start_learning_rate=S
     rates = _rates(start_learning_rate, end_learning_rate, check_integer(steps, "steps", minimum=2))
     batch_size = check_integer(batch_size, "batch_size")
     trial = network.copy()
-    trial_optimizer = _fresh_optimizer(optimizer)
+    trial.optimizer = _fresh_optimizer(optimizer)
     X_prepared = trial.prepare_inputs(X)
     Y = trial.prepare_targets(y, X_prepared.shape[0])
     result = LearningRateFinderResult()
+    guard = _RangeTestGuard(result)
+    train_step = TrainingStep(trial, guard=guard)
     with np.errstate(over="ignore", invalid="ignore"):
         for step, indices in enumerate(_batches(X_prepared.shape[0], batch_size, len(rates), seed)):
-            trial_optimizer.learning_rate = rates[step]
+            trial.optimizer.learning_rate = guard.rate = rates[step]
             rng = np.random.default_rng([seed, step]) if trial.needs_rng else None
             X_batch, Y_batch = trial.backend.take_rows(X_prepared, indices), trial.backend.take_rows(Y, indices)
-            loss = trial.loss_and_gradients(X_batch, Y_batch, rng)
-            if not _record(result, rates[step], loss):
+            if train_step(X_batch, Y_batch, rng=rng) is None:
                 result.diverged = True
                 break
-            trial_optimizer.step(trial.flat_parameters, trial.flat_gradients)
     if not result.losses:
         raise ValueError("the loss was not finite at the first step of the range test, before any update; "
                          "check the data and the network (numnet.diagnose can help)")
@@ -165,6 +166,17 @@ def _batches(n_samples, batch_size, steps, seed):
                 return
             yield order[start:start + batch_size]
             taken += 1
+
+
+class _RangeTestGuard(Guard):
+    """Record each step's loss at its rate; refuse the update (and so end the test) once the loss diverged."""
+
+    def __init__(self, result):
+        self.result = result
+        self.rate = None  # the rate of the step being taken, set by the loop
+
+    def approve(self, loss):
+        return _record(self.result, self.rate, loss)
 
 
 def _record(result, rate, loss):

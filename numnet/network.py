@@ -397,13 +397,26 @@ class Network:
 
     def penalty(self):
         """½·l2·Σ‖W‖² + l1·Σ|W| over the penalised parameters (biases and BatchNorm's γ, β excluded)."""
+        return self._penalty_value(self.l2, self.l1)
+
+    def _penalty_value(self, l2, l1):
         total = 0.0
-        if self.l2:
-            total += 0.5 * self.l2 * sum(squared_norm(array) for array in self._penalized_arrays())
-        if self.l1:
-            total += self.l1 * sum(float(namespace(array).sum(namespace(array).abs(array)))
-                                   for array in self._penalized_arrays())
+        if l2:
+            total += 0.5 * l2 * sum(squared_norm(array) for array in self._penalized_arrays())
+        if l1:
+            total += l1 * sum(float(namespace(array).sum(namespace(array).abs(array)))
+                              for array in self._penalized_arrays())
         return total
+
+    def add_penalty(self, l2=0.0, l1=0.0):
+        """Add a penalty ½·l2·Σ‖W‖² + l1·Σ|W| of the caller's, on top of the network's own, to the gradients
+        of the backward pass just run, and return its value (to add to that pass's loss).
+
+        The scikit-learn estimators use it for ``alpha``, which scikit-learn divides by each batch's size:
+        a penalty of the training step's, which leaves the network's own ``l2`` and ``l1`` as they are.
+        """
+        self._add_penalty_gradients(l2, l1)
+        return self._penalty_value(l2, l1)
 
     def l2_penalty(self):
         """½·λ·Σ_l ‖W_l‖² (biases excluded)."""
@@ -435,7 +448,7 @@ class Network:
         for index in range(len(self.layers) - 2, -1, -1):
             # BP2: delta_l = (delta_{l+1} W_{l+1}ᵀ) ⊙ f'(z_l); BP3 and BP4 follow inside the layer
             grad = self.layers[index].backward(grad, propagate=index > 0)
-        self._add_penalty_gradients()
+        self._add_penalty_gradients(self.l2, self.l1)
 
     @property
     def output(self):
@@ -448,16 +461,16 @@ class Network:
                                "forward(X, training=True) (or loss_and_gradients) first")
         return self._training_output
 
-    def _add_penalty_gradients(self):
-        if not (self.l2 or self.l1):
+    def _add_penalty_gradients(self, l2, l1):
+        if not (l2 or l1):
             return
         for layer in self.layers:
             for key in layer.penalized_parameters():
                 W, grad = layer.params[key], layer.grads[key]
-                if self.l2:
-                    grad += self.l2 * W  # dC/dW gains λ·W from the ½·λ·‖W‖² term
-                if self.l1:
-                    grad += self.l1 * namespace(W).sign(W)  # and l1·sign(W) from l1·Σ|W|
+                if l2:
+                    grad += l2 * W  # dC/dW gains λ·W from the ½·λ·‖W‖² term
+                if l1:
+                    grad += l1 * namespace(W).sign(W)  # and l1·sign(W) from l1·Σ|W|
 
     def loss_and_gradients(self, X, Y, rng=None, weights=None):
         """One training forward pass and backward pass on prepared (X, Y); returns the loss, fills gradients.

@@ -39,6 +39,7 @@ from .layers import Dense
 from .network import Network
 from .optimizers import SGD, Adam, get_optimizer
 from .schedules import ReduceOnPlateau, track_plateau
+from .step import EpochLoss, TrainingStep
 from .losses import get_loss
 from .targets import as_sample_weights, as_target_matrix
 from .validation import check_integer, check_real
@@ -283,11 +284,11 @@ class _MultilayerPerceptron(_base.BaseEstimator):
     def _fit_lbfgs(self, X, Y, weights):
         """Full-batch L-BFGS-B; n_iter_ and loss_ as scikit-learn sets them, a warning at the limits."""
         network = self.network_
-        # scikit-learn's L2 term is ½·alpha·Σ‖W‖² over the sample count (or the weights' sum); numnet's
-        # l2 is not divided, so l2 = alpha / that count gives the same loss and gradient.
-        network.l2 = float(self.alpha) / (X.shape[0] if weights is None else float(weights.sum()))
+        # scikit-learn's L2 term is ½·alpha·Σ‖W‖² over the sample count (or the weights' sum), on top of
+        # the network's own penalty (none), which stays as it is.
+        l2 = float(self.alpha) / (X.shape[0] if weights is None else float(weights.sum()))
         result = minimize_lbfgs(network, X, Y, sample_weight=weights, max_iter=self.max_iter,
-                                max_fun=self.max_fun, tolerance=self.tol)
+                                max_fun=self.max_fun, tolerance=self.tol, l2=l2)
         self.n_iter_ = min(int(result.nit), self.max_iter)
         self.loss_ = float(result.fun)
         if result.status != 0:
@@ -314,6 +315,9 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         # RandomState's other draws stay scikit-learn's.
         self._dropout_masks = np.random.default_rng(rng.randint(np.iinfo(np.int32).max)) if self.dropout else None
         batch_size = self._resolved_batch_size(train[0].shape[0])
+        # scikit-learn's L2 term is ½·alpha·Σ‖W‖² over each batch's sample count (or its weights' sum): a
+        # penalty of the step's, which leaves the network's own l2 as it was.
+        self._train_step = TrainingStep(network, batch_scaled_l2=float(self.alpha))
         self.n_iter_ = 0
         try:
             self._run_epochs(train, validation, batch_size, incremental=incremental, rng=rng)
@@ -346,25 +350,16 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         """One pass over mini-batches in ``order`` (None: as stored); returns the epoch's loss (batch losses
         weighted by their sizes)."""
         n_samples = X.shape[0]
-        loss_sum = 0.0
+        epoch_loss = EpochLoss()
         for start in range(0, n_samples, batch_size):
             batch = slice(start, min(start + batch_size, n_samples))
             rows = order[batch] if order is not None else batch
             batch_weights = None if weights is None else weights[rows]
-            loss_sum += self._train_on_batch(X[rows], Y[rows], batch_weights) * (batch.stop - batch.start)
-        return loss_sum / n_samples
-
-    def _train_on_batch(self, X, Y, weights):
-        """One forward pass, backward pass and optimiser step; returns the batch's loss before the step."""
-        network = self.network_
-        weight_sum = X.shape[0] if weights is None else float(weights.sum())
-        if weight_sum == 0:
-            return 0.0  # a batch of zero-weight samples holds nothing to learn from (scikit-learn divides by 0)
-        # scikit-learn divides each batch's L2 term by the batch's sample count (or weights' sum).
-        network.l2 = float(self.alpha) / weight_sum
-        loss = network.loss_and_gradients(X, Y, rng=self._dropout_masks, weights=weights)
-        network.optimizer.step(network.flat_parameters, network.flat_gradients)
-        return loss
+            # A batch of zero-weight samples holds nothing to learn from (scikit-learn divides by 0): no step.
+            loss = 0.0 if batch_weights is not None and not batch_weights.any() else \
+                self._train_step(X[rows], Y[rows], batch_weights, rng=self._dropout_masks)
+            epoch_loss.add(loss, batch.stop - batch.start)
+        return epoch_loss.mean
 
     def _record_epoch(self, loss, n_samples):
         self.loss_ = loss

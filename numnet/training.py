@@ -12,6 +12,7 @@ from .errors import DivergenceError
 from .evidence import TrainingMonitor, probe_rows
 from .metrics import batch_accuracy
 from .optimizers import get_optimizer
+from .step import EpochLoss, Guard, TrainingStep
 from .targets import as_sample_weights
 from .validation import check_integer, check_real
 
@@ -33,7 +34,8 @@ class History:
     iteration_loss : list of float
         The loss of every mini-batch (L2 term included), measured before that batch's update.
     epoch_loss : list of float
-        The mean of ``iteration_loss`` over each epoch.
+        The mean of ``iteration_loss`` over each epoch, each batch weighted by what its loss counts (its
+        samples, or with sample weights their sum): a short last batch counts for what it holds.
     val_loss : list of float
         The loss on the validation data after each epoch (empty without validation data).
     accuracy : list of float
@@ -51,9 +53,11 @@ class History:
     gradient_norm : list of float
         With ``fit(diagnose=True)``: the norm ‖g‖ of the whole gradient at every step.
     dead_units, saturated_units : dict of str to list of float
-        With ``fit(diagnose=True)``: per relu layer, the fraction of units zero on every probe row, and per
-        sigmoid or tanh layer the fraction stuck where the derivative is under 1% of its maximum, after
-        every epoch (numnet.evidence).
+        With ``fit(diagnose=True)``: per layer whose activation can die (relu), the fraction of units zero on
+        every probe row, and per layer whose activation saturates (sigmoid, tanh) the fraction of (unit,
+        probe row) pairs on its flat tails, where the derivative is under a tenth of its maximum, after every
+        epoch (numnet.evidence.dead_fraction and saturated_fraction; numnet 0.2.0 counted the units under 1% of
+        the maximum on over 90% of the rows).
     """
 
     iteration_loss: list = field(default_factory=list)
@@ -215,9 +219,12 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     batch_size : int or None, default 32
         Samples per step; None means the whole training set (full-batch gradient descent).
     optimizer : str or Optimizer, optional
-        Default: the network's optimiser from an earlier fit (training continues), else "adam".
+        Default: the network's optimiser from an earlier fit, its kind and state kept (training continues),
+        else "adam".
     learning_rate : float, optional
-        Overrides the optimiser's default learning rate when ``optimizer`` is a name.
+        With ``optimizer`` a name: that optimiser's learning rate instead of its default. Without
+        ``optimizer``, on a network trained before: the rate its optimiser continues at (its kind and
+        state are kept). Ignored with an Optimizer instance, which carries its own.
     shuffle : bool, default True
         With ``sampling="epoch"``: visit the samples in a new random order each epoch.
     sampling : {"epoch", "replacement"}, default "epoch"
@@ -237,7 +244,8 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
         else the epoch's training loss) has not improved by ``tolerance`` for ``patience`` epochs.
     tolerance : float, default 1e-4
     restore_best : bool, default False
-        With early stopping, end with the weights of the best epoch.
+        End with the weights and layer state (BatchNorm's running statistics) of the epoch whose monitored
+        loss was best (improving by at least ``tolerance``), with or without ``patience``.
     progress : callable, optional
         Called with an :class:`EpochReport` after every epoch.
     verbose : bool, default False
@@ -280,7 +288,8 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
                seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed),
                diagnose=diagnose)
-    stopper = _EarlyStopping(patience, tolerance, restore_best, network) if patience is not None else None
+    stopper = _EarlyStopping(patience, tolerance, restore_best, network) \
+        if patience is not None or restore_best else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
     try:
         for epoch in range(n_epochs):
@@ -328,8 +337,9 @@ def _batch_size_without_singles(n_samples, batch_size):
     return n_samples
 
 
-class _Run:
-    """The state of one call to fit: data, batching, the divergence guard and the History being filled."""
+class _Run(Guard):
+    """The state of one call to fit: data, batching, the History being filled, and the guard of its training
+    steps (numnet.step): a diverging step is undone and raises, every kept step is recorded."""
 
     def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients, communicator,
                  diagnose=False):
@@ -362,6 +372,7 @@ class _Run:
         self.context = BatchContext(communicator)
         for layer in network.layers:
             layer.context = self.context
+        self.train_step = TrainingStep(network, communicator=communicator, guard=self)
         self.monitor = None
         if diagnose:
             X_probe = network.backend.take_rows(data.X, probe_rows(data.n_samples, seed))
@@ -380,12 +391,15 @@ class _Run:
         rng = np.random.default_rng([self.seed, epoch_index])
         started = time.perf_counter()
         learning_rate = network.optimizer.current_learning_rate
-        loss_sum, correct, seen = 0.0, 0, 0
+        epoch_loss, correct, seen = EpochLoss(), 0, 0
         self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
             X_batch, Y_batch, weights = self._take_shard(indices)
-            loss = self._step(X_batch, Y_batch, weights)
-            loss_sum += loss
+            # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
+            masks = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
+                if network.needs_rng else None
+            loss = self.train_step(X_batch, Y_batch, weights, rng=masks, counts=self.last_counts)
+            epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
             if network.is_classifier and X_batch.shape[0]:
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
             seen += X_batch.shape[0]
@@ -393,7 +407,7 @@ class _Run:
         if self.communicator.size > 1:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
         network.epochs_trained += 1
-        history.epoch_loss.append(loss_sum / steps)
+        history.epoch_loss.append(epoch_loss.mean)
         history.learning_rate.append(learning_rate)
         if self.monitor is not None:
             self.monitor.after_epoch()
@@ -446,22 +460,22 @@ class _Run:
         # A batch whose weights are all zero holds no sample: every share is then 0 (not 0/0).
         return share, float(xp.sum(take_rows(weights, indices))) or 1.0
 
-    def _step(self, X_batch, Y_batch, weights):
-        """One forward pass, backward pass and update; guards against divergence."""
-        network = self.network
-        # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
-        rng = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
-            if network.needs_rng else None
-        loss = network.loss_and_gradients(X_batch, Y_batch, rng, weights=weights)
-        # With several ranks: the global batch's mean loss and gradient (identity in one process).
-        loss = self.communicator.combine_gradients(network.flat_gradients, loss, *self.last_counts)
+    # ---- the guard of each training step (numnet.step.Guard) --------------------------------------------
+
+    def approve(self, loss):
+        """Undo the previous step and raise DivergenceError when ``loss`` diverged; else approve the update."""
         self._check_loss(loss)
-        self.last_good_state[...] = network.flat_state  # BatchNorm's running statistics moved in this forward
-        # The optimiser copies the weights into last_good_parameters as it updates them: with the compiled
-        # kernels that saves a pass over the weights (benchmarks/NOTES.md, "divergence guard's copy").
-        network.optimizer.step(network.flat_parameters, network.flat_gradients,
-                               previous=self.last_good_parameters)
-        network.iterations_trained += 1
+        return True
+
+    def previous_parameters(self):
+        """Keep the layer state (BatchNorm's running statistics moved in this forward pass) and hand the
+        optimiser the buffer that receives the weights as it updates them: with the compiled kernels that
+        saves a pass over the weights (benchmarks/NOTES.md, "divergence guard's copy")."""
+        self.last_good_state[...] = self.network.flat_state
+        return self.last_good_parameters
+
+    def after_update(self, loss, previous):
+        """Record the kept step: its loss, its gradients' magnitudes, the doctor's evidence."""
         self.steps_taken += 1
         self.history.iteration_loss.append(loss)
         if self.record_gradients:
@@ -469,8 +483,7 @@ class _Run:
                 xp = namespace(gradient)
                 self.history.gradient_mean_abs[name].append(float(xp.mean(xp.abs(gradient))))
         if self.monitor is not None:
-            self.monitor.after_step(self.last_good_parameters)
-        return loss
+            self.monitor.after_step(previous)
 
     def _check_loss(self, loss, *, completed_epoch=None):
         """Raise DivergenceError, after undoing the update that led here, when ``loss`` is not finite or has
@@ -508,7 +521,9 @@ class _Run:
         share, whole = self.last_counts
         weight = share / whole
         loss = float(self.communicator.sum([local_loss * weight])[0])
-        parameters_finite = math.isfinite(float(namespace(network.flat_parameters).sum(network.flat_parameters)))
+        # Element by element: float32 weights that are all finite can still overflow a sum.
+        xp = namespace(network.flat_parameters)
+        parameters_finite = bool(xp.all(xp.isfinite(network.flat_parameters)))
         self._check_loss(loss if parameters_finite else math.nan, completed_epoch=True)
 
     def _undo_last_step(self, completed_epoch):
@@ -565,16 +580,20 @@ class _Run:
 
 
 class _EarlyStopping:
-    """Stop when the monitored loss has not improved by ``tolerance`` for ``patience`` epochs."""
+    """Track the best epoch (the monitored loss improving by ``tolerance``); with ``patience``, stop after that
+    many epochs without improvement; with ``restore_best``, keep the best epoch's weights and layer state
+    (BatchNorm's running statistics belong with the weights they were measured under) to end with."""
 
     def __init__(self, patience, tolerance, restore_best, network):
-        self.patience = check_integer(patience, "patience")
+        self.patience = None if patience is None else check_integer(patience, "patience")
         self.tolerance = float(tolerance)
         self.restore_best = restore_best
         self.network = network
         self.best_loss = math.inf
-        flat = network.flat_parameters
-        self.best_parameters = namespace(flat).asarray(flat, copy=True) if restore_best else None
+        self.best = None
+        if restore_best:
+            self.best = [namespace(flat).asarray(flat, copy=True) for flat in (network.flat_parameters,
+                                                                              network.flat_state)]
         self.epochs_without_improvement = 0
 
     def should_stop(self, report):
@@ -583,14 +602,16 @@ class _EarlyStopping:
             self.best_loss = monitored
             self.epochs_without_improvement = 0
             if self.restore_best:
-                self.best_parameters[...] = self.network.flat_parameters
+                self.best[0][...] = self.network.flat_parameters
+                self.best[1][...] = self.network.flat_state
         else:
             self.epochs_without_improvement += 1
-        return self.epochs_without_improvement >= self.patience
+        return self.patience is not None and self.epochs_without_improvement >= self.patience
 
     def finish(self):
         if self.restore_best and math.isfinite(self.best_loss):
-            self.network.flat_parameters[...] = self.best_parameters
+            self.network.flat_parameters[...] = self.best[0]
+            self.network.flat_state[...] = self.best[1]
 
 
 def _prepare_data(network, X, y, sample_weight, validation_data, validation_split, seed):
@@ -655,9 +676,21 @@ def _resolve_total_steps(epochs, iterations, steps_per_epoch):
 
 
 def _resolve_optimizer(network, optimizer, learning_rate):
-    if optimizer is None and getattr(network, "optimizer", None) is not None and learning_rate is None:
-        return network.optimizer
+    """The optimiser fit trains with: the one asked for, else the network's own (kept, at ``learning_rate``
+    when one is given), else a new Adam."""
+    current = getattr(network, "optimizer", None)
+    if optimizer is None and current is not None:
+        if learning_rate is not None:
+            current.learning_rate = _positive_learning_rate(learning_rate)
+        return current
     return get_optimizer("adam" if optimizer is None else optimizer, learning_rate)
+
+
+def _positive_learning_rate(learning_rate):
+    rate = check_real(learning_rate, "learning_rate")
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+    return rate
 
 
 def _resolve_seed(network, seed):

@@ -39,7 +39,8 @@ IGNORE_CONVERGENCE = pytest.mark.filterwarnings("ignore::sklearn.exceptions.Conv
 
 
 def spiral(n_per_class=100, n_classes=3, seed=0):
-    """EXPERIMENTS.md E3: r = linspace(0, 1), t = linspace(4j, 4(j+1)) + N(0, 0.2²), x = (r sin t, r cos t)."""
+    """E3 (docs/tutorials/e03-spiral.md, Specification): r = linspace(0, 1), t = linspace(4j, 4(j+1)) + N(0, 0.2²),
+    x = (r sin t, r cos t)."""
     rng = np.random.default_rng(seed)
     radius = np.tile(np.linspace(0.0, 1.0, n_per_class), n_classes)
     labels = np.repeat(np.arange(n_classes), n_per_class)
@@ -192,6 +193,24 @@ def test_loss_is_scikit_learns_loss_plus_alpha_over_2n_times_the_squared_weights
     # One full-batch epoch: loss_ is the loss at the weights before its single update.
     model.partial_fit(X, y)
     np.testing.assert_allclose(model.loss_, data_term + penalty, rtol=LOSS_RTOL)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_fit_leaves_the_networks_own_l2_as_it_found_it(solver):
+    # scikit-learn's alpha is divided by each batch's size: a penalty of the training step's, which must not
+    # leak into network_.l2 (summary, save_model and loss_value would then report alpha / last batch size).
+    X, y = _targets("multiclass", np.random.default_rng(0), 50)
+    model = MLPClassifier(hidden_layer_sizes=(5,), alpha=0.3, batch_size=16, max_iter=4, solver=solver,
+                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SklearnConvergenceWarning)
+        model.fit(X, y)
+        assert model.network_.l2 == 0.0
+        model.partial_fit(X, y) if solver != "lbfgs" else model.fit(X, y)
+    assert model.network_.l2 == 0.0 and model.network_.l1 == 0.0
+    # so the network's own loss is the data term alone, as scikit-learn's log_loss computes it
+    loss = model.network_.loss_value(X, _class_indices(model, y))
+    np.testing.assert_allclose(loss, log_loss(y, model.predict_proba(X), labels=model.classes_), rtol=LOSS_RTOL)
 
 
 @IGNORE_CONVERGENCE
@@ -455,7 +474,7 @@ def _class_indices(model, y):
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
 def test_lbfgs_objective_gradient_matches_central_differences(n_labels, activation):
     # scikit-learn's test_gradient through the public API: the objective lbfgs minimises is network_'s loss
-    # (L2 term alpha/n included), and its gradient is backprop's flat gradient buffer.
+    # plus the L2 term alpha/n (Network.add_penalty), and its gradient is backprop's flat gradient buffer.
     rng = np.random.RandomState(42)
     X, y = rng.rand(5, 10), 1 + np.mod(np.arange(5) + 1, n_labels)
     model = MLPClassifier(activation=activation, hidden_layer_sizes=10, solver="lbfgs", alpha=1e-5,
@@ -463,11 +482,16 @@ def test_lbfgs_objective_gradient_matches_central_differences(n_labels, activati
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SklearnConvergenceWarning)
         model.fit(X, y)
-    network, targets = model.network_, _class_indices(model, y)
+    network, targets, l2 = model.network_, _class_indices(model, y), 1e-5 / len(X)
     network.loss_and_gradients(network.prepare_inputs(X), network.prepare_targets(targets))
+    network.add_penalty(l2=l2)
     analytic = network.flat_gradients.copy()
     theta = network.flat_parameters  # perturbed in place by numerical_gradient, and restored
-    numeric = numnet.numerical_gradient(lambda _: network.loss_value(X, targets), theta, h=CENTRAL_STEP)
+
+    def objective(_):
+        return network.loss_value(X, targets) + 0.5 * l2 * sum(np.sum(W ** 2) for W in model.coefs_)
+
+    numeric = numnet.numerical_gradient(objective, theta, h=CENTRAL_STEP)
     assert numnet.relative_error(analytic, numeric) < GRADIENT_TOLERANCE
 
 

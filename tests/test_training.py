@@ -215,13 +215,15 @@ def _loss_at(flat_parameters, network, X, y):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def test_iteration_loss_has_one_entry_per_step_and_epoch_loss_is_their_mean():
+def test_iteration_loss_has_one_entry_per_step_and_epoch_loss_is_their_mean_weighted_by_batch_size():
     X, y = classification_data()
-    # 24 samples in batches of 5: 5 steps per epoch; 12 iterations = 5 + 5 + 2
+    # 24 samples in batches of 5: 5 steps per epoch (the last of 4 samples); 12 iterations = 5 + 5 + 2
     history = train(classifier(), X, y, epochs=None, iterations=12)
     assert history.iterations == 12 and history.epochs == 3
     losses = history.iteration_loss
-    expected = [np.mean(losses[0:5]), np.mean(losses[5:10]), np.mean(losses[10:12])]
+    sizes = [5, 5, 5, 5, 4]  # a short last batch counts for the 4 samples it holds, not as much as 5
+    expected = [np.average(losses[0:5], weights=sizes), np.average(losses[5:10], weights=sizes),
+                np.mean(losses[10:12])]
     np.testing.assert_allclose(history.epoch_loss, expected, rtol=1e-12)
     assert len(history.accuracy) == 3 and history.val_loss == [] and history.val_accuracy == []
     assert set(history.gradient_mean_abs) == {"dense_0.W", "dense_1.W", "dense_2.W"}
@@ -328,6 +330,64 @@ def test_restore_best_puts_back_the_weights_of_the_best_epoch():
     network, history, weights_after_epoch = _diverging_validation_run(restore_best=True)
     assert history.epochs == 4
     assert np.array_equal(network.flat_parameters, weights_after_epoch[0])
+
+
+def _diverging_batch_norm_run(**options):
+    """The diverging validation run through a BatchNorm layer, recording weights and running statistics
+    after every epoch: the best epoch is the first."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 2))
+    y = X @ np.array([1.5, -2.0])
+    network = numnet.Network(layers=[numnet.Dense(2, 4, bias=False), numnet.BatchNorm(4),
+                                     numnet.Dense(4, 1, "linear")], dtype="float64", seed=0)
+    after_epoch = []
+    network.fit(X, y, epochs=6, batch_size=8, optimizer="sgd", learning_rate=0.05, seed=0,
+                validation_data=(X, -y), progress=lambda report: after_epoch.append(
+                    (as_numpy(network.flat_parameters), as_numpy(network.flat_state))), **options)
+    return network, after_epoch
+
+
+@pytest.mark.parametrize("patience", [3, None])
+def test_restore_best_puts_back_the_best_epochs_batch_norm_statistics_with_its_weights(patience):
+    network, after_epoch = _diverging_batch_norm_run(patience=patience, restore_best=True)
+    best_parameters, best_state = after_epoch[0]
+    assert not np.array_equal(after_epoch[-1][1], best_state)  # the statistics moved after the best epoch
+    np.testing.assert_array_equal(as_numpy(network.flat_parameters), best_parameters)
+    np.testing.assert_array_equal(as_numpy(network.flat_state), best_state)
+    assert len(after_epoch) == (4 if patience == 3 else 6)  # without patience every epoch runs
+
+
+def test_a_second_fit_with_only_a_learning_rate_keeps_the_networks_optimiser_and_its_state():
+    X, y = classification_data()
+    network = classifier()
+    train(network, X, y, epochs=2, optimizer="sgd", learning_rate=0.01)
+    optimizer = network.optimizer
+    steps, velocity = optimizer.state["step"], optimizer.state["velocity"].copy()
+    assert steps == 10
+    network.fit(X, y, epochs=1, batch_size=5, learning_rate=0.5, seed=11)  # no optimizer: keep the SGD
+    assert network.optimizer is optimizer and type(optimizer) is numnet.optimizers.SGD
+    assert optimizer.learning_rate == 0.5 and optimizer.state["step"] == steps + 5
+    assert network.history.learning_rate[-1] == 0.5
+    with pytest.raises(ValueError, match="learning_rate must be a finite number > 0"):
+        network.fit(X, y, epochs=1, learning_rate=-1.0)
+    with pytest.raises(TypeError, match="learning_rate must be a real number"):
+        network.fit(X, y, epochs=1, learning_rate="0.1")
+    assert np.all(np.isfinite(velocity))
+
+
+def test_finite_float32_weights_whose_sum_overflows_are_not_taken_for_divergence():
+    # Three weights of 3e38 sum past float32's largest value (3.4e38) but multiply an input that is always 0,
+    # so the loss stays finite and the run is sound.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([np.zeros(16), rng.normal(size=16)]).astype(np.float32)
+    y = (X[:, 1] > 0).astype(int)
+    network = numnet.Network([2, 3, 2], activation="tanh", output_activation="softmax", dtype="float32", seed=0)
+    network.layers[0].params["W"][0, :] = 3e38
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(network.flat_parameters.sum())
+    history = network.fit(X, y, epochs=2, batch_size=8, optimizer="sgd", learning_rate=0.01, seed=0)
+    assert history.epochs == 2 and np.all(np.isfinite(history.iteration_loss))
+    assert np.all(network.layers[0].params["W"][0, :] == np.float32(3e38))
 
 
 def test_early_stopping_without_validation_watches_the_training_loss():
