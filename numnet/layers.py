@@ -710,7 +710,27 @@ def _feature_axes(x):
 
 
 def auto_weight_init(activation):
-    """What weight_init="auto" means before ``activation``: He for relu-like functions, Xavier otherwise."""
+    """The initialiser ``weight_init="auto"`` picks for a layer followed by ``activation``.
+
+    He keeps the spread of relu-like layers (they zero half their inputs); Xavier keeps that of the others.
+
+    Parameters
+    ----------
+    activation : Activation
+        The activation object (from :data:`numnet.ACTIVATIONS`) that follows the layer's weights.
+
+    Returns
+    -------
+    str
+        ``"he"`` for relu and leaky_relu, ``"xavier"`` for every other activation: a name of
+        :data:`numnet.INITIALIZERS`.
+
+    Examples
+    --------
+    >>> from numnet.activations import get_activation
+    >>> auto_weight_init(get_activation("relu")), auto_weight_init(get_activation("tanh"))
+    ('he', 'xavier')
+    """
     return "he" if activation.name in ("relu", "leaky_relu") else "xavier"
 
 
@@ -738,4 +758,5 @@ def _finite_number(value, name):
     return float(value)
 
 
-__all__ = ["Layer", "AffineLayer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer", "get_layer_class"]
+__all__ = ["Layer", "AffineLayer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer",
+           "get_layer_class", "auto_weight_init"]
