@@ -1,5 +1,7 @@
-"""The reference experiments E1-E12 of EXPERIMENTS.md, each reproduced with a fixed seed, and their HTML report.
+"""The reference experiments E1-E12, each reproduced with a fixed seed, and their HTML report.
 
+Each experiment's data, model, settings and reference results are stated in the "Specification" section of
+its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e12-convolution.md``).
 Each ``run_eN(output_dir, *, quick=False, seed=...)`` trains what the classic write-up trained, saves its
 figures as PNG files under ``output_dir/EN/`` and returns an :class:`ExperimentResult` whose rows put
 numnet's figure next to the write-up's reference figure with a verdict. ``quick=True`` shortens the long

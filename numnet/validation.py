@@ -2,7 +2,8 @@
 
 A wrong type (a float, a string or a bool where a count is expected) raises TypeError; a value of the right
 type outside its range raises ValueError; both messages name the argument, the value received and the
-range expected (STYLE.md, section 6).
+range expected. The checks run once, where a value enters numnet, so the same mistake gets the same error
+from every module, and the code inside trusts what it was given.
 """
 
 import numbers

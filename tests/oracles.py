@@ -10,8 +10,9 @@ state) on whichever backend it runs ($NUMNET_BACKEND): a test snapshots them as 
 NumPy dtype, and writes hand-worked values into them, without the NumPy-only methods (``copy``, ``astype``,
 ``tobytes``) that other array libraries lack.
 
-The data builders write the reference experiments' data sets with NumPy exactly as EXPERIMENTS.md states
-them, so the experiment tests do not depend on numnet.datasets.
+The data builders write the reference experiments' data sets with NumPy exactly as the "Specification"
+sections of docs/tutorials/e01-noisy-line.md to e03-spiral.md state them, so the experiment tests do not
+depend on numnet.datasets.
 """
 
 from dataclasses import dataclass
@@ -173,7 +174,7 @@ def _torch_l2_term(l2, linears):
     return 0.5 * l2 * sum((linear.weight ** 2).sum() for linear in linears)
 
 # ---------------------------------------------------------------------------------------------------------
-# Reference experiments' data, built exactly as EXPERIMENTS.md specifies
+# Reference experiments' data, built exactly as docs/tutorials/e0N-*.md, "Specification", states it
 # ---------------------------------------------------------------------------------------------------------
 
 def noisy_line(n_samples=10, noise=0.2, seed=0):
@@ -207,8 +208,9 @@ def spiral(n_per_class=100, n_classes=3, noise=0.2, seed=0):
 
 def dropout_masks(network, X, seed):
     """The keep-masks a training pass of ``network`` on X draws from ``default_rng(seed)``: for each Dropout
-    layer in order, uniform float32 draws of the layer's input shape, kept where >= rate (inverted dropout
-    as EXPERIMENTS.md's chapter 6 writes it). Data for the oracle, drawn here with NumPy alone."""
+    layer in order, uniform float32 draws of the layer's input shape, kept where >= rate (inverted dropout,
+    as numnet.layers.Dropout documents it and docs/tutorials/e11-overfitting.md explains it). Data for the
+    oracle, drawn here with NumPy alone."""
     rng = np.random.default_rng(seed)
     masks, shape = [], (len(X),) + tuple(network.input_shape)
     for layer, output_shape in zip(network.layers, network.output_shapes):

@@ -1,8 +1,8 @@
 """The ``numnet`` command end to end, run as a user runs it: ``python -m numnet ...`` in a subprocess.
 
 Oracles: scikit-learn's precision/recall/F1 for the classification report, PyTorch autograd (float64) for
-the numbers `numnet explain` prints, closed forms and the reference numbers of EXPERIMENTS.md for the
-experiments report. Outputs go to pytest's tmp_path; plots are drawn with matplotlib's Agg backend.
+the numbers `numnet explain` prints, closed forms and the reference numbers of the experiments' specifications
+(docs/tutorials/eNN-*.md, "Specification") for the experiments report. Outputs go to pytest's tmp_path; plots are drawn with matplotlib's Agg backend.
 """
 
 import base64
@@ -23,7 +23,7 @@ from numnet.persistence import load_model
 
 # Generous: the default job takes ~3 s and the experiments ~6 s on an idle machine; the suite shares 2 cores.
 COMMAND_TIMEOUT_SECONDS = 300
-# The main job's promise (EXPERIMENTS.md, E4's sound recipe).
+# The main job's promise (E4's sound recipe: docs/tutorials/e04-digits.md, Specification).
 MAIN_JOB_ACCURACY = 0.97
 # `numnet explain` prints six decimals, so a printed number is within half a unit of the sixth decimal of
 # the exact value; parsed inputs are exact (the walk-through uses round numbers).

@@ -390,3 +390,60 @@ def test_every_documented_command_line_parses():
                 parser.parse_args(arguments)
         except SystemExit:
             pytest.fail(f"{where}: numnet {' '.join(arguments)}: {errors.getvalue().strip()}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What the package and the documentation say exists
+
+# A Markdown file named in a text: a bare name or a relative path ending in .md. The look-behind skips URLs
+# (a name after "/" or "://" is part of a longer path, which the match then starts from).
+CITED_MARKDOWN = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-]+\.md)\b")
+CITING_FOLDERS = ("numnet", "tests", "docs", "benchmarks")
+# The strict-build test above links to this page to see the build fail on it.
+DELIBERATELY_MISSING = {"missing-page.md"}
+# Extras that install only where their hardware or service is (a GPU, an MPI launcher, a cluster), and the
+# developers' own: every other extra is a feature that installs anywhere, so ``all`` must include it.
+EXTRAS_OUTSIDE_ALL = {"gpu", "mpi", "dask", "test", "docs", "bench"}
+
+
+def repository_files(*patterns):
+    """The repository's files matching the git ``patterns`` (committed, or new and not ignored)."""
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", *patterns],
+                            capture_output=True, text=True, cwd=REPOSITORY, check=True).stdout.splitlines()
+    return [REPOSITORY / name for name in listed if (REPOSITORY / name).is_file()]
+
+
+def test_every_cited_markdown_file_exists_in_the_repository():
+    existing = repository_files("*.md")
+    names = {path.name for path in existing}
+    missing = []
+    for path in [README, *repository_files(*CITING_FOLDERS)]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:                  # a binary fixture cites nothing
+            continue
+        for match in CITED_MARKDOWN.finditer(text):
+            cited = match[1]
+            # A path is relative to the citing file's folder (a Markdown link) or to the repository (a
+            # comment's "docs/tutorials/..."); a bare name may be any file's ("to e03-spiral.md").
+            found = ((path.parent / cited).is_file() or (REPOSITORY / cited).is_file()
+                     or ("/" not in cited and cited in names) or cited in DELIBERATELY_MISSING)
+            if not found:
+                line = text.count("\n", 0, match.start()) + 1
+                missing.append(f"{path.relative_to(REPOSITORY)}:{line}: {cited}")
+    assert not missing, f"citations of Markdown files the repository does not have: {missing}"
+
+
+def test_all_extra_installs_every_feature_extra():
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
+    project = tomllib.loads((REPOSITORY / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    included = set()
+    for requirement in extras["all"]:
+        # "numnet[plot,sklearn]" names whole extras; any other requirement is a package of its own.
+        reference = re.fullmatch(rf"{re.escape(project['name'])}\[([\w,\s-]+)\]", requirement.strip())
+        if reference:
+            included |= {name.strip() for name in reference[1].split(",")}
+    expected = set(extras) - EXTRAS_OUTSIDE_ALL - {"all"}
+    assert included == expected, (f"the all extra lacks {sorted(expected - included)} and has "
+                                  f"{sorted(included - expected)} beyond the features that install anywhere")

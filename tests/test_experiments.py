@@ -1,7 +1,8 @@
 """The reference-experiments runner (numnet.experiments): the long ones in quick mode, and the HTML report.
 
 E1, E2, E6 and E7 run through the command line in tests/test_cli.py; here E3, E4, E5 and E12 run in-process
-with quick schedules. Oracles: the reference numbers of EXPERIMENTS.md, closed forms, and tiny MNIST-format
+with quick schedules. Oracles: the reference numbers of the experiments' specifications (the "Specification"
+section of each docs/tutorials/eNN-*.md page), closed forms, and tiny MNIST-format
 files written here byte by byte (the IDX layout: two zero bytes, type 0x08, the number of dimensions, each
 dimension as a big-endian uint32, then the bytes).
 """

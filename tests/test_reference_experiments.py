@@ -1,4 +1,7 @@
-"""The engine half of the reference experiments E1-E3 (EXPERIMENTS.md), with the data built inline.
+"""The engine half of the reference experiments E1-E3, with the data built inline.
+
+The recipes and reference results are the "Specification" sections of docs/tutorials/e01-noisy-line.md,
+e02-xor.md and e03-spiral.md.
 
 Each test runs the experiment's recipe as written (architecture, initialisation, loss, plain full-batch
 gradient descent, learning rate, seed) and asserts the reference result; where a schedule is shortened to
