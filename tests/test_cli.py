@@ -464,3 +464,25 @@ def test_predict_reads_its_rows_with_the_data_readers_rules_and_the_training_col
     path.write_text("a,label,b\n1.5,x,1e39\n")
     with pytest.raises(numnet.DataFileError, match=r"rows\.csv, line 2, column 'b': '1e39' is beyond the range"):
         cli.read_feature_rows(path, network)
+
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+# `numnet predict` prints probabilities with six decimals: within half a unit of the sixth decimal.
+PREDICTED_TOLERANCE = 5e-7 + 1e-12
+
+
+def test_a_model_written_by_numnet_0_2_train_predicts_its_raw_rows_as_it_did_then(tmp_path):
+    # The file `numnet train --batch-norm --dropout 0.2` wrote at commit 958fab0 (tests/test_persistence.py
+    # says how); its probabilities then, for raw features in the training columns' order, are the oracle.
+    expected = np.load(os.path.join(FIXTURES, "predictions_v0.2.0.npz"))
+    rows = tmp_path / "rows.csv"
+    rows.write_text("depth,width,height\n" + "".join(f"{depth!r},{width!r},{height!r}\n" for width, height, depth
+                                                     in expected["batchnorm_dropout_X_raw"].tolist()))
+    completed = run_numnet("predict", os.path.join(FIXTURES, "batchnorm_dropout_v0.2.0.npz"), rows)
+    assert completed.returncode == 0, completed.stderr
+    table = list(csv.reader(io.StringIO(completed.stdout)))
+    assert table[0] == ["prediction", "probability_a", "probability_b", "probability_c"]
+    probabilities = np.array([[float(value) for value in row[1:]] for row in table[1:]])
+    np.testing.assert_allclose(probabilities, expected["batchnorm_dropout_proba"], rtol=0, atol=PREDICTED_TOLERANCE)
+    assert [row[0] for row in table[1:]] == [["a", "b", "c"][index]
+                                             for index in expected["batchnorm_dropout_proba"].argmax(axis=1)]

@@ -424,6 +424,27 @@ def test_models_saved_by_numnet_0_1_load_and_predict_exactly_what_they_predicted
     assert regressor.optimizer.schedule.step_size == 3
 
 
+def test_models_saved_by_numnet_0_2_load_and_predict_exactly_what_they_predicted_then():
+    # Written by numnet 0.2.0 (commit 958fab0): `numnet train` on a 24-row, 3-feature CSV with --layers 3,6,3
+    # --batch-norm --dropout 0.2 (its file carries the CLI's scaler, class and feature names), and a
+    # Conv2D/MaxPool2D/Flatten/Dense network trained two epochs with momentum SGD on random 6x6 images.
+    expected = np.load(_fixture("predictions_v0.2.0.npz"))
+    batch_norm = load_model(_fixture("batchnorm_dropout_v0.2.0.npz"))
+    cnn = load_model(_fixture("cnn_v0.2.0.npz"))
+    scaler = batch_norm.metadata["scaler"]
+    # The scaling written out by hand (the oracle): StandardScaler's (x - mean) / scale in float64, then
+    # the model's float32.
+    raw = expected["batchnorm_dropout_X_raw"].astype(np.float32)
+    scaled = ((raw - np.asarray(scaler["mean"])) / np.asarray(scaler["scale"])).astype(np.float32)
+    np.testing.assert_array_equal(batch_norm.predict_proba(scaled), expected["batchnorm_dropout_proba"])
+    np.testing.assert_array_equal(cnn.predict_proba(expected["cnn_X"]), expected["cnn_proba"])
+    assert [layer.name for layer in batch_norm.layers] == ["dense_0", "batch_norm_1", "activation_2", "dropout_3",
+                                                            "dense_4"]
+    assert [layer.name for layer in cnn.layers] == ["conv2d_0", "max_pool2d_1", "flatten_2", "dense_3"]
+    assert batch_norm.metadata["class_names"] == ["a", "b", "c"] and batch_norm.epochs_trained == 3
+    assert cnn.optimizer.momentum == 0.9 and cnn.input_shape == (1, 6, 6)
+
+
 def test_a_dense_only_network_is_still_written_in_format_version_1_as_numnet_0_1_wrote_it(tmp_path):
     path = tmp_path / "dense.npz"
     save_model(numnet.Network([4, 6, 5, 3], activation="tanh", output_activation="softmax", seed=0), path)
