@@ -24,11 +24,14 @@ from .layers import AffineLayer, Layer, register_layer
 from .validation import check_integer
 
 
-class _WindowLayer(Layer):
-    """What Conv2D and MaxPool2D share: a window (kh, kw) slid at steps (sh, sw) over the padded image."""
+class _SlidingWindow:
+    """What Conv2D and MaxPool2D share: a window (kh, kw) slid at steps (sh, sw) over the padded image.
 
-    def __init__(self, kernel_size, stride, padding, *, kernel_name, name=None):
-        Layer.__init__(self, name=name)
+    A mixin of methods only, with no ``__init__`` and no base class: each layer runs its own base's
+    ``__init__`` and then :meth:`_set_window`, so a change to Layer or AffineLayer cannot break it.
+    """
+
+    def _set_window(self, kernel_size, stride, padding, *, kernel_name):
         self.kernel_size = _pair(kernel_size, kernel_name, minimum=1)
         self._window_noun = "kernel" if kernel_name == "kernel_size" else "pool window"
         self.stride = _pair(stride, "stride", minimum=1)
@@ -75,7 +78,7 @@ class _WindowLayer(Layer):
 
 
 @register_layer
-class Conv2D(_WindowLayer, AffineLayer):
+class Conv2D(_SlidingWindow, AffineLayer):
     """A 2-D convolution of images, then an activation: z = W ⋆ x + b, a = f(z).
 
     As in PyTorch and the book, ⋆ is cross-correlation (the kernel is not flipped):
@@ -116,7 +119,8 @@ class Conv2D(_WindowLayer, AffineLayer):
 
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, activation="linear",
                  weight_init="auto", bias_init=0.0, bias=True, name=None):
-        super().__init__(kernel_size, stride, padding, kernel_name="kernel_size", name=name)
+        super().__init__(name=name)
+        self._set_window(kernel_size, stride, padding, kernel_name="kernel_size")
         self.in_channels = check_integer(in_channels, "in_channels")
         self.out_channels = check_integer(out_channels, "out_channels")
         self._set_components(activation, weight_init, bias_init, bias)
@@ -205,7 +209,7 @@ class Conv2D(_WindowLayer, AffineLayer):
 
 
 @register_layer
-class MaxPool2D(_WindowLayer):
+class MaxPool2D(_SlidingWindow, Layer):
     """Max pooling: the largest value of each window, channel by channel.
 
     The gradient of each window goes to its maximum. When several values of a window share the maximum,
@@ -225,8 +229,8 @@ class MaxPool2D(_WindowLayer):
     """
 
     def __init__(self, pool_size, *, stride=None, padding=0, name=None):
-        super().__init__(pool_size, pool_size if stride is None else stride, padding, kernel_name="pool_size",
-                         name=name)
+        super().__init__(name=name)
+        self._set_window(pool_size, pool_size if stride is None else stride, padding, kernel_name="pool_size")
         if any(2 * pad > size for pad, size in zip(self.padding, self.kernel_size)):
             raise ValueError(f"padding must be at most half of pool_size (as in PyTorch, so that every window "
                              f"holds a pixel of the image), got padding {padding!r} for pool_size {pool_size!r}")

@@ -747,15 +747,6 @@ def _fetch_atomically(url, destination, sha256, opener):
     write_atomically(destination, copy_and_check)
 
 
-def _verify_sha256(path, expected):
-    """Raise CorruptFileError unless the SHA-256 of the file at ``path`` is ``expected`` (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(DOWNLOAD_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    _check_sha256(digest.hexdigest(), expected, path)
-
-
 def _check_sha256(actual, expected, path):
     """Raise CorruptFileError naming ``path`` unless the hex digests ``actual`` and ``expected`` agree."""
     if actual != expected.lower():

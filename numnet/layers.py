@@ -398,8 +398,24 @@ class Dense(AffineLayer):
         return f"Dense {self.n_inputs} -> {self.n_outputs}, {self.activation.name}" + ("" if self.bias else ", no bias")
 
     def __repr__(self):
-        return (f"Dense({self.n_inputs}, {self.n_outputs}, activation={self.activation.name!r}, "
-                f"name={self.name!r})")
+        """``Dense(n_inputs, n_outputs, ...)`` with every setting that differs from the constructor's default
+        (an initialiser counts as a default when it is the one "auto" or 0.0 gives)."""
+        default = Dense(self.n_inputs, self.n_outputs, self.activation)
+        settings = [f"activation={_shown_activation(self.activation)}"] if self.activation.name != "linear" else []
+        settings += [f"{key}={getattr(self, key)!r}" for key in ("weight_init", "bias_init")
+                     if _component(getattr(self, key)) != _component(getattr(default, key))]
+        settings += [] if self.bias else ["bias=False"]
+        settings += [] if self.name is None else [f"name={self.name!r}"]
+        return f"Dense({', '.join([str(self.n_inputs), str(self.n_outputs), *settings])})"
+
+
+def _shown_activation(activation):
+    """'relu', or the object's repr when it carries options (LeakyReLU(negative_slope=0.2))."""
+    try:
+        options = constructor_options(activation, get_activation, "activation")
+    except ValueError:  # a user's own activation, not in the table: its own repr says what it is
+        return repr(activation)
+    return repr(activation) if options else repr(activation.name)
 
 
 class Activation(Layer):

@@ -9,6 +9,7 @@ buffer, which optimisers and penalties never see.
 The network talks to its layers only through the Layer contract (numnet/layers.py): any layer fits.
 """
 
+import copy
 import math
 
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from .backend import (as_float_array, as_float_matrix, as_numeric_array, get_backend, namespace, resolve_dtype,
                       squared_norm, to_numpy)
 from .activations import get_activation
-from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init
+from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init, get_layer_class
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
 from .targets import as_sample_weights, as_target_matrix
@@ -282,10 +283,15 @@ class Network:
             current[name][...] = self.backend.asarray(value, self.dtype)
 
     def copy(self, dtype=None):
-        """A new network with the same layers, weights and state, optionally in another dtype."""
-        clone = Network(layers=[type(layer).from_config(layer.config()) for layer in self.layers],
-                        loss=type(self.loss)(), l2=self.l2, l1=self.l1, input_shape=self.input_shape,
-                        dtype=dtype or self.dtype, seed=0, backend=self.backend)
+        """A new network with the same layers, loss, weights and state, optionally in another dtype.
+
+        Built by the path a model file is loaded by (:meth:`from_config`), from each layer's own class (a
+        user's layer need not be registered to be copied) and a copy of the loss with its options.
+        """
+        config = self.config()
+        layers = rebuild_layers(config["layers"], [type(layer) for layer in self.layers])
+        clone = Network.from_config(config, layers=layers, loss=copy.deepcopy(self.loss), dtype=dtype,
+                                    backend=self.backend)
         xp = self.backend.xp
         clone.flat_parameters[...] = xp.astype(self.flat_parameters, clone.flat_parameters.dtype)
         clone.flat_state[...] = xp.astype(self.flat_state, clone.flat_state.dtype)
@@ -418,10 +424,6 @@ class Network:
         self._add_penalty_gradients(l2, l1)
         return self._penalty_value(l2, l1)
 
-    def l2_penalty(self):
-        """½·λ·Σ_l ‖W_l‖² (biases excluded)."""
-        return 0.5 * self.l2 * sum(squared_norm(array) for array in self._penalized_arrays()) if self.l2 else 0.0
-
     def _penalized_arrays(self):
         return [layer.params[key] for layer in self.layers for key in layer.penalized_parameters()]
 
@@ -548,6 +550,26 @@ class Network:
             config["input_shape"] = None if self.input_shape is None else list(self.input_shape)
         return config
 
+    @classmethod
+    def from_config(cls, config, *, layers, loss, dtype=None, backend="numpy"):
+        """A network of ``layers`` and ``loss`` with the penalties, dtype and input shape of ``config``
+        (:meth:`config`'s output); its weights are drawn afresh, for the caller to overwrite.
+
+        Parameters
+        ----------
+        config : dict
+        layers : list of Layer
+            Rebuilt from ``config["layers"]`` (:func:`rebuild_layers`).
+        loss : Loss
+        dtype : str, optional
+            Default: ``config["dtype"]``.
+        backend : str or Backend, default "numpy"
+        """
+        input_shape = config.get("input_shape")
+        return cls(layers=layers, loss=loss, l2=config["l2"], l1=config.get("l1", 0.0),
+                   input_shape=None if input_shape is None else tuple(input_shape),
+                   dtype=dtype or config["dtype"], seed=0, backend=backend)
+
     def _is_plain_mlp(self):
         """Only Dense layers with biases and no L1: the layout every numnet since 0.1 reads (format version 1)."""
         return all(type(layer) is Dense and layer.bias for layer in self.layers) and not self.l1
@@ -574,6 +596,14 @@ class Network:
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
                    restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed,
                    diagnose=diagnose)
+
+
+def rebuild_layers(configs, classes=None):
+    """Layers built from their configs (:meth:`Layer.config`'s output), each by ``classes`` (one per config)
+    or else by the class registered under its "type" (numnet.layers.LAYERS: what a model file names)."""
+    if classes is None:
+        classes = [get_layer_class(config["type"]) for config in configs]
+    return [layer_class.from_config(config) for layer_class, config in zip(classes, configs, strict=True)]
 
 
 def dense_stack(layer_sizes, *, activation="relu", output_activation="linear", weight_init="auto", bias_init=0.0,

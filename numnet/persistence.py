@@ -59,9 +59,9 @@ from ._registry import constructor_options, rebuild
 from .atomic import write_atomically
 from .backend import to_numpy
 from .errors import CorruptFileError
-from .layers import get_layer_class
 from .losses import get_loss
-from .network import Network
+from .layers import get_layer_class
+from .network import Network, rebuild_layers
 from .optimizers import get_optimizer
 from .schedules import get_schedule
 from .training import History
@@ -570,14 +570,11 @@ def _build_network(architecture, arrays):
     the arrays the file holds before the Network allocates its buffers: a document that claims huge layers
     costs nothing to refuse.
     """
-    layers = [get_layer_class(config["type"]).from_config(config) for config in architecture["layers"]]
+    layers = rebuild_layers(architecture["layers"])
     _check_declared_shapes(layers, arrays)
     loss = rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
-    input_shape = architecture.get("input_shape")
     # Rebuilt on NumPy, whatever backend trained it: the file holds NumPy arrays and loading is exact there.
-    return Network(layers=layers, loss=loss, l2=architecture["l2"], l1=architecture.get("l1", 0.0),
-                   input_shape=None if input_shape is None else tuple(input_shape), dtype=architecture["dtype"],
-                   seed=0, backend="numpy")
+    return Network.from_config(architecture, layers=layers, loss=loss, backend="numpy")
 
 
 def _check_declared_shapes(layers, arrays):

@@ -614,18 +614,17 @@ def test_mnist_checksums_are_sha256_hex_digests_for_the_four_standard_files():
 ABC_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
-def test_checksum_verification_accepts_the_published_digest_of_a_local_file(tmp_path):
-    path = tmp_path / "abc.bin"
-    path.write_bytes(b"abc")
-    datasets._verify_sha256(path, ABC_SHA256)
-    datasets._verify_sha256(path, ABC_SHA256.upper())
+def test_checksum_verification_accepts_the_published_digest_in_either_case(tmp_path):
+    for index, expected in enumerate((ABC_SHA256, ABC_SHA256.upper())):
+        destination = tmp_path / f"abc{index}.bin"
+        datasets._fetch_atomically("https://mirror/abc.bin", destination, expected, serve(b"abc"))
+        assert destination.read_bytes() == b"abc"
 
 
 def test_checksum_verification_rejects_a_changed_file_showing_both_digests(tmp_path):
-    path = tmp_path / "abd.bin"
-    path.write_bytes(b"abd")
     with pytest.raises(CorruptFileError, match=f"abd.bin.*expected {ABC_SHA256}"):
-        datasets._verify_sha256(path, ABC_SHA256)
+        datasets._fetch_atomically("https://mirror/abd.bin", tmp_path / "abd.bin", ABC_SHA256, serve(b"abd"))
+    assert not (tmp_path / "abd.bin").exists()
 
 
 def serve(content):

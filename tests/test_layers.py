@@ -203,3 +203,16 @@ def test_a_dense_layer_without_bias_computes_x_w_and_has_no_b():
     assert layer.config()["bias"] is False and numnet.Dense.from_config(layer.config()).bias is False
     with pytest.raises(TypeError, match="bias must be True or False"):
         numnet.Dense(3, 2, bias="no")
+
+
+@pytest.mark.parametrize("layer, shown", [
+    (numnet.Dense(3, 4), "Dense(3, 4)"),
+    (numnet.Dense(3, 4, "relu"), "Dense(3, 4, activation='relu')"),  # He: what "auto" gives before relu
+    (numnet.Dense(3, 4, "tanh", weight_init="xavier"), "Dense(3, 4, activation='tanh')"),
+    (numnet.Dense(3, 4, "relu", weight_init=numnet.initializers.Normal(0.01), bias_init=0.1, bias=False, name="h"),
+     "Dense(3, 4, activation='relu', weight_init=Normal(std=0.01, mean=0.0), bias_init=Constant(0.1), "
+     "bias=False, name='h')"),
+    (numnet.Dense(3, 4, numnet.activations.LeakyReLU(0.2)), "Dense(3, 4, activation=LeakyReLU(negative_slope=0.2))"),
+])
+def test_dense_repr_shows_every_setting_that_differs_from_the_defaults(layer, shown):
+    assert repr(layer) == shown

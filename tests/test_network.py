@@ -83,7 +83,7 @@ def test_l2_penalty_is_half_lambda_times_sum_of_squared_weights_without_biases()
     network.set_parameters({"dense_0.W": [[1.0, 2.0], [0.0, -1.0]], "dense_0.b": [10.0, 10.0],
                             "dense_1.W": [[3.0], [0.0]], "dense_1.b": [10.0]})
     # ½·0.5·(1 + 4 + 0 + 1 + 9 + 0) = 3.75; the biases (10) do not count
-    assert network.l2_penalty() == 3.75
+    assert network.penalty() == 3.75
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -409,3 +409,28 @@ def test_a_numpy_scalar_input_is_refused_as_not_two_dimensional(scalar):
     network = numnet.Network([1, 2], loss="mse", seed=0)
     with pytest.raises(ValueError, match=r"X must be a 2-D array.*got 0 dimensions"):
         network.predict(scalar)
+
+
+class ScaledSquaredError(numnet.losses.MeanSquaredError):
+    """A loss of a user's with an option: the copy must carry the option, not a default-built loss."""
+
+    name = "scaled_squared_error"
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def value(self, output, target, weights=None):
+        return self.scale * super().value(output, target, weights)
+
+    def gradient(self, output, target, weights=None):
+        return self.scale * super().gradient(output, target, weights)
+
+
+def test_copy_keeps_the_losss_options_and_rebuilds_as_loading_does():
+    network = numnet.Network([2, 3, 1], activation="tanh", loss=ScaledSquaredError(3.0), l2=0.1, dtype="float64",
+                             seed=0)
+    clone = network.copy(dtype="float32")
+    assert type(clone.loss) is ScaledSquaredError and clone.loss.scale == 3.0 and clone.loss is not network.loss
+    assert clone.l2 == 0.1 and clone.dtype == np.float32 and clone.config()["layers"] == network.config()["layers"]
+    X, y = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([[1.0], [0.0]])
+    assert clone.loss_value(X, y) == pytest.approx(network.loss_value(X, y), rel=1e-6)
