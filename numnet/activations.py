@@ -19,6 +19,14 @@ class Activation:
     name = "activation"
     #: True when f acts on each entry alone, so that its Jacobian is diagonal.
     elementwise = True
+    #: The largest value f'(z) takes, or None where f' is unbounded or not elementwise. The training doctor
+    #: measures saturation against it (numnet.evidence), so that each activation is judged on its own scale.
+    derivative_maximum = None
+    #: True when f'(z) tends to 0 on both tails: a unit far out on them passes back almost no gradient.
+    #: An activation that does not say (one written before this fact existed) is not known to saturate.
+    saturates = False
+    #: True when f'(z) is exactly 0 on a whole half-line: a unit there on every sample never learns again.
+    dies = False
 
     def forward(self, z, out=None):
         """Return ``f(z)``, written into ``out`` when given (``out`` may be ``z`` itself).
@@ -72,6 +80,8 @@ class Sigmoid(Activation):
     """
 
     name = "sigmoid"
+    derivative_maximum = 0.25  # a(1 - a) at z = 0, a = 1/2
+    saturates = True
 
     def forward(self, z, out=None):
         xp = namespace(z)
@@ -95,6 +105,8 @@ class Tanh(Activation):
     """Hyperbolic tangent; derivative 1 - a², from a."""
 
     name = "tanh"
+    derivative_maximum = 1.0  # 1 - a² at z = 0
+    saturates = True
 
     def forward(self, z, out=None):
         return apply(namespace(z).tanh, z, out=out)
@@ -107,6 +119,8 @@ class ReLU(Activation):
     """Rectified linear unit max(0, z); derivative 1 where a > 0, else 0 (0 at z = 0, as PyTorch)."""
 
     name = "relu"
+    derivative_maximum = 1.0
+    dies = True
 
     def forward(self, z, out=None):
         return apply(namespace(z).maximum, z, 0.0, out=out)
@@ -134,6 +148,7 @@ class LeakyReLU(Activation):
     """
 
     name = "leaky_relu"
+    derivative_maximum = 1.0  # slope < 1 below zero: it keeps a gradient there and cannot die
 
     def __init__(self, negative_slope=0.01):
         negative_slope = float(negative_slope)
@@ -157,6 +172,7 @@ class Linear(Activation):
     """The identity f(z) = z; derivative 1."""
 
     name = "linear"
+    derivative_maximum = 1.0
 
     def forward(self, z, out=None):
         if out is None:

@@ -6,7 +6,10 @@ function it applies last, or None) and a network's weights are its ``penalized_p
 with its fused activation, an Activation layer, a convolution with an activation, or a user's own layer
 are all covered without a case for any class; Dropout, BatchNorm, pooling and Flatten carry no activation
 and are looked through. Unit statistics treat axis 1 as the units (a dense layer's neurons, a
-convolution's channels) and every other axis (samples, pixels) as samples, as BatchNorm does.
+convolution's channels) and every other axis (samples, pixels) as samples, as BatchNorm does. Whether a
+layer's units can die or saturate, and the derivative maximum saturation is measured against, are facts
+its activation carries (``dies``, ``saturates``, ``derivative_maximum``: numnet.activations), so a user's
+own activation is examined once it states them.
 """
 
 import math
@@ -15,17 +18,14 @@ import numpy as np
 
 from .backend import namespace, squared_norm, to_numpy
 
-#: Activations whose units can die: f'(z) = 0 on a whole half-line, so a unit below zero on every sample
-#: never receives a gradient again (leaky relu keeps a slope there and cannot die).
-DYING_ACTIVATIONS = ("relu",)
-#: Saturating activations and the maximum of their derivative (sigmoid: 1/4 at z = 0; tanh: 1 at z = 0).
-SATURATING_ACTIVATIONS = {"sigmoid": 0.25, "tanh": 1.0}
-#: A unit is saturated on a sample when f'(z) is below this fraction of f''s maximum: it then passes back
-#: at most 1% of the gradient it could (sigmoid beyond ``|z| ≈ 6``, tanh beyond ``|z| ≈ 3``).
-SATURATION_DERIVATIVE_FRACTION = 0.01
-#: ... and saturated as a unit when that holds on more than this fraction of the samples: a unit that
-#: still responds on one sample in ten keeps learning, so only the stuck ones count.
-SATURATED_SAMPLE_FRACTION = 0.9
+#: A unit is on the flat tails of a saturating activation, for one sample, when f'(z) there is under this
+#: fraction of the activation's own ``derivative_maximum``: it passes back less than a tenth of the gradient
+#: it would at its centre, an order of magnitude lost in that one layer. Judged against each activation's own
+#: maximum, one fraction fits both: sigmoid beyond |z| = 2 arccosh(√10) ≈ 3.64 (outputs within 0.026 of 0
+#: or 1, f' under 0.025), tanh beyond |z| = arccosh(√10) ≈ 1.82 (within 0.051 of ±1); where E8's histograms
+#: pile up at the ends. (1% of the maximum, tried first, puts sigmoid's tails beyond |z| ≈ 6: a sigmoid layer
+#: with weights of std 1, which E8 shows saturated, then had only 29-55% of its pairs there.)
+SATURATION_DERIVATIVE_FRACTION = 0.1
 #: Training rows fit(diagnose=True) pushes through the network after each epoch to count dead and
 #: saturated units: enough that "zero on every sample" means something for ten or more classes, few enough
 #: that the pass costs well under 1% of an epoch of MNIST (benchmarks/doctor_cost.py).
@@ -42,12 +42,24 @@ RATIO_SAMPLE_SIZE = 4096
 RATIO_SAMPLE_SEED = 0x72617469
 
 
+def can_die(activation):
+    """Whether ``activation`` says that its units can die (its ``dies`` fact; relu's units can)."""
+    return bool(getattr(activation, "dies", False))
+
+
+def can_saturate(activation):
+    """Whether ``activation`` says that it saturates and gives the derivative maximum to measure that against.
+
+    An activation written before these facts existed (or any object without them) is not known to saturate.
+    """
+    return bool(getattr(activation, "saturates", False)) and getattr(activation, "derivative_maximum", None) is not None
+
+
 def examined_layers(network):
     """The hidden layers whose activation can die or saturate, in order (the output layer is left out:
     confident outputs are the aim there, not a fault)."""
     return [layer for layer in network.layers[:-1]
-            if layer.activation is not None
-            and (layer.activation.name in DYING_ACTIVATIONS or layer.activation.name in SATURATING_ACTIVATIONS)]
+            if layer.activation is not None and (can_die(layer.activation) or can_saturate(layer.activation))]
 
 
 def layer_outputs(network, X):
@@ -79,13 +91,24 @@ def dead_fraction(a):
 
 
 def saturated_fraction(activation, a):
-    """The fraction of units whose derivative is below SATURATION_DERIVATIVE_FRACTION of its maximum on more
-    than SATURATED_SAMPLE_FRACTION of the samples (``a``: the output of a sigmoid or tanh)."""
+    """The fraction of (unit, sample) pairs on the flat tails of ``activation``: f'(z) under
+    SATURATION_DERIVATIVE_FRACTION of its ``derivative_maximum``.
+
+    Pairs, not units stuck on nearly every sample: a layer whose weights are too large sends each unit to one
+    tail on some samples and to the other on others (in E8's sigmoid and tanh layers with weights of std 1,
+    the median unit is on a tail for 49-86% of the samples, and at most a third of the units for over 90%),
+    and the gradient the layer loses is the share of pairs there.
+
+    Parameters
+    ----------
+    activation : Activation
+        One that ``can_saturate``.
+    a : ndarray, shape (n_samples, n_units) or ``(n_samples, n_units, *positions)``
+        Its output; every entry is one (unit, sample) pair, whatever the layout.
+    """
     xp = namespace(a)
-    limit = SATURATION_DERIVATIVE_FRACTION * SATURATING_ACTIVATIONS[activation.name]
-    flat = _units_last(a)
-    stuck = xp.mean(xp.astype(activation.derivative(flat) < limit, a.dtype), axis=0)  # (units,)
-    return float(xp.mean(xp.astype(stuck > SATURATED_SAMPLE_FRACTION, a.dtype)))
+    limit = SATURATION_DERIVATIVE_FRACTION * activation.derivative_maximum
+    return float(xp.mean(xp.astype(activation.derivative(a) < limit, a.dtype)))
 
 
 def unit_statistics(network, outputs):
@@ -93,7 +116,7 @@ def unit_statistics(network, outputs):
     dead, saturated = {}, {}
     for layer in examined_layers(network):
         a = outputs[layer.name]
-        if layer.activation.name in DYING_ACTIVATIONS:
+        if can_die(layer.activation):
             dead[layer.name] = dead_fraction(a)
         else:
             saturated[layer.name] = saturated_fraction(layer.activation, a)
@@ -115,7 +138,8 @@ class TrainingMonitor:
     Per step: ‖ΔW‖/‖W‖ of every weight (the update-to-weight ratio, ``History.update_ratio``, measured on
     RATIO_SAMPLE_SIZE entries of a larger weight) and ‖g‖ over
     every parameter (``History.gradient_norm``). Per epoch: the dead and saturated fractions of every
-    examined layer on the probe rows (``History.dead_units``, ``History.saturated_units``). The training
+    examined layer on the probe rows (``History.dead_units``, ``History.saturated_units``: see
+    :func:`dead_fraction` and :func:`saturated_fraction`). The training
     loop calls :meth:`after_step`, :meth:`after_epoch`, and :meth:`forget_last_step` /
     :meth:`forget_last_epoch` when its divergence guard undoes an update, so the History keeps exactly the
     steps the network kept.
@@ -176,7 +200,7 @@ class TrainingMonitor:
 
     def _unit_curves(self, layer):
         """The History table that holds ``layer``'s unit statistics: dead units for relu, saturated otherwise."""
-        return self.history.dead_units if layer.activation.name in DYING_ACTIVATIONS else self.history.saturated_units
+        return self.history.dead_units if can_die(layer.activation) else self.history.saturated_units
 
 
 def _ratio_entries(network, weight_names):

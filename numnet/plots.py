@@ -21,7 +21,7 @@ from numnet import errors
 from numnet.atomic import write_atomically
 from numnet.conv import Conv2D
 from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
-from numnet.evidence import DYING_ACTIVATIONS, as_numpy_outputs, layer_outputs
+from numnet.evidence import as_numpy_outputs, can_die, can_saturate, layer_outputs, saturated_fraction
 from numnet.metrics import as_class_indices, confusion_matrix
 from numnet.training import History
 from numnet.validation import check_integer
@@ -1123,8 +1123,10 @@ def _draw_activation_histogram(axes, layer, values):
     axes.hist(values[np.isfinite(values)], bins=DIAGNOSIS_HISTOGRAM_BINS, color="tab:blue")
     name = layer.activation.name
     title = f"{layer.name} ({name})"
-    if name in DYING_ACTIVATIONS:
+    if can_die(layer.activation):
         title += f"\n{100 * float(np.mean(values <= 0)):.0f}% of outputs zero"
+    elif can_saturate(layer.activation):
+        title += f"\n{100 * saturated_fraction(layer.activation, values):.0f}% on the flat tails"
     axes.set_title(title, fontsize="small")
     axes.set_xlabel("activation")
     axes.set_yscale("log")

@@ -13,14 +13,17 @@ import math
 import os
 import subprocess
 import sys
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 
 import numnet
 from numnet import Activation, BatchNorm, Dense, Dropout, Layer, datasets, preprocessing
+from numnet import activations
 from numnet.activations import ReLU
 from numnet.doctor import CODES, chance_loss, diagnose
+from numnet.evidence import layer_outputs, unit_statistics
 from numnet.initializers import Normal
 from numnet.training import History
 
@@ -226,6 +229,137 @@ def test_dead_relu_reports_the_fraction_numpy_counts_from_the_weights(digits):
     expected = float(np.mean(np.all(a <= 0.0, axis=0)))  # units zero on every sample
     finding = next(f for f in diagnose(network, X, y) if f.code == "dead_relu" and f.layer == "dense_0")
     assert finding.measured == pytest.approx(expected, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Saturation, judged on each activation's own scale
+# ---------------------------------------------------------------------------------------------------------
+
+#: Where f'(z) falls to a tenth of its maximum, in closed form: tanh'(z) = sech²(z) = 1/10 at cosh z = √10,
+#: and sigmoid'(z) = sech²(z/2) / 4, a tenth of its 1/4 at cosh(z/2) = √10 (|z| ≈ 1.82 and 3.64).
+TAIL_START = {"tanh": math.acosh(math.sqrt(10.0)), "sigmoid": 2.0 * math.acosh(math.sqrt(10.0))}
+#: Pairs whose |z| lies within rounding (float64) of TAIL_START may be counted either way: far fewer than
+#: one in 10^5 of the 143,700 pairs of a digits layer.
+TAIL_COUNT_TOLERANCE = 1e-5
+
+
+def tail_fractions(network, X):
+    """NumPy's share of each hidden layer's pre-activations z beyond TAIL_START, from the weights in float64."""
+    a, fractions = np.asarray(X, dtype=np.float64), {}
+    for layer in network.layers[:-1]:
+        W, b = (np.asarray(network.parameters()[f"{layer.name}.{key}"], dtype=np.float64) for key in ("W", "b"))
+        z = a @ W + b
+        name = layer.activation.name
+        fractions[layer.name] = float(np.mean(np.abs(z) > TAIL_START[name]))
+        a = np.tanh(z) if name == "tanh" else 0.5 * (1.0 + np.tanh(z / 2.0))  # sigmoid, without overflow
+    return fractions
+
+
+def saturated_findings(network, X, y, history=None):
+    return {finding.layer: finding for finding in diagnose(network, X, y, history=history)
+            if finding.code == "saturated"}
+
+
+# E8's stack (five layers of 100) on the standardised digits: weights of std 1 put the units on the tails,
+# Xavier and std 0.01 do not; tanh saturates sooner than sigmoid with the same weights.
+E8_CASES = [("sigmoid", "std 1", Normal(1.0), True), ("sigmoid", "Xavier", "xavier", False),
+            ("sigmoid", "std 0.01", Normal(0.01), False), ("tanh", "std 1", Normal(1.0), True)]
+
+
+@pytest.mark.parametrize("activation, label, weight_init, saturated", E8_CASES,
+                         ids=[f"{activation}, {label}" for activation, label, _, _ in E8_CASES])
+def test_e8s_layers_are_saturated_with_weights_of_std_1_and_not_with_xavier_or_std_001(
+        activation, label, weight_init, saturated, digits):
+    X, y = digits[:2]
+    network = softmax_network([64] + [100] * 5 + [10], activation=activation, weight_init=weight_init,
+                              dtype="float64")
+    expected = tail_fractions(network, X)
+    measured = unit_statistics(network, layer_outputs(network, network.prepare_inputs(X)))[1]
+    assert measured == pytest.approx(expected, abs=TAIL_COUNT_TOLERANCE)
+    findings = saturated_findings(network, X, y)
+    assert bool(findings) == saturated, {name: round(value, 3) for name, value in expected.items()}
+    assert set(findings) == {name for name, fraction in expected.items() if fraction > 0.5}
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+@pytest.mark.parametrize("share", [0.30, 0.60, 0.85, 0.99])
+def test_a_layer_is_saturated_when_most_of_its_pre_activations_lie_on_the_tails(activation, share):
+    # One layer with W = s·I on N(0, 1) inputs: z = s·x, and P(|z| > t) = share at s = t / Φ⁻¹(1 - share / 2).
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((1000, 20)), rng.integers(0, 2, size=1000)
+    scale = TAIL_START[activation] / NormalDist().inv_cdf(1.0 - share / 2.0)
+    network = numnet.Network(layers=[Dense(20, 20, activation), Dense(20, 2, "softmax")], seed=0, dtype="float64")
+    network.set_parameters({"dense_0.W": scale * np.eye(20), "dense_0.b": np.zeros(20)})
+    expected = float(np.mean(np.abs(scale * X) > TAIL_START[activation]))
+    assert expected == pytest.approx(share, abs=0.01)  # 20,000 pairs: a sampling error of at most 0.0035
+    findings = saturated_findings(network, X, y)
+    if share > 0.5:
+        assert list(findings) == ["dense_0"]
+        assert findings["dense_0"].measured == pytest.approx(expected, abs=TAIL_COUNT_TOLERANCE)
+    else:
+        assert findings == {}
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_a_healthy_sigmoid_or_tanh_network_raises_no_finding(activation, digits):
+    X, y = digits[:2]
+    network = softmax_network([64, 100, 10], activation=activation)
+    history = network.fit(X, y, epochs=10, batch_size=32, seed=0, diagnose=True)
+    assert diagnose(network, X, y, history=history) == []
+    assert all(fraction < 0.5 for fraction in history.saturated_units["dense_0"])
+
+
+def test_units_on_the_tails_of_a_network_that_has_learnt_its_data_are_not_a_finding(digits):
+    # Adam at 1e-2 fits the training rows (loss ~1e-4, far below a quarter of ln 10) with most of the second
+    # layer's pairs on the tails: the sharp units it learnt, not a start it cannot leave.
+    X, y = digits[:2]
+    network = softmax_network([64, 100, 100, 10], activation="tanh", dtype="float64")
+    network.fit(X, y, epochs=30, batch_size=32, learning_rate=1e-2, seed=0)
+    assert max(tail_fractions(network, X).values()) > 0.5
+    probabilities = np.asarray(network.predict_proba(X), dtype=np.float64)
+    assert -np.mean(np.log(probabilities[np.arange(len(y)), y])) < 0.25 * math.log(10)
+    assert saturated_findings(network, X, y) == {}
+
+
+class ScaledTanhOldContract(activations.Activation):
+    """LeCun's 1.7159·tanh(2z/3), written to the contract before activations stated their facts."""
+
+    name = "scaled_tanh"
+    AMPLITUDE, SLOPE = 1.7159, 2.0 / 3.0
+
+    def forward(self, z, out=None):
+        result = self.AMPLITUDE * np.tanh(self.SLOPE * z)
+        if out is None:
+            return result
+        out[...] = result
+        return out
+
+    def derivative(self, a):
+        return self.AMPLITUDE * self.SLOPE * (1.0 - (a / self.AMPLITUDE) ** 2)
+
+
+class ScaledTanh(ScaledTanhOldContract):
+    """The same activation stating its facts: f' at most 1.7159 · 2/3 (at z = 0), and it saturates."""
+
+    derivative_maximum = ScaledTanhOldContract.AMPLITUDE * ScaledTanhOldContract.SLOPE
+    saturates = True
+
+
+@pytest.mark.parametrize("activation, examined", [(ScaledTanh, True), (ScaledTanhOldContract, False)])
+def test_a_users_activation_is_judged_by_the_facts_it_states(activation, examined, digits):
+    # Weights of std 10 on 64 standardised features: |z| ~ 80, beyond 1.5·arccosh(√10) ≈ 2.7 almost always.
+    X, y = digits[:2]
+    layers = [Dense(64, 32, activation(), weight_init=Normal(std=10.0)), Dense(32, 10, "softmax")]
+    network = numnet.Network(layers=layers, seed=0, dtype="float64")
+    history = network.fit(X, y, iterations=1, batch_size=32, seed=0, diagnose=True)
+    findings = saturated_findings(network, X, y)
+    if examined:
+        z = np.asarray(X, dtype=np.float64) @ network.parameters()["dense_0.W"] + network.parameters()["dense_0.b"]
+        expected = float(np.mean(np.abs(z) > 1.5 * TAIL_START["tanh"]))
+        assert findings["dense_0"].measured == pytest.approx(expected, abs=TAIL_COUNT_TOLERANCE)
+        assert list(history.saturated_units) == ["dense_0"]
+    else:  # not known to saturate: left alone, without an error
+        assert findings == {} and history.saturated_units == {}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -445,6 +579,19 @@ def test_the_diagnosis_figure_shows_histograms_ratios_and_gradients(digits, tmp_
     assert titles[0].startswith("dense_0 (relu)") and titles[1].startswith("dense_1 (relu)")
     assert len(figure.axes[2].get_lines()) == 3 + 2  # three weights' ratios and the two threshold lines
     assert len(figure.axes[3].get_lines()) == 3  # three weights' gradient curves
+
+
+def test_the_diagnosis_figure_titles_a_tanh_layer_with_its_share_on_the_tails(tmp_path):
+    pytest.importorskip("matplotlib")
+    from numnet import plots
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 8)), np.arange(200) % 3
+    network = numnet.Network([8, 16, 3], activation="tanh", output_activation="softmax", weight_init=Normal(1.0),
+                             dtype="float64", seed=0)
+    figure = plots.plot_diagnosis(network, X, None, path=tmp_path / "diagnosis.png")
+    share = tail_fractions(network, X)["dense_0"]
+    assert figure.axes[0].get_title() == f"dense_0 (tanh)\n{100 * share:.0f}% on the flat tails"
 
 
 def test_convolution_layers_are_examined_without_a_case_of_their_own():
