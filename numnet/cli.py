@@ -225,22 +225,9 @@ def _csv_target(target):
 # Scaling, targets and predictions
 
 
-def scaler_to_metadata(scaler):
-    """A fitted StandardScaler as plain data for the model file."""
-    return {"type": "standard", "mean": scaler.mean.tolist(), "scale": scaler.scale.tolist()}
-
-
-def scaler_from_metadata(record):
-    """The StandardScaler saved by :func:`scaler_to_metadata`, or None when the model has none."""
-    if not record:
-        return None
-    if record.get("type") != "standard":
-        raise ValueError(f"the model's scaler has unknown type {record.get('type')!r}; expected 'standard'")
-    scaler = preprocessing.StandardScaler()
-    scaler.mean = np.asarray(record["mean"], dtype=np.float64)
-    scaler.scale = np.asarray(record["scale"], dtype=np.float64)
-    scaler.n_features = scaler.mean.size
-    return scaler
+# The 0.2 names of the scaler's record, kept for importers: the format lives in numnet.preprocessing.
+scaler_to_metadata = preprocessing.StandardScaler.to_metadata
+scaler_from_metadata = preprocessing.scaler_from_metadata
 
 
 def network_targets(network, y, n_classes):
@@ -492,7 +479,7 @@ def _metadata(data, scaler):
         "class_names": data.class_names,
         "n_features": data.n_features,
         "feature_names": data.feature_names,
-        "scaler": None if scaler is None else scaler_to_metadata(scaler),
+        "scaler": None if scaler is None else scaler.to_metadata(),
         "data": {"source": data.kind, "description": data.description, "target": data.target,
                  "test_size": TEST_SIZE, "split_seed": SPLIT_SEED},
     }

@@ -38,6 +38,7 @@ from .backend import to_numpy
 from .errors import PrecisionWarning, require
 from .metrics import DECISION_THRESHOLD
 from .network import Network
+from .preprocessing import scaler_from_metadata
 
 #: The ONNX operator set the graph uses: 17 (ONNX 1.12, 2022) has every operator above in its current form
 #: (Softmax over one axis, Squeeze taking its axes as an input) and every ONNX Runtime since 1.12 runs it.
@@ -276,14 +277,13 @@ def _warn_of_float32_layers(graph):
                       "throughout", PrecisionWarning, stacklevel=3)
 
 
-def _scaled_input(graph, scaler):
-    """The graph's input, standardised with the model's saved scaler when it has one."""
-    if not scaler:
+def _scaled_input(graph, record):
+    """The graph's input, standardised with the model's saved scaler (its metadata record) when it has one."""
+    scaler = scaler_from_metadata(record)
+    if scaler is None:
         return INPUT_NAME
-    if scaler.get("type") != "standard":
-        raise ValueError(f"the model's scaler has unknown type {scaler.get('type')!r}; expected 'standard'")
-    centred = graph.node("Sub", [INPUT_NAME, graph.constant("scaler.mean", scaler["mean"])])
-    return graph.node("Div", [centred, graph.constant("scaler.scale", scaler["scale"])], hint="scaled_input")
+    centred = graph.node("Sub", [INPUT_NAME, graph.constant("scaler.mean", scaler.mean)])
+    return graph.node("Div", [centred, graph.constant("scaler.scale", scaler.scale)], hint="scaled_input")
 
 
 def _outputs(graph, network, output, class_names):

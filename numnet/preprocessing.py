@@ -17,6 +17,8 @@ from numnet.validation import check_integer
 # A feature whose spread (std or max - min) is below the smallest normal float64 is treated as constant:
 # such a spread is underflow, not signal, and dividing by it would overflow to infinity.
 SMALLEST_SPREAD = np.finfo(np.float64).tiny
+#: The ``type`` of a StandardScaler's record in a model file's metadata (:meth:`StandardScaler.to_metadata`).
+STANDARD_SCALER_TYPE = "standard"
 
 
 def one_hot(labels, n_classes=None, dtype="float32"):
@@ -383,6 +385,100 @@ class StandardScaler(_Scaler):
         """Undo :meth:`transform`: return ``X * scale + mean`` in the dtype of ``X``."""
         X = self._check_input(X, fitting=False)
         return (X * self.scale + self.mean).astype(X.dtype)
+
+    def to_metadata(self):
+        """The fitted scaler as the JSON-ready record a model file keeps in its metadata under "scaler".
+
+        ``numnet train`` saves this record with the model; ``numnet evaluate``, ``numnet predict`` and ONNX
+        export read it back with :meth:`from_metadata`, so there is one format for all of them.
+
+        Returns
+        -------
+        dict
+            ``{"type": "standard", "mean": [...], "scale": [...]}``, one Python float per feature (JSON
+            writes a float's shortest exact form, so the record reads back bit for bit).
+
+        Raises
+        ------
+        numnet.errors.NotFittedError
+            Before :meth:`fit`.
+        """
+        self._check_fitted()
+        return {"type": STANDARD_SCALER_TYPE, "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_metadata(cls, record):
+        """The fitted StandardScaler that a :meth:`to_metadata` record describes.
+
+        Parameters
+        ----------
+        record : dict
+            ``{"type": "standard", "mean": [...], "scale": [...]}``, as a model file's metadata holds it.
+
+        Returns
+        -------
+        StandardScaler
+
+        Raises
+        ------
+        TypeError
+            If ``record`` is not a dict.
+        ValueError
+            If its type is not "standard", or mean and scale are not equally long lists of finite numbers
+            with every scale above zero.
+        """
+        if not isinstance(record, dict):
+            raise TypeError(f"a scaler record must be a dict such as StandardScaler.to_metadata() returns, got "
+                            f"{type(record).__name__}")
+        if record.get("type") != STANDARD_SCALER_TYPE:
+            raise ValueError(f"the model's scaler has unknown type {record.get('type')!r}; expected "
+                             f"{STANDARD_SCALER_TYPE!r}")
+        scaler = cls()
+        scaler.mean, scaler.scale = (_record_vector(record, key) for key in ("mean", "scale"))
+        if scaler.mean.shape != scaler.scale.shape or not np.all(scaler.scale > 0):
+            raise ValueError(f"the model's scaler needs one mean and one scale above zero per feature, got "
+                             f"{scaler.mean.size} means and scales {scaler.scale.tolist()}")
+        scaler.n_features = scaler.mean.size
+        return scaler
+
+
+def scaler_from_metadata(record):
+    """The scaler of a model file's metadata (``metadata["scaler"]``), or None when the model has none.
+
+    The one reader of the record :meth:`StandardScaler.to_metadata` writes: the CLI scales new rows with
+    it, and ONNX export puts it at the start of the graph.
+
+    Parameters
+    ----------
+    record : dict or None
+        The record, or None (or an empty dict) for a model trained without scaling, such as a CNN.
+
+    Returns
+    -------
+    StandardScaler or None
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a record :meth:`StandardScaler.from_metadata` cannot read.
+    """
+    if record is None or record == {}:
+        return None
+    return StandardScaler.from_metadata(record)
+
+
+def _record_vector(record, key):
+    """``record[key]`` as a non-empty 1-D float64 array of finite numbers, or ValueError naming the key."""
+    try:
+        vector = np.asarray(record[key], dtype=np.float64)
+    except KeyError:
+        raise ValueError(f"the model's scaler has no {key!r}; the record must hold type, mean and scale") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"the model's scaler {key} must be a list of numbers, got {record[key]!r}") from None
+    if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+        raise ValueError(f"the model's scaler {key} must be a non-empty list of finite numbers, got "
+                         f"{record[key]!r}")
+    return vector
 
 
 class MinMaxScaler(_Scaler):

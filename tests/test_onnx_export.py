@@ -5,6 +5,7 @@ writes (raw features in, class names out), and on a scikit-learn estimator's net
 Oracle: ONNX Runtime, which shares no code with numnet.
 """
 
+import pathlib
 import sys
 import warnings
 
@@ -124,6 +125,20 @@ def test_the_cli_digits_model_takes_raw_features_and_gives_probabilities_and_cla
                                atol=TOLERANCE[dtype])
     names = np.array(network.metadata["class_names"])
     assert outputs["label"].dtype.kind in "OU" and np.array_equal(outputs["label"], names[network.predict(scaled)])
+
+
+def test_a_model_numnet_0_2_train_wrote_exports_and_predicts_its_raw_rows_as_the_cli_did(tmp_path):
+    # The CLI's file from commit 958fab0 (Dense, BatchNorm, Dropout; its scaler in the metadata) and the
+    # probabilities the CLI computed then for raw rows (tests/test_persistence.py says how both were made).
+    fixtures = pathlib.Path(__file__).parent / "fixtures"
+    expected = np.load(fixtures / "predictions_v0.2.0.npz")
+    assert cli.main(["export", str(fixtures / "batchnorm_dropout_v0.2.0.npz"), str(tmp_path / "model.onnx")]) == 0
+    raw = expected["batchnorm_dropout_X_raw"].astype(np.float32)
+    outputs = run(onnx.load(tmp_path / "model.onnx"), raw)
+    np.testing.assert_allclose(outputs["probabilities"], expected["batchnorm_dropout_proba"], rtol=0,
+                               atol=TOLERANCE["float32"])
+    assert outputs["label"].tolist() == [["a", "b", "c"][index]
+                                         for index in expected["batchnorm_dropout_proba"].argmax(axis=1)]
 
 
 @pytest.mark.filterwarnings("ignore::numnet.ConvergenceWarning")  # 30 epochs are enough for the export

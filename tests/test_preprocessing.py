@@ -1,6 +1,9 @@
 """Tests of numnet.preprocessing against scikit-learn, hand-worked examples and exact invariants."""
 
+import json
 import math
+import os
+import re
 import warnings
 
 import numpy as np
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numnet.errors import NotFittedError
+from numnet.persistence import load_model
 from numnet.preprocessing import (
     PLANE_FEATURES,
     MinMaxScaler,
@@ -17,6 +21,7 @@ from numnet.preprocessing import (
     label_encode,
     one_hot,
     plane_features,
+    scaler_from_metadata,
     train_test_split,
 )
 
@@ -382,6 +387,67 @@ def test_min_max_scaler_rejects_an_empty_or_reversed_feature_range(feature_range
 def test_min_max_scaler_rejects_a_feature_range_that_is_not_a_pair():
     with pytest.raises(TypeError, match="pair"):
         MinMaxScaler(feature_range=1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The scaler's record in a model file (StandardScaler.to_metadata / from_metadata)
+# ---------------------------------------------------------------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+def test_a_scaler_record_of_a_hand_worked_example():
+    # column [1, 3, 5]: mean 3, population std sqrt(8/3); column [2, 2, 2] is constant: scale 1
+    record = StandardScaler().fit(np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 2.0]])).to_metadata()
+    assert record == {"type": "standard", "mean": [3.0, 2.0], "scale": [math.sqrt(8 / 3), 1.0]}
+
+
+@FAST
+@given(X=finite_matrices)
+def test_a_scaler_read_back_from_its_json_record_transforms_bit_for_bit_like_the_original(X):
+    original = StandardScaler().fit(X)
+    restored = StandardScaler.from_metadata(json.loads(json.dumps(original.to_metadata())))
+    assert restored.n_features == original.n_features
+    np.testing.assert_array_equal(restored.transform(X), original.transform(X))
+    np.testing.assert_array_equal(restored.transform(X.astype(np.float32)), original.transform(X.astype(np.float32)))
+
+
+def test_the_scaler_record_numnet_0_2_train_wrote_reads_back():
+    network = load_model(os.path.join(FIXTURES, "batchnorm_dropout_v0.2.0.npz"))
+    record = network.metadata["scaler"]
+    X = np.load(os.path.join(FIXTURES, "predictions_v0.2.0.npz"))["batchnorm_dropout_X_raw"]
+    expected = (X - np.array(record["mean"])) / np.array(record["scale"])  # the record's meaning, by hand
+    np.testing.assert_array_equal(scaler_from_metadata(record).transform(X), expected)
+
+
+@pytest.mark.parametrize("record", [None, {}])
+def test_a_model_without_a_scaler_record_has_no_scaler(record):
+    assert scaler_from_metadata(record) is None
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [({"type": "min_max", "mean": [0.0], "scale": [1.0]}, "unknown type 'min_max'; expected 'standard'"),
+     ({"type": "standard", "mean": [0.0]}, "no 'scale'"),
+     ({"type": "standard", "mean": ["a"], "scale": [1.0]}, "mean must be a list of numbers"),
+     ({"type": "standard", "mean": [[0.0]], "scale": [1.0]}, "mean must be a non-empty list of finite numbers"),
+     ({"type": "standard", "mean": [0.0], "scale": [float("nan")]}, "scale must be a non-empty list of finite"),
+     ({"type": "standard", "mean": [0.0, 1.0], "scale": [1.0]}, "one mean and one scale above zero per feature"),
+     ({"type": "standard", "mean": [0.0], "scale": [0.0]}, "one mean and one scale above zero per feature")],
+)
+def test_a_scaler_record_that_cannot_be_read_is_refused_with_what_is_wrong(record, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        scaler_from_metadata(record)
+
+
+def test_a_scaler_record_that_is_not_a_dict_is_a_type_error():
+    with pytest.raises(TypeError, match="must be a dict"):
+        StandardScaler.from_metadata([0.0, 1.0])
+
+
+def test_an_unfitted_scaler_has_no_record():
+    with pytest.raises(NotFittedError, match=r"call fit\(X_train\)"):
+        StandardScaler().to_metadata()
 
 
 # ---------------------------------------------------------------------------------------------------------
