@@ -21,7 +21,7 @@ import math
 
 from .backend import apply, multiply_by_mask, namespace, sliding_windows
 from .layers import AffineLayer, Layer, register_layer
-from .validation import check_integer
+from .validation import Boolean, Integer, check_integer, declare
 
 
 class _SlidingWindow:
@@ -117,12 +117,13 @@ class Conv2D(_SlidingWindow, AffineLayer):
                                numnet.Dense(100, 10, "softmax")], input_shape=(1, 28, 28))
     """
 
+    @declare(in_channels=Integer(), out_channels=Integer(), bias=Boolean())
     def __init__(self, in_channels, out_channels, kernel_size, *, stride=1, padding=0, activation="linear",
                  weight_init="auto", bias_init=0.0, bias=True, name=None):
         super().__init__(name=name)
         self._set_window(kernel_size, stride, padding, kernel_name="kernel_size")
-        self.in_channels = check_integer(in_channels, "in_channels")
-        self.out_channels = check_integer(out_channels, "out_channels")
+        self.in_channels = in_channels
+        self.out_channels = out_channels
         self._set_components(activation, weight_init, bias_init, bias)
         if not self.activation.elementwise:
             raise ValueError(f"Conv2D's activation must act on each value alone, got {self.activation.name!r}; "

@@ -21,7 +21,7 @@ from ._registry import constructor_options, lookup_class, rebuild
 from .activations import get_activation
 from .backend import apply, namespace
 from .initializers import XavierUniform, get_initializer
-from .validation import check_integer
+from .validation import Boolean, Integer, Real, check_integer, declare
 
 #: The parameters, gradients and state of a layer that holds none: read-only, so a subclass that forgets
 #: ``super().__init__()`` still reads empty tables but can never write into a table shared by every layer.
@@ -242,13 +242,11 @@ class AffineLayer(Layer):
 
     def _set_components(self, activation, weight_init, bias_init, bias):
         """Resolve and store the activation, the initialisers ("auto": He before relu, else Xavier) and the
-        bias switch."""
+        bias switch (checked by the subclass's declaration)."""
         self.activation = get_activation(activation)
         self.weight_init = _resolve_weight_init(weight_init, self.activation)
         self.bias_init = get_initializer(bias_init)
-        if bias not in (True, False):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bool(bias)
+        self.bias = bias
 
     def initialize(self, rng):
         """Fill W and b in place from the layer's initialisers, drawing from ``rng`` (a NumPy Generator)."""
@@ -337,11 +335,12 @@ class Dense(AffineLayer):
         network's flat parameter and gradient buffers once the layer is part of a Network.
     """
 
+    @declare(n_inputs=Integer(), n_outputs=Integer(), bias=Boolean())
     def __init__(self, n_inputs, n_outputs, activation="linear", *, weight_init="auto", bias_init=0.0,
                  bias=True, name=None):
         super().__init__(name=name)
-        self.n_inputs = check_integer(n_inputs, "n_inputs")
-        self.n_outputs = check_integer(n_outputs, "n_outputs")
+        self.n_inputs = n_inputs
+        self.n_outputs = n_outputs
         self._set_components(activation, weight_init, bias_init, bias)
 
     def parameter_shapes(self):
@@ -489,11 +488,10 @@ class Dropout(Layer):
 
     needs_rng = True
 
+    @declare(rate=Real(at_least=0, below=1, meaning="the probability of dropping a unit"))
     def __init__(self, rate, *, name=None):
         super().__init__(name=name)
-        self.rate = _finite_number(rate, "rate")
-        if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"rate must be in [0, 1) (the probability of dropping a unit), got {rate!r}")
+        self.rate = rate
 
     def forward(self, x, training=False, rng=None):
         if not training:
@@ -557,15 +555,13 @@ class BatchNorm(Layer):
     name : str, optional
     """
 
+    @declare(n_features=Integer(), momentum=Real(above=0, at_most=1, meaning="the weight of each batch's statistics"),
+             eps=Real(above=0, meaning="it keeps the square root away from zero"))
     def __init__(self, n_features, momentum=0.1, eps=1e-5, *, name=None):
         super().__init__(name=name)
-        self.n_features = check_integer(n_features, "n_features")
-        self.momentum = _finite_number(momentum, "momentum")
-        if not 0.0 < self.momentum <= 1.0:
-            raise ValueError(f"momentum must be in (0, 1] (the weight of each batch's statistics), got {momentum!r}")
-        self.eps = _finite_number(eps, "eps")
-        if not self.eps > 0.0:
-            raise ValueError(f"eps must be > 0 (it keeps the square root away from zero), got {eps!r}")
+        self.n_features = n_features
+        self.momentum = momentum
+        self.eps = eps
 
     def parameter_shapes(self):
         return {"gamma": (self.n_features,), "beta": (self.n_features,)}
@@ -763,15 +759,6 @@ def _component(initializer):
 
 def _activation_from(config):
     return rebuild(get_activation, config["activation"], config.get("activation_options", {}))
-
-
-def _finite_number(value, name):
-    """``value`` as a finite float, or TypeError / ValueError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return float(value)
 
 
 __all__ = ["Layer", "AffineLayer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer",

@@ -21,7 +21,7 @@ from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_in
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
 from .targets import as_sample_weights, as_target_matrix
-from .validation import check_integer
+from .validation import Boolean, Real, Seed, check_integer, declare
 
 
 class Network:
@@ -84,13 +84,15 @@ class Network:
         For something in ``layers`` that is not a Layer.
     """
 
+    @declare(dropout=Real(at_least=0, below=1, meaning="the probability of dropping a unit"),
+             batch_norm=Boolean(), l2=Real(at_least=0), l1=Real(at_least=0), seed=Seed())
     def __init__(self, layer_sizes=None, *, layers=None, activation="relu", output_activation=None, loss=None,
                  weight_init="auto", bias_init=0.0, dropout=0.0, batch_norm=False, l2=0.0, l1=0.0,
                  input_shape=None, dtype=None, seed=None, backend=None):
         self.dtype = resolve_dtype(dtype)
         self.backend = get_backend(backend)
-        self.l2 = _non_negative_float(l2, "l2")
-        self.l1 = _non_negative_float(l1, "l1")
+        self.l2 = l2
+        self.l1 = l1
         if (layer_sizes is None) == (layers is None):
             raise ValueError("give exactly one of layer_sizes (e.g. [2, 50, 3]) or layers (a list of layers)")
         if layers is None:
@@ -750,11 +752,3 @@ def _shown(shape):
     return "(None, " + ", ".join("?" if size is None else str(size) for size in shape) + ")"
 
 
-def _non_negative_float(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number, got {value!r}") from error
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value

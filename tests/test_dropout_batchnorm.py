@@ -309,8 +309,10 @@ def test_validation_and_the_loss_value_see_dropout_as_the_identity():
     ((0,), ValueError, "n_features must be a positive integer"),
     ((4, 0.0), ValueError, r"momentum must be in \(0, 1\]"),
     ((4, 1.5), ValueError, r"momentum must be in \(0, 1\]"),
-    ((4, 0.1, 0.0), ValueError, "eps must be > 0"),
-    ((4, 0.1, float("inf")), ValueError, "eps must be finite"),
+    ((4, 0.1, 0.0), ValueError, "eps must be a finite number > 0"),
+    ((4, 0.1, float("inf")), ValueError, "eps must be a finite number > 0"),
+    ((4, "0.1"), TypeError, "momentum must be a real number, got str: '0.1'"),
+    ((4, 0.1, True), TypeError, "eps must be a real number, got bool: True"),
 ])
 def test_batchnorm_refuses_bad_arguments(arguments, error, message):
     with pytest.raises(error, match=message):
