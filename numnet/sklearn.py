@@ -42,7 +42,7 @@ from .schedules import ReduceOnPlateau, track_plateau
 from .step import EpochLoss, TrainingStep
 from .losses import get_loss
 from .targets import as_sample_weights, as_target_matrix
-from .validation import check_integer, check_real
+from .validation import Boolean, Integer, OneOf, Real, check_declared, check_integer
 
 _PURPOSE = "the scikit-learn estimators (numnet.sklearn)"
 # Loaded through require so that a missing scikit-learn gives a message that says how to install it.
@@ -111,6 +111,20 @@ def _partial_fit_is_available(estimator):
 
 class _MultilayerPerceptron(_base.BaseEstimator):
     """What MLPClassifier and MLPRegressor share: parameters, validation, the solvers and the stopping rule."""
+
+    #: The declared constraint of each plain numeric, boolean or choice parameter (numnet.validation), checked
+    #: in fit as scikit-learn checks its own (not named _parameter_constraints: scikit-learn reads that name
+    #: with its own constraint types).
+    _parameter_checks = {
+        "learning_rate": OneOf(*LEARNING_RATES, ignore_case=True),
+        **{name: Real(at_least=0) for name in ("alpha", "tol", "power_t")},
+        **{name: Real(above=0) for name in ("learning_rate_init", "epsilon")},
+        **{name: Real(at_least=0, below=1) for name in ("momentum", "beta_1", "beta_2", "dropout")},
+        "validation_fraction": Real(above=0, below=1),
+        "max_iter": Integer(),
+        "max_fun": Integer(meaning="the most loss evaluations of lbfgs"),
+        **{name: Boolean() for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping")},
+    }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
@@ -477,26 +491,13 @@ class _MultilayerPerceptron(_base.BaseEstimator):
         _hidden_layer_sizes(self.hidden_layer_sizes)
         _hidden_activation(self.activation)
         _check_solver(self.solver)
-        _check_choice(self.learning_rate, "learning_rate", LEARNING_RATES)
-        for name in ("alpha", "tol", "power_t"):
-            _check_real(getattr(self, name), name, minimum=0.0)
-        for name in ("learning_rate_init", "epsilon"):
-            _check_real(getattr(self, name), name, minimum=0.0, strict=True)
-        for name in ("momentum", "beta_1", "beta_2"):
-            _check_real(getattr(self, name), name, minimum=0.0, maximum=1.0)
-        _check_real(self.validation_fraction, "validation_fraction", minimum=0.0, maximum=1.0, strict=True)
+        check_declared(self._parameter_checks, self.get_params(deep=False))
         if not (isinstance(self.batch_size, str) and self.batch_size == "auto"):
             check_integer(self.batch_size, "batch_size", meaning="or 'auto'")
-        check_integer(self.max_iter, "max_iter")
-        check_integer(self.max_fun, "max_fun", meaning="the most loss evaluations of lbfgs")
         if self.n_iter_no_change != math.inf:
             check_integer(self.n_iter_no_change, "n_iter_no_change", meaning="or numpy.inf for no limit")
-        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise TypeError(f"verbose must be True, False or an integer, got {self.verbose!r}")
-        _check_real(self.dropout, "dropout", minimum=0.0, maximum=1.0)
         if self.dropout and self._solver_name() == "lbfgs":
             raise ValueError(f"dropout={self.dropout} makes the loss random, which L-BFGS cannot minimise; use "
                              "solver='adam' or 'sgd', or dropout=0")
@@ -783,7 +784,7 @@ class MLPRegressor(_base.RegressorMixin, _MultilayerPerceptron):
 
     def _check_parameters(self):
         super()._check_parameters()
-        _check_choice(self.loss, "loss", REGRESSION_LOSSES)
+        OneOf(*REGRESSION_LOSSES, ignore_case=True).check(self.loss, "loss")
 
     def _stratifies_split(self):
         return False
@@ -870,22 +871,6 @@ def _check_solver(solver):
         raise TypeError(f"solver must be a string such as 'adam', got {solver!r}")
     if solver.strip().lower() != "lbfgs":
         get_optimizer(solver)  # raises ValueError listing the valid names for an unknown one
-
-
-def _check_choice(value, name, choices):
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, one of {', '.join(choices)}; got {value!r}")
-    if value.strip().lower() not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-
-
-def _check_real(value, name, *, minimum, maximum=None, strict=False):
-    """Raise unless ``value`` is a real number >= minimum (> with strict) and < maximum."""
-    value = check_real(value, name)  # TypeError for a bool, a string, ...
-    too_small = value <= minimum if strict else value < minimum
-    if not np.isfinite(value) or too_small or (maximum is not None and value >= maximum):
-        bound = f"{'>' if strict else '>='} {minimum}" + (f" and < {maximum}" if maximum is not None else "")
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
 
 
 def _check_known_classes(labels, classes, same):

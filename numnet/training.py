@@ -14,7 +14,7 @@ from .metrics import batch_accuracy
 from .optimizers import get_optimizer
 from .step import EpochLoss, Guard, TrainingStep
 from .targets import as_sample_weights
-from .validation import check_integer, check_real
+from .validation import Boolean, Integer, OneOf, Optional, Real, declare
 
 SAMPLING_MODES = ("epoch", "replacement")
 #: The entropy key of Dropout's random stream, beside (seed, epoch) of the batch order: the masks of step t
@@ -196,6 +196,12 @@ class TrainingData:
         return self.X_val is not None
 
 
+@declare(epochs=Optional(Integer()), iterations=Optional(Integer()),
+         batch_size=Optional(Integer(meaning="or None for the whole training set")),
+         learning_rate=Optional(Real(above=0)), shuffle=Boolean(), sampling=OneOf(*SAMPLING_MODES),
+         validation_split=Real(at_least=0, below=1), seed=Optional(Integer(0)), record_gradients=Boolean(),
+         patience=Optional(Integer()), tolerance=Real(at_least=0), restore_best=Boolean(), verbose=Boolean(),
+         diagnose=Boolean())
 def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
         learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
         seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
@@ -281,10 +287,9 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     batch_size = _resolve_batch_size(batch_size, data.n_samples)
     steps_per_epoch = math.ceil(data.n_samples / batch_size)
     total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
-    if sampling not in SAMPLING_MODES:
-        raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got {sampling!r}")
     _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
+    network.optimizer.bind(network)  # what its rule needs to know of the parameters (AdamW: which decay)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
                seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed),
                diagnose=diagnose)
@@ -585,8 +590,8 @@ class _EarlyStopping:
     (BatchNorm's running statistics belong with the weights they were measured under) to end with."""
 
     def __init__(self, patience, tolerance, restore_best, network):
-        self.patience = None if patience is None else check_integer(patience, "patience")
-        self.tolerance = float(tolerance)
+        self.patience = patience
+        self.tolerance = tolerance
         self.restore_best = restore_best
         self.network = network
         self.best_loss = math.inf
@@ -625,9 +630,6 @@ def _prepare_data(network, X, y, sample_weight, validation_data, validation_spli
         return _on_backend(network, X=X, Y=Y, X_val=X_val, Y_val=network.validate_targets(y_val, X_val.shape[0]),
                            weights=weights, val_weights=as_sample_weights(weights_val, X_val.shape[0], network.dtype,
                                                                           name="validation sample_weight"))
-    validation_split = check_real(validation_split, "validation_split")
-    if not 0.0 <= validation_split < 1.0:
-        raise ValueError(f"validation_split must be in [0, 1), got {validation_split}")
     if validation_split == 0.0:
         return _on_backend(network, X=X, Y=Y, weights=weights)
     n_validation = int(round(validation_split * X.shape[0]))
@@ -664,15 +666,15 @@ def _on_backend(network, **arrays):
 def _resolve_batch_size(batch_size, n_samples):
     if batch_size is None:
         return n_samples
-    return min(check_integer(batch_size, "batch_size", meaning="or None for the whole training set"), n_samples)
+    return min(batch_size, n_samples)
 
 
 def _resolve_total_steps(epochs, iterations, steps_per_epoch):
     if epochs is not None and iterations is not None:
         raise ValueError("give epochs or iterations, not both")
     if iterations is not None:
-        return check_integer(iterations, "iterations")
-    return check_integer(10 if epochs is None else epochs, "epochs") * steps_per_epoch
+        return iterations
+    return (10 if epochs is None else epochs) * steps_per_epoch
 
 
 def _resolve_optimizer(network, optimizer, learning_rate):
@@ -681,16 +683,9 @@ def _resolve_optimizer(network, optimizer, learning_rate):
     current = getattr(network, "optimizer", None)
     if optimizer is None and current is not None:
         if learning_rate is not None:
-            current.learning_rate = _positive_learning_rate(learning_rate)
+            current.learning_rate = learning_rate
         return current
     return get_optimizer("adam" if optimizer is None else optimizer, learning_rate)
-
-
-def _positive_learning_rate(learning_rate):
-    rate = check_real(learning_rate, "learning_rate")
-    if not (math.isfinite(rate) and rate > 0):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    return rate
 
 
 def _resolve_seed(network, seed):
@@ -699,5 +694,5 @@ def _resolve_seed(network, seed):
         seed = network.training_seed
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2 ** 63))
-    network.training_seed = check_integer(seed, "seed", minimum=0)
+    network.training_seed = int(seed)
     return network.training_seed

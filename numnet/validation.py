@@ -148,16 +148,25 @@ class Boolean:
 
 
 class OneOf:
-    """One of a few strings, exactly as written."""
+    """One of a few strings, exactly as written (or, with ``ignore_case``, whatever their case and spaces)."""
 
-    def __init__(self, *choices):
+    def __init__(self, *choices, ignore_case=False):
         self.choices = choices
+        self.ignore_case = ignore_case
 
     def check(self, value, name):
-        if value not in self.choices or not isinstance(value, str):
+        key = value.strip().lower() if self.ignore_case and isinstance(value, str) else value
+        if not isinstance(value, str) or key not in self.choices:
             error = ValueError if isinstance(value, str) else TypeError
             raise error(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
         return value
+
+
+def check_declared(constraints, values):
+    """Check each of ``values`` (a mapping of argument names to values) against its constraint in
+    ``constraints``: for objects that validate their settings later, as scikit-learn's estimators do in fit."""
+    for name, constraint in constraints.items():
+        constraint.check(values[name], name)
 
 
 class Optional:
