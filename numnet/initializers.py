@@ -10,6 +10,7 @@ import math
 import numpy as np
 
 from ._registry import lookup
+from .validation import Real, declare
 
 
 class Initializer:
@@ -54,11 +55,10 @@ class Normal(Initializer):
 
     name = "normal"
 
+    @declare(std=Real(above=0), mean=Real())
     def __init__(self, std=0.01, mean=0.0):
-        if not std > 0:
-            raise ValueError(f"std must be positive, got {std}")
-        self.std = float(std)
-        self.mean = float(mean)
+        self.std = std
+        self.mean = mean
 
     def sample(self, shape, rng):
         return self.mean + self.std * rng.standard_normal(shape)
@@ -114,8 +114,9 @@ class Constant(Initializer):
 
     name = "constant"
 
+    @declare(value=Real())
     def __init__(self, value=0.0):
-        self.value = float(value)
+        self.value = value
 
     def sample(self, shape, rng):
         return np.full(shape, self.value)

@@ -8,7 +8,7 @@ monitors (:meth:`Schedule.end_epoch`), and may ask training to stop.
 import math
 
 from ._registry import lookup
-from .validation import check_integer
+from .validation import Integer, OneOf, Real, check_integer, declare
 
 #: The directions a monitored value can improve in: "min" for a loss, "max" for a score such as accuracy.
 MODES = ("min", "max")
@@ -65,12 +65,10 @@ class StepDecay(Schedule):
 
     name = "step"
 
+    @declare(step_size=Integer(), factor=Real(above=0, at_most=1))
     def __init__(self, step_size=1000, factor=0.5):
-        step_size = check_integer(step_size, "step_size")
-        if not 0 < float(factor) <= 1:
-            raise ValueError(f"factor must be in (0, 1], got {factor}")
-        self.step_size = int(step_size)
-        self.factor = float(factor)
+        self.step_size = step_size
+        self.factor = factor
 
     def __call__(self, learning_rate, step):
         return learning_rate * self.factor ** (step // self.step_size)
@@ -87,11 +85,10 @@ class InverseScaling(Schedule):
 
     name = "inverse_scaling"
 
+    @declare(decay=Real(at_least=0), power=Real(at_least=0))
     def __init__(self, decay=1.0, power=0.5):
-        if float(decay) < 0 or float(power) < 0:
-            raise ValueError(f"decay and power must be >= 0, got decay={decay}, power={power}")
-        self.decay = float(decay)
-        self.power = float(power)
+        self.decay = decay
+        self.power = power
 
     def __call__(self, learning_rate, step):
         return learning_rate / (1.0 + self.decay * step) ** self.power
@@ -158,23 +155,19 @@ class ReduceOnPlateau(Schedule):
 
     name = "reduce_on_plateau"
 
+    @declare(factor=Real(above=0, below=1), tolerance=Real(at_least=0), mode=OneOf(*MODES),
+             min_learning_rate=Real(at_least=0), scale=Real(above=0), epochs_without_improvement=Integer(0))
     def __init__(self, factor=0.2, patience=10, tolerance=1e-4, mode="min", min_learning_rate=1e-6, *,
                  scale=1.0, best=None, epochs_without_improvement=0):
-        if not 0.0 < float(factor) < 1.0:
-            raise ValueError(f"factor must be in (0, 1), got {factor}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if float(tolerance) < 0 or float(min_learning_rate) < 0:
-            raise ValueError(f"tolerance and min_learning_rate must be >= 0, got {tolerance} and {min_learning_rate}")
-        self.factor = float(factor)
+        self.factor = factor
+        # math.inf: never reduce (scikit-learn's n_iter_no_change=inf)
         self.patience = patience if patience == math.inf else check_integer(patience, "patience", minimum=0)
-        self.tolerance = float(tolerance)
+        self.tolerance = tolerance
         self.mode = mode
-        self.min_learning_rate = float(min_learning_rate)
-        self.scale = float(scale)
+        self.min_learning_rate = min_learning_rate
+        self.scale = scale
         self.best = float(best) if best is not None else (math.inf if mode == "min" else -math.inf)
-        self.epochs_without_improvement = check_integer(epochs_without_improvement, "epochs_without_improvement",
-                                                        minimum=0)
+        self.epochs_without_improvement = epochs_without_improvement
 
     def __call__(self, learning_rate, step):
         return learning_rate * self.scale

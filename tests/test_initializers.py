@@ -107,7 +107,7 @@ def test_normal_with_a_mean_is_shifted_by_that_mean():
 
 @pytest.mark.parametrize("std", [0.0, -0.1, float("nan")])
 def test_normal_rejects_a_non_positive_std(std):
-    with pytest.raises(ValueError, match="std must be positive"):
+    with pytest.raises(ValueError, match="std must be a finite number > 0"):
         Normal(std=std)
 
 

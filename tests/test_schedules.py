@@ -61,8 +61,8 @@ def test_schedules_never_increase_the_rate(schedule):
     (lambda: StepDecay(step_size=0), "step_size must be a positive integer, got 0"),
     (lambda: StepDecay(factor=0.0), r"factor must be in \(0, 1\], got 0.0"),
     (lambda: StepDecay(factor=1.5), r"factor must be in \(0, 1\], got 1.5"),
-    (lambda: InverseScaling(decay=-1.0), "decay and power must be >= 0, got decay=-1.0"),
-    (lambda: InverseScaling(power=-0.5), "power=-0.5"),
+    (lambda: InverseScaling(decay=-1.0), "decay must be a finite number >= 0, got -1.0"),
+    (lambda: InverseScaling(power=-0.5), "power must be a finite number >= 0, got -0.5"),
 ])
 def test_invalid_schedule_arguments_raise_value_error_naming_the_value(make, message):
     with pytest.raises(ValueError, match=message):
@@ -157,7 +157,8 @@ def test_step_schedules_never_ask_to_stop():
     ({"factor": 1.0}, r"factor must be in \(0, 1\)"),
     ({"patience": -1}, "patience must be a non-negative integer"),
     ({"mode": "maximum"}, "mode must be one of min, max"),
-    ({"tolerance": -0.1}, "tolerance and min_learning_rate must be >= 0"),
+    ({"tolerance": -0.1}, "tolerance must be a finite number >= 0, got -0.1"),
+    ({"min_learning_rate": -1.0}, "min_learning_rate must be a finite number >= 0, got -1.0"),
 ])
 def test_invalid_reduce_on_plateau_arguments_raise_value_error(options, message):
     with pytest.raises(ValueError, match=message):

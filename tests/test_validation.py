@@ -30,6 +30,9 @@ REAL_ARGUMENTS = [
     (lambda value: network().fit(X, Y, epochs=1, learning_rate=value), "learning_rate"),
     (lambda value: network().fit(X, Y, epochs=1, validation_split=value), "validation_split"),
     (lambda value: network().fit(X, Y, epochs=1, patience=2, tolerance=value), "tolerance"),
+    (lambda value: numnet.schedules.StepDecay(factor=value), "factor"),
+    (lambda value: numnet.schedules.ReduceOnPlateau(tolerance=value), "tolerance"),
+    (lambda value: numnet.initializers.Normal(std=value), "std"),
     (lambda value: estimator_fit(alpha=value), "alpha"),
     (lambda value: estimator_fit(learning_rate_init=value), "learning_rate_init"),
 ]
