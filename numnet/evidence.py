@@ -9,7 +9,8 @@ and are looked through. Unit statistics treat axis 1 as the units (a dense layer
 convolution's channels) and every other axis (samples, pixels) as samples, as BatchNorm does. Whether a
 layer's units can die or saturate, and the derivative maximum saturation is measured against, are facts
 its activation carries (``dies``, ``saturates``, ``derivative_maximum``: numnet.activations), so a user's
-own activation is examined once it states them.
+own activation is examined once it states them; an activation whose derivative is computed from z
+(``derivative_from``) is judged on its z, recomputed from the layer's input.
 """
 
 import math
@@ -104,23 +105,41 @@ def saturated_fraction(activation, a):
     activation : Activation
         One that ``can_saturate``.
     a : ndarray, shape (n_samples, n_units) or ``(n_samples, n_units, *positions)``
-        Its output; every entry is one (unit, sample) pair, whatever the layout.
+        What its derivative is computed from: its output, or its input z for an activation whose
+        ``derivative_from`` is ``"z"``. Every entry is one (unit, sample) pair, whatever the layout.
     """
     xp = namespace(a)
     limit = SATURATION_DERIVATIVE_FRACTION * activation.derivative_maximum
     return float(xp.mean(xp.astype(activation.derivative(a) < limit, a.dtype)))
 
 
-def unit_statistics(network, outputs):
-    """({layer: dead fraction}, {layer: saturated fraction}) of the examined layers, from ``layer_outputs``."""
+def unit_statistics(network, outputs, X=None):
+    """({layer: dead fraction}, {layer: saturated fraction}) of the examined layers, from ``layer_outputs``.
+
+    ``X`` is the input those outputs came from; it is needed only when the first layer's activation
+    saturates and computes its derivative from z (its z is recomputed from the layer's input).
+    """
     dead, saturated = {}, {}
     for layer in examined_layers(network):
-        a = outputs[layer.name]
         if can_die(layer.activation):
-            dead[layer.name] = dead_fraction(a)
+            dead[layer.name] = dead_fraction(outputs[layer.name])
         else:
-            saturated[layer.name] = saturated_fraction(layer.activation, a)
+            saturated[layer.name] = saturated_fraction(layer.activation, derivative_argument(network, layer, outputs, X))
     return dead, saturated
+
+
+def derivative_argument(network, layer, outputs, X=None):
+    """What the derivative of ``layer``'s activation is computed from: its output (from ``layer_outputs``), or
+    for an activation whose ``derivative_from`` is ``"z"`` its z, recomputed by the layer's ``forward_logits``
+    from its input (the previous layer's output, or ``X`` for the first layer) in inference mode."""
+    if layer.activation.derivative_from != "z":
+        return outputs[layer.name]
+    index = next(position for position, candidate in enumerate(network.layers) if candidate is layer)
+    layer_input = X if index == 0 else outputs[network.layers[index - 1].name]
+    if layer_input is None:
+        raise ValueError(f"layer {layer.name}'s activation {layer.activation.name!r} computes its derivative from "
+                         "z, which needs the network's input: pass X to unit_statistics")
+    return layer.forward_logits(layer_input, training=False)[0]
 
 
 def probe_rows(n_samples, seed):
@@ -165,8 +184,9 @@ class TrainingMonitor:
             self._unit_curves(layer).setdefault(layer.name, [])
         self._entries, self._segments = _ratio_entries(network, self.weight_names)
 
-    def after_step(self, previous_parameters):
-        """Record the step that just moved the weights from ``previous_parameters`` (the flat buffer before it)."""
+    def after_step(self, previous_parameters, gradient_norm=None):
+        """Record the step that just moved the weights from ``previous_parameters`` (the flat buffer before it);
+        ``gradient_norm``: the gradient's norm before clipping, when the step clipped it (else measured here)."""
         network, history = self.network, self.history
         xp = namespace(network.flat_parameters)
         before = xp.take(previous_parameters, self._entries)
@@ -175,11 +195,13 @@ class TrainingMonitor:
             size = math.sqrt(squared_norm(before[start:stop]))
             ratio = math.sqrt(squared_norm(change[start:stop])) / size if size > 0.0 else math.inf
             history.update_ratio[name].append(ratio)
-        history.gradient_norm.append(math.sqrt(squared_norm(network.flat_gradients)))
+        if gradient_norm is None:
+            gradient_norm = math.sqrt(squared_norm(network.flat_gradients))
+        history.gradient_norm.append(gradient_norm)
 
     def after_epoch(self):
         """Record the examined layers' dead and saturated fractions on the probe rows."""
-        dead, saturated = unit_statistics(self.network, layer_outputs(self.network, self.X_probe))
+        dead, saturated = unit_statistics(self.network, layer_outputs(self.network, self.X_probe), self.X_probe)
         for layer in self.examined:
             self._unit_curves(layer)[layer.name].append({**dead, **saturated}[layer.name])
 

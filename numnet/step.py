@@ -2,7 +2,8 @@
 finder all train a batch by calling :class:`TrainingStep`.
 
 A step is a training forward pass and a backward pass on one batch (the penalty included), the
-data-parallel average of the gradients, and the optimiser's update. What differs between the loops is a
+data-parallel average of the gradients, the clipping of their global norm (when asked), and the optimiser's
+update. What differs between the loops is a
 choice each passes in, never a copy of the step:
 
 - where Dropout's masks come from (``rng``);
@@ -16,7 +17,29 @@ The loss of an epoch is the mean of its batches' losses weighted by what each lo
 or their weights' sum): :class:`EpochLoss`.
 """
 
+import math
+
+from .backend import squared_norm
 from .distributed import SingleProcess
+
+#: Added to the global norm before dividing by it, as torch.nn.utils.clip_grad_norm_ does, so that a zero
+#: gradient is never divided by zero (and the two clip the same gradients by the same factor).
+CLIP_EPSILON = 1e-6
+
+
+def clip_by_global_norm(gradients, max_norm):
+    """Scale ``gradients`` (the flat buffer of every parameter's gradient) in place so that their global
+    norm ‖g‖₂ is at most ``max_norm``: g ← g · max_norm / (‖g‖ + ε) when that factor is below 1, as
+    ``torch.nn.utils.clip_grad_norm_`` does. Returns the norm before clipping.
+
+    A recurrent network's gradient can grow exponentially through time ("Deep Learning from Scratch 2",
+    chapter 6): rescaling the whole gradient keeps its direction and bounds the step.
+    """
+    norm = math.sqrt(squared_norm(gradients))
+    scale = max_norm / (norm + CLIP_EPSILON)
+    if scale < 1.0:  # also for an infinite norm (scale 0), as PyTorch's clamp does
+        gradients *= scale
+    return norm
 
 
 class Guard:
@@ -49,13 +72,26 @@ class TrainingStep:
         of their weights), on top of the network's own ``l2``: scikit-learn's ``alpha``.
     guard : Guard, optional
         The loop's policy around each update (:class:`Guard`).
+    clip_norm : float, optional
+        Clip the global norm of the gradient to this after it is complete (after the data-parallel
+        average) and before the update (:func:`clip_by_global_norm`).
+
+    Attributes
+    ----------
+    gradient_norm : float or None
+        With ``clip_norm``: the global norm of the last step's gradient, before clipping.
+    clipped : bool
+        Whether the last step's gradient was clipped.
     """
 
-    def __init__(self, network, *, communicator=None, batch_scaled_l2=0.0, guard=None):
+    def __init__(self, network, *, communicator=None, batch_scaled_l2=0.0, guard=None, clip_norm=None):
         self.network = network
         self.communicator = communicator if communicator is not None else SingleProcess()
         self.batch_scaled_l2 = float(batch_scaled_l2)
         self.guard = guard if guard is not None else Guard()
+        self.clip_norm = clip_norm
+        self.gradient_norm = None
+        self.clipped = False
 
     def __call__(self, X, Y, weights=None, *, rng=None, counts=None):
         """Train on the prepared batch (X, Y) (this rank's shard of it) and return its loss before the update.
@@ -85,6 +121,9 @@ class TrainingStep:
             loss = self.communicator.combine_gradients(network.flat_gradients, loss, *counts)
         if not self.guard.approve(loss):
             return None
+        if self.clip_norm is not None:
+            self.gradient_norm = clip_by_global_norm(network.flat_gradients, self.clip_norm)
+            self.clipped = self.gradient_norm + CLIP_EPSILON > self.clip_norm
         previous = self.guard.previous_parameters()
         network.optimizer.step(network.flat_parameters, network.flat_gradients, previous=previous)
         network.iterations_trained += 1

@@ -52,6 +52,8 @@ class History:
         With ``fit(diagnose=True)``: for every weight, the update-to-weight ratio ‖ΔW‖/‖W‖ of every step.
     gradient_norm : list of float
         With ``fit(diagnose=True)``: the norm ‖g‖ of the whole gradient at every step.
+    clipped_fraction : list of float
+        With ``fit(clip_norm=...)``: the fraction of each epoch's steps whose gradient was clipped.
     dead_units, saturated_units : dict of str to list of float
         With ``fit(diagnose=True)``: per layer whose activation can die (relu), the fraction of units zero on
         every probe row, and per layer whose activation saturates (sigmoid, tanh) the fraction of (unit,
@@ -69,6 +71,7 @@ class History:
     learning_rate: list = field(default_factory=list)
     update_ratio: dict = field(default_factory=dict)
     gradient_norm: list = field(default_factory=list)
+    clipped_fraction: list = field(default_factory=list)
     dead_units: dict = field(default_factory=dict)
     saturated_units: dict = field(default_factory=dict)
 
@@ -170,7 +173,7 @@ class EpochReport:
 
 #: The History's per-epoch curves, its plain curves (those and the per-step ones), and its tables of curves
 #: by parameter or layer name.
-_EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate")
+_EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "clipped_fraction")
 _CURVES = ("iteration_loss", *_EPOCH_CURVES, "gradient_norm")
 _NAMED_CURVES = ("gradient_mean_abs", "update_ratio", "dead_units", "saturated_units")
 
@@ -201,11 +204,11 @@ class TrainingData:
          learning_rate=Optional(Real(above=0)), shuffle=Boolean(), sampling=OneOf(*SAMPLING_MODES),
          validation_split=Real(at_least=0, below=1), seed=Optional(Integer(0)), record_gradients=Boolean(),
          patience=Optional(Integer()), tolerance=Real(at_least=0), restore_best=Boolean(), verbose=Boolean(),
-         diagnose=Boolean())
+         diagnose=Boolean(), clip_norm=Optional(Real(above=0)))
 def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
         learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
         seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-        verbose=False, distributed=None, diagnose=False):
+        verbose=False, distributed=None, diagnose=False, clip_norm=None):
     """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
 
     Parameters
@@ -264,6 +267,11 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
         Also record the evidence :func:`numnet.diagnose` reads (numnet.evidence.TrainingMonitor): the
         update-to-weight ratio of every weight and the gradient norm at every step, and the dead and
         saturated units of every relu, sigmoid and tanh layer after every epoch. Off, it costs nothing.
+    clip_norm : float, optional
+        Clip the global norm of the gradient over every parameter to this, after the gradient is complete
+        (after the data-parallel average) and before the optimiser, as ``torch.nn.utils.clip_grad_norm_``
+        does (numnet.step.clip_by_global_norm); ``History.clipped_fraction`` records how often it clipped.
+        With ``diagnose``, ``History.gradient_norm`` holds the norms before clipping.
 
     Returns
     -------
@@ -292,7 +300,7 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     network.optimizer.bind(network)  # what its rule needs to know of the parameters (AdamW: which decay)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
                seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed),
-               diagnose=diagnose)
+               diagnose=diagnose, clip_norm=clip_norm)
     stopper = _EarlyStopping(patience, tolerance, restore_best, network) \
         if patience is not None or restore_best else None
     n_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -347,7 +355,7 @@ class _Run(Guard):
     steps (numnet.step): a diverging step is undone and raises, every kept step is recorded."""
 
     def __init__(self, network, data, *, batch_size, sampling, shuffle, seed, record_gradients, communicator,
-                 diagnose=False):
+                 diagnose=False, clip_norm=None):
         self.network = network
         self.communicator = communicator
         self.data = data
@@ -377,7 +385,7 @@ class _Run(Guard):
         self.context = BatchContext(communicator)
         for layer in network.layers:
             layer.context = self.context
-        self.train_step = TrainingStep(network, communicator=communicator, guard=self)
+        self.train_step = TrainingStep(network, communicator=communicator, guard=self, clip_norm=clip_norm)
         self.monitor = None
         if diagnose:
             X_probe = network.backend.take_rows(data.X, probe_rows(data.n_samples, seed))
@@ -396,7 +404,7 @@ class _Run(Guard):
         rng = np.random.default_rng([self.seed, epoch_index])
         started = time.perf_counter()
         learning_rate = network.optimizer.current_learning_rate
-        epoch_loss, correct, seen = EpochLoss(), 0, 0
+        epoch_loss, correct, seen, clipped = EpochLoss(), 0, 0, 0
         self.steps_done_in_epoch = 0
         for indices in self._batches(rng, steps):
             X_batch, Y_batch, weights = self._take_shard(indices)
@@ -405,6 +413,7 @@ class _Run(Guard):
                 if network.needs_rng else None
             loss = self.train_step(X_batch, Y_batch, weights, rng=masks, counts=self.last_counts)
             epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
+            clipped += self.train_step.clipped
             if network.is_classifier and X_batch.shape[0]:
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
             seen += X_batch.shape[0]
@@ -414,6 +423,8 @@ class _Run(Guard):
         network.epochs_trained += 1
         history.epoch_loss.append(epoch_loss.mean)
         history.learning_rate.append(learning_rate)
+        if self.train_step.clip_norm is not None:
+            history.clipped_fraction.append(clipped / steps)
         if self.monitor is not None:
             self.monitor.after_epoch()
         report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
@@ -488,7 +499,7 @@ class _Run(Guard):
                 xp = namespace(gradient)
                 self.history.gradient_mean_abs[name].append(float(xp.mean(xp.abs(gradient))))
         if self.monitor is not None:
-            self.monitor.after_step(previous)
+            self.monitor.after_step(previous, gradient_norm=self.train_step.gradient_norm)
 
     def _check_loss(self, loss, *, completed_epoch=None):
         """Raise DivergenceError, after undoing the update that led here, when ``loss`` is not finite or has
