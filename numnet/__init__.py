@@ -14,7 +14,7 @@ Quick start::
 
 __version__ = "0.2.0"
 
-from .activations import ACTIVATIONS, get_activation
+from .activations import ACTIVATIONS, get_activation, register_activation
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
 from .doctor import Finding, diagnose
@@ -47,7 +47,7 @@ from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
 
 __all__ = [
-    "ACTIVATIONS", "get_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
+    "ACTIVATIONS", "get_activation", "register_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
     "register_layer", "Conv2D", "MaxPool2D", "Flatten",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError", "PrecisionWarning",

@@ -241,7 +241,7 @@ def _unit_findings(network, X, *, still_learning):
     """dead_relu and saturated, one per examined layer past its threshold; saturated only ``still_learning``."""
     if not examined_layers(network):
         return []
-    dead, saturated = unit_statistics(network, layer_outputs(network, X))
+    dead, saturated = unit_statistics(network, layer_outputs(network, X), X)
     findings = [Finding("dead_relu", name, fraction, DEAD_UNITS_THRESHOLD, "fraction of units zero on every sample",
                         "Most of this relu layer's units output 0 for every input and so never learn again: lower "
                         "the learning rate, start the biases at 0, or use leaky_relu.")

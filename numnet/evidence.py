@@ -124,7 +124,8 @@ def unit_statistics(network, outputs, X=None):
         if can_die(layer.activation):
             dead[layer.name] = dead_fraction(outputs[layer.name])
         else:
-            saturated[layer.name] = saturated_fraction(layer.activation, derivative_argument(network, layer, outputs, X))
+            argument = derivative_argument(network, layer, outputs, X)  # a, or z where f' is computed from z
+            saturated[layer.name] = saturated_fraction(layer.activation, argument)
     return dead, saturated
 
 

@@ -239,6 +239,9 @@ class AffineLayer(Layer):
     """
 
     bias = True
+    #: z, kept by a training forward pass for an activation whose derivative is computed from z (else None:
+    #: the cache's a serves, and z was overwritten by it).
+    _z = None
 
     def _set_components(self, activation, weight_init, bias_init, bias):
         """Resolve and store the activation, the initialisers ("auto": He before relu, else Xavier) and the
@@ -261,8 +264,10 @@ class AffineLayer(Layer):
         With ``training=True``, cache what backward needs of x, and a; with False, cache nothing (and drop
         any old cache).
         """
+        if self.activation.derivative_from == "z":
+            return self.forward_logits(x, training, rng)[1]  # z stays: backward computes f'(z) from it
         saved, z = self._affine(x)
-        # z is not needed after this (every derivative is computed from a), so the bias and then a overwrite
+        # z is not needed after this (the derivative is computed from a), so the bias and then a overwrite
         # it (benchmarks/NOTES.md, "activations in place"); Dense's relu(z + b) is one compiled pass when
         # numnet.kernels applies ("compiled bias and relu"), the same numbers.
         if self.bias:
@@ -270,15 +275,18 @@ class AffineLayer(Layer):
         else:
             a = self.activation.forward(z, out=z)
         self._cache = (saved, a) if training else None
+        self._z = None
         return a
 
     def forward_logits(self, x, training=False, rng=None):
-        """(z, a): the logits stay, for the fused losses."""
+        """(z, a): the logits stay, for the fused losses (and for an activation whose derivative is computed
+        from z, cached for backward)."""
         saved, z = self._affine(x)
         if self.bias:
             z += self._bias_term()
         a = self.activation.forward(z)
         self._cache = (saved, a) if training else None
+        self._z = z if training and self.activation.derivative_from == "z" else None
         return z, a
 
     @property
@@ -290,9 +298,12 @@ class AffineLayer(Layer):
         """Backpropagate dC/da (not modified) through the activation and the affine map; returns dC/dx, or
         None when ``propagate`` is False."""
         _, a = self._require_cache()
-        # BP2 (its second factor; BP1 for the output layer): delta = dC/da ⊙ f'(z)
-        delta = self.activation.backward(grad_output, a)
+        # BP2 (its second factor; BP1 for the output layer): delta = dC/da ⊙ f'(z), f' computed from a or z
+        delta = self.activation.backward(grad_output, a if self._z is None else self._z)
         return self.backward_delta(delta, propagate)
+
+    def clear_cache(self):
+        self._cache = self._z = None
 
     def _components(self):
         """The activation, initialisers and bias switch as config entries (rebuilt by _components_from)."""
@@ -438,18 +449,20 @@ class Activation(Layer):
     def forward(self, x, training=False, rng=None):
         # A new array, never x itself: x is the previous layer's output, which its backward may still need.
         a = self.activation.forward(x)
-        self._cache = a if training else None
+        # What backward's f' is computed from: a, or x itself (this layer's z) when the activation says "z"
+        kept = x if self.activation.derivative_from == "z" else a
+        self._cache = kept if training else None
         return a
 
     def forward_logits(self, x, training=False, rng=None):
         return x, self.forward(x, training, rng)
 
     def backward(self, grad_output, propagate=True):
-        a = self._require_cache()
+        kept = self._require_cache()
         if not propagate:
             return None
         # BP2's second factor, on its own: dC/dx = dC/da ⊙ f'(x)
-        return self.activation.backward(grad_output, a)
+        return self.activation.backward(grad_output, kept)
 
     def backward_delta(self, delta, propagate=True):
         self._require_cache()
@@ -722,7 +735,8 @@ def _feature_axes(x):
 
 
 def auto_weight_init(activation):
-    """The initialiser ``weight_init="auto"`` picks for a layer followed by ``activation``.
+    """The initialiser ``weight_init="auto"`` picks for a layer followed by ``activation``: the activation's
+    own ``default_weight_init`` fact.
 
     He keeps the spread of relu-like layers (they zero half their inputs); Xavier keeps that of the others.
 
@@ -734,8 +748,8 @@ def auto_weight_init(activation):
     Returns
     -------
     str
-        ``"he"`` for relu and leaky_relu, ``"xavier"`` for every other activation: a name of
-        :data:`numnet.INITIALIZERS`.
+        A name of :data:`numnet.INITIALIZERS`: ``"he"`` for relu and leaky_relu, ``"xavier"`` for numnet's
+        other activations and for an activation that does not state the fact.
 
     Examples
     --------
@@ -743,7 +757,7 @@ def auto_weight_init(activation):
     >>> auto_weight_init(get_activation("relu")), auto_weight_init(get_activation("tanh"))
     ('he', 'xavier')
     """
-    return "he" if activation.name in ("relu", "leaky_relu") else "xavier"
+    return getattr(activation, "default_weight_init", "xavier")
 
 
 def _resolve_weight_init(spec, activation):

@@ -21,7 +21,7 @@ from numnet import errors
 from numnet.atomic import write_atomically
 from numnet.conv import Conv2D
 from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
-from numnet.evidence import as_numpy_outputs, can_die, can_saturate, layer_outputs, saturated_fraction
+from numnet.evidence import as_numpy_outputs, can_die, layer_outputs, unit_statistics
 from numnet.metrics import as_class_indices, confusion_matrix
 from numnet.training import History
 from numnet.validation import check_integer
@@ -1098,13 +1098,17 @@ def plot_diagnosis(network, X, history=None, *, path=None, max_layers=DIAGNOSIS_
     """
     history = None if history is None else _as_history(history)
     check_integer(max_layers, "max_layers")
-    outputs = as_numpy_outputs(layer_outputs(network, network.prepare_inputs(X)))
+    inputs = network.prepare_inputs(X)
+    raw_outputs = layer_outputs(network, inputs)
+    saturated = unit_statistics(network, raw_outputs, inputs)[1]
+    outputs = as_numpy_outputs(raw_outputs)
     shown = [layer for layer in network.layers[:-1] if layer.activation is not None][:max_layers]
     columns = max(1, len(shown))
     figure = _new_figure(figsize or (max(6.4, 2.6 * columns), 8.0), dpi)
     grid = figure.add_gridspec(3, columns)
     for column, layer in enumerate(shown):
-        _draw_activation_histogram(figure.add_subplot(grid[0, column]), layer, outputs[layer.name])
+        _draw_activation_histogram(figure.add_subplot(grid[0, column]), layer, outputs[layer.name],
+                                   saturated.get(layer.name))
     if not shown:
         _draw_note(figure.add_subplot(grid[0, :]), "no hidden layer with an activation to show")
     ratios = history.update_ratio if history is not None else {}
@@ -1117,16 +1121,16 @@ def plot_diagnosis(network, X, history=None, *, path=None, max_layers=DIAGNOSIS_
     return _finish(figure, path)
 
 
-def _draw_activation_histogram(axes, layer, values):
-    """One layer's output values as a histogram, titled with its dead or saturated fraction."""
+def _draw_activation_histogram(axes, layer, values, saturated):
+    """One layer's output values as a histogram, titled with its dead fraction or its ``saturated`` one
+    (from unit_statistics; None for a layer that does not saturate)."""
     values = np.asarray(values, dtype=np.float64).ravel()
     axes.hist(values[np.isfinite(values)], bins=DIAGNOSIS_HISTOGRAM_BINS, color="tab:blue")
-    name = layer.activation.name
-    title = f"{layer.name} ({name})"
+    title = f"{layer.name} ({layer.activation.name})"
     if can_die(layer.activation):
         title += f"\n{100 * float(np.mean(values <= 0)):.0f}% of outputs zero"
-    elif can_saturate(layer.activation):
-        title += f"\n{100 * saturated_fraction(layer.activation, values):.0f}% on the flat tails"
+    elif saturated is not None:
+        title += f"\n{100 * saturated:.0f}% on the flat tails"
     axes.set_title(title, fontsize="small")
     axes.set_xlabel("activation")
     axes.set_yscale("log")
