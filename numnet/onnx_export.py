@@ -2,7 +2,7 @@
 
 Every layer kind maps to standard ONNX operators at opset :data:`OPSET` through one table,
 :data:`LAYER_EXPORTERS` (a user's own layer kind is added with :func:`register_onnx_exporter`), and every
-activation through :data:`ACTIVATION_EXPORTERS`:
+activation through its own ``onnx_nodes`` method (:meth:`numnet.activations.Activation.onnx_nodes`):
 
 =============  ======================================================================================
 layer kind     ONNX operators
@@ -89,31 +89,9 @@ class _Graph:
 # ---- activations -----------------------------------------------------------------------------------------
 
 
-def _leaky_relu(graph, x, activation):
-    # Max(x, α·x): numnet's own formula, in the model's dtype (see the module docstring).
-    scaled = graph.node("Mul", [x, graph.constant("negative_slope", activation.negative_slope)])
-    return graph.node("Max", [x, scaled], hint="leaky_relu")
-
-
-ACTIVATION_EXPORTERS = {
-    "linear": lambda graph, x, activation: x,
-    "relu": lambda graph, x, activation: graph.node("Relu", [x]),
-    "sigmoid": lambda graph, x, activation: graph.node("Sigmoid", [x]),
-    "tanh": lambda graph, x, activation: graph.node("Tanh", [x]),
-    "softmax": lambda graph, x, activation: graph.node("Softmax", [x], axis=-1),
-    "leaky_relu": _leaky_relu,
-    "exp": lambda graph, x, activation: graph.node("Exp", [x]),
-}
-
-
 def _activation(graph, x, activation):
-    if activation is None:
-        return x
-    exporter = ACTIVATION_EXPORTERS.get(activation.name)
-    if exporter is None:
-        raise ValueError(f"no ONNX form for the activation {activation.name!r}; numnet exports: "
-                         f"{', '.join(sorted(ACTIVATION_EXPORTERS))}")
-    return exporter(graph, x, activation)
+    """The activation's own ONNX operators (its ``onnx_nodes``) after ``x``; ``x`` itself without one."""
+    return x if activation is None else activation.onnx_nodes(graph, x)
 
 
 # ---- layers ----------------------------------------------------------------------------------------------
@@ -330,4 +308,4 @@ def _model(onnx, graph, network, outputs, metadata):
     return model
 
 
-__all__ = ["OPSET", "LAYER_EXPORTERS", "ACTIVATION_EXPORTERS", "register_onnx_exporter", "to_onnx"]
+__all__ = ["OPSET", "LAYER_EXPORTERS", "register_onnx_exporter", "to_onnx"]
