@@ -542,7 +542,9 @@ class MLPClassifier(_base.ClassifierMixin, _MultilayerPerceptron):
     hidden_layer_sizes : int or sequence of int, default (100,)
         The size of each hidden layer.
     activation : {"relu", "tanh", "logistic", "identity", "sigmoid", "leaky_relu", "linear"}, default "relu"
-        Hidden-layer activation ("logistic" is scikit-learn's name for "sigmoid").
+        Hidden-layer activation ("logistic" is scikit-learn's name for "sigmoid"), or any other name in
+        :data:`numnet.ACTIVATIONS` (one registered with :func:`numnet.register_activation` included) but the
+        output activations softmax and exp.
     solver : {"adam", "sgd", "lbfgs", "momentum", "nesterov", "adagrad", "rmsprop"}, default "adam"
         "lbfgs" is full-batch L-BFGS-B (SciPy); "adam" and "sgd" are scikit-learn's stochastic solvers ("sgd"
         uses ``momentum`` and ``nesterovs_momentum``); the others are numnet's optimisers.
@@ -838,13 +840,14 @@ def _hidden_layer_sizes(value):
 
 
 def _hidden_activation(name):
-    """The numnet activation name for ``name``; softmax and exp are output activations only."""
+    """The numnet activation name for ``name`` (scikit-learn's or any of ACTIVATIONS); one that says it is
+    ``output_only`` (softmax, exp) is refused."""
     if not isinstance(name, str):
         raise TypeError(f"activation must be a string such as 'relu', got {name!r}")
     key = name.strip().lower()
-    if key in ("softmax", "exp"):
+    # raises ValueError listing the valid names (scikit-learn's "logistic" is one)
+    if get_activation(key).output_only:
         raise ValueError(f"activation={name!r} is for output layers; choose relu, tanh, logistic or identity")
-    get_activation(key)  # raises ValueError listing the valid names (scikit-learn's "logistic" is one)
     return key
 
 
