@@ -7,6 +7,7 @@ the numbers `numnet explain` prints, closed forms and the reference numbers of t
 
 import base64
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -211,7 +212,7 @@ def test_gradcheck_passes_with_every_relative_error_below_1e_6():
 
 
 def test_gradcheck_exits_1_and_prints_fail_when_an_error_is_too_large(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "gradient_check", lambda network, X, y: {"dense_0.W": 1e-9, "dense_0.b": 0.3})
+    monkeypatch.setattr(cli.gradcheck, "gradient_check", lambda network, X, y: {"dense_0.W": 1e-9, "dense_0.b": 0.3})
     assert cli.main(["gradcheck"]) == 1
     output = capsys.readouterr().out
     assert re.search(r"dense_0\.b\s+3\.00e-01\s+FAIL", output)
@@ -486,3 +487,48 @@ def test_a_model_written_by_numnet_0_2_train_predicts_its_raw_rows_as_it_did_the
     np.testing.assert_allclose(probabilities, expected["batchnorm_dropout_proba"], rtol=0, atol=PREDICTED_TOLERANCE)
     assert [row[0] for row in table[1:]] == [["a", "b", "c"][index]
                                              for index in expected["batchnorm_dropout_proba"].argmax(axis=1)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command as a package (issue 22)
+
+# Every public name numnet/cli.py had in numnet 0.2.0 (commit 958fab0), importable from the package.
+NAMES_OF_0_2 = (
+    "BROKEN_PIPE_STATUS", "CHECKPOINT_FILE_NAME", "DATA_NAMES", "DATA_SEED", "DEBUG_ENVIRONMENT_VARIABLE",
+    "DEFAULT_DATA", "DEFAULT_EXPERIMENTS_OUTPUT", "DEFAULT_OUTPUT", "DIAGNOSIS_FILE_NAME", "ERROR_PREFIX",
+    "GRADCHECK_BIAS_STD", "GRADCHECK_THRESHOLD", "GRADIENT_SMOOTHING", "LINE_SAMPLES", "LR_FINDER_FILE_NAME",
+    "LoadedData", "MAX_PORT", "MODEL_FILE_NAME", "RECIPES", "Recipe", "SMALLEST_WEIGHT_IMAGE",
+    "SMALL_NETWORK_PARAMETERS", "SPLIT_SEED", "TEST_SIZE", "build_network", "build_parser", "command_doctor",
+    "command_evaluate", "command_experiments", "command_explain", "command_export", "command_gradcheck",
+    "command_lr_find", "command_playground", "command_predict", "command_train", "error_message",
+    "evaluation_data", "layer_sizes_for", "load_data", "main", "network_targets", "prediction_table",
+    "read_feature_rows", "scaler_from_metadata", "scaler_to_metadata", "takes_images", "training_inputs",
+)
+
+
+def test_every_name_numnet_cli_had_in_0_2_is_still_importable_from_it():
+    missing = [name for name in NAMES_OF_0_2 if not hasattr(cli, name)]
+    assert not missing, f"numnet.cli lost {missing}"
+    scaler = preprocessing.StandardScaler().fit(np.array([[1.0], [3.0]]))
+    assert cli.scaler_to_metadata(scaler) == {"type": "standard", "mean": [2.0], "scale": [1.0]}
+
+
+def test_the_network_builder_takes_a_network_spec_and_builds_what_the_engine_builds_from_those_settings():
+    data = cli.load_data("spiral", dtype="float64")
+    spec = cli.NetworkSpec(layers=[2, 16, 3], activation="tanh", l2=1e-3, dropout=0.1, batch_norm=True,
+                           dtype="float64", seed=5)
+    network = cli.build_network(spec, data)
+    # The oracle: the engine's own constructor with the same settings (and the loss classes imply).
+    reference = numnet.Network([2, 16, 3], activation="tanh", loss="softmax_cross_entropy", l2=1e-3, dropout=0.1,
+                               batch_norm=True, dtype="float64", seed=5)
+    assert network.summary() == reference.summary()
+    for name, value in reference.parameters().items():
+        np.testing.assert_array_equal(network.parameters()[name], value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 6
+
+
+def test_a_spec_with_the_defaults_builds_the_recipes_network_for_the_data():
+    data = cli.load_data("digits")
+    assert cli.build_network(cli.NetworkSpec(), data).layer_sizes == [64, *cli.RECIPES["digits"].hidden, 10]
+    assert isinstance(cli.build_network(cli.NetworkSpec(model="cnn"), data).layers[0], numnet.Conv2D)

@@ -1,0 +1,44 @@
+"""``numnet evaluate``: the loss, accuracy and per-class report of a saved model on a data set or CSV file."""
+
+import numpy as np
+
+from numnet.metrics import classification_report, predicted_classes
+from numnet.persistence import load_model
+
+from .model import network_targets, takes_images
+from .saved_model import check_label_range, evaluation_data, model_class_names, model_inputs
+
+
+def command_evaluate(args):
+    """Print the loss, accuracy and per-class report of a saved model on a data set or CSV file."""
+    network = load_model(args.model)
+    X, y, description = evaluation_data(args.data, network, args.target)
+    X = model_inputs(network, X, args.data)
+    shape = f"images {network.input_shape}, " if takes_images(network) else ""
+    print(f"model: {args.model} ({shape}{network.layer_sizes}, loss {network.loss.name})")
+    print(f"data: {description}")
+    class_names = model_class_names(network)
+    if class_names is None:
+        outputs = network.forward(X)
+        rmse = float(np.sqrt(np.mean((outputs - y) ** 2)))
+        print(f"loss: {network.loss_value(X, y):.4f}   RMSE: {rmse:.4f}")
+        return 0
+    check_label_range(y, class_names)
+    loss = network.loss_value(X, network_targets(network, y, len(class_names)))
+    predicted = predicted_classes(network.forward(X))
+    correct = int(np.sum(predicted == y))
+    print(f"loss: {loss:.4f}   accuracy: {correct / y.size:.4f} ({correct} of {y.size})")
+    print(classification_report(y, predicted, class_names))
+    return 0
+
+
+def add_parser(commands):
+    """Add ``numnet evaluate`` to the subparsers ``commands``."""
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a saved model", description="Print the loss, accuracy and per-class report "
+        "of a saved model. DATA is a data set name (evaluated on the held-out 20%% that train kept aside) or a "
+        "CSV file (all of its rows).")
+    evaluate.add_argument("model", metavar="MODEL")
+    evaluate.add_argument("data", metavar="DATA")
+    evaluate.add_argument("--target", metavar="COLUMN", help="label column of the CSV (default: the training one)")
+    evaluate.set_defaults(run=command_evaluate)

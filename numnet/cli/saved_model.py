@@ -1,0 +1,84 @@
+"""A saved model on new data, as ``evaluate``, ``predict`` and ``doctor`` use it: its class names, the rows
+it is evaluated on, and those rows scaled (or shaped as images) the way it was trained."""
+
+import numpy as np
+
+from numnet import datasets
+from numnet.preprocessing import scaler_from_metadata
+
+from .data import DATA_NAMES, csv_target, load_data
+from .model import as_images, takes_images
+
+
+def model_class_names(network):
+    """The class names saved with the model, "0", "1", ... for a classifier saved without them, or None for
+    a regression model."""
+    names = (network.metadata or {}).get("class_names")
+    if names:
+        return [str(name) for name in names]
+    if not network.is_classifier:
+        return None
+    return [str(index) for index in range(max(network.n_outputs, 2))]
+
+
+def model_inputs(network, X, source):
+    """X checked against the model's input size and scaled with the model's saved scaler (an MLP), or shaped
+    as the images a convolutional model takes; ``source`` names X in the error.
+
+    Raises
+    ------
+    ValueError
+        When X has another number of columns than the model takes.
+    """
+    if takes_images(network):
+        return as_images(network, np.asarray(X, dtype=network.dtype), source)
+    if X.shape[1] != network.n_inputs:
+        raise ValueError(
+            f"{source} has {X.shape[1]} feature columns but the model expects {network.n_inputs}; "
+            "use data with the same columns as the training data"
+        )
+    scaler = scaler_from_metadata((network.metadata or {}).get("scaler"))
+    X = np.asarray(X, dtype=network.dtype)
+    return X if scaler is None else scaler.transform(X)
+
+
+def evaluation_data(source, network, target=None):
+    """(X, y, description) to evaluate ``network`` on: a data set's held-out test rows, or a whole CSV file.
+
+    ``y`` holds class indices in the model's class order, or real values (n, 1) for a regression model.
+    """
+    metadata = network.metadata or {}
+    if source.strip().lower() in DATA_NAMES:
+        data = load_data(source, dtype=network.dtype.name)
+        return data.X_test, data.y_test, f"{data.description}, held-out test rows"
+    if target is None:
+        target = metadata.get("data", {}).get("target", -1)
+    table = datasets.load_csv(source, target=csv_target(target), dtype=network.dtype.name)
+    description = f"{source}: {table.X.shape[0]} rows, target {table.target_name!r}"
+    class_names = model_class_names(network)
+    if class_names is None:
+        values = table.y if table.classes is None else table.classes[table.y].astype(np.float64)
+        return table.X, np.asarray(values, dtype=np.float64).reshape(-1, 1), description
+    if table.classes is None:
+        raise ValueError(f"the target column {table.target_name!r} of {source} holds real numbers, but the "
+                         "model is a classifier; choose the label column with --target")
+    return table.X, _model_class_indices(table, class_names, source), description
+
+
+def _model_class_indices(table, class_names, source):
+    """The file's labels as indices into the model's class names."""
+    position = {name: index for index, name in enumerate(class_names)}
+    unknown = [str(label) for label in table.classes if str(label) not in position]
+    if unknown:
+        raise ValueError(
+            f"{source} has labels the model was not trained on: {', '.join(unknown[:5])}; the model knows: "
+            f"{', '.join(class_names)}"
+        )
+    mapping = np.array([position[str(label)] for label in table.classes], dtype=np.int64)
+    return mapping[table.y]
+
+
+def check_label_range(y, class_names):
+    """Raise ValueError when a class index in ``y`` does not fit the model's classes."""
+    if y.size and int(y.max()) >= len(class_names):
+        raise ValueError(f"the data has class {int(y.max())} but the model knows only {len(class_names)} classes")
