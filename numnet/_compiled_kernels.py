@@ -1,19 +1,22 @@
 """The numba kernels behind numnet.kernels: one fused, parallel pass per optimiser step.
 
-Imported only by :func:`numnet.kernels.fused_step`, when numba is installed. Each kernel repeats, element
-by element, the operations of its NumPy rule in numnet/optimizers.py in the same order, on scalars of the
-arrays' dtype, so that every rounding is the same: ``error_model="numpy"`` makes a division by zero give
-inf or NaN as NumPy does, and fastmath stays off (it would reorder and contract the arithmetic).
+Imported only by numnet.kernels, the first time a compiled kernel would run, when numba is installed. Each
+kernel repeats, element by element, the operations of its NumPy rule in numnet/optimizers.py in the same
+order, on scalars of the arrays' dtype, so that every rounding is the same: ``error_model="numpy"`` makes a
+division by zero give inf or NaN as NumPy does, and fastmath stays off (it would reorder and contract the
+arithmetic).
 
-Every kernel takes ``kept`` (receives the parameters before the update, which fit's divergence guard
-keeps: copied in the same pass rather than in one of their own), the flat parameters ``p`` and gradients
-``g`` (updated and read in place), its state arrays, its scalars, for each state array a flush threshold
-(state values whose magnitude is below it are stored as zero; 0 when no flush is due, see
-numnet.optimizers.flush_thresholds). The parameter update
-uses the state before that flush, as the NumPy path, which flushes after the update, does. The kernels
-are serial and release the GIL: numnet.kernels runs them on chunks of the arrays (views) from several
-threads. A loop over ``range(p.shape[0])`` is vectorised; one over ``range(start, stop)`` is not (numba
-must allow for negative indices there), and ran 8 times slower.
+A rule's record (numnet.optimizers.Rule) names its kernel in :data:`KERNELS`, and the kernel's arguments are
+matched to the rule by name, never by position: ``kept`` (receives the parameters before the update, which
+fit's divergence guard keeps: copied in the same pass rather than in one of their own), the flat parameters
+``p`` and gradients ``g`` (updated and read in place), then arrays named like the rule's state and constant
+arrays (``m``, ``v``, ``decayed``), then scalars: those the record's ``kernel_scalars`` computes, by name,
+and for each state array its flush threshold ``flush_<state>`` (state values whose magnitude is below it are
+stored as zero; 0 when no flush is due, see numnet.optimizers.flush_thresholds). The parameter update uses
+the state before that flush, as the NumPy path, which flushes after the update, does. The kernels are serial
+and release the GIL: numnet.kernels runs them on chunks of the arrays (views) from several threads. A loop
+over ``range(p.shape[0])`` is vectorised; one over ``range(start, stop)`` is not (numba must allow for
+negative indices there), and ran 8 times slower.
 """
 
 import numba
@@ -79,14 +82,14 @@ def rmsprop_step(kept, p, g, mean_square, rho, one_minus_rho, learning_rate, eps
 
 
 @numba.njit(**_KERNEL)
-def adam_step(kept, p, g, m, v, one_minus_beta1, one_minus_beta2, epsilon, step_size, flush_m, flush_v):
-    """m ← m + (1-β1)(g - m), v ← v + (1-β2)(g² - v), p ← p - step_size · m / (√v + ε) (adam_update,
-    with ``epsilon`` and ``step_size`` its bias-corrected ε·√(1-β2^t) and lr·√(1-β2^t)/(1-β1^t))."""
+def adam_step(kept, p, g, m, v, one_minus_beta1, one_minus_beta2, corrected_epsilon, step_size, flush_m, flush_v):
+    """m ← m + (1-β1)(g - m), v ← v + (1-β2)(g² - v), p ← p - step_size · m / (√v + ε') (adam_update, with
+    ε' = ``corrected_epsilon`` and ``step_size`` its bias-corrected ε·√(1-β2^t) and lr·√(1-β2^t)/(1-β1^t))."""
     for i in range(p.shape[0]):
         kept[i] = p[i]
         first = m[i] + (g[i] - m[i]) * one_minus_beta1
         second = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta2
-        p[i] -= (first / (np.sqrt(second) + epsilon)) * step_size
+        p[i] -= (first / (np.sqrt(second) + corrected_epsilon)) * step_size
         m[i] = _flushed(first, flush_m)
         v[i] = _flushed(second, flush_v)
 
@@ -113,5 +116,7 @@ def relu_gradient(grad_a, a, out):
             out[i, j] = grad_a[i, j] * (a[i, j] > 0)
 
 
-#: Every kernel, for numnet.kernels to place their on-disk cache.
-KERNELS = (sgd_step, momentum_step, nesterov_step, adagrad_step, rmsprop_step, adam_step, bias_relu, relu_gradient)
+#: Every kernel, by its name: the optimiser rules' records name theirs here (numnet.optimizers.Rule), and
+#: numnet.kernels places the on-disk cache of each.
+KERNELS = {kernel.__name__: kernel for kernel in (sgd_step, momentum_step, nesterov_step, adagrad_step, rmsprop_step,
+                                                  adam_step, bias_relu, relu_gradient)}

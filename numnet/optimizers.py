@@ -1,12 +1,17 @@
 """Optimisers: SGD (momentum, Nesterov), AdaGrad, RMSProp, Adam, and the OPTIMIZERS table.
 
-Each update rule is a small function of (param, grad, state, scratch, hyperparameters) that updates the
-parameter and the state in place; the classes only hold the state and the hyperparameters and apply the
-rule in one place. The rules update in place, with one preallocated scratch buffer, rather than returning
-new arrays: the network keeps all parameters in one flat buffer, so each line below is one pass over
-every parameter of the model, with no temporaries (benchmarks/NOTES.md, "fused in-place optimiser").
+An update rule is one record (:class:`Rule`): the names of its state arrays, its update as a function of
+(param, grad, state, scratch) and of *named* hyperparameters, and, optionally, the compiled kernel that
+performs the same update in one pass (numnet.kernels), with the kernel's scalars computed from the same
+names. An optimiser class holds the hyperparameters and the state and names its record in ``rule``; the
+OPTIMIZERS table maps a name to the class. A new rule is written in one place, its record and its class, and
+registered in that table, with no edit elsewhere: everything around the update, the same for every rule,
+is one execution strategy (:class:`RuleRunner`).
 
-The forms follow PyTorch's, so that the first steps can be compared with torch.optim to rounding.
+The rules update in place, with one preallocated scratch buffer, rather than returning new arrays: the
+network keeps all parameters in one flat buffer, so each line below is one pass over every parameter of the
+model, with no temporaries (benchmarks/NOTES.md, "fused in-place optimiser"). The forms follow PyTorch's, so
+that the first steps can be compared with torch.optim to rounding.
 
 State that decays geometrically drifts into subnormal floats: a relu parameter whose gradient is exactly
 zero has its momentum multiplied by 0.9 every step until, a few hundred steps later, it is non-zero but
@@ -16,12 +21,17 @@ the next flush (:func:`flush_thresholds`); the flush is keyed on the saved step 
 flushes at the same steps and stays bit-identical (benchmarks/NOTES.md, "subnormal optimiser state").
 """
 
+import dataclasses
 import functools
+import inspect
+import itertools
 import math
+import operator
 
 from ._registry import lookup
 from .backend import apply, namespace, to_numpy
-from .kernels import compiled_chosen, current_choice, fused_step, in_chunks, run_in_chunks, scalars
+from .kernels import (compilable, compiled_chosen, current_choice, fused_step, in_chunks, kernel_arguments,
+                      run_in_chunks, scalars)
 from .schedules import get_schedule
 
 #: Steps between two flushes of the optimiser state (fewer for state that decays very fast): one flush
@@ -39,7 +49,12 @@ RULE_CHUNK = 2 ** 17
 #: Headroom for rounding: the decays between two flushes, rounded each step, shrink a value by a little
 #: more than decay**interval (interval·2⁻²⁴ relatively, in float32); a factor of 2 covers that with room.
 FLUSH_ROUNDING_HEADROOM = 2.0
+#: The hyperparameters an optimiser fills at each step rather than from its attributes: the scheduled
+#: learning rate and the step count t (from 1).
+STEP_VALUES = ("learning_rate", "step")
 
+
+# ---- the update rules, in NumPy (the reference) ----------------------------------------------------------
 
 def sgd_update(param, grad, state, scratch, *, learning_rate, momentum=0.0, nesterov=False):
     """Stochastic gradient descent, with optional (Nesterov) momentum; modifies ``param`` and ``state``.
@@ -123,6 +138,133 @@ def adam_corrections(learning_rate, beta1, beta2, epsilon, step):
     return epsilon * root_bias_correction2, learning_rate * root_bias_correction2 / (1.0 - beta1 ** step)
 
 
+# ---- the records: one per rule ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """An update rule as one record: what numnet needs to know to run, flush and save it.
+
+    An optimiser class names its record in ``rule`` (:class:`Optimizer`); :class:`RuleRunner` runs every
+    record the same way.
+
+    Parameters
+    ----------
+    name : str
+        The rule's name, for messages.
+    update : callable
+        ``update(param, grad, state, scratch, **hyperparameters)``: the rule in NumPy, the reference. It
+        updates ``param`` and the arrays of the dict ``state`` (all shaped like ``param``) in place, using
+        ``scratch`` (an array like ``param``) for its intermediate values. Its keyword-only parameters are the
+        hyperparameters it reads, filled by name at every step: ``learning_rate`` (the scheduled rate),
+        ``step`` (t, counting from 1) and, for every other name, the optimiser's attribute of that name.
+    state_names : tuple of str, default ()
+        The state arrays, each shaped like the parameters: zero at the start, saved with a model.
+    decays : callable, optional
+        ``decays(hyperparameters)``: {state name: the factor the update multiplies that state by each step,
+        in [0, 1]}, from which the flush against subnormal drift is computed (:func:`flush_thresholds`).
+        Default: no state is flushed.
+    constant_names : tuple of str, default ()
+        Arrays shaped like the parameters that the update reads, never changes and never saves: the
+        optimiser's ``constants``, which its ``bind`` makes.
+    kernel : str or callable, optional
+        The compiled kernel that performs the update in one pass: a name in numnet's table of kernels
+        (numnet._compiled_kernels.KERNELS) or a numba function of one's own. Its arguments are matched by
+        name: ``kept``, ``p``, ``g`` (numnet.kernels.fused_step), then arrays named like the state and
+        constant arrays it reads, then scalars, each either ``flush_<state name>`` (that state's flush
+        threshold; 0 when no flush is due) or a name that ``kernel_scalars`` gives. Without a kernel, the
+        NumPy update always runs.
+    kernel_scalars : callable, optional
+        ``kernel_scalars(hyperparameters)``: {kernel argument name: value}, the kernel's other scalars (as
+        Python floats; they are rounded to the parameters' dtype as NumPy rounds them).
+    """
+
+    name: str
+    update: object
+    state_names: tuple = ()
+    decays: object = None
+    constant_names: tuple = ()
+    kernel: object = None
+    kernel_scalars: object = None
+    #: The update's keyword-only parameters: the hyperparameters each step fills by name.
+    hyperparameter_names: tuple = dataclasses.field(init=False, repr=False)
+    #: Those of them read from the optimiser's attributes (all but ``learning_rate`` and ``step``).
+    attribute_names: tuple = dataclasses.field(init=False, repr=False)
+    #: Whether the update reads the scheduled learning rate, and the step count.
+    reads_learning_rate: bool = dataclasses.field(init=False, repr=False)
+    reads_step: bool = dataclasses.field(init=False, repr=False)
+    #: The state names, then the constant names: every array the rule reads besides param and grad.
+    array_names: tuple = dataclasses.field(init=False, repr=False)
+    #: (state name, its kernel argument "flush_<state name>") for every state array.
+    flush_names: tuple = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self):
+        if self.decays is None:
+            object.__setattr__(self, "decays", _no_decays)
+        if (self.kernel is None) != (self.kernel_scalars is None):
+            raise ValueError(f"rule {self.name!r}: give a kernel and its kernel_scalars together, or neither")
+        names = tuple(name for name, parameter in inspect.signature(self.update).parameters.items()
+                      if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+        object.__setattr__(self, "hyperparameter_names", names)
+        object.__setattr__(self, "attribute_names", tuple(name for name in names if name not in STEP_VALUES))
+        object.__setattr__(self, "reads_learning_rate", "learning_rate" in names)
+        object.__setattr__(self, "reads_step", "step" in names)
+        object.__setattr__(self, "array_names", tuple(self.state_names) + tuple(self.constant_names))
+        object.__setattr__(self, "flush_names", tuple((name, f"flush_{name}") for name in self.state_names))
+
+
+def _no_decays(hyperparameters):
+    return {}
+
+
+def _adam_kernel_scalars(hyperparameters):
+    """The scalars of adam_step: 1-β1, 1-β2 and the bias corrections folded into ε and the step size."""
+    beta1, beta2 = hyperparameters["beta1"], hyperparameters["beta2"]
+    corrected_epsilon, step_size = adam_corrections(hyperparameters["learning_rate"], beta1, beta2,
+                                                    hyperparameters["epsilon"], hyperparameters["step"])
+    return {"one_minus_beta1": 1.0 - beta1, "one_minus_beta2": 1.0 - beta2,
+            "corrected_epsilon": corrected_epsilon, "step_size": step_size}
+
+
+def _momentum_decays(hyperparameters):
+    return {"velocity": hyperparameters["momentum"]}
+
+
+def _momentum_kernel_scalars(hyperparameters):
+    return {"momentum": hyperparameters["momentum"], "learning_rate": hyperparameters["learning_rate"]}
+
+
+def _rmsprop_kernel_scalars(hyperparameters):
+    rho = hyperparameters["rho"]
+    return {"rho": rho, "one_minus_rho": 1.0 - rho, "learning_rate": hyperparameters["learning_rate"],
+            "epsilon": hyperparameters["epsilon"]}
+
+
+def _adam_decays(hyperparameters):
+    return {"m": hyperparameters["beta1"], "v": hyperparameters["beta2"]}
+
+
+# Plain SGD keeps a velocity too (zero, never updated): the SGD class saves the same arrays whatever its
+# momentum, as numnet 0.2 did.
+SGD_RULE = Rule("sgd", sgd_update, state_names=("velocity",), kernel="sgd_step",
+                kernel_scalars=lambda hyperparameters: {"learning_rate": hyperparameters["learning_rate"]})
+MOMENTUM_RULE = Rule("momentum", sgd_update, state_names=("velocity",), decays=_momentum_decays,
+                     kernel="momentum_step", kernel_scalars=_momentum_kernel_scalars)
+NESTEROV_RULE = Rule("nesterov", sgd_update, state_names=("velocity",), decays=_momentum_decays,
+                     kernel="nesterov_step", kernel_scalars=_momentum_kernel_scalars)
+# A sum: it never shrinks (decay 1), but tiny gradients can make it subnormal.
+ADAGRAD_RULE = Rule("adagrad", adagrad_update, state_names=("sum_squares",),
+                    decays=lambda hyperparameters: {"sum_squares": 1.0}, kernel="adagrad_step",
+                    kernel_scalars=lambda hyperparameters: {"learning_rate": hyperparameters["learning_rate"],
+                                                            "epsilon": hyperparameters["epsilon"]})
+RMSPROP_RULE = Rule("rmsprop", rmsprop_update, state_names=("mean_square",),
+                    decays=lambda hyperparameters: {"mean_square": hyperparameters["rho"]}, kernel="rmsprop_step",
+                    kernel_scalars=_rmsprop_kernel_scalars)
+ADAM_RULE = Rule("adam", adam_update, state_names=("m", "v"), decays=_adam_decays, kernel="adam_step",
+                 kernel_scalars=_adam_kernel_scalars)
+
+
+# ---- the flush against subnormal drift -------------------------------------------------------------------
+
 @functools.lru_cache(maxsize=256)  # called every step with the same few tuples: 2.5 µs, 2% of a digits step
 def flush_interval(decays):
     """Steps between flushes for state with these decay factors (a tuple): ``FLUSH_INTERVAL``, or fewer
@@ -167,8 +309,149 @@ def flush_below(array, threshold):
     array[xp.abs(array) < threshold] = 0
 
 
+def due_flush_thresholds(decays, step, parameters):
+    """{state name: threshold} when a flush of state with these ``decays`` is due at ``step`` (by the
+    saved step count, so a resumed run flushes at the same steps), else {}."""
+    interval = flush_interval(tuple(decays.values()))
+    if not decays or step % interval:
+        return {}
+    smallest_normal = float(namespace(parameters).finfo(parameters.dtype).smallest_normal)
+    return flush_thresholds(decays, smallest_normal, interval)
+
+
+# ---- the execution strategy, one for every rule ----------------------------------------------------------
+
+class RuleRunner:
+    """How every rule runs: the flush, the choice between the compiled kernel and the NumPy update, and the
+    chunks and threads either runs in. An optimiser holds one, with the scratch buffer of its NumPy updates
+    and its compiled update.
+
+    The compiled kernel runs where the rule has one, the compiled kernels are chosen (numnet.kernels) and
+    every array suits them; otherwise the NumPy update, on whole arrays, or on arrays larger than
+    ``RULE_CHUNK`` in cache-sized chunks over the kernel threads: twelve passes over a chunk that stays in
+    the core's cache instead of over the whole buffer (benchmarks/NOTES.md, "NumPy rules in chunks"). Both
+    give the same numbers bit for bit (tests/test_kernels.py).
+    """
+
+    def __init__(self):
+        self.scratch = None  # an array like the parameters: the NumPy updates' workspace
+        self._compiled = None  # (kernel and kernels choice, arrays, update, scalar names): see _compiled_update
+
+    def __getstate__(self):
+        return {"scratch": None, "_compiled": None}  # the compiled update cannot be pickled: made again
+
+    def fits(self, parameters):
+        """Whether the scratch buffer is made for arrays like ``parameters`` (else :meth:`prepare` first)."""
+        scratch = self.scratch
+        return scratch is not None and type(scratch) is type(parameters) and scratch.shape == parameters.shape
+
+    def prepare(self, parameters):
+        """Make the scratch buffer for arrays like ``parameters``; None forgets it."""
+        self.scratch = None if parameters is None else namespace(parameters).empty_like(parameters)
+
+    def run(self, rule, hyperparameters, arrays, parameters, gradients, *, step, flush, previous):
+        """One step of ``rule``: update ``parameters`` and the rule's arrays in ``arrays`` (a dict holding at
+        least its state and constant arrays, by name) in place from ``gradients``, with ``hyperparameters`` by
+        name, then flush the state if a flush is due at ``step`` (and ``flush`` is on); ``previous`` (or None)
+        receives the parameters as they were."""
+        thresholds = due_flush_thresholds(rule.decays(hyperparameters), step, parameters) if flush else {}
+        # Asked first: without the kernels, the NumPy path pays none of their bookkeeping (3 µs a step).
+        if rule.kernel is not None and compiled_chosen():
+            compiled = self._compiled_update(rule, hyperparameters, parameters, gradients, arrays)
+            if compiled is not None:
+                update, scalar_names = compiled
+                values = rule.kernel_scalars(hyperparameters)
+                for state_name, flush_name in rule.flush_names:
+                    values[flush_name] = thresholds.get(state_name, 0.0)
+                update(*scalars(parameters.dtype, *[values[name] for name in scalar_names]), previous=previous)
+                return
+        if parameters.size <= RULE_CHUNK:
+            _update_part(rule, hyperparameters, thresholds, parameters, gradients, self.scratch, arrays, previous)
+        else:
+            self._run_in_chunks(rule, hyperparameters, thresholds, parameters, gradients, arrays, previous)
+
+    def _run_in_chunks(self, rule, hyperparameters, thresholds, parameters, gradients, arrays, previous):
+        """The NumPy update and the due flush of arrays larger than a chunk: in chunks, when they are NumPy
+        arrays that can be cut in chunks, else whole."""
+        arrays = {name: arrays[name] for name in rule.array_names}
+        everything = (parameters, gradients, self.scratch, *arrays.values(), *([] if previous is None else [previous]))
+        if not in_chunks(*everything):
+            _update_part(rule, hyperparameters, thresholds, parameters, gradients, self.scratch, arrays, previous)
+            return
+        flat_parameters, flat_gradients, flat_scratch = (array.reshape(-1) for array in everything[:3])
+        flat_arrays = {name: array.reshape(-1) for name, array in arrays.items()}
+        flat_previous = None if previous is None else previous.reshape(-1)
+
+        def update_chunk(start, stop):
+            _update_part(rule, hyperparameters, thresholds, flat_parameters[start:stop], flat_gradients[start:stop],
+                         flat_scratch[start:stop], {name: array[start:stop] for name, array in flat_arrays.items()},
+                         None if flat_previous is None else flat_previous[start:stop])
+
+        run_in_chunks(update_chunk, parameters.size, min_chunk=2 * RULE_CHUNK, max_chunk=RULE_CHUNK)
+
+    def _compiled_update(self, rule, hyperparameters, parameters, gradients, arrays):
+        """(the compiled update, its scalars' names) for these arrays, or None where the kernel does not
+        apply: checked once and kept while the same arrays come back (every step of a fit steps the
+        network's flat buffers): the checks cost 9 µs, 8% of a digits step."""
+        key = (rule.kernel, current_choice())
+        given = (parameters, gradients, *map(arrays.__getitem__, rule.array_names))
+        cached = self._compiled
+        if (cached is None or cached[0] != key or len(given) != len(cached[1])
+                or not all(map(operator.is_, given, cached[1]))):
+            cached = self._compiled = (key, given, *_compile(rule, hyperparameters, parameters, gradients, arrays))
+        return None if cached[2] is None else cached[2:]
+
+
+def _update_part(rule, hyperparameters, thresholds, parameters, gradients, scratch, arrays, previous):
+    """Keep the previous parameters (when ``previous`` is given), apply the rule's NumPy update, flush: on
+    whole arrays, or on views of one chunk of them."""
+    if previous is not None:
+        previous[...] = parameters
+    rule.update(parameters, gradients, arrays, scratch, **hyperparameters)
+    for name, threshold in thresholds.items():
+        flush_below(arrays[name], threshold)
+
+
+def _compile(rule, hyperparameters, parameters, gradients, arrays):
+    """(numnet.kernels.fused_step's update of ``rule``'s kernel over these arrays, the names of the scalars
+    it takes), or (None, None) where it does not apply."""
+    if not compilable(parameters, gradients, *[arrays[name] for name in rule.array_names]):
+        return None, None
+    names = kernel_arguments(rule.kernel)
+    array_names = tuple(itertools.takewhile(rule.array_names.__contains__, names[3:]))
+    scalar_names = names[3 + len(array_names):]
+    _check_kernel_arguments(rule, names, scalar_names, hyperparameters)
+    update = fused_step(rule.kernel, parameters, gradients, *(arrays[name] for name in array_names))
+    return update, scalar_names
+
+
+def _check_kernel_arguments(rule, names, scalar_names, hyperparameters):
+    """Raise TypeError unless the kernel's arguments are ``kept, p, g``, arrays the rule has, then scalars the
+    rule gives (its flush thresholds and ``kernel_scalars``), each of them taken."""
+    flushes = {flush_name for _, flush_name in rule.flush_names}
+    given = set(rule.kernel_scalars(hyperparameters))
+    unknown = [name for name in scalar_names if name not in given and name not in flushes]
+    untaken = sorted(given.difference(scalar_names))
+    if names[:3] == ("kept", "p", "g") and not unknown and not untaken:
+        return
+    raise TypeError(
+        f"the kernel {rule.kernel!r} of rule {rule.name!r} takes ({', '.join(names)}); a rule's kernel takes "
+        f"kept, p, g, then arrays named like its state or constant arrays "
+        f"({', '.join(rule.state_names + rule.constant_names) or 'none'}), then scalars, each a flush threshold "
+        f"flush_<state name> or a name its kernel_scalars gives ({', '.join(sorted(given)) or 'none'})"
+        + (f"; not given: {', '.join(unknown)}" if unknown else "")
+        + (f"; given but not taken: {', '.join(untaken)}" if untaken else ""))
+
+
+# ---- the optimisers: hyperparameters and state, applied by the runner --------------------------------------
+
 class Optimizer:
-    """Base class: holds hyperparameters and state and applies an update rule to flat arrays.
+    """Base class: holds the hyperparameters and the state of a rule (:class:`Rule`) and applies it to flat
+    arrays.
+
+    A subclass names its record in ``rule`` and takes its hyperparameters as constructor arguments stored
+    in attributes of the same names, which the rule's update reads by name; the rest (state, flush,
+    compiled kernel, saving) comes from this class.
 
     Parameters
     ----------
@@ -179,11 +462,29 @@ class Optimizer:
     """
 
     name = "optimizer"
-    #: The names of the state arrays this optimiser keeps, each shaped like the parameters.
-    state_names = ()
+    #: The update rule (a :class:`Rule`); a property where the hyperparameters choose it (SGD's momentum).
+    rule = None
     #: Whether the state is flushed of values near the subnormal range every few steps (see the module's
     #: docstring). Set it False on an instance only to watch the drift happen.
     flush_subnormals = True
+
+    def __init__(self, learning_rate, schedule="constant"):
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.schedule = get_schedule(schedule)
+        self.state = None
+        #: Arrays shaped like the parameters that the rule reads and nobody saves (``Rule.constant_names``).
+        self.constants = {}
+        self._runner = RuleRunner()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_runner" not in state:  # pickled by numnet 0.2, before the runner and the constants
+            self._runner, self.constants = RuleRunner(), {}
+
+    @property
+    def state_names(self):
+        """The names of the state arrays this optimiser keeps, each shaped like the parameters."""
+        return self.rule.state_names
 
     @property
     def decays(self):
@@ -191,19 +492,14 @@ class Optimizer:
 
         The flush against subnormal drift (:func:`flush_thresholds`) is computed from these.
         """
-        return {}
+        step = self.state["step"] if self.state else 0
+        return self.rule.decays(self._hyperparameters_now(self.rule, self.current_learning_rate, step))
 
-    def __init__(self, learning_rate, schedule="constant"):
-        self.learning_rate = _positive(learning_rate, "learning_rate")
-        self.schedule = get_schedule(schedule)
-        self.state = None
-        self._scratch = None
-        self._fused_update = None  # (rule and kernels choice, arrays, update): see _fused
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_fused_update"] = None  # holds a compiled function: made again at the next step
-        return state
+    def bind(self, network):
+        """Learn from ``network`` what the rule needs to know about its parameters besides their values (fit
+        calls it before training); returns the optimiser. The built-in rules need nothing; a rule that reads
+        constant arrays (``Rule.constant_names``) has its class make them here, in ``constants``."""
+        return self
 
     def init(self, parameters):
         """Create zeroed state for ``parameters`` (a flat array); returns the state dict."""
@@ -211,7 +507,7 @@ class Optimizer:
         self.state = {"step": 0}
         for state_name in self.state_names:
             self.state[state_name] = xp.zeros_like(parameters)
-        self._scratch = xp.empty_like(parameters)
+        self._runner.prepare(parameters)
         return self.state
 
     @property
@@ -228,80 +524,34 @@ class Optimizer:
         """
         if self.state is None:
             self.init(parameters)
-        elif (self._scratch is None or type(self._scratch) is not type(parameters)
-              or self._scratch.shape != parameters.shape):
+        elif not self._runner.fits(parameters):
             self._adopt_state(parameters)
         learning_rate = self.current_learning_rate
         self.state["step"] += 1
-        thresholds = self._due_flush_thresholds(parameters)
-        # Asked first: without the kernels, the NumPy path pays none of their bookkeeping (3 µs a step).
-        if compiled_chosen():
-            arguments = self._kernel_arguments(learning_rate, thresholds)
-            update = self._fused(arguments[0], parameters, gradients, *arguments[1]) if arguments else None
-            if update is not None:
-                update(*scalars(parameters.dtype, *arguments[2]), previous=previous)
-                return
-        self._apply_rule(parameters, gradients, learning_rate, thresholds, previous)
+        rule, step = self.rule, self.state["step"]
+        self._runner.run(rule, self._hyperparameters_now(rule, learning_rate, step), self._arrays(rule),
+                         parameters, gradients, step=step, flush=self.flush_subnormals, previous=previous)
 
-    def _apply_rule(self, parameters, gradients, learning_rate, thresholds, previous):
-        """The update rule (the reference), then the due flush. NumPy arrays larger than a chunk go in
-        cache-sized chunks over the kernel threads: twelve passes over a chunk that stays in the core's cache
-        instead of over the whole buffer (benchmarks/NOTES.md, "NumPy rules in chunks")."""
-        if parameters.size <= RULE_CHUNK:
-            self._update_part(parameters, gradients, self._scratch, self.state, previous, learning_rate, thresholds)
-            return
-        state = {name: self.state[name] for name in self.state_names}
-        arrays = (parameters, gradients, self._scratch, *state.values(), *([] if previous is None else [previous]))
-        if not in_chunks(*arrays):
-            self._update_part(parameters, gradients, self._scratch, state, previous, learning_rate, thresholds)
-            return
-        flat_parameters, flat_gradients, flat_scratch = (array.reshape(-1) for array in arrays[:3])
-        flat_state = {name: array.reshape(-1) for name, array in state.items()}
-        flat_previous = None if previous is None else previous.reshape(-1)
+    def _hyperparameters_now(self, rule, learning_rate, step):
+        """The rule's hyperparameters for a step, by name (``Rule.hyperparameter_names``): this optimiser's
+        attributes of those names, the scheduled learning rate and the step count t."""
+        hyperparameters = {name: getattr(self, name) for name in rule.attribute_names}
+        if rule.reads_learning_rate:
+            hyperparameters["learning_rate"] = learning_rate
+        if rule.reads_step:
+            hyperparameters["step"] = step
+        return hyperparameters
 
-        def update_chunk(start, stop):
-            self._update_part(flat_parameters[start:stop], flat_gradients[start:stop], flat_scratch[start:stop],
-                              {name: array[start:stop] for name, array in flat_state.items()},
-                              None if flat_previous is None else flat_previous[start:stop],
-                              learning_rate, thresholds)
-
-        run_in_chunks(update_chunk, parameters.size, min_chunk=2 * RULE_CHUNK, max_chunk=RULE_CHUNK)
-
-    def _update_part(self, parameters, gradients, scratch, state, previous, learning_rate, thresholds):
-        """Keep the previous parameters (when ``previous`` is given), apply the rule, flush: on whole arrays,
-        or on views of one chunk of them."""
-        if previous is not None:
-            previous[...] = parameters
-        self._apply(parameters, gradients, state, scratch, learning_rate)
-        for name, threshold in thresholds.items():
-            flush_below(state[name], threshold)
-
-    def _apply(self, parameters, gradients, state, scratch, learning_rate):
-        """The update rule: update ``parameters`` and the ``state`` arrays (shaped like them) in place."""
-        raise NotImplementedError
-
-    def _kernel_arguments(self, learning_rate, thresholds):
-        """(the compiled kernel's rule name, its state arrays, its scalars) for this step (numnet.kernels),
-        or None for a rule with no compiled kernel (an optimiser of one's own: ``_apply`` alone runs)."""
-        return None
-
-    def _fused(self, rule, *arrays):
-        """``fused_step(rule, *arrays)``, checked once and kept while the same arrays come back (every step
-        of a fit steps the network's flat buffers): the checks cost 9 µs, 8% of a digits step."""
-        key = (rule, current_choice())
-        cached = getattr(self, "_fused_update", None)  # None too in an optimiser pickled before it existed
-        if cached is None or cached[0] != key or any(new is not old for new, old in zip(arrays, cached[1])):
-            cached = self._fused_update = (key, arrays, fused_step(rule, *arrays))
-        return cached[2]
-
-    def _due_flush_thresholds(self, parameters):
-        """{state name: threshold} at the steps where a flush is due (by the saved step count), else {}."""
-        decays = self.decays
-        interval = flush_interval(tuple(decays.values()))
-        if not (decays and self.flush_subnormals) or self.state["step"] % interval:
-            return {}
-        smallest_normal = float(namespace(parameters).finfo(parameters.dtype).smallest_normal)
-        return flush_thresholds(decays, smallest_normal, interval)
+    def _arrays(self, rule):
+        """A dict holding the rule's arrays by name: the state (as it is: the NumPy path reads it by name),
+        and the constants when the rule reads any."""
+        if not rule.constant_names:
+            return self.state
+        missing = [name for name in rule.constant_names if name not in self.constants]
+        if missing:
+            raise RuntimeError(f"{self!r} needs to know which parameters are which before it steps ({', '.join(missing)}): "
+                               "fit tells it; to step it yourself, call optimizer.bind(network) first")
+        return {**self.state, **self.constants}
 
     def _adopt_state(self, parameters):
         """Move loaded state (NumPy arrays from a file) to the parameters' library and make the scratch buffer."""
@@ -312,11 +562,14 @@ class Optimizer:
                                  f"but the parameters have shape {parameters.shape}")
             if type(self.state[state_name]) is not type(parameters):
                 self.state[state_name] = xp.asarray(to_numpy(self.state[state_name]), dtype=parameters.dtype)
-        self._scratch = xp.empty_like(parameters)
+        self._runner.prepare(parameters)
 
     def hyperparameters(self):
-        """The constructor arguments as plain data (for saving and printing)."""
-        return {"learning_rate": self.learning_rate, "schedule": self.schedule.config()}
+        """The constructor arguments as plain data (for saving and printing): the learning rate, the schedule's
+        config, then the attributes named like the other constructor arguments."""
+        others = [name for name in inspect.signature(type(self)).parameters if name not in ("learning_rate", "schedule")]
+        return {"learning_rate": self.learning_rate, "schedule": self.schedule.config(),
+                **{name: getattr(self, name) for name in others}}
 
     def load_state(self, state):
         """Restore state saved from :attr:`state` (arrays are copied)."""
@@ -327,7 +580,7 @@ class Optimizer:
         for state_name in self.state_names:
             array = state[state_name]
             self.state[state_name] = namespace(array).asarray(array, copy=True)
-        self._scratch = None  # made at the next step, on the parameters' backend
+        self._runner.prepare(None)  # made at the next step, on the parameters' backend
 
     def __repr__(self):
         arguments = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters().items()
@@ -347,7 +600,6 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
-    state_names = ("velocity",)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, schedule="constant"):
         super().__init__(learning_rate, schedule)
@@ -357,21 +609,11 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0 (e.g. momentum=0.9)")
 
     @property
-    def decays(self):
-        return {"velocity": self.momentum} if self.momentum else {}
-
-    def _apply(self, parameters, gradients, state, scratch, learning_rate):
-        sgd_update(parameters, gradients, state, scratch, learning_rate=learning_rate, momentum=self.momentum,
-                   nesterov=self.nesterov)
-
-    def _kernel_arguments(self, learning_rate, thresholds):
+    def rule(self):
+        """Plain, momentum or Nesterov: one compiled kernel each."""
         if not self.momentum:
-            return "sgd", (), (learning_rate,)
-        return ("nesterov" if self.nesterov else "momentum", (self.state["velocity"],),
-                (self.momentum, learning_rate, thresholds.get("velocity", 0.0)))
-
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "momentum": self.momentum, "nesterov": self.nesterov}
+            return SGD_RULE
+        return NESTEROV_RULE if self.nesterov else MOMENTUM_RULE
 
 
 class Momentum(SGD):
@@ -403,25 +645,11 @@ class AdaGrad(Optimizer):
     """
 
     name = "adagrad"
-    state_names = ("sum_squares",)
+    rule = ADAGRAD_RULE
 
     def __init__(self, learning_rate=0.01, epsilon=1e-10, schedule="constant"):
         super().__init__(learning_rate, schedule)
         self.epsilon = _positive(epsilon, "epsilon")
-
-    @property
-    def decays(self):
-        return {"sum_squares": 1.0}  # a sum: it never shrinks, but tiny gradients can make it subnormal
-
-    def _apply(self, parameters, gradients, state, scratch, learning_rate):
-        adagrad_update(parameters, gradients, state, scratch, learning_rate=learning_rate, epsilon=self.epsilon)
-
-    def _kernel_arguments(self, learning_rate, thresholds):
-        return ("adagrad", (self.state["sum_squares"],),
-                (learning_rate, self.epsilon, thresholds.get("sum_squares", 0.0)))
-
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "epsilon": self.epsilon}
 
 
 class RMSProp(Optimizer):
@@ -436,27 +664,12 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
-    state_names = ("mean_square",)
+    rule = RMSPROP_RULE
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-8, schedule="constant"):
         super().__init__(learning_rate, schedule)
         self.rho = _fraction(rho, "rho")
         self.epsilon = _positive(epsilon, "epsilon")
-
-    @property
-    def decays(self):
-        return {"mean_square": self.rho}
-
-    def _apply(self, parameters, gradients, state, scratch, learning_rate):
-        rmsprop_update(parameters, gradients, state, scratch, learning_rate=learning_rate, rho=self.rho,
-                       epsilon=self.epsilon)
-
-    def _kernel_arguments(self, learning_rate, thresholds):
-        return ("rmsprop", (self.state["mean_square"],),
-                (self.rho, 1.0 - self.rho, learning_rate, self.epsilon, thresholds.get("mean_square", 0.0)))
-
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "rho": self.rho, "epsilon": self.epsilon}
 
 
 class Adam(Optimizer):
@@ -471,30 +684,13 @@ class Adam(Optimizer):
     """
 
     name = "adam"
-    state_names = ("m", "v")
+    rule = ADAM_RULE
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, schedule="constant"):
         super().__init__(learning_rate, schedule)
         self.beta1 = _fraction(beta1, "beta1")
         self.beta2 = _fraction(beta2, "beta2")
         self.epsilon = _positive(epsilon, "epsilon")
-
-    @property
-    def decays(self):
-        return {"m": self.beta1, "v": self.beta2}
-
-    def _apply(self, parameters, gradients, state, scratch, learning_rate):
-        adam_update(parameters, gradients, state, scratch, learning_rate=learning_rate, beta1=self.beta1,
-                    beta2=self.beta2, epsilon=self.epsilon, step=self.state["step"])
-
-    def _kernel_arguments(self, learning_rate, thresholds):
-        corrections = adam_corrections(learning_rate, self.beta1, self.beta2, self.epsilon, self.state["step"])
-        return ("adam", (self.state["m"], self.state["v"]),
-                (1.0 - self.beta1, 1.0 - self.beta2, *corrections,
-                 thresholds.get("m", 0.0), thresholds.get("v", 0.0)))
-
-    def hyperparameters(self):
-        return {**super().hyperparameters(), "beta1": self.beta1, "beta2": self.beta2, "epsilon": self.epsilon}
 
 
 OPTIMIZERS = {
@@ -541,3 +737,4 @@ def _fraction(value, name):
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
+

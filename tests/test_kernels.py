@@ -99,7 +99,7 @@ def test_a_fit_with_the_compiled_kernels_equals_the_numpy_fit_bit_for_bit():
 ])
 def test_the_kernels_apply_only_to_contiguous_numpy_floats_of_one_dtype_and_size(arrays, reason):
     with use_kernels("numba"):
-        kernel = fused_step("sgd", *arrays())
+        kernel = fused_step("sgd_step", *arrays())
     assert (kernel is None) == (reason is not None)
 
 
@@ -124,7 +124,7 @@ def test_the_environment_variable_chooses_the_kernels(monkeypatch):
     monkeypatch.setenv("NUMNET_KERNELS", " NumPy ")
     with use_kernels(None):
         assert current_choice() == "numpy"
-        assert fused_step("sgd", np.ones(3), np.ones(3)) is None
+        assert fused_step("sgd_step", np.ones(3), np.ones(3)) is None
 
 
 def test_an_unknown_choice_raises_value_error_listing_the_choices(monkeypatch):
@@ -145,7 +145,7 @@ def test_asking_for_numba_without_it_raises_missing_dependency_error_saying_how_
 def test_auto_without_numba_runs_the_numpy_rules(monkeypatch):
     monkeypatch.setattr(kernels_module, "compiled_available", lambda: False)
     with use_kernels("auto"):
-        assert fused_step("adam", *(np.ones(4, np.float32) for _ in range(4))) is None
+        assert fused_step("adam_step", *(np.ones(4, np.float32) for _ in range(4))) is None
 
 
 # ---- running on several threads ------------------------------------------------------------------------
