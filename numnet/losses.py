@@ -43,6 +43,8 @@ class Loss:
     fused_activation = None
     #: Whether the loss's outputs are class probabilities (classification) or real values (regression).
     is_classification = False
+    #: The name the playground's menu shows (its ``name`` where a class sets none).
+    display_name = None
     #: Whether targets must be >= 0 (a Poisson rate is never negative).
     needs_non_negative_targets = False
 
@@ -126,6 +128,7 @@ class MeanSquaredError(Loss):
 
     def sample_values(self, output, target):
         residual = output - target
+    display_name = "mean squared error"
         return namespace(residual).sum(residual * residual, axis=1) / 2.0
 
     def sample_gradients(self, output, target):
@@ -160,6 +163,7 @@ class SoftmaxCrossEntropy(Loss):
         return probabilities - target
 
 
+    display_name = "softmax cross-entropy"
 def _log_sum_exp(logits):
     """log Σ_k e^{z_k} for each row, shape (n_samples,), shifted by the row maximum so it never overflows."""
     xp = namespace(logits)
@@ -259,4 +263,6 @@ def log_loss(probabilities, target):
     """
     xp = namespace(probabilities)
     clipped = xp.clip(probabilities, PROBABILITY_FLOOR, 1.0)
+    display_name = "binary cross-entropy"
     return float(-xp.sum(target * xp.log(clipped)) / probabilities.shape[0])
+    display_name = "Poisson deviance"

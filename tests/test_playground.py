@@ -164,7 +164,7 @@ def test_paths_outside_the_static_folder_get_404(client, path):
     assert status == 404 and "error" in body
 
 
-def test_the_pages_selects_offer_exactly_the_servers_choices(client):
+def test_the_pages_menus_come_from_the_server_built_from_numnets_tables(client):
     from numnet.playground import settings as playground_settings
 
     page = client.request("GET", "/")[2].decode()
@@ -173,11 +173,33 @@ def test_the_pages_selects_offer_exactly_the_servers_choices(client):
         block = re.search(rf'<select id="{select_id}".*?</select>', page, re.S).group(0)
         return set(re.findall(r'<option value="([^"]+)"', block))
 
-    assert options("dataset") == set(playground_settings.DATASETS)
-    assert options("activation") == set(playground_settings.HIDDEN_ACTIVATIONS)
-    assert options("loss") == set(playground_settings.LOSSES)
-    assert options("optimizer") == set(OPTIMIZERS)
+    # The page lists none of these itself (only the uploaded file's entry, which the page enables)
+    assert options("activation") == options("optimizer") == options("loss") == set()
+    assert options("dataset") == {"csv"}
     assert options("regularization") == set(playground_settings.REGULARIZATIONS)
+    status, response, menus = client.request("GET", "/api/menus")
+    assert status == 200 and response.getheader("Content-Type") == "application/json"
+
+    def values(entries):
+        return [entry["value"] for entry in entries]
+
+    # numnet's activations once each (no "logistic" or "identity" aliases), without the output-only ones
+    assert sorted(values(menus["activation"])) == ["leaky_relu", "linear", "relu", "sigmoid", "tanh"]
+    assert {"value": "relu", "label": "ReLU"} in menus["activation"]
+    assert values(menus["optimizer"]) == sorted(OPTIMIZERS)
+    assert values(menus["loss"]) == list(playground_settings.LOSSES)
+    assert {"value": "binary_cross_entropy", "label": "binary cross-entropy"} in menus["loss"]
+    datasets = menus["dataset"]
+    assert values(datasets["classification"]) == list(playground_settings.CLASSIFICATION_DATASETS)
+    assert values(datasets["regression"]) == list(playground_settings.REGRESSION_DATASETS)
+    # Every choice served is one the settings accept
+    for field in ("activation", "optimizer", "loss"):
+        for value in values(menus[field]):
+            assert getattr(parse_settings({field: value}), field) == value
+    for problem, entries in datasets.items():
+        for value in values(entries):
+            loss = {"regression": {"loss": "mse"}}.get(problem, {})  # regression trains with mse only
+            assert parse_settings({"problem": problem, "dataset": value, **loss}).dataset == value
 
 
 # ---------------------------------------------------------------------------------------------------------

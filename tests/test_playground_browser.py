@@ -158,6 +158,22 @@ def test_step_trains_exactly_one_epoch(page):
         assert page.epoch() == expected
 
 
+def test_the_menus_show_the_servers_choices_with_their_labels(page):
+    page.open()
+    menus = page.client.request("GET", "/api/menus")[2]
+    shown = page.script("""const pairs = (select) => [...select.options].map((option) => [option.value, option.text]);
+        const groups = (select) => [...select.querySelectorAll("optgroup")].map((group) =>
+            [group.label, [...group.querySelectorAll("option")].map((option) => option.value)]);
+        return {activation: pairs(arguments[0]), optimizer: pairs(arguments[1]), loss: pairs(arguments[2]),
+                dataset: groups(arguments[3])};""",
+                        *(page.element(testid) for testid in ("activation", "optimizer", "loss", "dataset")))
+    for field in ("activation", "optimizer", "loss"):
+        assert shown[field] == [[entry["value"], entry["label"]] for entry in menus[field]], field
+    assert shown["dataset"] == [["Classification", [entry["value"] for entry in menus["dataset"]["classification"]]],
+                                ["Regression", [entry["value"] for entry in menus["dataset"]["regression"]]],
+                                ["Your file", ["csv"]]]
+
+
 def test_changing_the_data_set_redraws_the_points(page):
     page.open()
     heatmap = page.element("heatmap")

@@ -3,6 +3,7 @@
 API (every body is JSON; every error is ``{"error": "...", "field": ...}`` with a 4xx status):
 
 ========================================  ==========================================================
+``GET  /api/menus``                       the choices of the page's menus (settings.menus)
 ``POST /api/sessions``                    ``{"settings": {...}}`` (optional) -> a new session's frame
 ``GET  /api/sessions/<id>``               its settings and the engine's description of its network
 ``POST /api/sessions/<id>/settings``      ``{"settings": {...}}`` (missing fields kept) -> frame at epoch 0
@@ -39,6 +40,7 @@ from .session import SessionNotFound, SessionStore, TrainingStopped
 from .settings import (
     Settings,
     SettingsError,
+    menus,
     parse_empty_request,
     parse_settings_request,
     parse_training_request,
@@ -172,6 +174,10 @@ class PlaygroundHandler(http.server.BaseHTTPRequestHandler):
 
     def _api(self, method, path):
         store = self.server.store
+        if path == "/api/menus":
+            self._require(method, "GET")
+            self._send_json(200, menus())
+            return
         if path == "/api/sessions":
             self._require(method, "POST")
             settings = parse_settings_request(self._read_json(), Settings())

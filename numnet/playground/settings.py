@@ -11,6 +11,8 @@ import math
 import numbers
 
 from numnet._registry import unknown_name_message
+from numnet.activations import ACTIVATIONS
+from numnet.losses import get_loss
 from numnet.optimizers import OPTIMIZERS
 from numnet.preprocessing import PLANE_FEATURES
 
@@ -38,10 +40,36 @@ CLASSIFICATION_DATASETS = ("circle", "xor", "gauss", "spiral", "moons")
 REGRESSION_DATASETS = ("plane", "multigauss")
 UPLOADED_DATASET = "csv"
 DATASETS = CLASSIFICATION_DATASETS + REGRESSION_DATASETS + (UPLOADED_DATASET,)
-#: Hidden-layer activations (softmax belongs to outputs only); the output follows from the loss.
-HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "leaky_relu")
+#: The losses the playground's outputs are built for (numnet.playground.model); the output follows from the loss.
 LOSSES = ("binary_cross_entropy", "softmax_cross_entropy", "mse")
 REGULARIZATIONS = ("none", "l1", "l2")
+
+
+def hidden_activations():
+    """The names of every activation in numnet's ACTIVATIONS table, each once (aliases such as "logistic" left
+    out), but those that say they are ``output_only`` (softmax, exp): read at each call, so an activation
+    registered with numnet.register_activation is offered too."""
+    return tuple(name for name, activation in ACTIVATIONS.items()
+                 if name == activation.name and not activation.output_only)
+
+
+def menus():
+    """The choices of the page's menus, each ``{"value": name, "label": shown}``, from the tables they come
+    from: activations and optimisers from numnet's, losses and data sets (by problem) from the playground's.
+    A label is the thing's own ``display_name`` where it has one, else its name."""
+    activations = [(name, ACTIVATIONS[name]) for name in hidden_activations()]
+    return {
+        "activation": _entries(activations),
+        "optimizer": _entries(sorted(OPTIMIZERS.items())),
+        "loss": _entries((name, type(get_loss(name))) for name in LOSSES),
+        "dataset": {"classification": _entries((name, None) for name in CLASSIFICATION_DATASETS),
+                    "regression": _entries((name, None) for name in REGRESSION_DATASETS)},
+    }
+
+
+def _entries(named):
+    """[{"value": name, "label": label}] for (name, class) pairs."""
+    return [{"value": name, "label": getattr(kind, "display_name", None) or name} for name, kind in named]
 
 
 class SettingsError(ValueError):
@@ -175,14 +203,21 @@ def _json_type(value):
 
 
 def _name(choices):
+    """A check of a name among ``choices``: a tuple, or a function returning one, read at each check."""
     def check(field, value):
-        if not isinstance(value, str):
-            raise SettingsError(field, f"must be one of {', '.join(choices)}, got {_json_type(value)}")
-        name = value.strip().lower()
-        if name not in choices:
-            raise SettingsError(field, unknown_name_message(dict.fromkeys(choices), value[:80], field))
-        return name
+        choices_now = choices() if callable(choices) else choices
+        return _check_name(field, value, choices_now)
     return check
+
+
+def _check_name(field, value, choices):
+    """``value`` lower-cased when it is one of ``choices``; else a SettingsError naming ``field``."""
+    if not isinstance(value, str):
+        raise SettingsError(field, f"must be one of {', '.join(choices)}, got {_json_type(value)}")
+    name = value.strip().lower()
+    if name not in choices:
+        raise SettingsError(field, unknown_name_message(dict.fromkeys(choices), value[:80], field))
+    return name
 
 
 def _integer(low, high):
@@ -244,7 +279,7 @@ _CHECKS = {
     "data_seed": _integer(0, MAX_SEED),
     "features": _features,
     "hidden": _hidden,
-    "activation": _name(HIDDEN_ACTIVATIONS),
+    "activation": _name(hidden_activations),
     "loss": _name(LOSSES),
     "optimizer": _name(tuple(sorted(OPTIMIZERS))),
     "learning_rate": _number(0.0, MAX_LEARNING_RATE, low_included=False),

@@ -26,7 +26,6 @@ const FIELDS = {  // every setting, how it reads from the URL
   optimizer: String, learning_rate: Number, batch_size: Number, regularization: String,
   regularization_rate: Number, dropout: Number, batch_norm: (text) => text === "true", seed: Number,
 };
-const DEFAULT_DATASET = { classification: "circle", regression: "plane" };
 const NEW_LAYER_NEURONS = 2;
 const MAX_LAYERS = 6;
 const MAX_NEURONS = 64;
@@ -34,6 +33,7 @@ const MAX_NEURONS = 64;
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  menus: null,          // the server's choices for the menus (GET /api/menus)
   session: null,        // the server's session id
   settings: null,       // the settings the server confirmed last
   frame: null,          // the last frame drawn
@@ -287,7 +287,7 @@ function bindControls() {
   $("dataset").addEventListener("change", (event) => changeSettings(datasetChange(event.target.value)));
   $("problem").addEventListener("change", (event) => {
     const problem = event.target.value;
-    changeSettings(Object.assign({ problem }, datasetChange(DEFAULT_DATASET[problem])));
+    changeSettings(Object.assign({ problem }, datasetChange(state.menus.dataset[problem][0].value)));
   });
   const slider = (id, field, scale, label) => {
     $(id).addEventListener("input", (event) => { $(`${id}-value`).textContent = label(event.target.value); });
@@ -314,7 +314,7 @@ function bindControls() {
 
 function datasetChange(dataset) {
   // The data set decides the problem type; a regression trains with mse.
-  const regression = ["plane", "multigauss"].includes(dataset);
+  const regression = state.menus.dataset.regression.some((entry) => entry.value === dataset);
   const changes = { dataset };
   if (dataset !== "csv") changes.problem = regression ? "regression" : "classification";
   const loss = (state.pendingSettings || state.settings).loss;
@@ -767,7 +767,23 @@ function drawGradientChart(frame) {
 
 // ---- start ------------------------------------------------------------------------------------------
 
+const optionsOf = (entries) => entries.map((entry) => new Option(entry.label, entry.value));
+
+function fillMenus(menus) {
+  // The server builds the menus from numnet's tables, so an activation or optimiser added there shows here.
+  state.menus = menus;
+  ["activation", "optimizer", "loss"].forEach((id) => $(id).replaceChildren(...optionsOf(menus[id])));
+  const groups = [["Classification", menus.dataset.classification], ["Regression", menus.dataset.regression]];
+  $("dataset").prepend(...groups.map(([label, entries]) => {
+    const group = document.createElement("optgroup");
+    group.label = label;
+    group.append(...optionsOf(entries));
+    return group;
+  }));
+}
+
 async function start() {
+  fillMenus(await api("/api/menus"));
   bindControls();
   const requested = decodeSettings(location.search);
   let frame;
