@@ -39,12 +39,12 @@ class Loss:
     """
 
     name = "loss"
+    #: The name the playground's menu shows (its ``name`` where a class sets none).
+    display_name = None
     #: The output activation this loss is fused with, or None for a loss that works with any.
     fused_activation = None
     #: Whether the loss's outputs are class probabilities (classification) or real values (regression).
     is_classification = False
-    #: The name the playground's menu shows (its ``name`` where a class sets none).
-    display_name = None
     #: Whether targets must be >= 0 (a Poisson rate is never negative).
     needs_non_negative_targets = False
 
@@ -119,6 +119,7 @@ class MeanSquaredError(Loss):
     """
 
     name = "mse"
+    display_name = "mean squared error"
 
     def value(self, output, target, weights=None):
         if weights is not None:
@@ -128,7 +129,6 @@ class MeanSquaredError(Loss):
 
     def sample_values(self, output, target):
         residual = output - target
-    display_name = "mean squared error"
         return namespace(residual).sum(residual * residual, axis=1) / 2.0
 
     def sample_gradients(self, output, target):
@@ -144,6 +144,7 @@ class SoftmaxCrossEntropy(Loss):
     """
 
     name = "softmax_cross_entropy"
+    display_name = "softmax cross-entropy"
     fused_activation = "softmax"
     is_classification = True
 
@@ -163,7 +164,6 @@ class SoftmaxCrossEntropy(Loss):
         return probabilities - target
 
 
-    display_name = "softmax cross-entropy"
 def _log_sum_exp(logits):
     """log Σ_k e^{z_k} for each row, shape (n_samples,), shifted by the row maximum so it never overflows."""
     xp = namespace(logits)
@@ -181,6 +181,7 @@ class SigmoidBinaryCrossEntropy(Loss):
     """
 
     name = "binary_cross_entropy"
+    display_name = "binary cross-entropy"
     fused_activation = "sigmoid"
     is_classification = True
 
@@ -213,6 +214,7 @@ class PoissonDeviance(Loss):
     """
 
     name = "poisson"
+    display_name = "Poisson deviance"
     fused_activation = "exp"
     needs_non_negative_targets = True
 
@@ -263,6 +265,4 @@ def log_loss(probabilities, target):
     """
     xp = namespace(probabilities)
     clipped = xp.clip(probabilities, PROBABILITY_FLOOR, 1.0)
-    display_name = "binary cross-entropy"
     return float(-xp.sum(target * xp.log(clipped)) / probabilities.shape[0])
-    display_name = "Poisson deviance"
