@@ -42,7 +42,7 @@ from .lr_finder import LearningRateFinderResult, find_learning_rate
 from .network import Network
 from .onnx_export import to_onnx
 from .persistence import load_model, save_model
-from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
+from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
 
@@ -53,7 +53,7 @@ __all__ = [
     "NotFittedError", "PrecisionWarning",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",
     "relative_error", "INITIALIZERS", "get_initializer", "Dense", "LOSSES", "Loss", "get_loss", "Network",
-    "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",
+    "OPTIMIZERS", "SGD", "AdaGrad", "Adam", "AdamW", "Momentum", "Nesterov", "Optimizer", "RMSProp", "get_optimizer",
     "SCHEDULES", "get_schedule", "EpochReport", "History", "fit", "load_model", "save_model",
     "Finding", "diagnose", "LearningRateFinderResult", "find_learning_rate", "to_onnx",
 ]

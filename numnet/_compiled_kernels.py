@@ -94,6 +94,35 @@ def adam_step(kept, p, g, m, v, one_minus_beta1, one_minus_beta2, corrected_epsi
         v[i] = _flushed(second, flush_v)
 
 
+@numba.njit(**_KERNEL)
+def adamw_step(kept, p, g, m, v, keep, one_minus_beta1, one_minus_beta2, corrected_epsilon, step_size, flush_m,
+               flush_v):
+    """p ← p·(1 - lr·λ), ``keep`` being that factor, then adam_step's update (adamw_update, every parameter
+    decayed)."""
+    for i in range(p.shape[0]):
+        kept[i] = p[i]
+        first = m[i] + (g[i] - m[i]) * one_minus_beta1
+        second = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta2
+        p[i] = p[i] * keep - (first / (np.sqrt(second) + corrected_epsilon)) * step_size
+        m[i] = _flushed(first, flush_m)
+        v[i] = _flushed(second, flush_v)
+
+
+@numba.njit(**_KERNEL)
+def adamw_masked_step(kept, p, g, m, v, decayed, keep, one_minus_beta1, one_minus_beta2, corrected_epsilon,
+                      step_size, flush_m, flush_v):
+    """adamw_step where ``decayed`` is non-zero, adam_step's update elsewhere (adamw_update with a
+    "decayed" array: decay="matrices")."""
+    for i in range(p.shape[0]):
+        kept[i] = p[i]
+        first = m[i] + (g[i] - m[i]) * one_minus_beta1
+        second = v[i] + (g[i] * g[i] - v[i]) * one_minus_beta2
+        start = p[i] * keep if decayed[i] != 0 else p[i]
+        p[i] = start - (first / (np.sqrt(second) + corrected_epsilon)) * step_size
+        m[i] = _flushed(first, flush_m)
+        v[i] = _flushed(second, flush_v)
+
+
 # ---- Dense with relu -----------------------------------------------------------------------------------
 
 @numba.njit(**_KERNEL)
@@ -119,4 +148,4 @@ def relu_gradient(grad_a, a, out):
 #: Every kernel, by its name: the optimiser rules' records name theirs here (numnet.optimizers.Rule), and
 #: numnet.kernels places the on-disk cache of each.
 KERNELS = {kernel.__name__: kernel for kernel in (sgd_step, momentum_step, nesterov_step, adagrad_step, rmsprop_step,
-                                                  adam_step, bias_relu, relu_gradient)}
+                                                  adam_step, adamw_step, adamw_masked_step, bias_relu, relu_gradient)}

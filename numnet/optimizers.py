@@ -1,4 +1,4 @@
-"""Optimisers: SGD (momentum, Nesterov), AdaGrad, RMSProp, Adam, and the OPTIMIZERS table.
+"""Optimisers: SGD (momentum, Nesterov), AdaGrad, RMSProp, Adam, AdamW, and the OPTIMIZERS table.
 
 An update rule is one record (:class:`Rule`): the names of its state arrays, its update as a function of
 (param, grad, state, scratch) and of *named* hyperparameters, and, optionally, the compiled kernel that
@@ -52,6 +52,8 @@ FLUSH_ROUNDING_HEADROOM = 2.0
 #: The hyperparameters an optimiser fills at each step rather than from its attributes: the scheduled
 #: learning rate and the step count t (from 1).
 STEP_VALUES = ("learning_rate", "step")
+#: The choices of AdamW's ``decay``: which parameters its weight decay shrinks.
+DECAY_CHOICES = ("all", "matrices")
 
 
 # ---- the update rules, in NumPy (the reference) ----------------------------------------------------------
@@ -138,6 +140,26 @@ def adam_corrections(learning_rate, beta1, beta2, epsilon, step):
     return epsilon * root_bias_correction2, learning_rate * root_bias_correction2 / (1.0 - beta1 ** step)
 
 
+def adamw_update(param, grad, state, scratch, *, learning_rate, beta1, beta2, epsilon, weight_decay, step):
+    """AdamW (Loshchilov & Hutter 2019) as torch.optim.AdamW applies it: the weights shrink first, by the
+    scheduled rate, p ← p·(1 - lr·λ), then Adam's step (:func:`adam_update`) with the gradient alone, which
+    the decay never enters (unlike an L2 penalty, whose gradient λ·p Adam would divide by √v̂).
+
+    Where ``state`` holds a "decayed" array (1 for a parameter that decays, 0 for one that does not: AdamW's
+    ``decay="matrices"``), only the first shrink; a parameter that does not is left exactly as it was.
+    """
+    xp = namespace(param)
+    keep = 1.0 - learning_rate * weight_decay
+    decayed = state.get("decayed")
+    if decayed is None:
+        param *= keep
+    else:
+        apply(xp.multiply, param, keep, out=scratch)
+        param[...] = xp.where(decayed != 0, scratch, param)
+    adam_update(param, grad, state, scratch, learning_rate=learning_rate, beta1=beta1, beta2=beta2,
+                epsilon=epsilon, step=step)
+
+
 # ---- the records: one per rule ---------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +187,7 @@ class Rule:
         Default: no state is flushed.
     constant_names : tuple of str, default ()
         Arrays shaped like the parameters that the update reads, never changes and never saves: the
-        optimiser's ``constants``, which its ``bind`` makes.
+        optimiser's ``constants``, which its ``bind`` makes (AdamW's "decayed" mask).
     kernel : str or callable, optional
         The compiled kernel that performs the update in one pass: a name in numnet's table of kernels
         (numnet._compiled_kernels.KERNELS) or a numba function of one's own. Its arguments are matched by
@@ -225,6 +247,12 @@ def _adam_kernel_scalars(hyperparameters):
             "corrected_epsilon": corrected_epsilon, "step_size": step_size}
 
 
+def _adamw_kernel_scalars(hyperparameters):
+    """adam_step's scalars and ``keep`` = 1 - lr·λ, the factor the decayed weights shrink by."""
+    keep = 1.0 - hyperparameters["learning_rate"] * hyperparameters["weight_decay"]
+    return {"keep": keep, **_adam_kernel_scalars(hyperparameters)}
+
+
 def _momentum_decays(hyperparameters):
     return {"velocity": hyperparameters["momentum"]}
 
@@ -261,6 +289,12 @@ RMSPROP_RULE = Rule("rmsprop", rmsprop_update, state_names=("mean_square",),
                     kernel_scalars=_rmsprop_kernel_scalars)
 ADAM_RULE = Rule("adam", adam_update, state_names=("m", "v"), decays=_adam_decays, kernel="adam_step",
                  kernel_scalars=_adam_kernel_scalars)
+ADAMW_RULE = Rule("adamw", adamw_update, state_names=("m", "v"), decays=_adam_decays, kernel="adamw_step",
+                  kernel_scalars=_adamw_kernel_scalars)
+# decay="matrices": the same update, reading the mask of the parameters that decay (AdamW.bind).
+ADAMW_MATRICES_RULE = Rule("adamw", adamw_update, state_names=("m", "v"), decays=_adam_decays,
+                           constant_names=("decayed",), kernel="adamw_masked_step",
+                           kernel_scalars=_adamw_kernel_scalars)
 
 
 # ---- the flush against subnormal drift -------------------------------------------------------------------
@@ -497,8 +531,8 @@ class Optimizer:
 
     def bind(self, network):
         """Learn from ``network`` what the rule needs to know about its parameters besides their values (fit
-        calls it before training); returns the optimiser. The built-in rules need nothing; a rule that reads
-        constant arrays (``Rule.constant_names``) has its class make them here, in ``constants``."""
+        calls it before training); returns the optimiser. Only AdamW with ``decay="matrices"`` needs
+        anything: which parameters decay."""
         return self
 
     def init(self, parameters):
@@ -549,8 +583,9 @@ class Optimizer:
             return self.state
         missing = [name for name in rule.constant_names if name not in self.constants]
         if missing:
-            raise RuntimeError(f"{self!r} needs to know which parameters are which before it steps ({', '.join(missing)}): "
-                               "fit tells it; to step it yourself, call optimizer.bind(network) first")
+            raise RuntimeError(f"{self!r} needs to know which parameters are which before it steps "
+                               f"({', '.join(missing)}): fit tells it; to step it yourself, call "
+                               "optimizer.bind(network) first")
         return {**self.state, **self.constants}
 
     def _adopt_state(self, parameters):
@@ -567,7 +602,8 @@ class Optimizer:
     def hyperparameters(self):
         """The constructor arguments as plain data (for saving and printing): the learning rate, the schedule's
         config, then the attributes named like the other constructor arguments."""
-        others = [name for name in inspect.signature(type(self)).parameters if name not in ("learning_rate", "schedule")]
+        others = [name for name in inspect.signature(type(self)).parameters
+                  if name not in ("learning_rate", "schedule")]
         return {"learning_rate": self.learning_rate, "schedule": self.schedule.config(),
                 **{name: getattr(self, name) for name in others}}
 
@@ -693,6 +729,71 @@ class Adam(Optimizer):
         self.epsilon = _positive(epsilon, "epsilon")
 
 
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), as ``torch.optim.AdamW``.
+
+    Each step first shrinks the decayed parameters by the scheduled learning rate lrₜ, p ← p·(1 - lrₜ·λ),
+    then takes Adam's step (:class:`Adam`) with the gradient alone (:func:`adamw_update`).
+
+    The decay and the network's ``l2`` penalty are two different things, and they add up when both are set.
+    ``Network(l2=λ₂)`` adds λ₂·W to the gradient of every penalised weight; in Adam that term enters the
+    moments and is divided by √v̂ with the rest of the gradient, so it shrinks weights whose gradients are
+    large less than others. AdamW's decay does not touch the gradient: it shrinks every decayed weight by the
+    same fraction lrₜ·λ per step. With both, the weights get the penalty's gradient and the decay. AdamW is
+    usually run with ``l2=0``.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    beta1, beta2 : float in [0, 1), defaults 0.9 and 0.999
+    epsilon : float, default 1e-8
+    weight_decay : float >= 0, default 0.01 (PyTorch's)
+        λ: the fraction of themselves the decayed parameters lose per step, times the learning rate.
+    decay : {"all", "matrices"}, default "all"
+        Which parameters decay: every one (what ``torch.optim.AdamW`` does when given all of a model's
+        parameters), or only those the layers name in ``penalized_parameters()``, the ones ``l2`` penalises:
+        Dense's and Conv2D's weight matrices, never a bias or BatchNorm's γ and β (``fit`` tells the
+        optimiser which they are: :meth:`bind`).
+    schedule : str or Schedule, default "constant"
+
+    Examples
+    --------
+    >>> import numnet
+    >>> optimizer = numnet.optimizers.AdamW(learning_rate=0.001, weight_decay=0.01, decay="matrices")
+    >>> optimizer.hyperparameters()["decay"]
+    'matrices'
+    """
+
+    name = "adamw"
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.01, decay="all",
+                 schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.beta1 = _fraction(beta1, "beta1")
+        self.beta2 = _fraction(beta2, "beta2")
+        self.epsilon = _positive(epsilon, "epsilon")
+        self.weight_decay = _non_negative(weight_decay, "weight_decay")
+        self.decay = _choice(decay, "decay", DECAY_CHOICES)
+
+    @property
+    def rule(self):
+        """ADAMW_RULE, or with decay="matrices" the same update reading the mask of the decayed parameters."""
+        return ADAMW_MATRICES_RULE if self.decay == "matrices" else ADAMW_RULE
+
+    def bind(self, network):
+        """With decay="matrices", keep the mask of the parameters that decay: 1 on those ``network``'s layers
+        name in ``penalized_parameters()``, 0 elsewhere, laid out like its flat parameters; returns the
+        optimiser."""
+        self.constants = {}
+        if self.decay == "matrices":
+            decayed = namespace(network.flat_parameters).zeros_like(network.flat_parameters)
+            views = network.unflatten(decayed)
+            for name in network.weight_names():
+                views[name][...] = 1
+            self.constants["decayed"] = decayed
+        return self
+
+
 OPTIMIZERS = {
     "sgd": SGD,
     "momentum": Momentum,
@@ -700,6 +801,7 @@ OPTIMIZERS = {
     "adagrad": AdaGrad,
     "rmsprop": RMSProp,
     "adam": Adam,
+    "adamw": AdamW,
 }
 
 
@@ -738,3 +840,21 @@ def _fraction(value, name):
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return value
 
+
+def _non_negative(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a number, got {value!r}") from error
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _choice(value, name, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of the strings {', '.join(map(repr, choices))}, got {value!r}")
+    key = value.strip().lower()
+    if key not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return key

@@ -22,8 +22,8 @@ from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
 numba = pytest.importorskip("numba")
 
 FAST = settings(max_examples=25, deadline=None, derandomize=True)
-#: Every kind of update: plain, momentum, Nesterov, AdaGrad, RMSProp, Adam.
-RULES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam"]
+#: Every kind of update: plain, momentum, Nesterov, AdaGrad, RMSProp, Adam, AdamW.
+RULES = ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"]
 #: Steps per comparison: past the flushes at FLUSH_INTERVAL and twice that.
 N_STEPS = 2 * FLUSH_INTERVAL + 5
 
@@ -184,6 +184,27 @@ def test_the_compiled_step_on_several_threads_equals_the_numpy_rule_bit_for_bit(
         compiled, compiled_state = trajectory(name, "numba", start, gradients)
     np.testing.assert_array_equal(compiled, reference)
     for key in reference_state:
+        np.testing.assert_array_equal(compiled_state[key], reference_state[key])
+
+
+def test_the_compiled_adamw_decaying_matrices_equals_the_numpy_rule_bit_for_bit_in_chunks():
+    # The flat buffer mixes weights that decay with biases and BatchNorm's gamma and beta that do not, and is
+    # cut in chunks (two for the NumPy rule, several over three threads for the kernel): the mask of decayed
+    # parameters must follow the elements into every chunk.
+    network = numnet.Network([784, 300, 10], output_activation="softmax", batch_norm=True, dtype="float32", seed=5)
+    rng = np.random.default_rng(6)
+    gradients = sparse_gradients(rng, FLUSH_INTERVAL + 2, network.n_parameters, np.float32, 0.5)
+    results = []
+    for choice in ("numpy", "numba"):
+        optimizer = get_optimizer("adamw", learning_rate=0.01, weight_decay=0.5, decay="matrices").bind(network)
+        parameters = network.flat_parameters.copy()
+        with kernel_threads_and_chunk(3, min_chunk=MIN_CHUNK // 4), use_kernels(choice):
+            for gradient in gradients:
+                optimizer.step(parameters, gradient)
+        results.append((parameters, optimizer.state))
+    (reference, reference_state), (compiled, compiled_state) = results
+    np.testing.assert_array_equal(compiled, reference)
+    for key in ("m", "v"):
         np.testing.assert_array_equal(compiled_state[key], reference_state[key])
 
 

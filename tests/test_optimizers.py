@@ -1,8 +1,10 @@
 """Tests of numnet.optimizers: trajectories against torch.optim in float64, hand-worked first steps,
-hyperparameter validation, bit-for-bit continuation after saving and restoring the state, and no
-subnormal drift in the state. Every test runs with the NumPy rules and, when numba is installed, with
-the compiled kernels (numnet.kernels)."""
+hyperparameter validation, bit-for-bit continuation after saving and restoring the state, no subnormal
+drift in the state, AdamW against torch.optim.AdamW, and a rule of one's own written only in this file.
+Every test runs with the NumPy rules and, when numba is installed, with the compiled kernels
+(numnet.kernels)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,11 +15,13 @@ from hypothesis.extra import numpy as hnp
 
 import numnet
 import numnet.optimizers
-from numnet.backend import get_backend, to_numpy
+from numnet.backend import get_backend, namespace, to_numpy
 from numnet.kernels import compiled_available, set_kernel_threads, use_kernels
-from numnet.optimizers import (FLUSH_INTERVAL, MAX_FLUSH_FACTOR, OPTIMIZERS, RULE_CHUNK, SGD, AdaGrad, Adam, Momentum,
-                               Nesterov, RMSProp, flush_interval, flush_thresholds, get_optimizer)
+from numnet.optimizers import (FLUSH_INTERVAL, MAX_FLUSH_FACTOR, OPTIMIZERS, RULE_CHUNK, SGD, AdaGrad, Adam, AdamW,
+                               Momentum, Nesterov, Optimizer, RMSProp, Rule, flush_interval, flush_thresholds,
+                               get_optimizer)
 from numnet.schedules import StepDecay
+from oracles import as_numpy, max_relative_difference, torch_linear_layers
 
 # numnet and torch.optim apply the same float64 formulas in a slightly different order; after ten steps
 # parameters and displacements agree to ~1e-14 (measured), so 1e-12 leaves room without hiding a wrong rule.
@@ -39,11 +43,11 @@ def kernel_choice(request):
 class Problem:
     """A quadratic bowl whose gradient A·p + b_t depends on the parameters and changes each step."""
 
-    def __init__(self, seed=0):
+    def __init__(self, seed=0, steps=N_STEPS):
         rng = np.random.default_rng(seed)
         A = rng.standard_normal((N_PARAMETERS, N_PARAMETERS))
         self.A = A @ A.T / N_PARAMETERS + np.eye(N_PARAMETERS)  # symmetric positive definite
-        self.offsets = rng.standard_normal((N_STEPS, N_PARAMETERS))
+        self.offsets = rng.standard_normal((steps, N_PARAMETERS))
         self.start = rng.standard_normal(N_PARAMETERS)
 
     def gradient(self, parameters, step):
@@ -93,6 +97,8 @@ TORCH_CASES = {
     "rmsprop": (lambda: RMSProp(learning_rate=0.01, rho=0.9, epsilon=1e-8),
                 lambda optim, params: optim.RMSprop(params, lr=0.01, alpha=0.9, eps=1e-8)),
     "adam": (lambda: Adam(learning_rate=0.01), lambda optim, params: optim.Adam(params, lr=0.01)),
+    "adamw": (lambda: AdamW(learning_rate=0.01, weight_decay=0.1),
+              lambda optim, params: optim.AdamW(params, lr=0.01, weight_decay=0.1)),
 }
 
 
@@ -272,6 +278,9 @@ def test_load_state_without_a_required_array_raises_value_error_naming_it():
     (lambda: RMSProp(rho=1.0), r"rho must be in \[0, 1\)"),
     (lambda: AdaGrad(epsilon=0.0), r"epsilon must be a finite number > 0"),
     (lambda: Adam(epsilon=-1e-8), r"epsilon must be a finite number > 0"),
+    (lambda: AdamW(weight_decay=-0.01), r"weight_decay must be a finite number >= 0, got -0\.01"),
+    (lambda: AdamW(weight_decay=math.inf), r"weight_decay must be a finite number >= 0, got inf"),
+    (lambda: AdamW(decay="biases"), r"decay must be one of 'all', 'matrices', got 'biases'"),
 ])
 def test_invalid_hyperparameters_raise_value_error_naming_the_value(make, message):
     with pytest.raises(ValueError, match=message):
@@ -281,6 +290,11 @@ def test_invalid_hyperparameters_raise_value_error_naming_the_value(make, messag
 def test_a_learning_rate_that_is_not_a_number_raises_type_error():
     with pytest.raises(TypeError, match="learning_rate must be a number"):
         SGD(learning_rate="fast")
+
+
+def test_an_adamw_decay_that_is_not_a_string_raises_type_error():
+    with pytest.raises(TypeError, match=r"decay must be one of the strings 'all', 'matrices', got True"):
+        AdamW(decay=True)
 
 
 def test_get_optimizer_passes_the_learning_rate_and_options_on():
@@ -304,6 +318,8 @@ def test_get_optimizer_with_invalid_options_raises_value_error():
     ("adagrad", {"learning_rate": 0.01, "epsilon": 1e-10}),
     ("rmsprop", {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-8}),
     ("adam", {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8}),
+    ("adamw", {"learning_rate": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0.01,
+               "decay": "all"}),
 ])
 def test_default_hyperparameters_are_the_documented_ones(name, expected):
     hyperparameters = get_optimizer(name).hyperparameters()
@@ -315,7 +331,7 @@ def test_default_hyperparameters_are_the_documented_ones(name, expected):
 # ---------------------------------------------------------------------------------------------------------
 
 #: The optimisers whose state decays geometrically (by 0.9 a step) when a gradient stays zero.
-DECAYING_STATE = ["adam", "momentum", "nesterov", "rmsprop"]
+DECAYING_STATE = ["adam", "adamw", "momentum", "nesterov", "rmsprop"]
 #: One-hot inputs, one sample a step, in order: input k's weights get a non-zero gradient only at step k, so
 #: their momentum, about 1e-2 then, is multiplied by 0.9 at each of the ~1000 - k steps after it and
 #: crosses the smallest float32 normal (1.2e-38) about 790 steps later.
@@ -436,3 +452,260 @@ def test_a_buffer_stepped_in_chunks_on_several_threads_equals_whole_array_steps_
     np.testing.assert_array_equal(chunked, whole)
     for whole_array, chunked_array in zip(whole_state, chunked_state):
         np.testing.assert_array_equal(chunked_array, whole_array)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# AdamW: decoupled weight decay, against torch.optim.AdamW
+# ---------------------------------------------------------------------------------------------------------
+
+#: AdamW's trajectories run 50 steps and are held to TORCH_TOLERANCE: numnet and torch apply the same
+#: float64 formulas in a slightly different order (Adam's bias corrections folded into ε and the step size,
+#: v updated as v + (1-β2)(g² - v)); the parameters agree to 6e-14 relatively and their displacements to
+#: 2e-15 (measured), while a decay applied after Adam's step instead of before misses by 0.5.
+ADAMW_STEPS = 50
+#: A network trained by numnet and by torch: the gradients come from two different backward passes too,
+#: a few ulps apart at every step, and 50 Adam steps carry the differences on: 2e-13 measured; decaying the
+#: biases as well (decay="all") misses by 4e-2.
+NETWORK_TORCH_TOLERANCE = 1e-11
+#: λ large enough that the decay moves the weights by far more than the tolerance: 50 steps at lr 0.01
+#: shrink them by about 5%.
+ADAMW_WEIGHT_DECAY = 0.1
+
+
+@pytest.mark.parametrize("with_schedule", [False, True], ids=["constant", "step_decay"])
+def test_adamw_matches_torch_adamw_over_fifty_steps_in_float64(with_schedule):
+    problem = Problem(seed=9, steps=ADAMW_STEPS)
+    schedule = StepDecay(step_size=10, factor=0.5) if with_schedule else "constant"
+    ours = numnet_trajectory(AdamW(learning_rate=0.01, weight_decay=ADAMW_WEIGHT_DECAY, schedule=schedule),
+                             problem, steps=ADAMW_STEPS)
+    theirs = torch_trajectory(lambda optim, params: optim.AdamW(params, lr=0.01, weight_decay=ADAMW_WEIGHT_DECAY),
+                              problem, steps=ADAMW_STEPS,
+                              make_scheduler=(lambda schedulers, opt: schedulers.StepLR(opt, step_size=10, gamma=0.5))
+                              if with_schedule else None)
+    assert_same_trajectory(ours, theirs, problem.start)
+    # The decay is what this test checks: without it (Adam), the path ends far outside the tolerance.
+    adam = numnet_trajectory(Adam(learning_rate=0.01, schedule=schedule), problem, steps=ADAMW_STEPS)
+    assert max_relative_difference(adam[-1] - problem.start, ours[-1] - problem.start) > 1e-4
+
+
+def test_adamw_without_weight_decay_steps_exactly_as_adam():
+    # λ = 0: p·(1 - lr·0) = p·1 = p exactly, so every step is Adam's, bit for bit.
+    problem = Problem(seed=10)
+    ours = numnet_trajectory(AdamW(learning_rate=0.01, weight_decay=0.0), problem)
+    np.testing.assert_array_equal(ours, numnet_trajectory(Adam(learning_rate=0.01), problem))
+
+
+def dense_classification(seed=12):
+    """A float64 4-6-3 tanh/softmax network (Dense layers only) and 24 samples of 3 classes."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((24, 4)), rng.integers(0, 3, 24)
+    network = numnet.Network([4, 6, 3], activation="tanh", output_activation="softmax", dtype="float64", seed=seed)
+    return network, X, y
+
+
+def test_adamw_decaying_matrices_only_matches_torch_adamw_with_two_parameter_groups():
+    torch = pytest.importorskip("torch")
+    network, X, y = dense_classification()
+    linears = torch_linear_layers(network)
+    weights = [linear.weight for linear in linears]
+    biases = [linear.bias for linear in linears]
+    theirs = torch.optim.AdamW([{"params": weights, "weight_decay": ADAMW_WEIGHT_DECAY},
+                                {"params": biases, "weight_decay": 0.0}], lr=0.01)
+    inputs, targets = torch.tensor(X), torch.tensor(y)
+    for _ in range(ADAMW_STEPS):  # full batches, in order: the same batches as fit's below
+        theirs.zero_grad()
+        torch.nn.functional.cross_entropy(linears[1](torch.tanh(linears[0](inputs))), targets).backward()
+        theirs.step()
+    ours = AdamW(learning_rate=0.01, weight_decay=ADAMW_WEIGHT_DECAY, decay="matrices")
+    network.fit(X, y, epochs=ADAMW_STEPS, batch_size=len(X), shuffle=False, optimizer=ours, seed=0)
+    for layer, linear in zip(network.layers, linears):
+        # numnet's W is (n_in, n_out), torch's weight (n_out, n_in)
+        np.testing.assert_allclose(as_numpy(layer.params["W"]), linear.weight.detach().numpy().T,
+                                   rtol=NETWORK_TORCH_TOLERANCE, atol=0)
+        np.testing.assert_allclose(as_numpy(layer.params["b"]), linear.bias.detach().numpy(),
+                                   rtol=NETWORK_TORCH_TOLERANCE, atol=0)
+
+
+def test_adamw_decaying_matrices_decays_what_l2_penalises_and_leaves_the_rest_as_adam_does():
+    # One step from the same weights and gradients: every parameter l2 does not penalise (the biases, and
+    # BatchNorm's gamma and beta) moves exactly as under Adam; every weight is Adam's step from p·(1 - lr·λ).
+    network = numnet.Network([4, 6, 3], output_activation="softmax", batch_norm=True, dtype="float64", seed=13)
+    rng = np.random.default_rng(13)
+    gradients = namespace(network.flat_parameters).asarray(rng.standard_normal(network.n_parameters))
+    steps = {}
+    for name, optimizer in (("adam", Adam(learning_rate=0.01)),
+                            ("adamw", AdamW(learning_rate=0.01, weight_decay=0.5, decay="matrices"))):
+        parameters = network.copy()
+        optimizer.bind(parameters).step(parameters.flat_parameters, gradients)
+        steps[name] = {key: as_numpy(value) for key, value in parameters.parameters().items()}
+    penalized = set(network.weight_names())
+    assert penalized == {"dense_0.W", "dense_3.W"}
+    for key, start in network.parameters().items():
+        start = as_numpy(start)
+        if key in penalized:
+            # Adam's first step is -lr·g/(|g| + ε) whatever the start: from p·(1 - 0.005) instead of p. Each
+            # side rounds a few times at the size of p and of the step (0.01), against a difference of
+            # 0.005·p: 1e-9 relatively, and 1e-15 absolutely for the weights nearest zero.
+            np.testing.assert_allclose(steps["adamw"][key] - steps["adam"][key], -0.005 * start,
+                                       rtol=1e-9, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(steps["adamw"][key], steps["adam"][key])
+
+
+def test_adamw_decaying_matrices_stepped_before_it_knows_the_network_raises_runtime_error():
+    optimizer = AdamW(decay="matrices")
+    with pytest.raises(RuntimeError, match=r"call optimizer.bind\(network\) first"):
+        optimizer.step(np.ones(4), np.ones(4))
+
+
+def fit_checkpointed(make_optimizer, tmp_path, epochs=(2, 2)):
+    """(a network trained for sum(epochs) epochs in one fit, the same trained for epochs[0], saved, loaded and
+    trained for epochs[1]): a float64 network with BatchNorm, on NumPy (load_model rebuilds there)."""
+    rng = np.random.default_rng(14)
+    X, y = rng.standard_normal((40, 5)), np.arange(40) % 3
+    runs = []
+    for chunks in ((sum(epochs),), epochs):
+        network = numnet.Network([5, 8, 3], output_activation="softmax", batch_norm=True, dtype="float64",
+                                 seed=14, backend="numpy")
+        network.fit(X, y, epochs=chunks[0], batch_size=16, optimizer=make_optimizer(), seed=15)
+        for more in chunks[1:]:
+            network = numnet.load_model(numnet.save_model(network, tmp_path / "checkpoint.npz"))
+            network.fit(X, y, epochs=more, batch_size=16)  # the optimiser, its state and the seed from the file
+        runs.append(network)
+    return runs
+
+
+def assert_same_training(uninterrupted, resumed):
+    np.testing.assert_array_equal(resumed.flat_parameters, uninterrupted.flat_parameters)
+    assert resumed.history.iteration_loss == uninterrupted.history.iteration_loss
+    assert type(resumed.optimizer) is type(uninterrupted.optimizer)
+    assert resumed.optimizer.hyperparameters() == uninterrupted.optimizer.hyperparameters()
+    assert resumed.optimizer.state["step"] == uninterrupted.optimizer.state["step"]
+    for name in uninterrupted.optimizer.state_names:
+        np.testing.assert_array_equal(resumed.optimizer.state[name], uninterrupted.optimizer.state[name])
+
+
+def test_adamw_decaying_matrices_resumes_from_a_file_bit_for_bit(tmp_path):
+    uninterrupted, resumed = fit_checkpointed(
+        lambda: AdamW(learning_rate=0.01, weight_decay=0.1, decay="matrices", schedule=StepDecay(5, 0.5)), tmp_path)
+    assert_same_training(uninterrupted, resumed)
+    assert resumed.optimizer.decay == "matrices"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A rule of one's own, written in this file and registered in one place (OPTIMIZERS), with no edit to numnet
+# ---------------------------------------------------------------------------------------------------------
+
+
+def lion_update(param, grad, state, scratch, *, learning_rate, beta1, beta2):
+    """Lion (Chen et al. 2023, "Symbolic discovery of optimization algorithms"), without weight decay:
+    p ← p - lr·sign(β1·m + (1-β1)·g), then m ← β2·m + (1-β2)·g."""
+    xp = namespace(param)
+    m = state["m"]
+    scratch[...] = xp.sign(m * beta1 + grad * (1.0 - beta1))
+    param -= scratch * learning_rate
+    m *= beta2
+    m += grad * (1.0 - beta2)
+
+
+LION_RULE = Rule("lion", lion_update, state_names=("m",),
+                 decays=lambda hyperparameters: {"m": hyperparameters["beta2"]})
+
+
+class Lion(Optimizer):
+    """Lion: the record above and this class are all a rule of one's own needs."""
+
+    name = "lion"
+    rule = LION_RULE
+
+    def __init__(self, learning_rate=1e-4, beta1=0.9, beta2=0.99, schedule="constant"):
+        super().__init__(learning_rate, schedule)
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+
+
+@pytest.fixture
+def lion_registered(monkeypatch):
+    """Lion in the table of optimisers for the test, as a contributor registers a rule."""
+    monkeypatch.setitem(OPTIMIZERS, "lion", Lion)
+
+
+def test_lion_first_step_is_minus_lr_times_the_sign_of_the_gradient():
+    # m = 0 at the start: sign(β1·0 + (1-β1)·g) = sign(g), so p ← p - lr·sign(g); then m = (1-β2)·g.
+    gradient = np.array([3.0, -0.5, 0.0, 1e-300])
+    parameters = np.ones(4)
+    optimizer = Lion(learning_rate=0.25)
+    optimizer.step(parameters, gradient)
+    np.testing.assert_array_equal(parameters, [0.75, 1.25, 1.0, 0.75])
+    # 1 - 0.99 is 0.01 to 9e-16 relatively in float64.
+    np.testing.assert_allclose(optimizer.state["m"], 0.01 * gradient, rtol=1e-15)
+
+
+@pytest.mark.usefixtures("lion_registered")
+def test_a_rule_written_only_here_trains_with_fit_saves_and_resumes_bit_for_bit(tmp_path):
+    make = lambda: Lion(learning_rate=0.003, schedule=StepDecay(step_size=5, factor=0.5))  # noqa: E731
+    uninterrupted, resumed = fit_checkpointed(make, tmp_path)
+    assert_same_training(uninterrupted, resumed)
+    assert uninterrupted.history.epoch_loss[-1] < uninterrupted.history.epoch_loss[0]
+    assert type(get_optimizer("lion")) is Lion
+    # Without a compiled kernel, "auto" runs its NumPy update: the same numbers as "numpy".
+    for choice in ("numpy", "auto"):
+        with use_kernels(choice):
+            again, _ = fit_checkpointed(make, tmp_path, epochs=(4,))
+        np.testing.assert_array_equal(again.flat_parameters, uninterrupted.flat_parameters)
+
+
+def lion_compiled_rule():
+    """LION_RULE with a numba kernel of its own, written here as the NumPy update computes (same roundings)."""
+    numba = pytest.importorskip("numba")
+
+    @numba.njit(nogil=True, error_model="numpy")
+    def lion_step(kept, p, g, m, beta1, one_minus_beta1, beta2, one_minus_beta2, learning_rate, flush_m):
+        for i in range(p.shape[0]):
+            kept[i] = p[i]
+            p[i] -= np.sign(m[i] * beta1 + g[i] * one_minus_beta1) * learning_rate
+            value = m[i] * beta2 + g[i] * one_minus_beta2
+            m[i] = 0 if abs(value) < flush_m else value
+
+    def kernel_scalars(hyperparameters):
+        beta1, beta2 = hyperparameters["beta1"], hyperparameters["beta2"]
+        return {"beta1": beta1, "one_minus_beta1": 1.0 - beta1, "beta2": beta2, "one_minus_beta2": 1.0 - beta2,
+                "learning_rate": hyperparameters["learning_rate"]}
+
+    return dataclasses.replace(LION_RULE, kernel=lion_step, kernel_scalars=kernel_scalars)
+
+
+def test_a_compiled_kernel_of_ones_own_runs_and_equals_its_numpy_update_bit_for_bit():
+    class CompiledLion(Lion):
+        rule = lion_compiled_rule()
+
+    rng = np.random.default_rng(16)
+    gradients = (rng.standard_normal((2 * FLUSH_INTERVAL, 300)) * 10.0 ** rng.uniform(-40, 0, 300)).astype(np.float32)
+    gradients[3:, :150] = 0  # so that m decays, past the flushes at steps 32 and 64
+    results = []
+    for choice in ("numpy", "numba"):
+        with use_kernels(choice):
+            optimizer, parameters = CompiledLion(learning_rate=0.01), np.zeros(300, np.float32)
+            for gradient in gradients:
+                optimizer.step(parameters, gradient)
+        results.append((parameters, optimizer.state["m"]))
+    assert CompiledLion.rule.kernel.signatures  # numba compiled it: the kernel ran
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+    # Gradients down to 1e-40 give m subnormal values; the flush at the last step (64) has cleared them.
+    assert subnormal_count(results[0][1]) == 0
+
+
+def test_a_kernel_whose_arguments_do_not_match_its_rule_by_name_raises_type_error_naming_them():
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def misnamed_step(kept, p, g, m, lr):
+        p -= lr * g
+
+    class Misnamed(Lion):
+        rule = dataclasses.replace(LION_RULE, kernel=misnamed_step,
+                                   kernel_scalars=lambda hyperparameters: {"learning_rate": 1.0})
+
+    with use_kernels("numba"), pytest.raises(TypeError, match=r"not given: lr; given but not taken: learning_rate"):
+        Misnamed().step(np.ones(4), np.ones(4))

@@ -181,6 +181,7 @@ OPTIMIZER_CASES = {
     "adagrad": dict(learning_rate=0.1, epsilon=1e-7),
     "rmsprop": dict(learning_rate=0.01, rho=0.8, schedule=InverseScaling(decay=0.5, power=0.75)),
     "adam": dict(learning_rate=0.01, beta1=0.8, beta2=0.99, epsilon=1e-7),
+    "adamw": dict(learning_rate=0.01, beta1=0.8, weight_decay=0.05, decay="matrices"),
 }
 
 
