@@ -5,11 +5,13 @@ the numbers `numnet explain` prints, closed forms and the reference numbers of t
 (docs/tutorials/eNN-*.md, "Specification") for the experiments report. Outputs go to pytest's tmp_path; plots are drawn with matplotlib's Agg backend.
 """
 
+import ast
 import base64
 import csv
 import dataclasses
 import io
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -532,3 +534,32 @@ def test_a_spec_with_the_defaults_builds_the_recipes_network_for_the_data():
     data = cli.load_data("digits")
     assert cli.build_network(cli.NetworkSpec(), data).layer_sizes == [64, *cli.RECIPES["digits"].hidden, 10]
     assert isinstance(cli.build_network(cli.NetworkSpec(model="cnn"), data).layers[0], numnet.Conv2D)
+
+
+APPLICATIONS = ("numnet.cli", "numnet.experiments", "numnet.playground")
+
+
+def _imported_modules(path):
+    """The absolute names of the modules a numnet/*.py file imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "numnet" if node.level else ""
+            module = ".".join(part for part in (base, node.module or "") if part)
+            names += [module, *(f"{module}.{alias.name}" for alias in node.names)]
+    return names
+
+
+def test_the_engine_never_imports_the_applications():
+    # The layout of issue 22: the engine is numnet/*.py; the command, the experiments and the playground are
+    # packages beside it that import the engine. `python -m numnet` (__main__.py) is the command's door.
+    package = pathlib.Path(numnet.__file__).parent
+    engine = [path for path in sorted(package.glob("*.py")) if path.name != "__main__.py"]
+    assert {"network.py", "layers.py", "explain.py", "preprocessing.py"} <= {path.name for path in engine}
+    wrong = [f"{path.name} imports {name}" for path in engine for name in _imported_modules(path)
+             if name.startswith(APPLICATIONS)]
+    assert not wrong, wrong
+    assert all((package / name.split(".")[1] / "__init__.py").is_file() for name in APPLICATIONS)
