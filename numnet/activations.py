@@ -311,10 +311,10 @@ class Softmax(Activation):
 
     def forward(self, z, out=None):
         xp = namespace(z)
-        shifted = apply(xp.subtract, z, xp.max(z, axis=1, keepdims=True), out=out)
+        shifted = apply(xp.subtract, z, xp.max(z, axis=-1, keepdims=True), out=out)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
             apply(xp.exp, shifted, out=shifted)
-        shifted /= xp.sum(shifted, axis=1, keepdims=True)
+        shifted /= xp.sum(shifted, axis=-1, keepdims=True)
         return shifted
 
     def derivative(self, a):
@@ -330,7 +330,7 @@ class Softmax(Activation):
 
     def backward(self, grad_a, a):
         # J^T g for J = diag(a) - a a^T, row by row, without building J.
-        weighted_sum = namespace(a).sum(grad_a * a, axis=1, keepdims=True)
+        weighted_sum = namespace(a).sum(grad_a * a, axis=-1, keepdims=True)
         return a * (grad_a - weighted_sum)
 
     def onnx_nodes(self, graph, x):
@@ -351,12 +351,12 @@ ACTIVATIONS = {
 
 
 def register_activation(activation_class):
-    """Add an Activation subclass to :data:`ACTIVATIONS` under its ``name``.
+    """Add an Activation subclass to :data:`numnet.ACTIVATIONS` under its ``name``.
 
     Every part of numnet then takes that name: Dense, Conv2D and the Activation layer, Network's
     ``activation``, saved models, the command line's ``--activation``, the estimators and the playground's
     menu; what each needs to know about the function it reads from the class's facts (see
-    :class:`Activation`). Returns the class, so it can decorate the class definition.
+    :class:`numnet.activations.Activation`). Returns the class, so it can decorate the class definition.
 
     Parameters
     ----------

@@ -327,6 +327,28 @@ def check_finite(array, name):
         )
 
 
+def as_token_ids(values, ndim, name="X"):
+    """Token ids (integers, or floats that hold integers) as a C-contiguous int64 NumPy array of ``ndim``
+    dimensions, e.g. (n_samples, time_steps); whether each id is in the vocabulary is the Embedding's check.
+
+    Raises
+    ------
+    ValueError, TypeError
+        For another number of dimensions, fractional values, NaN, or values that are not numbers.
+    """
+    array = as_numeric_array(values, name)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must hold token ids of shape (n_samples, time_steps), an integer per position, "
+                         f"got shape {array.shape}")
+    if array.dtype.kind == "f":
+        check_finite(array, name)
+        fractional = array != np.round(array)
+        if fractional.any():
+            raise ValueError(f"{name} must hold integer token ids, got {array[fractional][0]} at "
+                             f"{tuple(int(i) for i in np.argwhere(fractional)[0])}")
+    return np.ascontiguousarray(array, dtype=np.int64)
+
+
 def as_numeric_array(values, name):
     """Turn ``values`` into a real NumPy array, refusing strings, objects and complex numbers.
 

@@ -75,6 +75,11 @@ class Layer:
     :meth:`forward_logits` and :meth:`backward_delta` (Dense and Activation do), so both
     ``Dense(..., "softmax")`` and a trailing ``Activation("softmax")`` train with the fused loss.
 
+    A layer that reads integer token ids sets ``takes_token_ids`` (:class:`numnet.embedding.Embedding`); a
+    layer that carries a state per row from one training batch into the next sets ``stateful`` and
+    implements :meth:`carried_state`, :meth:`set_carried_state` and :meth:`reset_carried_state` (the
+    recurrent layers of :mod:`numnet.recurrent`).
+
     Attributes
     ----------
     name : str or None
@@ -90,6 +95,12 @@ class Layer:
     activation = None
     #: Whether ``forward`` in training needs ``rng`` (Dropout's masks); fit then derives one per step.
     needs_rng = False
+    #: Whether the layer takes integer token ids (Embedding): the network then keeps its input as integers
+    #: instead of converting it to the model's float dtype, and the layer checks the ids' dtype and range.
+    takes_token_ids = False
+    #: Whether the layer carries a state per row from one training batch into the next (a recurrent layer
+    #: built with ``stateful=True``): see :meth:`carried_state`.
+    stateful = False
     name = None
     context = None
     params = grads = state = _NOTHING
@@ -183,6 +194,32 @@ class Layer:
     def clear_cache(self):
         """Drop what the last training forward pass cached."""
         self._cache = None
+
+    # ---- state carried from one training batch into the next (stateful recurrent layers) ---------------
+
+    def carried_state(self):
+        """The state this layer carries per row into the next training batch, by name (a stateful LSTM:
+        ``{"h": (n, H), "c": (n, H)}``); empty when there is none (the default, and after a reset).
+
+        Unlike :attr:`state` (fixed shapes, the same on every MPI rank), it has one row per row of the
+        batch, each rank carrying its own rows. Checkpoints save it and :meth:`set_carried_state` restores it.
+        """
+        return {}
+
+    def set_carried_state(self, arrays):
+        """Restore what :meth:`carried_state` returned (NumPy arrays are moved to the layer's backend).
+
+        Raises
+        ------
+        ValueError
+            The default: the layer carries no state, so only an empty mapping is accepted.
+        """
+        if arrays:
+            raise ValueError(f"layer {self.name or self.kind} carries no state between batches, but was given "
+                             f"{', '.join(sorted(arrays))}; the checkpoint belongs to another model")
+
+    def reset_carried_state(self):
+        """Forget the carried state: the next training batch starts from zeros (default: nothing to forget)."""
 
     def _require_cache(self):
         if self._cache is None:
@@ -367,12 +404,18 @@ class Dense(AffineLayer):
         return (self.n_inputs,)
 
     def output_shape(self, input_shape):
+        # A vector per sample, or one per time step of a sequence (time_steps, n_inputs): the last axis.
+        if input_shape is not None and len(input_shape) == 2:
+            if input_shape[-1] is not None and input_shape[-1] != self.n_inputs:
+                raise ValueError(f"takes {self.n_inputs} inputs per time step")
+            return (input_shape[0], self.n_outputs)
         if input_shape is not None and tuple(input_shape) != (self.n_inputs,) and None not in input_shape:
             raise ValueError(f"takes {self.n_inputs} inputs per sample")
         return (self.n_outputs,)
 
     def _affine(self, x):
-        """(x, x W): x (n_samples, n_inputs) is what BP4 needs; x W is (n_samples, n_outputs)."""
+        """(x, x W): x (n_samples, n_inputs) is what BP4 needs; x W is (n_samples, n_outputs). A sequence
+        x (n_samples, time_steps, n_inputs) is mapped at every time step by the same W and b."""
         return x, x @ self.params["W"]
 
     def _bias_term(self):
@@ -382,6 +425,9 @@ class Dense(AffineLayer):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
         x, _ = self._require_cache()
         xp = namespace(delta)
+        input_shape = x.shape
+        if x.ndim > 2:  # every time step is a row of the batch for the sums over it (one product each)
+            x, delta = xp.reshape(x, (-1, x.shape[-1])), xp.reshape(delta, (-1, delta.shape[-1]))
         # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         apply(xp.matmul, x.T, delta, out=self.grads["W"])
         if self.bias:
@@ -390,7 +436,8 @@ class Dense(AffineLayer):
         if not propagate:
             return None
         # BP2 (its first factor): dC/da_prev = delta Wᵀ; the previous layer multiplies by its f'(z)
-        return delta @ self.params["W"].T
+        grad_input = delta @ self.params["W"].T
+        return grad_input if grad_input.shape == input_shape else xp.reshape(grad_input, input_shape)
 
     def config(self):
         """Plain data, the format-version-1 layout older numnet reads: sizes, activation and initialisers

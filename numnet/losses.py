@@ -6,6 +6,9 @@ learning rate means the same thing for every batch size.
 Targets reach a loss as a float matrix of shape (n_samples, n_outputs): one-hot rows for softmax
 cross-entropy, 0/1 entries for binary cross-entropy, real values for mean squared error, counts (>= 0) for
 the Poisson deviance. The network converts class indices to that form once, at the boundary of ``fit``.
+A sequence model's outputs (n_samples, time_steps, n_classes) take class indices (n_samples, time_steps)
+instead (token ids: one-hot rows of a vocabulary would not fit in memory), and softmax cross-entropy is then
+the mean over the tokens it counts (every target but ``ignore_index``).
 
 Every loss also takes optional per-sample weights and is then a weighted mean over the batch (see Loss).
 """
@@ -14,6 +17,7 @@ import numpy as np
 
 from ._registry import lookup
 from .backend import namespace, squared_norm
+from .validation import Integer, declare
 
 #: Smallest probability fed to a log when cross-entropy is evaluated from probabilities instead of logits
 #: (only in :func:`log_loss`); the losses below work from logits and need no clipping.
@@ -68,6 +72,11 @@ class Loss:
         w_i / Σ w · dC_i/da_i with ``weights``.
         """
         return _mean_of_rows(self.sample_gradients(output, target), weights)
+
+    def count(self, target, weights=None):
+        """What the loss is a mean over, for weighting batches against each other (an epoch's loss, the
+        data-parallel ranks' shares): the samples, or with ``weights`` the sum of their weights."""
+        return target.shape[0] if weights is None else float(namespace(weights).sum(weights))
 
     def sample_values(self, output, target):
         """C_i for each sample, shape (n_samples,) (``output`` as in :meth:`value`)."""
@@ -141,6 +150,16 @@ class SoftmaxCrossEntropy(Loss):
     C = (1/n) Σ_i [logsumexp(z_i) - z_i · y_i] for one-hot (or any probability) rows y_i, which must sum to
     1 (the network's targets always do); written with the log-sum-exp so that logits of any size neither
     overflow nor lose the loss to log(0). Fused gradient: dC/dz = (softmax(z) - y) / n.
+
+    Class-index targets: logits (n, ..., K) with integer targets (n, ...) (a sequence model's token ids)
+    give the mean over the counted tokens, C = (1/N) Σ_{i,t} [logsumexp(z_it) - z_it[y_it]] with N the
+    number of targets that are not ``ignore_index`` (those count for nothing: padding), and dC/dz_it =
+    (softmax(z_it) - onehot(y_it)) / N. This is ``torch.nn.functional.cross_entropy(..., ignore_index=...)``.
+
+    Parameters
+    ----------
+    ignore_index : int, default -1
+        A class-index target equal to this counts for nothing.
     """
 
     name = "softmax_cross_entropy"
@@ -148,7 +167,21 @@ class SoftmaxCrossEntropy(Loss):
     fused_activation = "softmax"
     is_classification = True
 
+    @declare(ignore_index=Integer(minimum=-2 ** 63))
+    def __init__(self, ignore_index=-1):
+        self.ignore_index = ignore_index
+
+    def count(self, target, weights=None):
+        if not _class_indices(target):
+            return super().count(target, weights)
+        return float(namespace(target).sum(self._token_weights(target, weights)))
+
     def value(self, logits, target, weights=None):
+        if _class_indices(target):
+            shares = self._token_shares(target, weights, logits.dtype)
+            xp = namespace(logits)
+            picked = _picked(logits, self._safe(target))
+            return float(xp.sum(shares * (_log_sum_exp(logits) - picked)))
         if weights is not None:
             return super().value(logits, target, weights)
         xp = namespace(logits)
@@ -157,19 +190,68 @@ class SoftmaxCrossEntropy(Loss):
         dot = xp.vecdot(xp.reshape(logits, (-1,)), xp.reshape(target, (-1,)))
         return (float(xp.sum(_log_sum_exp(logits))) - float(dot)) / logits.shape[0]
 
+    def gradient(self, probabilities, target, weights=None):
+        if not _class_indices(target):
+            return super().gradient(probabilities, target, weights)
+        # dC/dz_it = (p_it - onehot(y_it)) · m_it·w_i / Σ m·w, m the counted tokens
+        xp = namespace(probabilities)
+        delta = probabilities - _one_hot(self._safe(target), probabilities.shape[-1], probabilities.dtype)
+        delta *= xp.expand_dims(self._token_shares(target, weights, probabilities.dtype), axis=-1)
+        return delta
+
     def sample_values(self, logits, target):
         return _log_sum_exp(logits) - namespace(logits).vecdot(logits, target, axis=-1)
 
     def sample_gradients(self, probabilities, target):
         return probabilities - target
 
+    def _safe(self, target):
+        """The targets with ``ignore_index`` replaced by class 0, so that every one can index the logits
+        (their tokens' shares are 0, so the class they pick does not matter)."""
+        xp = namespace(target)
+        return xp.where(target == self.ignore_index, xp.zeros_like(target), target)
+
+    def _token_weights(self, target, weights):
+        """m_it·w_i for every target token (m: 1 where the target counts, 0 at ``ignore_index``), as floats."""
+        xp = namespace(target)
+        counted = xp.astype(target != self.ignore_index, xp.float64)
+        if weights is not None:
+            counted = counted * xp.reshape(xp.astype(weights, xp.float64), (-1,) + (1,) * (target.ndim - 1))
+        return counted
+
+    def _token_shares(self, target, weights, dtype):
+        """Each token's share of the mean, m_it·w_i / Σ m·w (all zero when nothing counts), in ``dtype``
+        (counted in float64, which is exact for any number of tokens a batch holds)."""
+        xp = namespace(target)
+        counted = self._token_weights(target, weights)
+        total = float(xp.sum(counted))
+        return xp.astype(counted / total if total > 0 else counted, dtype)
+
+
+def _class_indices(target):
+    """Whether ``target`` holds class indices (an integer array) rather than one-hot or probability rows."""
+    return namespace(target).isdtype(target.dtype, "integral")
+
+
+def _picked(logits, classes):
+    """z_it[y_it]: each position's logit of its target class, shape ``classes.shape``."""
+    xp = namespace(logits)
+    return xp.take_along_axis(logits, xp.expand_dims(classes, axis=-1), axis=-1)[..., 0]
+
+
+def _one_hot(classes, n_classes, dtype):
+    """(…, n_classes) rows of zeros with a one at each class index."""
+    xp = namespace(classes)
+    return xp.astype(xp.expand_dims(classes, axis=-1) == xp.arange(n_classes), dtype)
+
 
 def _log_sum_exp(logits):
-    """log Σ_k e^{z_k} for each row, shape (n_samples,), shifted by the row maximum so it never overflows."""
+    """log Σ_k e^{z_k} over the last axis, shape ``logits.shape[:-1]``, shifted by the maximum so it never
+    overflows."""
     xp = namespace(logits)
-    row_max = xp.max(logits, axis=1, keepdims=True)
+    row_max = xp.max(logits, axis=-1, keepdims=True)
     with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
-        return xp.log(xp.sum(xp.exp(logits - row_max), axis=1)) + row_max[:, 0]
+        return xp.log(xp.sum(xp.exp(logits - row_max), axis=-1)) + row_max[..., 0]
 
 
 class SigmoidBinaryCrossEntropy(Loss):

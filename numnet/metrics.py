@@ -18,17 +18,21 @@ def outputs_to_predictions(output, loss):
     """Turn network outputs into predictions (see :meth:`Network.predict`)."""
     xp = namespace(output)
     if loss.fused_activation == "softmax":
-        return xp.argmax(output, axis=1)
+        return xp.argmax(output, axis=-1)  # a class per sample, or per time step of a sequence model
     if loss.fused_activation == "sigmoid":
         return xp.astype(output > DECISION_THRESHOLD, xp.int64)
     return output
 
 
 def batch_accuracy(output, Y, loss):
-    """Number of correctly classified rows of a batch (not a fraction, so batches can be summed)."""
+    """Number of correctly classified rows of a batch, or tokens of a sequence model's batch (a count, not a
+    fraction, so batches can be summed)."""
     xp = namespace(output)
     if loss.fused_activation == "softmax":
-        return int(xp.count_nonzero(xp.argmax(output, axis=1) == xp.argmax(Y, axis=1)))
+        predicted = xp.argmax(output, axis=-1)
+        if xp.isdtype(Y.dtype, "integral"):  # class indices per token; ignore_index counts for nothing
+            return int(xp.count_nonzero((predicted == Y) & (Y != loss.ignore_index)))
+        return int(xp.count_nonzero(predicted == xp.argmax(Y, axis=-1)))
     return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))
 
 

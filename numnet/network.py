@@ -14,13 +14,13 @@ import math
 
 import numpy as np
 
-from .backend import (as_float_array, as_float_matrix, as_numeric_array, get_backend, namespace, resolve_dtype,
-                      squared_norm, to_numpy)
+from .backend import (as_float_array, as_float_matrix, as_numeric_array, as_token_ids, get_backend, namespace,
+                      resolve_dtype, squared_norm, to_numpy)
 from .activations import get_activation
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init, get_layer_class
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
-from .targets import as_sample_weights, as_target_matrix
+from .targets import as_sample_weights, as_targets
 from .validation import Boolean, Real, Seed, check_integer, declare
 
 
@@ -150,9 +150,10 @@ class Network:
             shapes.append(None if next_shape is None else tuple(next_shape))
             shape = shapes[-1]
         final = shapes[-1]
-        if final is None or len(final) != 1 or final[0] is None:
-            raise ValueError(f"the last layer ({self.layers[-1].name}) must give one vector per sample, of a "
-                             f"known size, but gives shape {_shown(final)}; end the network with a Dense layer")
+        if final is None or len(final) not in (1, 2) or final[-1] is None:
+            raise ValueError(f"the last layer ({self.layers[-1].name}) must give one vector per sample (or one "
+                             f"per time step), of a known size, but gives shape {_shown(final)}; end the network "
+                             "with a Dense layer")
         return shapes
 
     def _allocate_buffers(self):
@@ -211,8 +212,15 @@ class Network:
 
     @property
     def n_outputs(self):
-        """Number of outputs (classes for softmax)."""
-        return self._output_shapes[-1][0]
+        """Number of outputs (classes for softmax) per sample, or per time step of a sequence model."""
+        return self._output_shapes[-1][-1]
+
+    @property
+    def counts_tokens(self):
+        """Whether the loss is a mean over tokens: softmax cross-entropy over a sequence model's outputs
+        (time_steps, n_classes), whose targets are class indices (numnet.losses); its History then also
+        records perplexity."""
+        return len(self._output_shapes[-1]) > 1 and self.loss.fused_activation == "softmax"
 
     @property
     def layer_sizes(self):
@@ -302,18 +310,23 @@ class Network:
     # ---- forward -------------------------------------------------------------------------------------
 
     def prepare_inputs(self, X):
-        """Validate X and convert it once to the model's dtype and backend; shape ``(n_samples, *input_shape)``."""
-        return self.backend.asarray(self.validate_inputs(X), self.dtype)
+        """Validate X and convert it once to the model's dtype (int64 token ids for a first layer that takes
+        them) and backend; shape ``(n_samples, *input_shape)``."""
+        X = self.validate_inputs(X)
+        return self.backend.asarray(X, X.dtype)
 
     def validate_inputs(self, X):
-        """Validate X and return it as a NumPy array of the model's dtype, shape ``(n_samples, *input_shape)``.
+        """Validate X and return it as a NumPy array of the model's dtype, shape ``(n_samples, *input_shape)``;
+        token ids (n_samples, time_steps) as int64 when the first layer takes them (Embedding).
 
         The first data seen fixes any input size the layers left open (a convolutional network's image
-        size), and every layer's shape is checked against it.
+        size, a sequence's length), and every layer's shape is checked against it.
         """
         X = to_numpy(X) if hasattr(X, "__array_namespace__") else X
         expected = self.input_shape
-        if expected is None or len(expected) == 1:
+        if self.layers[0].takes_token_ids:
+            X = as_token_ids(X, ndim=1 + (1 if expected is None else len(expected)))
+        elif expected is None or len(expected) == 1:
             X = as_float_matrix(X, self.dtype, "X")
         else:
             X = as_numeric_array(X, "X")
@@ -348,17 +361,20 @@ class Network:
                 f"{', '.join('?' if size is None else str(size) for size in expected)}))")
 
     def prepare_targets(self, y, n_samples=None):
-        """Validate targets and convert them once to a float matrix (n_samples, n_outputs) in the model's dtype.
+        """Validate targets and convert them once to what the loss takes, on the network's backend: a float
+        matrix (n_samples, n_outputs) in the model's dtype for an output vector per sample.
 
         Softmax cross-entropy takes class indices (n_samples,) or one-hot rows (n_samples, n_classes);
         binary cross-entropy 0/1 labels (n_samples,) or (n_samples, n_outputs); mean squared error real
-        values of either shape.
+        values of either shape. A sequence model's softmax cross-entropy takes class indices
+        (n_samples, time_steps), kept as int64 (numnet.targets.as_targets).
         """
-        return self.backend.asarray(self.validate_targets(y, n_samples), self.dtype)
+        Y = self.validate_targets(y, n_samples)
+        return self.backend.asarray(Y, Y.dtype)
 
     def validate_targets(self, y, n_samples=None):
         """Like :meth:`prepare_targets`, but returns a NumPy array (for splitting before the one transfer)."""
-        return as_target_matrix(y, self.loss, self.n_outputs, self.dtype, n_samples)
+        return as_targets(y, self.loss, self._output_shapes[-1], self.dtype, n_samples)
 
     def forward(self, X, training=False, rng=None):
         """The network's output a_L for inputs X (validated and converted), shape (n_samples, n_outputs).
@@ -521,10 +537,12 @@ class Network:
         return to_numpy(outputs_to_predictions(output, self.loss))
 
     def accuracy(self, X, y):
-        """Fraction of samples classified correctly (all labels right, for multi-label outputs)."""
+        """Fraction of samples classified correctly (all labels right, for multi-label outputs); of counted
+        tokens for a sequence model."""
         X = self.prepare_inputs(X)
         Y = self.prepare_targets(y, X.shape[0])
-        return batch_accuracy(self._forward(X, training=False)[1], Y, self.loss) / X.shape[0]
+        counted = self.loss.count(Y) if self.counts_tokens else X.shape[0]  # tokens of a sequence model
+        return batch_accuracy(self._forward(X, training=False)[1], Y, self.loss) / counted
 
     # ---- description ---------------------------------------------------------------------------------
 

@@ -5,6 +5,51 @@ import numpy as np
 from . import backend
 
 
+def as_targets(y, loss, output_shape, dtype, n_samples=None):
+    """Validate ``y`` for a network whose output per sample has ``output_shape`` and return the targets its
+    loss takes: a float matrix (:func:`as_target_matrix`) for an output vector per sample; for a sequence
+    model's outputs (time_steps, n_classes) with softmax cross-entropy, class indices (n_samples,
+    time_steps) as int64, ``loss.ignore_index`` allowed; for its other losses, floats shaped like the output.
+
+    Raises
+    ------
+    ValueError
+        For targets of the wrong shape or values, naming the problem.
+    """
+    if len(output_shape) == 1:
+        return as_target_matrix(y, loss, output_shape[0], dtype, n_samples)
+    array = backend.as_numeric_array(y, "y")
+    positions = tuple(output_shape[:-1])
+    expected = positions if loss.fused_activation == "softmax" else tuple(output_shape)
+    if array.ndim != len(expected) + 1 or any(e is not None and e != s for e, s in zip(expected, array.shape[1:])):
+        shown = ", ".join("?" if size is None else str(size) for size in expected)
+        what = "a class index per position" if loss.fused_activation == "softmax" else "one target per output"
+        raise ValueError(f"y must have shape (n_samples, {shown}), {what}, got shape {array.shape}")
+    if n_samples is not None and array.shape[0] != n_samples:
+        raise ValueError(f"X has {n_samples} samples but y has {array.shape[0]}; they need one target per row of X")
+    backend.check_finite(array, "y")
+    if loss.fused_activation != "softmax":
+        return np.ascontiguousarray(array, dtype=dtype)
+    return _token_targets(array, output_shape[-1], loss.ignore_index)
+
+
+def _token_targets(array, n_classes, ignore_index):
+    """Class indices of every position as int64: integers in [0, n_classes), or ``ignore_index``."""
+    if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+        raise ValueError(f"y must hold class indices (integers 0..{n_classes - 1}) at every position, got the "
+                         f"non-integer value {array[array != np.round(array)][0]}")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"y must hold class indices (integers 0..{n_classes - 1}), got dtype {array.dtype}")
+    labels = array.astype(np.int64)
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= n_classes))
+    if bad.any():
+        position = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"y holds the class index {labels[position]} at {position}, outside 0..{n_classes - 1} "
+                         f"(the output size); use {ignore_index} (the loss's ignore_index) for positions that "
+                         "should count for nothing")
+    return np.ascontiguousarray(labels)
+
+
 def as_target_matrix(y, loss, n_outputs, dtype, n_samples=None):
     """Validate ``y`` for ``loss`` and return it as a float matrix of shape (n_samples, n_outputs).
 

@@ -23,6 +23,8 @@ DROPOUT_STREAM = 0x64726F70  # "drop"
 #: A loss that grows past this factor of its first value (at least 1) counts as diverging, like
 #: gradcheck.gradient_descent's rule: no sound run multiplies its loss by a million.
 DIVERGENCE_GROWTH = 1e6
+#: The largest x whose e^x a float holds (e^709.78 ≈ 1.8e308): perplexity is inf past it.
+MAX_EXPONENT = math.log(np.finfo(np.float64).max)
 
 
 @dataclass
@@ -54,6 +56,9 @@ class History:
         With ``fit(diagnose=True)``: the norm ‖g‖ of the whole gradient at every step.
     clipped_fraction : list of float
         With ``fit(clip_norm=...)``: the fraction of each epoch's steps whose gradient was clipped.
+    perplexity, val_perplexity : list of float
+        For a loss over tokens (a sequence model's softmax cross-entropy): e to the mean loss per token of
+        each epoch's training batches and of the validation data, without the penalty term.
     dead_units, saturated_units : dict of str to list of float
         With ``fit(diagnose=True)``: per layer whose activation can die (relu), the fraction of units zero on
         every probe row, and per layer whose activation saturates (sigmoid, tanh) the fraction of (unit,
@@ -72,6 +77,8 @@ class History:
     update_ratio: dict = field(default_factory=dict)
     gradient_norm: list = field(default_factory=list)
     clipped_fraction: list = field(default_factory=list)
+    perplexity: list = field(default_factory=list)
+    val_perplexity: list = field(default_factory=list)
     dead_units: dict = field(default_factory=dict)
     saturated_units: dict = field(default_factory=dict)
 
@@ -173,7 +180,8 @@ class EpochReport:
 
 #: The History's per-epoch curves, its plain curves (those and the per-step ones), and its tables of curves
 #: by parameter or layer name.
-_EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "clipped_fraction")
+_EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "clipped_fraction",
+                 "perplexity", "val_perplexity")
 _CURVES = ("iteration_loss", *_EPOCH_CURVES, "gradient_norm")
 _NAMED_CURVES = ("gradient_mean_abs", "update_ratio", "dead_units", "saturated_units")
 
@@ -406,17 +414,21 @@ class _Run(Guard):
         learning_rate = network.optimizer.current_learning_rate
         epoch_loss, correct, seen, clipped = EpochLoss(), 0, 0, 0
         self.steps_done_in_epoch = 0
+        data_loss = EpochLoss()  # without the penalty: perplexity's exponent
         for indices in self._batches(rng, steps):
             X_batch, Y_batch, weights = self._take_shard(indices)
             # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
             masks = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
                 if network.needs_rng else None
+            penalty = network.penalty() if network.counts_tokens else 0.0  # at the weights the loss is taken at
             loss = self.train_step(X_batch, Y_batch, weights, rng=masks, counts=self.last_counts)
             epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
+            data_loss.add(loss - penalty, self.last_counts[1])
             clipped += self.train_step.clipped
             if network.is_classifier and X_batch.shape[0]:
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
-            seen += X_batch.shape[0]
+            # accuracy counts samples (or tokens), not their weights
+            seen += network.loss.count(Y_batch) if network.counts_tokens else X_batch.shape[0]
             self.steps_done_in_epoch += 1
         if self.communicator.size > 1:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
@@ -425,12 +437,14 @@ class _Run(Guard):
         history.learning_rate.append(learning_rate)
         if self.train_step.clip_norm is not None:
             history.clipped_fraction.append(clipped / steps)
+        if network.counts_tokens:
+            history.perplexity.append(_perplexity(data_loss.mean))
         if self.monitor is not None:
             self.monitor.after_epoch()
         report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
                              loss=history.epoch_loss[-1], learning_rate=learning_rate)
         if network.is_classifier:
-            history.accuracy.append(correct / seen)
+            history.accuracy.append(correct / seen if seen else 0.0)
             report.accuracy = history.accuracy[-1]
         if self.data.has_validation:
             self._validate(report)
@@ -468,13 +482,19 @@ class _Run(Guard):
         Each rank's loss is a (weighted) mean over its shard, so share / whole is the factor that makes the
         ranks' sum the global batch's mean.
         """
-        weights = self.data.weights
-        if weights is None:
+        network, data = self.network, self.data
+        if data.weights is None and not network.counts_tokens:
             return local.size, len(indices)
-        take_rows, xp = self.network.backend.take_rows, namespace(weights)
-        share = float(xp.sum(take_rows(weights, local))) if local.size else 0.0
-        # A batch whose weights are all zero holds no sample: every share is then 0 (not 0/0).
-        return share, float(xp.sum(take_rows(weights, indices))) or 1.0
+        take_rows = network.backend.take_rows
+
+        def count(rows):  # what the loss counts in these rows: samples, tokens, or their weights' sum
+            if not rows.size:
+                return 0.0
+            return float(network.loss.count(take_rows(data.Y, rows),
+                                            None if data.weights is None else take_rows(data.weights, rows)))
+
+        # A batch that counts nothing (zero weights, every target ignored): every share is then 0 (not 0/0).
+        return count(local), count(indices) or 1.0
 
     # ---- the guard of each training step (numnet.step.Guard) --------------------------------------------
 
@@ -584,15 +604,24 @@ class _Run(Guard):
             logits, output = network._forward(X_val, training=False)
             mean_loss = network._loss_from(logits, output, Y_val, weights)
             correct = batch_accuracy(output, Y_val, network.loss) if network.is_classifier else 0
+        counted = network.loss.count(Y_val) if network.counts_tokens else X_val.shape[0]  # for accuracy
         if self.communicator.size > 1:
-            share = X_val.shape[0] if weights is None else float(namespace(weights).sum(weights))
-            loss_sum, correct, whole = self.communicator.sum([mean_loss * share, correct, share])
+            share = network.loss.count(Y_val, weights) if X_val.shape[0] else 0.0
+            loss_sum, correct, whole, counted = self.communicator.sum([mean_loss * share, correct, share, counted])
             mean_loss = float(loss_sum) / float(whole)
         report.val_loss = mean_loss
         self.history.val_loss.append(report.val_loss)
+        if network.counts_tokens:
+            self.history.val_perplexity.append(_perplexity(mean_loss - network.penalty()))
         if network.is_classifier:
-            report.val_accuracy = float(correct) / n_validation
+            report.val_accuracy = float(correct) / float(counted) if counted else 0.0
             self.history.val_accuracy.append(report.val_accuracy)
+
+
+def _perplexity(mean_token_loss):
+    """exp of the mean cross-entropy per token (in nats): the number of equally likely tokens that would
+    leave a model as unsure; inf once the loss is too large to exponentiate."""
+    return math.exp(mean_token_loss) if mean_token_loss < MAX_EXPONENT else math.inf
 
 
 class _EarlyStopping:
@@ -669,8 +698,9 @@ def _unpack_validation_data(validation_data):
 
 
 def _on_backend(network, **arrays):
-    """TrainingData of the given NumPy arrays, each moved to the network's backend (a no-op for NumPy)."""
-    return TrainingData(**{name: None if array is None else network.backend.asarray(array, network.dtype)
+    """TrainingData of the given NumPy arrays, each moved to the network's backend (a no-op for NumPy) in the
+    dtype it was validated to: the model's float dtype, or int64 for token ids and class-index targets."""
+    return TrainingData(**{name: None if array is None else network.backend.asarray(array, array.dtype)
                            for name, array in arrays.items()})
 
 

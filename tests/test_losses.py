@@ -411,3 +411,74 @@ def test_poisson_deviance_is_zero_where_the_rate_equals_the_count_and_positive_e
 def test_poisson_targets_must_not_be_negative():
     with pytest.raises(ValueError, match="counts >= 0"):
         as_target_matrix([1.0, -0.5], get_loss("poisson"), 1, np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Class-index targets over sequences (a language model's tokens), ignore_index
+# ---------------------------------------------------------------------------------------------------------
+
+#: float64 sums of a few dozen terms: equal to rounding.
+SEQUENCE_TOLERANCE = 1e-12
+
+
+def _sequence_case(seed=0, n=3, steps=5, classes=7):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, steps, classes)) * 3.0
+    targets = rng.integers(0, classes, size=(n, steps))
+    targets[rng.random((n, steps)) < 0.2] = -1  # padding: counts for nothing
+    return logits, targets
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+@pytest.mark.parametrize("ignore_index", [-1, 3])
+def test_token_cross_entropy_is_torchs_cross_entropy_with_ignore_index(ignore_index):
+    torch = pytest.importorskip("torch")
+    logits, targets = _sequence_case()
+    targets[targets == -1] = ignore_index
+    loss = get_loss("softmax_cross_entropy") if ignore_index == -1 else numnet.losses.SoftmaxCrossEntropy(ignore_index)
+    z = torch.tensor(logits, requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(z.reshape(-1, 7), torch.tensor(targets).reshape(-1),
+                                                 ignore_index=ignore_index)
+    expected.backward()
+    assert loss.value(logits, targets) == pytest.approx(float(expected.detach()), rel=SEQUENCE_TOLERANCE)
+    np.testing.assert_allclose(loss.gradient(_softmax(logits), targets), z.grad.numpy(),
+                               rtol=SEQUENCE_TOLERANCE, atol=1e-17)
+    assert loss.count(targets) == np.count_nonzero(targets != ignore_index)
+
+
+def test_token_cross_entropy_with_sample_weights_weighs_each_rows_counted_tokens():
+    torch = pytest.importorskip("torch")
+    logits, targets = _sequence_case(seed=1)
+    weights = np.array([2.0, 0.5, 1.0])
+    z = torch.tensor(logits, requires_grad=True)
+    per_token = torch.nn.functional.cross_entropy(z.permute(0, 2, 1), torch.tensor(targets), ignore_index=-1,
+                                                  reduction="none")  # (n, T), 0 at ignored tokens
+    token_weights = torch.tensor(weights)[:, None] * torch.tensor(targets != -1, dtype=torch.float64)
+    expected = (per_token * token_weights).sum() / token_weights.sum()
+    expected.backward()
+    loss = get_loss("softmax_cross_entropy")
+    assert loss.value(logits, targets, weights) == pytest.approx(float(expected.detach()), rel=SEQUENCE_TOLERANCE)
+    np.testing.assert_allclose(loss.gradient(_softmax(logits), targets, weights), z.grad.numpy(),
+                               rtol=SEQUENCE_TOLERANCE, atol=1e-17)
+    assert loss.count(targets, weights) == pytest.approx(float(token_weights.sum()))
+
+
+def test_a_batch_whose_every_target_is_ignored_counts_nothing_and_has_no_gradient():
+    logits, targets = _sequence_case()
+    targets[...] = -1
+    loss = get_loss("softmax_cross_entropy")
+    assert loss.value(logits, targets) == 0.0 and loss.count(targets) == 0.0
+    assert not np.any(loss.gradient(_softmax(logits), targets))
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(st.integers(1, 4), st.integers(1, 6), st.integers(2, 9), st.integers(0, 2 ** 31))
+def test_token_cross_entropy_gradient_matches_central_differences(n, steps, classes, seed):
+    logits, targets = _sequence_case(seed, n, steps, classes)
+    loss = get_loss("softmax_cross_entropy")
+    numeric = numnet.numerical_gradient(lambda z: loss.value(z, targets), logits.copy())
+    assert numnet.relative_error(loss.gradient(_softmax(logits), targets), numeric) < 1e-7
