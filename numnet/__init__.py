@@ -18,6 +18,7 @@ from .activations import ACTIVATIONS, get_activation, register_activation
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
 from .doctor import Finding, diagnose
+from .embedding import Embedding
 from .errors import (
     ConvergenceWarning,
     CorruptFileError,
@@ -42,13 +43,14 @@ from .lr_finder import LearningRateFinderResult, find_learning_rate
 from .network import Network
 from .onnx_export import to_onnx
 from .persistence import load_model, save_model
+from .recurrent import GRU, LSTM, RNN
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
 
 __all__ = [
     "ACTIVATIONS", "get_activation", "register_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
-    "register_layer", "Conv2D", "MaxPool2D", "Flatten",
+    "register_layer", "Conv2D", "MaxPool2D", "Flatten", "Embedding", "RNN", "LSTM", "GRU",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError", "PrecisionWarning",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",

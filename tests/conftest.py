@@ -12,7 +12,7 @@ CORE_TEST_FILES = {
     "test_activations.py", "test_losses.py", "test_initializers.py", "test_layers.py", "test_network.py",
     "test_training.py", "test_gradcheck.py", "test_optimizers.py", "test_schedules.py", "test_registry.py",
     "test_persistence.py", "test_reference_experiments.py", "test_layer_contract.py", "test_dropout_batchnorm.py",
-    "test_metrics.py", "test_conv.py",
+    "test_metrics.py", "test_conv.py", "test_embedding.py", "test_recurrent.py",
 }
 
 
