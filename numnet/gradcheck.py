@@ -103,8 +103,9 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
     Every loss evaluation, the backprop pass's and each perturbed one, is a training-mode forward pass,
     because that is the function backprop differentiates: BatchNorm normalises with the batch's own
     statistics, and Dropout draws the same masks each time (from a generator seeded alike for every
-    pass). BatchNorm's running statistics, which each training pass moves, are put back after every
-    pass, so the check leaves the model as it found it.
+    pass). BatchNorm's running statistics and the state a stateful recurrent layer carries, which each
+    training pass moves, are put back after every pass, so that every pass computes the same function
+    and the check leaves the model as it found it.
 
     Parameters
     ----------
@@ -123,17 +124,23 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
     X = model.prepare_inputs(X)
     Y = model.prepare_targets(y, X.shape[0])
     state = namespace(model.flat_state).asarray(model.flat_state, copy=True)
+    carried = model.carried_state()
 
     def masks():
         return np.random.default_rng(MASK_SEED)
 
+    def restore_state():
+        model.flat_state[...] = state
+        model.set_carried_state(carried)
+
     try:
         model.loss_and_gradients(X, Y, masks())
+        restore_state()
         analytic = {name: np.array(to_numpy(gradient)) for name, gradient in model.gradients().items()}
 
         def training_loss(_):
             logits, output = model._forward(X, training=True, rng=masks())
-            model.flat_state[...] = state
+            restore_state()
             return model._loss_from(logits, output, Y)
 
         return {
@@ -141,7 +148,7 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
             for name, parameter in model.parameters().items()
         }
     finally:
-        model.flat_state[...] = state
+        restore_state()
         model.clear_caches()
 
 

@@ -507,6 +507,32 @@ class Network:
             self.backward(Y, weights)
         return loss
 
+    def reset_states(self):
+        """Forget the state every stateful layer carries from one training batch into the next: the next
+        training batch starts its sequences from zeros (call it between unrelated streams of data)."""
+        for layer in self.layers:
+            layer.reset_carried_state()
+
+    def carried_state(self):
+        """A copy of the state every stateful layer carries into the next training batch, by layer name (what
+        :meth:`set_carried_state` puts back)."""
+        return {layer.name: {key: namespace(array).asarray(array, copy=True)
+                             for key, array in layer.carried_state().items()}
+                for layer in self.layers if layer.stateful}
+
+    def set_carried_state(self, states):
+        """Put back what :meth:`carried_state` returned; a layer that carried nothing then starts from zeros."""
+        for layer in self.layers:
+            if layer.name in states and states[layer.name]:
+                layer.set_carried_state(states[layer.name])
+            elif layer.stateful:
+                layer.reset_carried_state()
+
+    @property
+    def is_stateful(self):
+        """Whether a layer carries a state per row from one training batch into the next."""
+        return any(layer.stateful for layer in self.layers)
+
     def clear_caches(self):
         """Drop every layer's forward cache (frees memory after training)."""
         self._training_output = None

@@ -78,6 +78,8 @@ ZIP_SIGNATURE = b"PK\x03\x04"
 PARAMETER_PREFIX = "parameters/"
 OPTIMIZER_PREFIX = "optimizer/"
 STATE_PREFIX = "state/"
+#: The state a stateful recurrent layer carries per row into the next training batch (Layer.carried_state).
+CARRIED_PREFIX = "carried/"
 #: Parameters and optimiser state are float arrays; nothing else is accepted from a file.
 ARRAY_DTYPES = ("float32", "float64")
 #: What zipfile, zlib and struct raise for a damaged archive (see _damaged_archive).
@@ -189,6 +191,7 @@ def load_model(path):
                                 for name, array in network.parameters().items()})
         network.set_state({name: _stored(arrays, STATE_PREFIX + name, array)
                            for name, array in network.state().items()})
+        _restore_carried_state(network, arrays)
     with _invalid_part(path, "its optimiser"):
         network.optimizer = _build_optimizer(document["optimizer"], network, arrays)
     with _invalid_part(path, "its training progress, history or metadata"):
@@ -225,6 +228,8 @@ def _network_arrays(network):
     """Every array to store, by archive key: the parameters, then the optimiser's state per parameter."""
     arrays = {PARAMETER_PREFIX + name: to_numpy(array) for name, array in network.parameters().items()}
     arrays.update({STATE_PREFIX + name: to_numpy(array) for name, array in network.state().items()})
+    arrays.update({f"{CARRIED_PREFIX}{layer.name}.{key}": to_numpy(array)
+                   for layer in network.layers for key, array in layer.carried_state().items()})
     optimizer = network.optimizer
     if optimizer is None or optimizer.state is None:
         return arrays
@@ -575,6 +580,16 @@ def _build_network(architecture, arrays):
     loss = rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
     # Rebuilt on NumPy, whatever backend trained it: the file holds NumPy arrays and loading is exact there.
     return Network.from_config(architecture, layers=layers, loss=loss, backend="numpy")
+
+
+def _restore_carried_state(network, arrays):
+    """Hand each stateful layer the rows' state it carried when the file was written (a checkpoint taken
+    between batches of truncated backpropagation through time)."""
+    for layer in network.layers:
+        prefix = f"{CARRIED_PREFIX}{layer.name}."
+        carried = {key[len(prefix):]: array for key, array in arrays.items() if key.startswith(prefix)}
+        if carried:
+            layer.set_carried_state(carried)
 
 
 def _check_declared_shapes(layers, arrays):

@@ -304,6 +304,7 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     steps_per_epoch = math.ceil(data.n_samples / batch_size)
     total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
     _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
+    _check_stateful_batches(network, data.n_samples, batch_size, shuffle, sampling)
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
     network.optimizer.bind(network)  # what its rule needs to know of the parameters (AdamW: which decay)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
@@ -350,6 +351,21 @@ def _check_batches_fit_the_layers(network, n_samples, batch_size, sampling):
             )
 
 
+def _check_stateful_batches(network, n_samples, batch_size, shuffle, sampling):
+    """A stateful layer carries row i of each batch into row i of the next: the batches must come in order
+    and all hold the same number of rows (truncated backpropagation through time)."""
+    if not network.is_stateful:
+        return
+    if shuffle or sampling != "epoch":
+        raise ValueError("a stateful layer carries each row's state into the same row of the next batch, so the "
+                         "batches must come in order: fit(..., shuffle=False) (lay the data out with "
+                         "numnet.text's parallel streams)")
+    if n_samples % batch_size:
+        raise ValueError(f"a stateful layer needs every batch to hold the same number of rows, but {n_samples} "
+                         f"samples in batches of {batch_size} leave a last batch of {n_samples % batch_size}; use "
+                         f"a batch_size that divides {n_samples}, or drop the last rows")
+
+
 def _batch_size_without_singles(n_samples, batch_size):
     """The nearest batch size above ``batch_size`` whose last batch is not a single sample."""
     for candidate in range(max(batch_size, 2), n_samples + 1):
@@ -394,6 +410,7 @@ class _Run(Guard):
         for layer in network.layers:
             layer.context = self.context
         self.train_step = TrainingStep(network, communicator=communicator, guard=self, clip_norm=clip_norm)
+        self.last_good_carried = {}  # a stateful network's carried state before the latest step
         self.monitor = None
         if diagnose:
             X_probe = network.backend.take_rows(data.X, probe_rows(data.n_samples, seed))
@@ -421,6 +438,8 @@ class _Run(Guard):
             masks = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
                 if network.needs_rng else None
             penalty = network.penalty() if network.counts_tokens else 0.0  # at the weights the loss is taken at
+            if network.is_stateful:  # the rows' state before this step, which an undone step must put back
+                self.last_good_carried = network.carried_state()
             loss = self.train_step(X_batch, Y_batch, weights, rng=masks, counts=self.last_counts)
             epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
             data_loss.add(loss - penalty, self.last_counts[1])
@@ -570,6 +589,8 @@ class _Run(Guard):
         network, history = self.network, self.history
         network.flat_parameters[...] = self.last_good_parameters
         network.flat_state[...] = self.last_good_state
+        if network.is_stateful:
+            network.set_carried_state(self.last_good_carried)
         network.iterations_trained -= 1
         self.steps_taken -= 1
         history.drop_last_iteration(self.record_gradients)

@@ -100,3 +100,71 @@ def test_sequence_targets_that_do_not_fit_are_refused_saying_why(targets, messag
 def test_a_network_ending_in_image_maps_is_still_refused():
     with pytest.raises(ValueError, match="must give one vector per sample"):
         numnet.Network(layers=[numnet.Conv2D(1, 2, 3)], input_shape=(1, 5, 5))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A language model: Embedding, a recurrent layer and Dense, stateful across batches
+# ---------------------------------------------------------------------------------------------------------
+
+VOCABULARY, EMBEDDING, HIDDEN = 6, 4, 5
+
+
+def language_model(kind="LSTM", stateful=False, seed=0):
+    recurrent = getattr(numnet, kind)(EMBEDDING, HIDDEN, stateful=stateful)
+    return numnet.Network(layers=[numnet.Embedding(VOCABULARY, EMBEDDING), recurrent,
+                                  numnet.Dense(HIDDEN, VOCABULARY, "softmax")], dtype="float64", seed=seed)
+
+
+def token_streams(rows=4, steps=3, seed=0):
+    """Inputs and next-token targets of a random token stream, ``rows`` rows of ``steps`` ids each."""
+    ids = np.random.default_rng(seed).integers(0, VOCABULARY, size=(rows, steps + 1))
+    return ids[:, :-1], ids[:, 1:]
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_a_language_model_passes_the_gradient_check_stateful_or_not(kind):
+    X, y = token_streams()
+    for stateful in (False, True):
+        network = language_model(kind, stateful)
+        network.fit(X, y, epochs=2, batch_size=2, shuffle=False, seed=0)  # a stateful one now carries a state
+        before = network.carried_state()
+        errors = numnet.gradient_check(network, X[:2], y[:2])
+        assert max(errors.values()) < 1e-6, (kind, stateful, errors)
+        after = network.carried_state()
+        assert before.keys() == after.keys()
+        for name in before:
+            for key in before[name]:
+                np.testing.assert_array_equal(after[name][key], before[name][key])  # left as it was
+
+
+def test_a_stateful_network_refuses_shuffled_or_uneven_batches():
+    X, y = token_streams(rows=5)
+    with pytest.raises(ValueError, match=r"batches must come in order: fit\(\.\.\., shuffle=False\)"):
+        language_model(stateful=True).fit(X, y, epochs=1, batch_size=5)
+    with pytest.raises(ValueError, match="leave a last batch of 1"):
+        language_model(stateful=True).fit(X, y, epochs=1, batch_size=2, shuffle=False)
+
+
+def test_reset_states_starts_the_next_batch_from_zeros():
+    X, y = token_streams()
+    network = language_model(stateful=True)
+    network.fit(X, y, epochs=1, batch_size=2, shuffle=False, seed=0)
+    assert set(network.carried_state()["lstm_1"]) == {"h", "c"}
+    network.reset_states()
+    assert network.carried_state() == {"lstm_1": {}}
+
+
+def test_a_checkpoint_keeps_the_carried_state_and_a_resumed_run_is_bit_identical(tmp_path):
+    X, y = token_streams(rows=4, steps=5, seed=1)
+    straight = language_model(stateful=True)
+    straight.fit(X, y, epochs=4, batch_size=2, shuffle=False, seed=0, optimizer="adam", learning_rate=0.01)
+    first = language_model(stateful=True)
+    first.fit(X, y, epochs=2, batch_size=2, shuffle=False, seed=0, optimizer="adam", learning_rate=0.01)
+    numnet.save_model(first, tmp_path / "checkpoint.npz")
+    resumed = numnet.load_model(tmp_path / "checkpoint.npz")
+    for key, array in first.carried_state()["lstm_1"].items():
+        np.testing.assert_array_equal(resumed.carried_state()["lstm_1"][key], array)
+    resumed.fit(X, y, epochs=2, batch_size=2, shuffle=False)
+    np.testing.assert_array_equal(resumed.flat_parameters, straight.flat_parameters)
+    for key, array in straight.carried_state()["lstm_1"].items():
+        np.testing.assert_array_equal(resumed.carried_state()["lstm_1"][key], array)
