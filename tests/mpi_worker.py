@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
-Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn]
+Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn|lstm]
                             [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
 
 --weighted trains with the sample weights of ``sample_weights()`` (zeros included).
@@ -29,7 +29,15 @@ ARCHITECTURES = {
 CNN_SAMPLES = 150
 
 
+#: A language model on random token sequences whose targets ignore some positions, so that the ranks' shards
+#: count different numbers of tokens: the loss is a mean over the global batch's counted tokens.
+SEQUENCES, TIME_STEPS, VOCABULARY = 150, 6, 7
+
+
 def build_network(architecture, dtype):
+    if architecture == "lstm":
+        return numnet.Network(layers=[numnet.Embedding(VOCABULARY, 4), numnet.LSTM(4, 8),
+                                      numnet.Dense(8, VOCABULARY, "softmax")], dtype=dtype, seed=0)
     if architecture == "cnn":
         return numnet.Network(layers=[
             numnet.Conv2D(1, 4, 3, padding=1, bias=False), numnet.BatchNorm(4), numnet.Activation("tanh"), numnet.MaxPool2D(2),
@@ -40,7 +48,14 @@ def build_network(architecture, dtype):
 
 
 def training_data(architecture):
-    """(X, y): the spiral's 150 points, or for the CNN the first 150 digits as (1, 8, 8) images."""
+    """(X, y): the spiral's 150 points, for the CNN the first 150 digits as (1, 8, 8) images, for the LSTM
+    token ids and their next tokens with about a third of the targets ignored (-1)."""
+    if architecture == "lstm":
+        rng = np.random.default_rng(7)
+        ids = rng.integers(0, VOCABULARY, size=(SEQUENCES, TIME_STEPS + 1))
+        targets = ids[:, 1:].copy()
+        targets[rng.random(targets.shape) < 0.3] = -1
+        return ids[:, :-1], targets
     if architecture == "cnn":
         X, y = load_digits(images=True)
         return X[:CNN_SAMPLES], y[:CNN_SAMPLES]
@@ -58,7 +73,7 @@ def parse(argv):
     parser.add_argument("dtype")
     parser.add_argument("batch_size", type=int)
     parser.add_argument("epochs", type=int)
-    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn"]))
+    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn", "lstm"]))
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-epoch", type=int, default=-1)
     parser.add_argument("--checkpoint")
@@ -86,7 +101,8 @@ def main(argv):
     if communicator.is_root:
         np.savez(args.output, parameters=network.flat_parameters, state=network.flat_state,
                  iteration_loss=history.iteration_loss, accuracy=history.accuracy, val_loss=history.val_loss,
-                 val_accuracy=history.val_accuracy)
+                 val_accuracy=history.val_accuracy, perplexity=history.perplexity,
+                 val_perplexity=history.val_perplexity)
 
 
 if __name__ == "__main__":

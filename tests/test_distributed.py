@@ -88,6 +88,19 @@ def test_two_ranks_train_a_cnn_like_one_process(tmp_path, dtype):
     assert_same_training(np.load(output), network, history, dtype)
 
 
+@pytest.mark.parametrize("n_ranks", [2, 3])
+def test_n_ranks_train_a_language_model_like_one_process_counting_tokens(tmp_path, n_ranks):
+    # The shards hold different numbers of counted tokens (a third of the targets are ignored): each rank's
+    # mean is weighted by its tokens, for the loss, its gradient, accuracy, perplexity and validation.
+    output = tmp_path / "result.npz"
+    run_ranks(n_ranks, output, "float64", BATCH_SIZE, EPOCHS, "--architecture", "lstm")
+    network, history = single_process_fit("float64", "lstm")
+    result = np.load(output)
+    assert_same_training(result, network, history, "float64")
+    assert np.allclose(result["perplexity"], history.perplexity, rtol=10 * RELATIVE_TOLERANCE["float64"])
+    assert np.allclose(result["val_perplexity"], history.val_perplexity, rtol=10 * RELATIVE_TOLERANCE["float64"])
+
+
 def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):
     # Each rank's weighted mean counts with its shard's share of the global batch's weight sum (integer
     # weights 0-3, zeros included); the validation loss is combined the same way.
