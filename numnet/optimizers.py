@@ -517,7 +517,16 @@ class Optimizer:
 
     @property
     def state_names(self):
-        """The names of the state arrays this optimiser keeps, each shaped like the parameters."""
+        """The names of the state arrays this optimiser keeps, each shaped like the parameters.
+
+        Raises
+        ------
+        TypeError
+            For an optimiser class that names no rule (asked before its first step, by ``init``).
+        """
+        if self.rule is None:
+            raise TypeError(f"{type(self).__name__} names no update rule: set the class attribute rule to a "
+                            "numnet.optimizers.Rule (see Adam's)")
         return self.rule.state_names
 
     @property

@@ -696,6 +696,14 @@ def test_a_compiled_kernel_of_ones_own_runs_and_equals_its_numpy_update_bit_for_
     assert subnormal_count(results[0][1]) == 0
 
 
+def test_an_optimiser_class_without_a_rule_raises_type_error_at_its_first_step():
+    class Ruleless(Optimizer):
+        name = "ruleless"
+
+    with pytest.raises(TypeError, match=r"Ruleless names no update rule: set the class attribute rule"):
+        Ruleless(learning_rate=0.1).step(np.ones(3), np.ones(3))
+
+
 def test_a_kernel_whose_arguments_do_not_match_its_rule_by_name_raises_type_error_naming_them():
     numba = pytest.importorskip("numba")
 
