@@ -18,7 +18,22 @@ conv2d         Conv, then its activation; in a float64 model Cast to float32, Co
                PrecisionWarning per export
 max_pool2d     MaxPool
 flatten        Flatten (axis 1)
+embedding      Gather (axis 0) of W's rows by the int64 ids
+rnn lstm gru   ONNX's RNN (activation Tanh), LSTM and GRU (``linear_before_reset=1``, PyTorch's and
+               numnet's candidate gate), with the gate blocks reordered (:data:`ONNX_GATE_BLOCKS`),
+               after a Transpose to time-major order (ONNX Runtime runs only ``layout=0``), then a
+               Squeeze and a Transpose back of every step's h (``Y``) or, with
+               ``return_sequences=False``, a Squeeze of the last (``Y_h``). In a float64 model computed
+               in float32 between two Casts, like Conv (ONNX Runtime's CPU provider has no float64 RNN,
+               LSTM or GRU kernel)
 =============  ======================================================================================
+
+A recurrent layer exports as its stateless function: the ONNX operator starts from h₀ = 0 (and c₀ = 0),
+as numnet's prediction does; a stateful layer's carried training state is not part of the model.
+
+A network that reads sequences (its first layer an Embedding or a recurrent layer) takes inputs with a free
+time axis, named ``time``: int64 token ids (batch, time) for an Embedding; its outputs are (batch, time,
+n_outputs) when its last layer gives one row per time step.
 
 A model trained by ``numnet train`` carries its input scaling (metadata "scaler") and class names; the
 exported graph then starts with the scaling, so it takes raw features, and its ``label`` output gives
@@ -48,6 +63,9 @@ IR_VERSION = 8
 INPUT_NAME = "input"
 #: The name of the batch dimension, left free in the graph.
 BATCH_DIMENSION = "batch"
+#: The name of a sequence model's time dimension, left free in the graph (numnet's recurrent layers and
+#: ONNX's take sequences of any length).
+TIME_DIMENSION = "time"
 
 
 class _Graph:
@@ -57,7 +75,7 @@ class _Graph:
         self.onnx = onnx
         self.dtype = np.dtype(dtype)
         self.nodes, self.constants = [], []
-        self.float32_layers = []  # names of the layers computed in float32 in a float64 graph
+        self.float32_layers = {}  # layer name -> ONNX operator, for the layers a float64 graph computes in float32
         self._count = 0
 
     def name(self, hint):
@@ -79,10 +97,12 @@ class _Graph:
             name, self.onnx.TensorProto.STRING, [len(values)], [str(value).encode("utf-8") for value in values]))
         return name
 
-    def node(self, op_type, inputs, hint=None, **attributes):
-        """Add a node with one output and return the output's name."""
+    def node(self, op_type, inputs, hint=None, *, output_index=0, **attributes):
+        """Add a node and return the name of its one output used, at ``output_index`` among the operator's
+        outputs (the ones before it left out, as ONNX allows for optional outputs)."""
         output = self.name(hint or op_type.lower())
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), [output], **attributes))
+        outputs = [""] * output_index + [output]
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outputs, **attributes))
         return output
 
 
@@ -130,7 +150,7 @@ def _conv2d(graph, layer, x):
     # W is (out_channels, in_channels, kh, kw), ONNX's own layout; numnet's convolution is ONNX's (a
     # cross-correlation, no kernel flip), zero padding, dilation 1.
     if graph.dtype == np.float64:
-        z = _conv_in_float32(graph, layer, x)
+        z = _in_float32(graph, layer, x, _conv, "Conv")
     else:
         z = _conv(graph, layer, x, graph.dtype)
     return _activation(graph, z, layer.activation)
@@ -144,13 +164,14 @@ def _conv(graph, layer, x, dtype):
     return graph.node("Conv", inputs, hint=layer.name, **_window_attributes(layer))
 
 
-def _conv_in_float32(graph, layer, x):
-    """A float64 graph's Conv, computed in float32 between two Casts: ONNX Runtime's CPU provider has no
-    float64 Conv kernel, so a float64 Conv node makes a model it refuses to load."""
+def _in_float32(graph, layer, x, nodes, op_type):
+    """A float64 graph's layer computed in float32 between two Casts, ``nodes(graph, layer, x, np.float32)``
+    adding its operators with float32 constants: ONNX Runtime's CPU provider has no float64 kernel for
+    ``op_type`` (Conv, RNN, LSTM, GRU), so a float64 node would make a model it refuses to load or run."""
     float32, float64 = graph.onnx.TensorProto.FLOAT, graph.onnx.TensorProto.DOUBLE
     narrowed = graph.node("Cast", [x], hint=f"{layer.name}.input_float32", to=float32)
-    z = _conv(graph, layer, narrowed, np.float32)
-    graph.float32_layers.append(layer.name)
+    z = nodes(graph, layer, narrowed, np.float32)
+    graph.float32_layers[layer.name] = op_type
     return graph.node("Cast", [z], hint=f"{layer.name}.output_float64", to=float64)
 
 
@@ -164,9 +185,75 @@ def _flatten(graph, layer, x):
     return graph.node("Flatten", [x], hint=layer.name, axis=1)  # row-major (C, H, W), as numnet flattens
 
 
+def _embedding(graph, layer, x):
+    # Row ids[s, t] of W (vocab_size, dim): (n, T) int64 ids -> (n, T, dim), W as it is (ONNX's Gather data)
+    return graph.node("Gather", [graph.constant(f"{layer.name}.W", layer.params["W"]), x], hint=layer.name, axis=0)
+
+
+#: ONNX's operator for each recurrent layer kind.
+RECURRENT_OPERATORS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+#: ONNX's gate blocks, in its order, as indices of numnet's (PyTorch's) blocks of H columns: LSTM i, o, f, c
+#: from numnet's i, f, g, o (c is numnet's g); GRU z, r, h from r, z, n; RNN's one block.
+ONNX_GATE_BLOCKS = {"rnn": (0,), "lstm": (0, 3, 1, 2), "gru": (1, 0, 2)}
+
+
+def _recurrent(graph, layer, x):
+    """ONNX's RNN, LSTM or GRU on ``x`` (n, T, input_size): (n, T, H), or (n, H) without return_sequences.
+
+    ONNX Runtime runs only the time-major layout (``layout=0``: X (T, n, input_size), Y (T, 1, n, H), Y_h
+    (1, n, H)), hence the Transposes and Squeezes around the operator."""
+    time_major = graph.node("Transpose", [x], hint=f"{layer.name}.time_major", perm=[1, 0, 2])
+    if graph.dtype == np.float64:
+        # The Casts lie right around the operator, the Transposes outside them: ONNX Runtime 1.32's graph
+        # optimisations crash (a segmentation fault) on a float32 Transpose, Cast to float64, MatMul (the
+        # next Dense), so the float32 region never ends with a Transpose.
+        h = _in_float32(graph, layer, time_major, _recurrent_operator, RECURRENT_OPERATORS[layer.kind])
+    else:
+        h = _recurrent_operator(graph, layer, time_major, graph.dtype)
+    if not layer.return_sequences:  # Y_h (1, n, H) -> (n, H)
+        return graph.node("Squeeze", [h, graph.constant("direction_axis", [0], dtype=np.int64)], hint=layer.name)
+    squeezed = graph.node("Squeeze", [h, graph.constant("direction_axis", [1], dtype=np.int64)])  # (T, n, H)
+    return graph.node("Transpose", [squeezed], hint=layer.name, perm=[1, 0, 2])  # (n, T, H)
+
+
+def _recurrent_operator(graph, layer, time_major, dtype):
+    """The layer's ONNX operator, its weights in ``dtype``: Y, every step's h, or with
+    ``return_sequences=False`` Y_h, the last step's. No initial state is given, so the operator starts from
+    zeros, as numnet's prediction does."""
+    op_type = RECURRENT_OPERATORS[layer.kind]
+    inputs = [time_major] + [graph.constant(f"{layer.name}.{key}", values, dtype=dtype)
+                             for key, values in _onnx_recurrent_weights(layer).items()]
+    attributes = {"hidden_size": layer.hidden_size}
+    if op_type == "RNN":
+        attributes["activations"] = ["Tanh"]
+    if op_type == "GRU":
+        attributes["linear_before_reset"] = 1  # r ⊙ (h·Whₙ + bhₙ): PyTorch's and numnet's candidate
+    return graph.node(op_type, inputs, hint=layer.name, output_index=0 if layer.return_sequences else 1,
+                      **attributes)
+
+
+def _onnx_recurrent_weights(layer):
+    """ONNX's W (1, blocks·H, input_size), R (1, blocks·H, H) and B (1, 2·blocks·H) = [Wb, Rb] of a recurrent
+    layer: numnet's Wx and Wh transposed, every one with its gate blocks in ONNX's order."""
+    order, H = ONNX_GATE_BLOCKS[layer.kind], layer.hidden_size
+    params = {key: to_numpy(value) for key, value in layer.params.items()}
+    input_bias = params[layer.input_bias]
+    recurrent_bias = params.get("bh", np.zeros_like(input_bias))  # RNN and LSTM: one bias, b = Wb + Rb with Rb = 0
+    return {"W": _reordered(params["Wx"], order, H).T[None],
+            "R": _reordered(params["Wh"], order, H).T[None],
+            "B": np.concatenate([_reordered(input_bias, order, H), _reordered(recurrent_bias, order, H)])[None]}
+
+
+def _reordered(array, order, size):
+    """``array``'s last axis, blocks of ``size`` columns, with its blocks taken in ``order``."""
+    blocks = array.reshape(*array.shape[:-1], len(order), size)
+    return blocks[..., list(order), :].reshape(array.shape)
+
+
 #: How each layer kind becomes ONNX operators: a function (graph, layer, input name) -> output name.
 LAYER_EXPORTERS = {"dense": _dense, "activation": _activation_layer, "dropout": _dropout, "batch_norm": _batch_norm,
-                   "conv2d": _conv2d, "max_pool2d": _max_pool2d, "flatten": _flatten}
+                   "conv2d": _conv2d, "max_pool2d": _max_pool2d, "flatten": _flatten, "embedding": _embedding,
+                   "rnn": _recurrent, "lstm": _recurrent, "gru": _recurrent}
 
 
 def register_onnx_exporter(kind, exporter):
@@ -196,7 +283,8 @@ def to_onnx(network, path=None, *, metadata=None):
     ----------
     network : Network
         Any network whose layer kinds are in LAYER_EXPORTERS, in float32 or float64 (the graph computes
-        in the network's dtype, except a float64 network's convolutions: see Warns).
+        in the network's dtype, except a float64 network's convolutions and recurrent layers: see Warns).
+        A network that reads sequences takes inputs of any length: the graph's time axis is free.
     path : str or os.PathLike, optional
     metadata : dict, optional
         The model's metadata; default ``network.metadata`` (what load_model read, e.g. from ``numnet
@@ -214,21 +302,22 @@ def to_onnx(network, path=None, *, metadata=None):
     TypeError
         When ``network`` is not a Network.
     ValueError
-        For a layer kind or activation with no ONNX form (the message lists those numnet has).
+        For a layer kind or activation with no ONNX form (the message lists those numnet has), or a
+        scaler in the metadata of a network that takes token ids.
 
     Warns
     -----
     numnet.PrecisionWarning
-        Once, for a float64 network with Conv2D layers: their convolutions run in float32 in the model
-        (ONNX Runtime's CPU provider has no float64 Conv kernel), so its outputs agree with numnet's to
-        float32 rounding.
+        Once, for a float64 network with Conv2D, RNN, LSTM or GRU layers: they run in float32 in the model
+        (ONNX Runtime's CPU provider has no float64 Conv, RNN, LSTM or GRU kernel), so its outputs agree
+        with numnet's to float32 rounding.
     """
     onnx = require("onnx", "onnx", "exporting to ONNX")
     if not isinstance(network, Network):
         raise TypeError(f"to_onnx needs a numnet Network, got {type(network).__name__}")
     metadata = dict(getattr(network, "metadata", None) or {}) if metadata is None else dict(metadata)
     graph = _Graph(onnx, network.dtype)
-    x = _scaled_input(graph, metadata.get("scaler"))
+    x = _scaled_input(graph, network, metadata.get("scaler"))
     for layer in network.layers:
         exporter = LAYER_EXPORTERS.get(layer.kind)
         if exporter is None:
@@ -236,7 +325,7 @@ def to_onnx(network, path=None, *, metadata=None):
                              f"{', '.join(sorted(LAYER_EXPORTERS))} (add one with register_onnx_exporter)")
         x = exporter(graph, layer, x)
     _warn_of_float32_layers(graph)
-    outputs = _outputs(graph, network, x, metadata.get("class_names"))
+    outputs = _outputs(graph, network, x, metadata.get("class_names"), _leading_dimensions(network))
     model = _model(onnx, graph, network, outputs, metadata)
     onnx.checker.check_model(model)
     if path is not None:
@@ -248,43 +337,72 @@ def to_onnx(network, path=None, *, metadata=None):
 def _warn_of_float32_layers(graph):
     """One PrecisionWarning for the whole export, naming every layer the graph computes in float32."""
     if graph.float32_layers:
-        warnings.warn(f"the exported float64 model computes the convolutions of {', '.join(graph.float32_layers)} "
-                      "in float32 (Cast to float32 and back around each Conv), because ONNX Runtime's CPU "
-                      "provider has no float64 Conv kernel; its outputs agree with numnet's to float32 "
-                      "rounding, not float64's. Export network.copy(dtype='float32') for a float32 model "
-                      "throughout", PrecisionWarning, stacklevel=3)
+        operators = " or ".join(dict.fromkeys(graph.float32_layers.values()))  # each once, in layer order
+        warnings.warn(f"the exported float64 model computes {', '.join(graph.float32_layers)} in float32 (Cast to "
+                      f"float32 and back around each {operators}), because ONNX Runtime's CPU provider has no "
+                      f"float64 {operators} kernel; its outputs agree with numnet's to float32 rounding, not "
+                      "float64's. Export network.copy(dtype='float32') for a float32 model throughout",
+                      PrecisionWarning, stacklevel=3)
 
 
-def _scaled_input(graph, record):
+def _scaled_input(graph, network, record):
     """The graph's input, standardised with the model's saved scaler (its metadata record) when it has one."""
     scaler = scaler_from_metadata(record)
     if scaler is None:
         return INPUT_NAME
+    if network.layers[0].takes_token_ids:
+        raise ValueError("the metadata holds a scaler, but the network takes integer token ids, which are not "
+                         "scaled; export it with metadata that has no 'scaler' record")
     centred = graph.node("Sub", [INPUT_NAME, graph.constant("scaler.mean", scaler.mean)])
     return graph.node("Div", [centred, graph.constant("scaler.scale", scaler.scale)], hint="scaled_input")
 
 
-def _outputs(graph, network, output, class_names):
-    """[(name, element type, shape)] of the graph's outputs, after adding the nodes of ``label``."""
+def _outputs(graph, network, output, class_names, rows):
+    """[(name, element type, shape)] of the graph's outputs, after adding the nodes of ``label``; ``rows``
+    are the output's dimensions before the last, the outputs' own (a sample's, or a time step's)."""
     onnx, element = graph.onnx, graph.onnx.helper.np_dtype_to_tensor_dtype(graph.dtype)
     n_outputs = network.n_outputs
     if not network.is_classifier:
         graph.nodes.append(onnx.helper.make_node("Identity", [output], ["predictions"]))
-        return [("predictions", element, [BATCH_DIMENSION, n_outputs])]
+        return [("predictions", element, [*rows, n_outputs])]
     graph.nodes.append(onnx.helper.make_node("Identity", [output], ["probabilities"]))
-    if network.loss.fused_activation == "softmax":
-        label, shape = graph.node("ArgMax", [output], axis=1, keepdims=0), [BATCH_DIMENSION]
+    one_per_row = network.loss.fused_activation == "softmax"
+    if one_per_row:
+        label, shape = graph.node("ArgMax", [output], axis=-1, keepdims=0), rows
     else:  # sigmoid outputs: 0/1 per output, as Network.predict gives them
         above = graph.node("Greater", [output, graph.constant("decision_threshold", DECISION_THRESHOLD)])
-        label, shape = graph.node("Cast", [above], to=onnx.TensorProto.INT64), [BATCH_DIMENSION, n_outputs]
+        label, shape = graph.node("Cast", [above], to=onnx.TensorProto.INT64), [*rows, n_outputs]
     label_type = onnx.TensorProto.INT64
-    if class_names and (len(shape) == 1 or n_outputs == 1):
-        if len(shape) == 2:  # one sigmoid output: its 0/1 is the index of the class name
-            label = graph.node("Squeeze", [label, graph.constant("output_axis", [1], dtype=np.int64)])
+    if class_names and (one_per_row or n_outputs == 1):
+        if not one_per_row:  # one sigmoid output: its 0/1 is the index of the class name
+            label = graph.node("Squeeze", [label, graph.constant("output_axis", [-1], dtype=np.int64)])
         label, shape, label_type = graph.node("Gather", [graph.strings("class_names", class_names), label]), \
-            [BATCH_DIMENSION], onnx.TensorProto.STRING
+            rows, onnx.TensorProto.STRING
     graph.nodes.append(onnx.helper.make_node("Identity", [label], ["label"]))
-    return [("probabilities", element, [BATCH_DIMENSION, n_outputs]), ("label", label_type, shape)]
+    return [("probabilities", element, [*rows, n_outputs]), ("label", label_type, shape)]
+
+
+def _reads_sequences(network):
+    """Whether the network's input is a sequence of any length: its first layer an Embedding or recurrent."""
+    first = network.layers[0]
+    return first.takes_token_ids or first.kind in RECURRENT_OPERATORS
+
+
+def _input_shape(network):
+    """The graph input's shape: the batch, then one sample's shape, a sequence model's time axis left free
+    (a Network fixes its time steps at the first data it sees, the ONNX graph need not)."""
+    shape = list(network.input_shape or (None,))
+    if _reads_sequences(network):
+        shape[0] = TIME_DIMENSION
+    return [BATCH_DIMENSION, *(size if size is not None else f"size_{index}" for index, size in enumerate(shape))]
+
+
+def _leading_dimensions(network):
+    """The output's dimensions before its last: (batch, time) for a sequence model's output per time step,
+    (batch,) otherwise."""
+    if _reads_sequences(network) and len(network.output_shapes[-1]) == 2:
+        return [BATCH_DIMENSION, TIME_DIMENSION]
+    return [BATCH_DIMENSION]
 
 
 def _model(onnx, graph, network, outputs, metadata):
@@ -292,10 +410,9 @@ def _model(onnx, graph, network, outputs, metadata):
 
     helper = onnx.helper
     element = helper.np_dtype_to_tensor_dtype(graph.dtype)
-    input_shape = [BATCH_DIMENSION, *(size if size is not None else f"size_{index}"
-                                      for index, size in enumerate(network.input_shape or (None,)))]
+    input_element = onnx.TensorProto.INT64 if network.layers[0].takes_token_ids else element
     onnx_graph = helper.make_graph(
-        graph.nodes, "numnet", [helper.make_tensor_value_info(INPUT_NAME, element, input_shape)],
+        graph.nodes, "numnet", [helper.make_tensor_value_info(INPUT_NAME, input_element, _input_shape(network))],
         [helper.make_tensor_value_info(name, kind, shape) for name, kind, shape in outputs], graph.constants)
     model = helper.make_model(onnx_graph, producer_name="numnet", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", OPSET)],
@@ -308,4 +425,5 @@ def _model(onnx, graph, network, outputs, metadata):
     return model
 
 
-__all__ = ["OPSET", "LAYER_EXPORTERS", "register_onnx_exporter", "to_onnx"]
+__all__ = ["OPSET", "LAYER_EXPORTERS", "RECURRENT_OPERATORS", "ONNX_GATE_BLOCKS", "register_onnx_exporter",
+           "to_onnx"]
