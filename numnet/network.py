@@ -345,7 +345,17 @@ class Network:
                                      or any(e is not None and e != s for e, s in zip(expected, shape))):
             raise ValueError(self._input_mismatch(shape))
         self._output_shapes = self._infer_shapes(shape)  # raises, naming the layer, when the data cannot pass
+        if self._is_sequence_input(shape):
+            # A sequence's length stays free: every layer that takes sequences runs over any number of steps,
+            # so later data (prediction, generation, ONNX's graph) may be longer or shorter.
+            shape = (None, *shape[1:])
+            self._output_shapes = self._infer_shapes(shape)
         self._declared_input_shape = shape
+
+    def _is_sequence_input(self, shape):
+        """Whether one sample of this shape is a sequence whose first axis is time: token ids (time_steps,)
+        for a first layer that takes them, or (time_steps, features)."""
+        return len(shape) == 2 or (len(shape) == 1 and self.layers[0].takes_token_ids)
 
     def _input_mismatch(self, shape):
         expected = self.input_shape

@@ -168,3 +168,15 @@ def test_a_checkpoint_keeps_the_carried_state_and_a_resumed_run_is_bit_identical
     np.testing.assert_array_equal(resumed.flat_parameters, straight.flat_parameters)
     for key, array in straight.carried_state()["lstm_1"].items():
         np.testing.assert_array_equal(resumed.carried_state()["lstm_1"][key], array)
+
+
+def test_a_sequence_models_length_stays_free_after_training_on_one_length():
+    X, y = token_streams(rows=4, steps=5)
+    network = language_model()
+    network.fit(X, y, epochs=1, batch_size=2, seed=0)
+    assert network.input_shape == (None,) and network.output_shapes[-1] == (None, VOCABULARY)
+    longer = np.random.default_rng(1).integers(0, VOCABULARY, size=(3, 9))
+    probabilities = network.predict_proba(longer)
+    assert probabilities.shape == (3, 9, VOCABULARY)
+    # a causal model: the first five steps do not depend on what comes after them
+    np.testing.assert_allclose(network.predict_proba(longer[:, :5]), probabilities[:, :5], rtol=1e-12)
