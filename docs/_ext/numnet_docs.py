@@ -50,7 +50,8 @@ SHORTEST_HIDDEN_VALUE = 100
 BP_MARKER = re.compile(r"#\s*(BP[1-4])\b")
 # The files whose BP markers the backpropagation page links to, and the page that lists each one.
 BACKPROP_SOURCES = {"numnet/network.py": "source/network", "numnet/layers.py": "source/layers",
-                    "numnet/conv.py": "source/conv", "numnet/explain.py": "source/explain"}
+                    "numnet/conv.py": "source/conv", "numnet/embedding.py": "source/embedding",
+                    "numnet/recurrent.py": "source/recurrent", "numnet/explain.py": "source/explain"}
 
 
 # ---------------------------------------------------------------------------------------------------------
