@@ -22,9 +22,9 @@ from .backend import namespace, squared_norm, to_numpy
 #: A unit is on the flat tails of a saturating activation, for one sample, when f'(z) there is under this
 #: fraction of the activation's own ``derivative_maximum``: it passes back less than a tenth of the gradient
 #: it would at its centre, an order of magnitude lost in that one layer. Judged against each activation's own
-#: maximum, one fraction fits both: sigmoid beyond |z| = 2 arccosh(√10) ≈ 3.64 (outputs within 0.026 of 0
-#: or 1, f' under 0.025), tanh beyond |z| = arccosh(√10) ≈ 1.82 (within 0.051 of ±1); where E8's histograms
-#: pile up at the ends. (1% of the maximum, tried first, puts sigmoid's tails beyond |z| ≈ 6: a sigmoid layer
+#: maximum, one fraction fits both: sigmoid beyond ``|z|`` = 2 arccosh(√10) ≈ 3.64 (outputs within 0.026 of 0
+#: or 1, f' under 0.025), tanh beyond ``|z|`` = arccosh(√10) ≈ 1.82 (within 0.051 of ±1); where E8's histograms
+#: pile up at the ends. (1% of the maximum, tried first, puts sigmoid's tails beyond ``|z|`` ≈ 6: a sigmoid layer
 #: with weights of std 1, which E8 shows saturated, then had only 29-55% of its pairs there.)
 SATURATION_DERIVATIVE_FRACTION = 0.1
 #: Training rows fit(diagnose=True) pushes through the network after each epoch to count dead and

@@ -615,7 +615,7 @@ class Network:
         ----------
         config : dict
         layers : list of Layer
-            Rebuilt from ``config["layers"]`` (:func:`rebuild_layers`).
+            Rebuilt from ``config["layers"]`` (``numnet.network.rebuild_layers``).
         loss : Loss
         dtype : str, optional
             Default: ``config["dtype"]``.

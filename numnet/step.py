@@ -22,7 +22,7 @@ import math
 from .backend import squared_norm
 from .distributed import SingleProcess
 
-#: Added to the global norm before dividing by it, as torch.nn.utils.clip_grad_norm_ does, so that a zero
+#: Added to the global norm before dividing by it, as ``torch.nn.utils.clip_grad_norm_`` does, so that a zero
 #: gradient is never divided by zero (and the two clip the same gradients by the same factor).
 CLIP_EPSILON = 1e-6
 
