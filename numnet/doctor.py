@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .backend import namespace, to_numpy
-from .evidence import SATURATION_DERIVATIVE_FRACTION, examined_layers, layer_outputs, unit_statistics
+from .evidence import (SATURATION_DERIVATIVE_FRACTION, examined_layers, gradient_through_time, growth_per_step,
+                       layer_inputs, layer_outputs, recurrent_layers, unit_statistics)
 from .network import Network
 from .training import History
 
 #: Every finding's code, in the order diagnose reports them.
 CODES = ("unscaled_inputs", "dead_relu", "saturated", "vanishing_gradient", "exploding_gradient",
+         "vanishing_through_time", "exploding_through_time", "frequent_clipping",
          "learning_rate_too_high", "learning_rate_too_low", "not_learning", "overfitting")
 
 #: dead_relu: more than half of a relu layer's units zero on every sample. Past half, the layer has lost
@@ -93,6 +95,18 @@ OVERFITTING_EPOCHS = 3
 INPUT_SCALE_THRESHOLD = 10.0
 #: Seed of the Dropout masks of the doctor's one training pass, so the same call gives the same findings.
 DIAGNOSIS_SEED = 0
+#: vanishing_through_time / exploding_through_time: a gradient flowing back through a recurrent layer that
+#: shrinks below a millionth, or grows past a thousandfold, within TIME_HORIZON steps ("Deep Learning from
+#: Scratch 2", chapter 6, draws both over 20 steps). Asymmetric, as measured: an LSTM or GRU at PyTorch's
+#: initial weights already passes back 1e-4 to 1e-5 over 20 steps (its forget gate near 0.5, and it learns
+#: to keep more), while a plain RNN whose Wh is too small (scaled by 0.5) passes back 1e-12; a gradient that
+#: grows a thousandfold (tanh RNN, Wh scaled by 8: 2e4) already throws single steps far away.
+TIME_VANISHING_THRESHOLD = 1e-6
+TIME_EXPLODING_THRESHOLD = 1e3
+TIME_HORIZON = 20
+#: frequent_clipping: more than half of the last epochs' steps clipped (History.clipped_fraction). Clipping is
+#: a guard against the odd exploding step; when most steps need it, the clip norm is the step size.
+CLIPPED_FRACTION_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -180,7 +194,9 @@ def diagnose(network, X, y, history=None):
     chance = chance_loss(network.loss, to_numpy(Y))
     findings += _unit_findings(network, X_prepared, still_learning=_still_learning(data_loss, chance))
     findings += _gradient_findings(network, gradients, history)
+    findings += _through_time_findings(network, X_prepared)
     if history is not None:
+        findings += _clipping_findings(history)
         findings += _learning_rate_findings(history)
     findings += _progress_findings(network, data_loss, chance, history)
     order = {code: index for index, code in enumerate(CODES)}
@@ -279,6 +295,43 @@ def _gradient_findings(network, magnitudes, history):
                                 "gradient norm at the end of training divided by that at the start",
                                 _EXPLODING_ADVICE))
     return findings
+
+
+def _through_time_findings(network, X):
+    """vanishing_through_time / exploding_through_time for each recurrent layer, from how a gradient at its
+    last step grows or shrinks per step back through time on the data (numnet.evidence)."""
+    findings = []
+    inputs = layer_inputs(network, X) if recurrent_layers(network) else {}
+    for layer in recurrent_layers(network):
+        growth = growth_per_step(gradient_through_time(layer, inputs[layer.name]))
+        over_horizon = growth ** TIME_HORIZON
+        quantity = f"factor by which a gradient changes over {TIME_HORIZON} steps back through time"
+        if over_horizon <= TIME_VANISHING_THRESHOLD:
+            findings.append(Finding(
+                "vanishing_through_time", layer.name, over_horizon, TIME_VANISHING_THRESHOLD, quantity,
+                "The error fades within a few steps back in time, so the layer cannot learn what depends on the "
+                "distant past: use an LSTM or GRU instead of a plain RNN, or scale Wh up (its spectral radius "
+                "near 1)."))
+        elif over_horizon >= TIME_EXPLODING_THRESHOLD:
+            findings.append(Finding(
+                "exploding_through_time", layer.name, over_horizon, TIME_EXPLODING_THRESHOLD, quantity,
+                "The error grows at every step back in time, so one batch can throw the weights far away: clip "
+                "the gradient's norm (fit(clip_norm=1.0)) and start Wh smaller."))
+    return findings
+
+
+def _clipping_findings(history):
+    """frequent_clipping, when most of the last epochs' steps had their gradient clipped."""
+    fractions = history.clipped_fraction
+    if not fractions:
+        return []
+    fraction = float(np.mean(fractions[-_window(fractions):]))
+    if fraction <= CLIPPED_FRACTION_THRESHOLD:
+        return []
+    return [Finding("frequent_clipping", "training", fraction, CLIPPED_FRACTION_THRESHOLD,
+                    "fraction of the last epochs' steps whose gradient was clipped",
+                    "Clipping is doing the work of the learning rate: lower the learning rate (or raise clip_norm) "
+                    "until only the odd step is clipped.")]
 
 
 _EXPLODING_ADVICE = ("The gradient grows as it flows back (or as training goes on), so steps get ever larger: lower "

@@ -76,10 +76,13 @@ def layer_outputs(network, X):
 
 
 def _units_last(a):
-    """``a`` (n_samples, units, *positions) as (n_samples · positions, units): each pixel counts as a sample."""
+    """``a`` (n_samples, units, *positions) as (n_samples · positions, units): each pixel counts as a sample;
+    a sequence's ``a`` (n_samples, time_steps, units) as (n_samples · time_steps, units)."""
     xp = namespace(a)
     if a.ndim == 2:
         return a
+    if a.ndim == 3:  # numnet's 3-D outputs are sequences: units on the last axis (images are 4-D)
+        return xp.reshape(a, (-1, a.shape[-1]))
     moved = xp.moveaxis(a, 1, -1)
     return xp.reshape(moved, (-1, a.shape[1]))
 
@@ -143,6 +146,67 @@ def derivative_argument(network, layer, outputs, X=None):
     return layer.forward_logits(layer_input, training=False)[0]
 
 
+def recurrent_layers(network):
+    """The layers that carry a state through time (RNN, LSTM, GRU), in order."""
+    from .recurrent import GRU, LSTM, RNN  # the sequence layers sit beside this module, not below it
+
+    return [layer for layer in network.layers if isinstance(layer, (RNN, LSTM, GRU))]
+
+
+def layer_inputs(network, X):
+    """Every layer's input for prepared inputs ``X`` in inference mode, by layer name (the first's is X)."""
+    inputs, a = {}, X
+    for layer in network.layers:
+        inputs[layer.name] = a
+        a = layer.forward(a, training=False)
+    return inputs
+
+
+def gradient_through_time(layer, x):
+    """‖dC/dxₜ‖ at every time step t of a recurrent layer's input x (n, T, features), when only its last
+    step's output receives a gradient (the same unit vector for every row): how the error shrinks or grows
+    as it flows back through time, the experiment of "Deep Learning from Scratch 2", chapter 6. Each step
+    multiplies it by Whᵀ and the gates' derivatives, so the norms fall (vanish) or rise (explode) about
+    geometrically. The layer is left as it was: its carried state, cache and gradients.
+
+    Returns
+    -------
+    ndarray, shape (T,)
+        The norms, from the first step to the last (NumPy float64).
+    """
+    xp = namespace(x)
+    carried = {key: xp.asarray(value, copy=True) for key, value in layer.carried_state().items()}
+    saved = {key: xp.asarray(gradient, copy=True) for key, gradient in layer.grads.items()}
+    try:
+        output = layer.forward(x, training=True)
+        upstream = xp.zeros_like(output)
+        unit = xp.full((output.shape[-1],), 1.0 / math.sqrt(output.shape[-1]), dtype=output.dtype)
+        if output.ndim == 3:
+            upstream[:, -1, :] = unit
+        else:
+            upstream[...] = unit
+        grad_input = to_numpy(layer.backward(upstream, propagate=True)).astype(np.float64)
+        return np.sqrt(np.sum(grad_input * grad_input, axis=(0, 2)))
+    finally:
+        layer.clear_cache()
+        if carried:
+            layer.set_carried_state(carried)
+        else:
+            layer.reset_carried_state()
+        for key, gradient in saved.items():
+            layer.grads[key][...] = gradient
+
+
+def growth_per_step(norms):
+    """The factor by which a gradient's norm changes per step back through time: the geometric mean of
+    ‖dC/dxₜ₋₁‖ / ‖dC/dxₜ‖ from the last step to the first (1 when there is one step or the norm is 0)."""
+    if len(norms) < 2 or not norms[-1] > 0.0:
+        return 1.0
+    if not norms[0] > 0.0:
+        return 0.0
+    return float((norms[0] / norms[-1]) ** (1.0 / (len(norms) - 1)))
+
+
 def probe_rows(n_samples, seed):
     """Indices of the PROBE_SAMPLES training rows the monitor examines: a fixed random subset, so that data
     sorted by class still gives every class its share."""
@@ -159,7 +223,9 @@ class TrainingMonitor:
     RATIO_SAMPLE_SIZE entries of a larger weight) and ‖g‖ over
     every parameter (``History.gradient_norm``). Per epoch: the dead and saturated fractions of every
     examined layer on the probe rows (``History.dead_units``, ``History.saturated_units``: see
-    :func:`dead_fraction` and :func:`saturated_fraction`). The training
+    :func:`dead_fraction` and :func:`saturated_fraction`), and how a gradient grows or shrinks per step
+    back through time in every recurrent layer (``History.time_gradient_growth``: :func:`growth_per_step`
+    of :func:`gradient_through_time`). The training
     loop calls :meth:`after_step`, :meth:`after_epoch`, and :meth:`forget_last_step` /
     :meth:`forget_last_epoch` when its divergence guard undoes an update, so the History keeps exactly the
     steps the network kept.
@@ -183,6 +249,9 @@ class TrainingMonitor:
         self.examined = examined_layers(network)
         for layer in self.examined:
             self._unit_curves(layer).setdefault(layer.name, [])
+        self.recurrent = recurrent_layers(network)
+        for layer in self.recurrent:
+            history.time_gradient_growth.setdefault(layer.name, [])
         self._entries, self._segments = _ratio_entries(network, self.weight_names)
 
     def after_step(self, previous_parameters, gradient_norm=None):
@@ -205,6 +274,11 @@ class TrainingMonitor:
         dead, saturated = unit_statistics(self.network, layer_outputs(self.network, self.X_probe), self.X_probe)
         for layer in self.examined:
             self._unit_curves(layer)[layer.name].append({**dead, **saturated}[layer.name])
+        if self.recurrent:
+            inputs = layer_inputs(self.network, self.X_probe)
+            for layer in self.recurrent:
+                growth = growth_per_step(gradient_through_time(layer, inputs[layer.name]))
+                self.history.time_gradient_growth[layer.name].append(growth)
 
     def forget_last_step(self):
         """Drop the latest step's records (an update the divergence guard undid)."""
@@ -216,8 +290,9 @@ class TrainingMonitor:
 
     def forget_last_epoch(self):
         """Drop the latest epoch's unit statistics (an epoch whose last update was undone)."""
-        for layer in self.examined:
-            curve = self._unit_curves(layer)[layer.name]
+        curves = [self._unit_curves(layer)[layer.name] for layer in self.examined]
+        curves += [self.history.time_gradient_growth[layer.name] for layer in self.recurrent]
+        for curve in curves:
             if curve:
                 curve.pop()
 

@@ -59,6 +59,9 @@ class History:
     perplexity, val_perplexity : list of float
         For a loss over tokens (a sequence model's softmax cross-entropy): e to the mean loss per token of
         each epoch's training batches and of the validation data, without the penalty term.
+    time_gradient_growth : dict of str to list of float
+        With ``fit(diagnose=True)``: per recurrent layer, after every epoch, the factor by which a gradient
+        grows (> 1) or shrinks (< 1) per step as it flows back through time (numnet.evidence).
     dead_units, saturated_units : dict of str to list of float
         With ``fit(diagnose=True)``: per layer whose activation can die (relu), the fraction of units zero on
         every probe row, and per layer whose activation saturates (sigmoid, tanh) the fraction of (unit,
@@ -81,6 +84,7 @@ class History:
     val_perplexity: list = field(default_factory=list)
     dead_units: dict = field(default_factory=dict)
     saturated_units: dict = field(default_factory=dict)
+    time_gradient_growth: dict = field(default_factory=dict)
 
     @property
     def epochs(self):
@@ -183,7 +187,7 @@ class EpochReport:
 _EPOCH_CURVES = ("epoch_loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "clipped_fraction",
                  "perplexity", "val_perplexity")
 _CURVES = ("iteration_loss", *_EPOCH_CURVES, "gradient_norm")
-_NAMED_CURVES = ("gradient_mean_abs", "update_ratio", "dead_units", "saturated_units")
+_NAMED_CURVES = ("gradient_mean_abs", "update_ratio", "dead_units", "saturated_units", "time_gradient_growth")
 
 
 @dataclass

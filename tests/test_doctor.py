@@ -184,8 +184,38 @@ def planted_unscaled_inputs(data):
     return softmax_network([64, 32, 10]), X * 1000.0, y, None
 
 
+def _token_model(kind, wh_scale=1.0, seed=0):
+    network = numnet.Network(layers=[numnet.Embedding(10, 8), getattr(numnet, kind)(8, 32),
+                                     Dense(32, 10, "softmax")], dtype="float64", seed=seed)
+    network.layers[1].params["Wh"][...] *= wh_scale
+    return network
+
+
+def _tokens(rows=16, steps=40, seed=0):
+    ids = np.random.default_rng(seed).integers(0, 10, size=(rows, steps + 1))
+    return ids[:, :-1], ids[:, 1:]
+
+
+def planted_vanishing_through_time(data):
+    """A plain RNN whose Wh is scaled by 0.5 (the book's chapter 6 case), on random token sequences."""
+    return (_token_model("RNN", wh_scale=0.5), *_tokens(), None)
+
+
+def planted_exploding_through_time(data):
+    """A plain RNN whose Wh is scaled by 8."""
+    return (_token_model("RNN", wh_scale=8.0), *_tokens(), None)
+
+
+def planted_frequent_clipping(data):
+    """An LSTM trained with a clip norm of 1e-3, which every step's gradient exceeds."""
+    X, y = _tokens(rows=8, steps=12)
+    network = _token_model("LSTM")
+    history = network.fit(X, y, epochs=3, batch_size=4, clip_norm=1e-3, seed=0)
+    return network, X, y, history
+
+
 #: The codes whose figure falls below its threshold; every other one rises above it.
-FIRES_BELOW = {"vanishing_gradient", "learning_rate_too_low"}
+FIRES_BELOW = {"vanishing_gradient", "vanishing_through_time", "learning_rate_too_low"}
 
 PLANTED = [
     ("dead_relu", planted_dead_relu),
@@ -193,6 +223,9 @@ PLANTED = [
     ("vanishing_gradient", planted_vanishing_gradient),
     ("exploding_gradient", planted_exploding_gradient_across_layers),
     ("exploding_gradient", planted_exploding_gradient_over_training),
+    ("vanishing_through_time", planted_vanishing_through_time),
+    ("exploding_through_time", planted_exploding_through_time),
+    ("frequent_clipping", planted_frequent_clipping),
     ("learning_rate_too_high", planted_learning_rate_too_high),
     ("learning_rate_too_high", planted_learning_rate_too_high_diverged),
     ("learning_rate_too_low", planted_learning_rate_too_low),
@@ -617,3 +650,40 @@ def test_the_ratio_of_a_large_weight_measured_on_sampled_entries_is_within_5_per
     history = network.fit(X, y, iterations=1, batch_size=64, seed=0, diagnose=True)
     exact = np.linalg.norm(network.parameters()["dense_0.W"] - before) / np.linalg.norm(before)
     assert history.update_ratio["dense_0.W"][0] == pytest.approx(exact, rel=0.05)
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sequence models: the gradient through time, and clipping
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_gradient_through_time_of_a_linear_rnn_shrinks_by_its_weights_norm_at_every_step():
+    # An RNN with inputs of zero keeps h at 0, where tanh' = 1: the error at step t - 1 is the one at t times
+    # Whᵀ exactly. With Wh = 0.5·I every step halves it: a closed form for the norms and the growth.
+    from numnet.evidence import gradient_through_time, growth_per_step
+    layer = numnet.Network(layers=[numnet.RNN(3, 4), Dense(4, 2)], input_shape=(None, 3), dtype="float64",
+                           seed=0).layers[0]
+    layer.params["Wh"][...] = 0.5 * np.eye(4)
+    layer.params["b"][...] = 0.0
+    norms = gradient_through_time(layer, np.zeros((2, 6, 3)))
+    expected = norms[-1] * 0.5 ** np.arange(5, -1, -1)  # ‖dC/dxₜ‖ ∝ 0.5^(T-1-t)
+    np.testing.assert_allclose(norms, expected, rtol=1e-12)
+    assert growth_per_step(norms) == pytest.approx(0.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_gated_layers_at_their_initial_weights_raise_no_through_time_finding(kind):
+    X, y = _tokens()
+    codes = [finding.code for finding in diagnose(_token_model(kind), X, y)]
+    assert not {"vanishing_through_time", "exploding_through_time"} & set(codes)
+
+
+def test_diagnosed_training_records_the_gradients_growth_through_time_and_rare_clipping_is_no_finding():
+    X, y = _tokens(rows=8, steps=12)
+    network = _token_model("LSTM")
+    history = network.fit(X, y, epochs=3, batch_size=4, diagnose=True, clip_norm=1e3, seed=0)
+    growth = history.time_gradient_growth["lstm_1"]
+    assert len(growth) == 3 and all(0.0 < value < 1.0 for value in growth)
+    assert history.clipped_fraction == [0.0, 0.0, 0.0]
+    assert "frequent_clipping" not in [finding.code for finding in diagnose(network, X, y, history=history)]
