@@ -54,6 +54,7 @@ class Embedding(Layer):
     """
 
     takes_token_ids = True
+    position_wise = True  # each id's vector alone
 
     @declare(vocab_size=Integer(), dim=Integer())
     def __init__(self, vocab_size, dim, *, name=None):

@@ -78,7 +78,9 @@ class Layer:
     A layer that reads integer token ids sets ``takes_token_ids`` (:class:`numnet.embedding.Embedding`); a
     layer that carries a state per row from one training batch into the next sets ``stateful`` and
     implements :meth:`carried_state`, :meth:`set_carried_state` and :meth:`reset_carried_state` (the
-    recurrent layers of :mod:`numnet.recurrent`).
+    recurrent layers of :mod:`numnet.recurrent`). A layer whose output at each time step of a sequence
+    depends only on its input at that step sets ``position_wise`` (Dense, Activation, Dropout, Embedding),
+    so that :func:`numnet.text.generate` may feed the network one step at a time.
 
     Attributes
     ----------
@@ -101,6 +103,10 @@ class Layer:
     #: Whether the layer carries a state per row from one training batch into the next (a recurrent layer
     #: built with ``stateful=True``): see :meth:`carried_state`.
     stateful = False
+    #: Whether, in prediction, the output at each time step of a sequence (n, time_steps, ...) depends only
+    #: on the input at that step: text generation then feeds the network one step at a time instead of
+    #: reading the whole text again for every new token. False (the safe answer) unless a class says so.
+    position_wise = False
     name = None
     context = None
     params = grads = state = _NOTHING
@@ -383,6 +389,8 @@ class Dense(AffineLayer):
         network's flat parameter and gradient buffers once the layer is part of a Network.
     """
 
+    position_wise = True  # on a sequence, the same affine map at every time step
+
     @declare(n_inputs=Integer(), n_outputs=Integer(), bias=Boolean())
     def __init__(self, n_inputs, n_outputs, activation="linear", *, weight_init="auto", bias_init=0.0,
                  bias=True, name=None):
@@ -489,6 +497,8 @@ class Activation(Layer):
     name : str, optional
     """
 
+    position_wise = True  # element-wise, or softmax over the last axis
+
     def __init__(self, activation, *, name=None):
         super().__init__(name=name)
         self.activation = get_activation(activation)
@@ -547,6 +557,7 @@ class Dropout(Layer):
     """
 
     needs_rng = True
+    position_wise = True  # the identity in prediction
 
     @declare(rate=Real(at_least=0, below=1, meaning="the probability of dropping a unit"))
     def __init__(self, rate, *, name=None):

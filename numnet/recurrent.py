@@ -31,6 +31,9 @@ time). The carried state is a copy, detached from the graph: the backward pass o
 first step, because the previous batch's graph is gone (its cache replaced) and backpropagating further
 would make the cost of a step grow with the length of the whole sequence. ``Network.reset_states()``
 forgets it; prediction and validation (``training=False``) start from zeros and leave it untouched.
+``forward_from(x, state)`` predicts from a given state and returns the last one with the output, so that
+a sequence can be read in pieces, each from where the previous one ended (:func:`numnet.text.generate`
+feeds one token at a time so).
 
 The layers register their kinds (rnn, lstm, gru) in :data:`numnet.layers.LAYERS` when this module is
 imported (``import numnet`` does), so saved models holding them load.
@@ -128,9 +131,56 @@ class _Recurrent(Layer):
             For input of another shape, or a stateful training batch whose row count differs from the
             carried state's.
         """
-        n, time_steps = self._check_input(x)
+        self._check_input(x)
+        output, last = self._read(x, self._initial_state(x, training), training)
+        if training and self.stateful:
+            # Detached: a copy of the values, which no backward pass reaches (truncated BPTT)
+            xp = namespace(x)
+            self._carried = {key: xp.asarray(value, copy=True) for key, value in last.items()}
+        return output
+
+    def forward_from(self, x, state=None):
+        """Predict from a given initial state and return the last one too: (output, last state).
+
+        What :meth:`forward` computes with ``training=False``, but starting from ``state`` instead of zeros:
+        reading a sequence in pieces, each from the state the previous piece ended in, gives the outputs of
+        reading it whole (text generation feeds one token at a time so, :func:`numnet.text.generate`).
+        Nothing is cached and the carried state is left as it is.
+
+        Parameters
+        ----------
+        x : array, shape (n_samples, time_steps, input_size)
+        state : dict, optional
+            Each of the layer's states (``"h"``; LSTM also ``"c"``), (n_samples, H), as a previous call
+            returned it; None starts from zeros.
+
+        Returns
+        -------
+        output : array
+            As :meth:`forward` returns it.
+        state : dict
+            The state after the last step, by name, each (n_samples, H).
+
+        Raises
+        ------
+        ValueError
+            For input of another shape, or a state with other names or shapes.
+        """
+        n, _ = self._check_input(x)
+        if state is None:
+            return self._read(x, self._initial_state(x, training=False), training=False)
+        if set(state) != set(self.state_names) or any(tuple(value.shape) != (n, self.hidden_size)
+                                                      for value in state.values()):
+            shapes = ", ".join(f"{key} {tuple(value.shape)}" for key, value in sorted(state.items()))
+            raise ValueError(f"layer {self.name or self.kind} starts from {', '.join(self.state_names)}, each of "
+                             f"shape ({n}, {self.hidden_size}), but was given {shapes or 'nothing'}")
+        return self._read(x, state, training=False)
+
+    def _read(self, x, initial, training):
+        """(output, last state) of reading ``x`` from the state ``initial``; with ``training``, cache for
+        backward."""
         xp = namespace(x)
-        initial = self._initial_state(x, training)
+        n, time_steps = x.shape[0], x.shape[1]
         # (time_steps·n, input_size), time-major: row t·n + s is xₜ of sample s
         x_rows = xp.reshape(_swap_batch_and_time(x), (time_steps * n, self.input_size))
         # Every step's input term xₜ·Wx + b at once, as one matrix product over the stacked steps
@@ -138,12 +188,9 @@ class _Recurrent(Layer):
         x_terms += self.params[self.input_bias]
         hidden, saved, last = self._run(xp.reshape(x_terms, (time_steps, n, -1)), initial)
         self._cache = (x_rows, hidden, saved) if training else None
-        if training and self.stateful:
-            # Detached: a copy of the values, which no backward pass reaches (truncated BPTT)
-            self._carried = {key: xp.asarray(value, copy=True) for key, value in last.items()}
         if not self.return_sequences:
-            return last["h"]
-        return _swap_batch_and_time(hidden[1:, ...])  # (n, time_steps, H)
+            return last["h"], last
+        return _swap_batch_and_time(hidden[1:, ...]), last  # (n, time_steps, H)
 
     def _check_input(self, x):
         """(n_samples, time_steps) of ``x``, after checking that it is (n, time_steps >= 1, input_size)."""

@@ -219,6 +219,40 @@ def test_prediction_starts_from_zeros_and_leaves_the_carried_state_untouched(kin
         np.testing.assert_array_equal(after[key], before[key])
 
 
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["every step", "last step"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_forward_from_a_given_state_matches_pytorch_from_that_state_and_returns_the_last(kind, return_sequences):
+    """forward_from(x, state) is PyTorch's module(x, h0) (and c0): a sequence read in two pieces, the second
+    from the state the first ended in, gives PyTorch's outputs and final state over the whole; the carried
+    state stays as it was."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    layer = built(KINDS[kind](2, 3, return_sequences=return_sequences, stateful=True), rng)
+    module = torch_twin(layer)
+    layer.forward(on_backend(rng.normal(size=(2, 4, 2))), training=True)  # a carried state to leave alone
+    carried = {key: as_numpy(value).copy() for key, value in layer.carried_state().items()}
+    start = {key: rng.normal(size=(2, 3)) for key in type(layer).state_names}
+    x = rng.normal(size=(2, 5, 2))
+    torch_start = tuple(torch.tensor(start[key])[None] for key in type(layer).state_names)
+    expected, expected_last = module(torch.tensor(x), torch_start if kind == "LSTM" else torch_start[0])
+    expected_last = expected_last if kind == "LSTM" else (expected_last,)
+    first, middle = layer.forward_from(on_backend(x[:, :2]), {key: on_backend(v) for key, v in start.items()})
+    second, last = layer.forward_from(on_backend(x[:, 2:]), middle)
+    if return_sequences:
+        assert_close(first, expected[:, :2].detach().numpy(), "output of the first piece")
+        assert_close(second, expected[:, 2:].detach().numpy(), "output of the second piece")
+    else:
+        assert_close(second, expected[:, -1].detach().numpy(), "last output")
+    for key, value in zip(type(layer).state_names, expected_last):
+        assert_close(last[key], value[0].detach().numpy(), f"last {key}")
+    zero_start, _ = layer.forward_from(on_backend(x))
+    np.testing.assert_array_equal(as_numpy(zero_start), as_numpy(layer.forward(on_backend(x))))
+    for key, value in layer.carried_state().items():
+        np.testing.assert_array_equal(as_numpy(value), carried[key])
+    with pytest.raises(ValueError, match=r"starts from .* each of shape \(2, 3\), but was given .*h \(1, 3\)"):
+        layer.forward_from(on_backend(x), {key: on_backend(np.zeros((1, 3))) for key in type(layer).state_names})
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_stateful_training_batch_of_another_row_count_is_refused_with_what_to_do(kind):
     rng = np.random.default_rng(3)
