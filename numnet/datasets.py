@@ -1,4 +1,5 @@
-"""Data for the reference experiments: synthetic generators, the 8x8 digits, MNIST (IDX files) and CSV files.
+"""Data for the reference experiments: synthetic generators, the 8x8 digits, MNIST (IDX files) and CSV files;
+text for language models: any UTF-8 file (:func:`load_text`) and the US census name lists (:func:`load_names`).
 
 The generators include TensorFlow Playground's data sets in the square [-6, 6]² (circle, XOR quadrants,
 Gaussian blobs, plane, multi-Gaussian), which ``numnet playground`` draws, and scikit-learn's moons.
@@ -11,11 +12,13 @@ MNIST is read from the four standard IDX files in a local folder (see :func:`mni
 opt-in (``download=True``), checked against the SHA-256 of the official files and written atomically.
 """
 
+import codecs
 import csv
 import dataclasses
 import gzip
 import hashlib
 import http.client
+import importlib.resources
 import io
 import math
 import numbers
@@ -30,7 +33,7 @@ import numpy as np
 
 from numnet import backend, preprocessing
 from numnet.atomic import write_atomically
-from numnet.errors import CorruptFileError, DataFileError, require
+from numnet.errors import CorruptFileError, DataFileError, MissingDependencyError, require
 from numnet.validation import check_integer
 
 DATA_ENVIRONMENT_VARIABLE = "NUMNET_DATA"
@@ -91,6 +94,10 @@ MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "?"})
 INTEGER_LABEL = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
 INT64_RANGE = (-(2**63), 2**63 - 1)
 UTF8_BOM = b"\xef\xbb\xbf"
+#: The census name lists of the ``names`` package (the ``text`` extra) that :func:`load_names` reads, by kind:
+#: first names (the female list, then the male) and last names, each with the most common name first.
+NAMES_FILES = {"first": ("dist.female.first", "dist.male.first"), "last": ("dist.all.last",)}
+NAMES_FILES["all"] = NAMES_FILES["first"] + NAMES_FILES["last"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -915,16 +922,23 @@ def _read_csv_rows(path, delimiter):
 
 def _read_utf8(path):
     """The file's text, without a leading byte-order mark; DataFileError at the first byte that is not UTF-8."""
+    return _read_text(path, "utf-8", advice="save the file as UTF-8 (a spreadsheet program's \"CSV UTF-8\")")
+
+
+def _read_text(path, encoding, *, advice):
+    """The file's text in ``encoding`` (UTF-8 without a leading byte-order mark); DataFileError naming the
+    line and byte offset of the first byte that is not text in that encoding, then ``advice``."""
     raw = path.read_bytes()
-    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0  # spreadsheet programs write a BOM
+    is_utf8 = codecs.lookup(encoding).name == "utf-8"
+    start = len(UTF8_BOM) if is_utf8 and raw.startswith(UTF8_BOM) else 0  # spreadsheet programs write a BOM
     try:
-        return raw[start:].decode("utf-8")
+        return raw[start:].decode(encoding)
     except UnicodeDecodeError as error:
         offset = start + error.start
         line = _line_breaks_before(raw, offset) + 1
         raise DataFileError(
-            f"{path}, line {line}: not UTF-8 text (byte {raw[offset]:#04x} at offset {offset}: {error.reason}); "
-            "save the file as UTF-8 (a spreadsheet program's \"CSV UTF-8\")"
+            f"{path}, line {line}: not {'UTF-8' if is_utf8 else encoding} text (byte {raw[offset]:#04x} at "
+            f"offset {offset}: {error.reason}); {advice}"
         ) from None
 
 
@@ -1088,3 +1102,111 @@ def _to_number(field):
         return float(field)
     except ValueError:
         return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Text for language models (numnet.text)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def load_text(path, *, encoding="utf-8"):
+    r"""Read a text file for a language model: its whole text, line breaks as ``\n``.
+
+    Line breaks are read as one character whatever the file uses (``\r\n``, ``\r``), so a model learns
+    the same text on every system; a UTF-8 byte-order mark is dropped.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    encoding : str, default "utf-8"
+        Any encoding Python's codecs know ("latin-1", "cp1252", ...).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file at ``path``.
+    IsADirectoryError
+        When ``path`` is a folder.
+    numnet.errors.DataFileError
+        (a ValueError) For bytes that are not text in ``encoding`` (the message names the line and the byte
+        offset) or a file without text.
+    ValueError
+        For an encoding Python does not know.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "poem.txt"
+    >>> _ = path.write_bytes("line one\r\nline two\r\n".encode("utf-8"))
+    >>> load_text(path)
+    'line one\nline two\n'
+    """
+    try:
+        codecs.lookup(encoding)
+    except (LookupError, TypeError) as error:
+        raise ValueError(f"unknown text encoding {encoding!r}; give one of Python's codecs, such as 'utf-8' or "
+                         "'latin-1'") from error
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; give the path of a text file inside it")
+    if not path.is_file():
+        raise FileNotFoundError(f"text file not found: {path}")
+    advice = ("save the file as UTF-8, or give its encoding (load_text(path, encoding='latin-1'))"
+              if codecs.lookup(encoding).name == "utf-8" else "give the file's own encoding")
+    text = _read_text(path, encoding, advice=advice)
+    if not text:
+        raise DataFileError(f"{path} is empty: there is no text to learn from")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def load_names(kind="all"):
+    r"""The US census name lists (1990) as text: one lowercase name per line, for learning to make names.
+
+    The lists ship as data files in the ``names`` package on PyPI (MIT licence, the data public domain),
+    installed with numnet's ``text`` extra: 4,275 female and 1,219 male first names and 88,799 last names.
+    The names come in a fixed order, the same on every Python version and system: first names (the female
+    list, then the male), then last names, each list with the most common name first; a name on several
+    lists stays at its first place. This is the task of Karpathy's *makemore*: a character-level model
+    trained on the lines generates new, name-like ones (:func:`numnet.text.generate` with the prompt
+    ``"\n"``).
+
+    Parameters
+    ----------
+    kind : {"all", "first", "last"}, default "all"
+        All 91,910 distinct names, the 5,163 first names or the 88,799 last names.
+
+    Returns
+    -------
+    str
+        The names, each followed by ``\n``.
+
+    Raises
+    ------
+    numnet.errors.MissingDependencyError
+        When the ``names`` package is not installed (``pip install 'numnet[text]'``), or lacks its lists.
+    ValueError
+        For another ``kind``.
+
+    Examples
+    --------
+    >>> load_names("first").splitlines()[:4]
+    ['mary', 'patricia', 'linda', 'barbara']
+    """
+    if kind not in NAMES_FILES:
+        raise ValueError(f"kind must be one of {', '.join(sorted(NAMES_FILES))}, got {kind!r}")
+    package = require("names", "text", "loading the census name lists")
+    names = {}  # a dict keeps the first place of each name, in order
+    for file_name in NAMES_FILES[kind]:
+        resource = importlib.resources.files(package).joinpath(file_name)
+        if not resource.is_file():
+            raise MissingDependencyError(f"the installed names package has no {file_name} list; reinstall it "
+                                         "with: pip install --force-reinstall 'names>=0.3'")
+        # Each line: NAME, its frequency (%), the cumulative frequency, its rank
+        for line in resource.read_text(encoding="ascii").splitlines():
+            if line.strip():
+                names.setdefault(line.split()[0].lower(), None)
+    return "".join(f"{name}\n" for name in names)

@@ -15,6 +15,7 @@ A NumPy ``.npz`` archive (an uncompressed zip of ``.npy`` arrays), readable with
          "training": {"epochs_trained", "iterations_trained", "training_seed"},
          "history": History.to_dict() or null,
          "metadata": {...},
+         "vocabulary": Vocabulary.to_metadata() (only when the network has one),
          "arrays": {key: {"dtype", "shape", "sha256"}, ...}}
 
 ``parameters/<name>``
@@ -40,6 +41,11 @@ only through numnet's tables (LAYERS, ACTIVATIONS, LOSSES, INITIALIZERS, OPTIMIZ
 array's SHA-256 (of its little-endian C-order bytes) is recorded in the document, on top of the zip's own
 CRC-32, so a damaged or edited array is reported instead of silently loaded. JSON floats are written with Python's shortest round-trip repr,
 so every number in the document (l2, learning rates, the history) comes back bit for bit.
+
+A language model's vocabulary (:class:`numnet.text.Vocabulary`, ``network.vocabulary``) is saved in the
+document as its plain JSON record, so that a loaded model generates text by itself
+(:func:`numnet.text.generate`). The key is written only when there is a vocabulary: other files are
+unchanged, and a numnet that predates it loads the network and ignores the key.
 """
 
 import contextlib
@@ -64,6 +70,7 @@ from .layers import get_layer_class
 from .network import Network, rebuild_layers
 from .optimizers import get_optimizer
 from .schedules import get_schedule
+from .text import Vocabulary
 from .training import History
 from .validation import check_integer
 
@@ -108,7 +115,7 @@ NPY_HEADER = re.compile(rf"\{{\s*{_NPY_ENTRY}\s*,\s*{_NPY_ENTRY}\s*,\s*{_NPY_ENT
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def save_model(network, path, *, metadata=None):
+def save_model(network, path, *, metadata=None, vocabulary=None):
     """Write ``network`` (architecture, parameters, optimiser state, progress, history) to one file.
 
     The path is used exactly as given (no suffix is added; ".npz" is the natural one). The file is
@@ -125,6 +132,9 @@ def save_model(network, path, *, metadata=None):
         class names or scaler parameters; tuples come back as lists. By default the network's own
         ``metadata`` (set by :func:`load_model`) is kept, so load-train-save does not lose it; pass
         ``{}`` to drop it.
+    vocabulary : numnet.text.Vocabulary, optional
+        A language model's vocabulary, which :func:`load_model` restores as ``network.vocabulary``; by
+        default the network's own ``vocabulary`` attribute, when it has one.
 
     Returns
     -------
@@ -134,7 +144,8 @@ def save_model(network, path, *, metadata=None):
     Raises
     ------
     TypeError
-        If ``network`` is not a Network, or ``metadata`` is not a JSON-serialisable dict.
+        If ``network`` is not a Network, ``metadata`` is not a JSON-serialisable dict, or ``vocabulary`` is
+        not a Vocabulary.
     ValueError
         If a component (activation, loss, initialiser, optimiser, schedule) is not one of numnet's
         registered classes, so that a loader could not rebuild it.
@@ -147,8 +158,14 @@ def save_model(network, path, *, metadata=None):
     if metadata is None:
         metadata = getattr(network, "metadata", None) or {}
     _check_metadata(metadata)
+    if vocabulary is None:
+        vocabulary = getattr(network, "vocabulary", None)
+    if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
+        raise TypeError(f"vocabulary must be a numnet.text.Vocabulary, got {type(vocabulary).__name__}")
     arrays = _network_arrays(network)
     document = _document(network, arrays, metadata)
+    if vocabulary is not None:
+        document["vocabulary"] = vocabulary.to_metadata()
     arrays[DOCUMENT_KEY] = np.frombuffer(json.dumps(document, ensure_ascii=False).encode("utf-8"), np.uint8)
     _write_atomically(path, arrays)
     return path
@@ -159,7 +176,8 @@ def load_model(path):
 
     The returned Network has the saved architecture, dtype and parameters, its optimiser with its state
     (``network.optimizer``), its progress (``epochs_trained``, ``iterations_trained``,
-    ``training_seed``), its ``history``, and ``network.metadata`` (``{}`` when none was saved). Calling
+    ``training_seed``), its ``history``, ``network.metadata`` (``{}`` when none was saved) and
+    ``network.vocabulary`` (a :class:`numnet.text.Vocabulary`, or None when none was saved). Calling
     ``fit`` on it without ``optimizer`` and ``seed`` continues training exactly where the saved run
     stopped.
 
@@ -196,6 +214,9 @@ def load_model(path):
         network.optimizer = _build_optimizer(document["optimizer"], network, arrays)
     with _invalid_part(path, "its training progress, history or metadata"):
         _restore_progress(network, document)
+    with _invalid_part(path, "its vocabulary"):
+        record = document.get("vocabulary")
+        network.vocabulary = None if record is None else Vocabulary.from_metadata(record)
     unexpected = sorted(set(arrays) - set(_network_arrays(network)))
     if unexpected:
         raise _corrupt(path, f"it holds arrays this network has no place for: {', '.join(unexpected)}")
