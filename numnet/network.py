@@ -116,6 +116,8 @@ class Network:
         self.optimizer = None
         self.history = None  # the History of every fit so far, appended to by each call
         self.training_seed = None
+        #: A language model's numnet.text.Vocabulary (its ids' symbols), saved with it; None for other models.
+        self.vocabulary = None
         self.epochs_trained = 0
         self.iterations_trained = 0
 
@@ -179,6 +181,7 @@ class Network:
     def __setstate__(self, state):
         # pickle and copy.deepcopy copy every array on its own, so each layer's parameters would stop being
         # views into the flat buffers and the optimiser's steps would no longer reach them: bind them again.
+        state.setdefault("vocabulary", None)  # a network pickled by numnet 0.2 had none
         self.__dict__.update(state)
         self._bind_layers()
 
@@ -302,6 +305,7 @@ class Network:
         layers = rebuild_layers(config["layers"], [type(layer) for layer in self.layers])
         clone = Network.from_config(config, layers=layers, loss=copy.deepcopy(self.loss), dtype=dtype,
                                     backend=self.backend)
+        clone.vocabulary = self.vocabulary  # its symbols are a tuple: shared, not copied
         xp = self.backend.xp
         clone.flat_parameters[...] = xp.astype(self.flat_parameters, clone.flat_parameters.dtype)
         clone.flat_state[...] = xp.astype(self.flat_state, clone.flat_state.dtype)

@@ -159,7 +159,7 @@ def save_model(network, path, *, metadata=None, vocabulary=None):
         metadata = getattr(network, "metadata", None) or {}
     _check_metadata(metadata)
     if vocabulary is None:
-        vocabulary = getattr(network, "vocabulary", None)
+        vocabulary = network.vocabulary
     if vocabulary is not None and not isinstance(vocabulary, Vocabulary):
         raise TypeError(f"vocabulary must be a numnet.text.Vocabulary, got {type(vocabulary).__name__}")
     arrays = _network_arrays(network)

@@ -180,3 +180,11 @@ def test_a_sequence_models_length_stays_free_after_training_on_one_length():
     assert probabilities.shape == (3, 9, VOCABULARY)
     # a causal model: the first five steps do not depend on what comes after them
     np.testing.assert_allclose(network.predict_proba(longer[:, :5]), probabilities[:, :5], rtol=1e-12)
+
+
+def test_a_copy_keeps_the_language_models_vocabulary():
+    from numnet.text import Vocabulary
+    network = language_model()
+    assert network.vocabulary is None
+    network.vocabulary = Vocabulary.from_text("abcde")
+    assert network.copy().vocabulary == network.vocabulary
