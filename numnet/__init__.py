@@ -44,6 +44,7 @@ from .network import Network
 from .onnx_export import to_onnx
 from .persistence import load_model, save_model
 from .recurrent import GRU, LSTM, RNN
+from .composite import CompositeLayer, Residual, Sequential
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
@@ -51,6 +52,7 @@ from .training import EpochReport, History, fit
 __all__ = [
     "ACTIVATIONS", "get_activation", "register_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
     "register_layer", "Conv2D", "MaxPool2D", "Flatten", "Embedding", "RNN", "LSTM", "GRU",
+    "CompositeLayer", "Residual", "Sequential",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError", "PrecisionWarning",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",

@@ -149,6 +149,10 @@ class Layer:
         give. Default: the shape unchanged."""
         return tuple(input_shape) if input_shape is not None else None
 
+    def sublayers(self):
+        """The layers this one holds (a composite layer's children, numnet.composite); none by default."""
+        return []
+
     def min_batch_size(self, input_shape):
         """The fewest samples a training batch may hold (BatchNorm needs two values per feature)."""
         return 1

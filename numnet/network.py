@@ -592,6 +592,7 @@ class Network:
         rows.append(("input", "", _shown(self.input_shape), "0"))
         for layer, shape in zip(self.layers, self._output_shapes):
             rows.append((layer.name, layer.describe(), _shown(shape), f"{layer.n_parameters:,}"))
+            rows += _nested_rows(layer, depth=1)
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
         rule = "-" * len(lines[0])
@@ -801,6 +802,16 @@ def _layout(layers, shapes_method):
 def _views(flat, layout):
     xp = namespace(flat)
     return {name: xp.reshape(flat[part], shape) for name, (part, shape) in layout.items()}
+
+
+def _nested_rows(layer, depth):
+    """summary()'s rows for the layers inside a composite layer, indented by their depth (no output shape:
+    the composite's row gives what the block returns)."""
+    rows = []
+    for child in layer.sublayers():
+        rows.append(("  " * depth + child.name, child.describe(), "", f"{child.n_parameters:,}"))
+        rows += _nested_rows(child, depth + 1)
+    return rows
 
 
 def _shown(shape):

@@ -1,6 +1,6 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
-Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn|lstm]
+Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn|lstm|residual]
                             [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
 
 --weighted trains with the sample weights of ``sample_weights()`` (zeros included).
@@ -35,6 +35,11 @@ SEQUENCES, TIME_STEPS, VOCABULARY = 150, 6, 7
 
 
 def build_network(architecture, dtype):
+    if architecture == "residual":  # a composite layer holding BatchNorm and Dropout: seen through on every rank
+        block = numnet.Residual(numnet.Dense(16, 16, bias=False), numnet.BatchNorm(16), numnet.Activation("tanh"),
+                                numnet.Dropout(0.25))
+        return numnet.Network(layers=[numnet.Dense(2, 16, "tanh"), block, numnet.Dense(16, 3, "softmax")],
+                              dtype=dtype, seed=0)
     if architecture == "lstm":
         return numnet.Network(layers=[numnet.Embedding(VOCABULARY, 4), numnet.LSTM(4, 8),
                                       numnet.Dense(8, VOCABULARY, "softmax")], dtype=dtype, seed=0)
@@ -73,7 +78,7 @@ def parse(argv):
     parser.add_argument("dtype")
     parser.add_argument("batch_size", type=int)
     parser.add_argument("epochs", type=int)
-    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn", "lstm"]))
+    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn", "lstm", "residual"]))
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-epoch", type=int, default=-1)
     parser.add_argument("--checkpoint")

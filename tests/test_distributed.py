@@ -49,7 +49,7 @@ def relative_difference(a, b):
 
 @pytest.mark.parametrize("n_ranks", [2, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("architecture", ["mlp", "batch_norm_dropout"])
+@pytest.mark.parametrize("architecture", ["mlp", "batch_norm_dropout", "residual"])
 def test_n_ranks_train_the_same_weights_as_one_process(tmp_path, n_ranks, dtype, architecture):
     output = tmp_path / "result.npz"
     run_ranks(n_ranks, output, dtype, BATCH_SIZE, EPOCHS, "--architecture", architecture)
