@@ -311,10 +311,10 @@ class Softmax(Activation):
 
     def forward(self, z, out=None):
         xp = namespace(z)
-        shifted = apply(xp.subtract, z, xp.max(z, axis=1, keepdims=True), out=out)
+        shifted = apply(xp.subtract, z, xp.max(z, axis=-1, keepdims=True), out=out)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
             apply(xp.exp, shifted, out=shifted)
-        shifted /= xp.sum(shifted, axis=1, keepdims=True)
+        shifted /= xp.sum(shifted, axis=-1, keepdims=True)
         return shifted
 
     def derivative(self, a):
@@ -330,7 +330,7 @@ class Softmax(Activation):
 
     def backward(self, grad_a, a):
         # J^T g for J = diag(a) - a a^T, row by row, without building J.
-        weighted_sum = namespace(a).sum(grad_a * a, axis=1, keepdims=True)
+        weighted_sum = namespace(a).sum(grad_a * a, axis=-1, keepdims=True)
         return a * (grad_a - weighted_sum)
 
     def onnx_nodes(self, graph, x):
