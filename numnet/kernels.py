@@ -13,8 +13,8 @@ The kernels need numba (``pip install 'numnet[fast]'``), imported the first time
 ``import numnet``. Without numba, for arrays of another library or non-contiguous ones, or with
 ``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
 instead. Their machine code is kept between processes in the user's cache folder (``$NUMNET_CACHE_DIR``,
-else ``$NUMBA_CACHE_DIR``, else the platform's; :mod:`numnet.cache`), never inside the installed package. benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the
-measurements.
+else ``$NUMBA_CACHE_DIR``, else the platform's; :mod:`numnet.cache`), never inside the installed package.
+benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the measurements.
 """
 
 import contextlib
