@@ -167,7 +167,7 @@ def test_e1_untrained_shapes_are_10_by_3_then_10_by_1():
 
 def test_experiment_ids_are_normalised_and_unknown_ones_rejected():
     assert experiments.check_experiment_ids(["e2", "E1", "e2"]) == ["E2", "E1"]
-    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 13)]
+    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 14)]
     with pytest.raises(ValueError, match="unknown experiment 'E99'; choose from E1, E2"):
         experiments.check_experiment_ids(["E99"])
 
@@ -257,3 +257,85 @@ def test_the_tricks_run_on_mnist_too_when_its_files_are_present(tmp_path, monkey
     assert {entry[0].split(":")[0] for entry in result.rows} == {"digits", "MNIST"}
     assert any(caption.startswith("MNIST") for caption, _ in result.figures)
     assert "digits and MNIST" in " ".join(result.notes)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# E13: language models (a quick run; the full run's numbers are in the tutorial's specification)
+
+
+@pytest.fixture(scope="module")
+def quick_e13(tmp_path_factory):
+    """E13 in quick mode (about 10 s) and its report."""
+    pytest.importorskip("names")
+    folder = tmp_path_factory.mktemp("e13")
+    result = experiments.run_experiments(["E13"], folder, quick=True)[0]
+    return result, experiments.write_report([result], folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_quick_e13_draws_its_four_figures_and_judges_the_gradient_through_time(quick_e13):
+    result, report = quick_e13
+    assert result.id == "E13" and result.skipped is None
+    names = [path.name for _, path in result.figures]
+    assert names == ["perplexity.png", "book_gradient.png", "rnn_gradient.png", "clipping.png"]
+    assert all(path.is_file() for _, path in result.figures)
+    assert embedded_images(report) == (4, 4)
+    # Part B does not depend on the schedule: judged in a quick run too, and as the book expects.
+    through_time = [entry for entry in result.rows if "the book's product" in entry[0] or "numnet's RNN" in entry[0]]
+    assert len(through_time) == 6 and all(entry[3] == REPRODUCED for entry in through_time), through_time
+    # Parts A and C are judged on the full schedule only.
+    for quantity in ("validation perplexity after 3 epochs, RNN vs LSTM", "validation perplexity, every model",
+                     "SGD lr 3, without clipping", "SGD lr 3, clip_norm=1"):
+        assert row(result, quantity)[3] == NOT_COMPARABLE
+    assert result.reproduced
+
+
+def test_quick_e13_lstm_and_gru_predict_names_better_than_uniform_guessing(quick_e13):
+    result, _ = quick_e13
+    # 26 letters, the line break and the unknown token: a uniform guess has perplexity 28.
+    figures = row(result, "validation perplexity, every model")[1]
+    perplexities = dict(part.split() for part in figures.replace(";", ",").split(", "))
+    assert float(perplexities["LSTM"]) < 28 and float(perplexities["GRU"]) < 28
+    for label in ("RNN", "LSTM", "GRU"):
+        samples = row(result, f"{label}: 10 names sampled")[1].split(" (")[0].split(", ")
+        assert len(samples) == 10 and all(set(name) <= set("abcdefghijklmnopqrstuvwxyz") for name in samples)
+
+
+def test_quick_e13_sgd_spikes_without_clipping_and_not_with_it(quick_e13):
+    # Measured on seeds 0-3: without clipping the largest loss is 9-50 times the first, with clip_norm=1
+    # at most 1.4 times.
+    result, _ = quick_e13
+    plain, clipped = (row(result, f"SGD lr 3, {label}")[1].split(" / ")
+                      for label in ("without clipping", "clip_norm=1"))
+    assert float(plain[0]) > experiments.E13_SPIKE * float(plain[1])
+    assert float(clipped[0]) < experiments.E13_SPIKE * float(clipped[1])
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_the_gradient_through_time_with_wh_a_multiple_of_the_identity_is_its_power(scale):
+    # Zero inputs keep h at 0, where tanh' = 1: each step back multiplies the error by Whᵀ = s·I exactly, so
+    # ‖dC/dxₜ‖ = s^(T-1-t)·‖dC/dx_T‖. The book's product from ones (N, H): ‖dh‖/N = s^k·√(N·H)/N after k
+    # steps.
+    steps, hidden = 12, 5
+    norms = experiments.rnn_gradient_norms(scale * np.eye(hidden), np.zeros((3, steps, 4)))
+    np.testing.assert_allclose(norms, norms[-1] * scale ** np.arange(steps - 1, -1, -1), rtol=1e-12)
+    book = experiments.book_gradient_norms(scale * np.eye(3), steps=steps, rows=2)
+    np.testing.assert_allclose(book, scale ** np.arange(1, steps + 1) * np.sqrt(2 * 3) / 2, rtol=1e-12)
+
+
+def test_name_rows_predict_each_next_character_and_count_no_padding():
+    from numnet.text import Vocabulary
+    vocabulary = Vocabulary.from_text("ab\nb\n")  # ids: '\n' 1, 'a' 2, 'b' 3 (0 the unknown token)
+    X, y = experiments.name_rows(["ab", "b"], vocabulary, 4)
+    # "\nab\n" -> inputs 1 2 3, targets 2 3 1; "\nb\n" -> inputs 1 3, targets 3 1; then padding
+    np.testing.assert_array_equal(X, [[1, 2, 3, 0], [1, 3, 0, 0]])
+    np.testing.assert_array_equal(y, [[2, 3, 1, -1], [3, 1, -1, -1]])
+    with pytest.raises(ValueError, match="'abcd' has 4 characters; rows of 4 steps hold at most 3"):
+        experiments.name_rows(["abcd"], Vocabulary.from_text("abcd"), 4)
+
+
+def test_the_bigram_baseline_counts_pairs_with_add_one_smoothing():
+    # Three ids; the training pair 1 -> 2 seen twice: row 1's counts are 1 + [0, 0, 2] = [1, 1, 3], so
+    # P(2 | 1) = 3/5 and one validation pair 1 -> 2 has perplexity 5/3.
+    training = (np.array([[1, 1]]), np.array([[2, 2]]))
+    validation = (np.array([[1, 0]]), np.array([[2, -1]]))
+    assert experiments.bigram_perplexity(training, validation, 3) == pytest.approx(5 / 3, rel=1e-12)

@@ -1,11 +1,11 @@
-"""The reference experiments E1-E12, each reproduced with a fixed seed, and their HTML report.
+"""The reference experiments E1-E13, each reproduced with a fixed seed, and their HTML report.
 
 Each experiment's data, model, settings and reference results are stated in the "Specification" section of
-its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e12-convolution.md``).
+its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e13-language-models.md``).
 Each ``run_eN(output_dir, *, quick=False, seed=...)`` trains what the classic write-up trained, saves its
 figures as PNG files under ``output_dir/EN/`` and returns an :class:`ExperimentResult` whose rows put
 numnet's figure next to the write-up's reference figure with a verdict. ``quick=True`` shortens the long
-schedules (E3-E5, E8-E12) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
+schedules (E3-E5, E8-E13) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
 are marked as not comparable rather than judged against a reference they were never meant to reach.
 
 :func:`run_experiments` runs a selection and :func:`write_report` turns the results into one self-contained
@@ -14,9 +14,10 @@ HTML file (figures embedded as base64 PNG data URIs), written atomically.
 Run them from the command line with ``numnet experiments [E1 ...] [--quick] [--output DIR]``.
 
 The experiments are an application of the engine, grouped as the tutorials group them: ``first_networks``
-(E1-E4 and E7), ``gradients`` (E5, E6), ``tricks`` (E8-E11) and ``convolution`` (E12), over ``results``
-(the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection) and ``report`` (the
-HTML). Every name below, and every constant of the experiments, is importable from ``numnet.experiments``.
+(E1-E4 and E7), ``gradients`` (E5, E6), ``tricks`` (E8-E11), ``convolution`` (E12) and ``sequences``
+(E13), over ``results`` (the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection)
+and ``report`` (the HTML). Every name below, and every constant of the experiments, is importable from
+``numnet.experiments``.
 """
 
 from .results import ExperimentResult, INFORMATION, NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED
@@ -46,6 +47,16 @@ from .convolution import (E12_BATCH_SIZE, E12_BOOK_ACCURACY, E12_BOOK_TOLERANCE,
                           E12_DIGITS_CNN_EPOCHS, E12_DIGITS_CNN_QUICK_EPOCHS, E12_EPOCHS, E12_FILTERS, E12_HIDDEN,
                           E12_KERNEL, E12_LEARNING_RATE, E12_POOL, E12_QUICK_EPOCHS, E12_QUICK_MNIST_IMAGES,
                           E12_WEIGHT_STD, run_e12, simple_conv_net)
+from .sequences import (E13_BATCH_SIZE, E13_BOOK_HIDDEN, E13_BOOK_LSTM_PERPLEXITY, E13_BOOK_ROWS, E13_BOOK_SCALES,
+                        E13_BOOK_SEED, E13_BOOK_STEPS, E13_CLIP_NORM, E13_CLIPPING_BATCH_SIZE, E13_CLIPPING_EPOCHS,
+                        E13_CLIPPING_LEARNING_RATE, E13_CLIPPING_NAMES, E13_EMBEDDING, E13_EPOCHS, E13_HIDDEN,
+                        E13_LEARNING_RATE, E13_LONGEST_SAMPLE, E13_MAKEMORE_LOSS, E13_MAKEMORE_SAMPLES, E13_MODELS,
+                        E13_QUICK_BATCH_SIZE, E13_QUICK_EPOCHS, E13_QUICK_HIDDEN, E13_QUICK_TRAINING_NAMES,
+                        E13_QUICK_VALIDATION_NAMES, E13_SAMPLE_SEED, E13_SAMPLES, E13_SPIKE, E13_SPLIT_SEED,
+                        E13_THROUGH_TIME_HIDDEN, E13_THROUGH_TIME_INPUTS, E13_THROUGH_TIME_ROWS,
+                        E13_THROUGH_TIME_SCALES, E13_THROUGH_TIME_STEPS, E13_TRAINING_NAMES, E13_VALIDATION_NAMES,
+                        bigram_perplexity, book_gradient_norms, book_recurrent_weights, clipping_run, e13_names,
+                        language_model, name_rows, rnn_gradient_norms, run_e13, sample_names)
 from .runner import EXPERIMENTS, check_experiment_ids, run_experiments
 from .report import REPORT_STYLE, write_report
 
@@ -54,6 +65,7 @@ from .report import REPORT_STYLE, write_report
 __all__ = [
     "ExperimentResult", "EXPERIMENTS", "check_experiment_ids", "digits_split", "e9_function", "run_e1", "run_e2",
     "run_e3", "run_e4", "run_e5", "run_e6", "run_e7", "run_e8", "run_e9", "run_e10", "run_e11", "run_e12",
-    "run_experiments", "sampled_gradient_check", "simple_conv_net", "untrained_shapes", "write_iris_csv",
-    "write_report",
+    "run_e13", "run_experiments", "sampled_gradient_check", "simple_conv_net", "untrained_shapes", "write_iris_csv",
+    "write_report", "bigram_perplexity", "book_gradient_norms", "book_recurrent_weights", "clipping_run", "e13_names",
+    "language_model", "name_rows", "rnn_gradient_norms", "sample_names",
 ]
