@@ -189,7 +189,8 @@ def diagnose(network, X, y, history=None):
     history = _as_history(history)
     X_prepared = network.prepare_inputs(X)
     Y = network.prepare_targets(y, X_prepared.shape[0])
-    findings = _input_findings(to_numpy(X_prepared))
+    # Token ids are row indices of an Embedding, not magnitudes: there is nothing to scale
+    findings = [] if network.layers[0].takes_token_ids else _input_findings(to_numpy(X_prepared))
     data_loss, gradients = _one_training_pass(network, X_prepared, Y)
     chance = chance_loss(network.loss, to_numpy(Y))
     findings += _unit_findings(network, X_prepared, still_learning=_still_learning(data_loss, chance))

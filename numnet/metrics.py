@@ -1,9 +1,11 @@
-"""Metrics: predictions from outputs, accuracy, the confusion matrix and the per-class report.
+"""Metrics: predictions from outputs, accuracy, perplexity, the confusion matrix and the per-class report.
 
 One module for every way numnet scores a classifier, so that training (batch accuracy), the Network
 (predict, accuracy), the plots (the confusion matrix) and the command line (the per-class report) count
 the same way.
 """
+
+import math
 
 import numpy as np
 
@@ -12,6 +14,8 @@ from .validation import check_integer
 
 #: Probability above which a sigmoid output counts as class 1.
 DECISION_THRESHOLD = 0.5
+#: The largest x whose e^x a float holds (e^709.78 ≈ 1.8e308): perplexity is inf past it.
+MAX_EXPONENT = math.log(np.finfo(np.float64).max)
 
 
 def outputs_to_predictions(output, loss):
@@ -34,6 +38,30 @@ def batch_accuracy(output, Y, loss):
             return int(xp.count_nonzero((predicted == Y) & (Y != loss.ignore_index)))
         return int(xp.count_nonzero(predicted == xp.argmax(Y, axis=-1)))
     return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))
+
+
+def perplexity(mean_token_loss):
+    """e to the mean cross-entropy per token (in nats): the number of equally likely tokens that would leave
+    a model as unsure; inf once the loss is too large to exponentiate.
+
+    A model that guesses uniformly among V tokens has perplexity V, so a language model that learnt anything
+    scores below its vocabulary's size.
+
+    Parameters
+    ----------
+    mean_token_loss : float
+        The mean softmax cross-entropy per predicted token, without any penalty term.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> round(perplexity(math.log(28)), 6)  # a uniform guess among 28 characters
+    28.0
+    """
+    return math.exp(mean_token_loss) if mean_token_loss < MAX_EXPONENT else math.inf
 
 
 def predicted_classes(outputs):

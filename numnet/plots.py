@@ -406,20 +406,26 @@ def _check_has_accuracy(history):
 
 def _draw_accuracy(axes, history, *, title):
     """Draw the accuracy curves of ``history`` on ``axes`` (shared by plot_accuracy and plot_training)."""
-    for values, label in ((history.accuracy, "training"), (history.val_accuracy, "validation")):
-        curve = _as_curve(values, f"history.{label} accuracy")
+    _draw_epoch_curves(axes, history.accuracy, history.val_accuracy, quantity="accuracy", title=title)
+
+
+def _draw_epoch_curves(axes, training, validation, *, quantity, title):
+    """Draw a training and a validation curve per epoch (either may be empty) on ``axes``."""
+    for values, label in ((training, "training"), (validation, "validation")):
+        curve = _as_curve(values, f"history.{label} {quantity}")
         if curve.size:
             axes.plot(np.arange(1, curve.size + 1), curve, label=label)
     axes.set_title(title)
     axes.set_xlabel("epoch")
     _use_integer_x_ticks(axes)
-    axes.set_ylabel("accuracy")
+    axes.set_ylabel(quantity)
     axes.legend()
     axes.grid(alpha=0.3)
 
 
 def plot_training(history, *, path=None, per="epoch", log_scale=False, figsize=None, dpi=DEFAULT_DPI):
-    """Loss and accuracy side by side; just the loss for a regression run (no accuracy recorded).
+    """Loss and accuracy side by side; just the loss for a regression run (no accuracy recorded); a
+    language model's perplexity (``History.perplexity``) in a third panel.
 
     Parameters
     ----------
@@ -440,7 +446,8 @@ def plot_training(history, *, path=None, per="epoch", log_scale=False, figsize=N
     """
     history = _as_history(history)
     has_accuracy = bool(history.accuracy or history.val_accuracy)
-    n_panels = 2 if has_accuracy else 1
+    has_perplexity = bool(history.perplexity or history.val_perplexity)
+    n_panels = 1 + has_accuracy + has_perplexity
     if figsize is None:
         figsize = (DEFAULT_FIGSIZE[0] * n_panels, DEFAULT_FIGSIZE[1])
     figure = _new_figure(figsize, dpi)
@@ -448,6 +455,9 @@ def plot_training(history, *, path=None, per="epoch", log_scale=False, figsize=N
     _draw_loss(panels[0], history, per=per, log_scale=log_scale, title="Loss")
     if has_accuracy:
         _draw_accuracy(panels[1], history, title="Accuracy")
+    if has_perplexity:
+        _draw_epoch_curves(panels[-1], history.perplexity, history.val_perplexity, quantity="perplexity",
+                           title="Perplexity")
     return _finish(figure, path)
 
 

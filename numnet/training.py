@@ -10,7 +10,7 @@ from .backend import namespace
 from .distributed import BatchContext, get_communicator
 from .errors import DivergenceError
 from .evidence import TrainingMonitor, probe_rows
-from .metrics import batch_accuracy
+from .metrics import batch_accuracy, perplexity
 from .optimizers import get_optimizer
 from .step import EpochLoss, Guard, TrainingStep
 from .targets import as_sample_weights
@@ -23,8 +23,6 @@ DROPOUT_STREAM = 0x64726F70  # "drop"
 #: A loss that grows past this factor of its first value (at least 1) counts as diverging, like
 #: gradcheck.gradient_descent's rule: no sound run multiplies its loss by a million.
 DIVERGENCE_GROWTH = 1e6
-#: The largest x whose e^x a float holds (e^709.78 ≈ 1.8e308): perplexity is inf past it.
-MAX_EXPONENT = math.log(np.finfo(np.float64).max)
 
 
 @dataclass
@@ -168,16 +166,23 @@ class EpochReport:
     val_accuracy: float = None
     seconds: float = 0.0
     learning_rate: float = 0.0
+    #: For a loss over tokens (History.perplexity): the epoch's training and validation perplexity.
+    perplexity: float = None
+    val_perplexity: float = None
 
     def line(self):
         """A one-line summary, e.g. for a log."""
         parts = [f"epoch {self.epoch}/{self.epochs}", f"loss {self.loss:.4f}"]
         if self.accuracy is not None:
             parts.append(f"accuracy {self.accuracy:.4f}")
+        if self.perplexity is not None:
+            parts.append(f"perplexity {self.perplexity:.4g}")
         if self.val_loss is not None:
             parts.append(f"val_loss {self.val_loss:.4f}")
         if self.val_accuracy is not None:
             parts.append(f"val_accuracy {self.val_accuracy:.4f}")
+        if self.val_perplexity is not None:
+            parts.append(f"val_perplexity {self.val_perplexity:.4g}")
         parts.append(f"{self.seconds:.2f}s")
         return "  ".join(parts)
 
@@ -461,11 +466,12 @@ class _Run(Guard):
         if self.train_step.clip_norm is not None:
             history.clipped_fraction.append(clipped / steps)
         if network.counts_tokens:
-            history.perplexity.append(_perplexity(data_loss.mean))
+            history.perplexity.append(perplexity(data_loss.mean))
         if self.monitor is not None:
             self.monitor.after_epoch()
         report = EpochReport(epoch=len(history.epoch_loss) - self.start_marks["epoch_loss"], epochs=n_epochs,
-                             loss=history.epoch_loss[-1], learning_rate=learning_rate)
+                             loss=history.epoch_loss[-1], learning_rate=learning_rate,
+                             perplexity=history.perplexity[-1] if network.counts_tokens else None)
         if network.is_classifier:
             history.accuracy.append(correct / seen if seen else 0.0)
             report.accuracy = history.accuracy[-1]
@@ -637,16 +643,11 @@ class _Run(Guard):
         report.val_loss = mean_loss
         self.history.val_loss.append(report.val_loss)
         if network.counts_tokens:
-            self.history.val_perplexity.append(_perplexity(mean_loss - network.penalty()))
+            self.history.val_perplexity.append(perplexity(mean_loss - network.penalty()))
+            report.val_perplexity = self.history.val_perplexity[-1]
         if network.is_classifier:
             report.val_accuracy = float(correct) / float(counted) if counted else 0.0
             self.history.val_accuracy.append(report.val_accuracy)
-
-
-def _perplexity(mean_token_loss):
-    """exp of the mean cross-entropy per token (in nats): the number of equally likely tokens that would
-    leave a model as unsure; inf once the loss is too large to exponentiate."""
-    return math.exp(mean_token_loss) if mean_token_loss < MAX_EXPONENT else math.inf
 
 
 class _EarlyStopping:

@@ -22,7 +22,7 @@ import numnet
 from numnet import Activation, BatchNorm, Dense, Dropout, Layer, datasets, preprocessing
 from numnet import activations
 from numnet.activations import ReLU
-from numnet.doctor import CODES, chance_loss, diagnose
+from numnet.doctor import CODES, INPUT_SCALE_THRESHOLD, chance_loss, diagnose
 from numnet.evidence import layer_outputs, unit_statistics
 from numnet.initializers import Normal
 from numnet.training import History
@@ -576,6 +576,16 @@ def test_inputs_in_the_unit_interval_and_constant_columns_are_not_unscaled():
     network = numnet.Network([3, 4, 2], output_activation="softmax", seed=0)
     X = np.column_stack([np.linspace(0, 1, 20), np.full(20, 500.0), np.linspace(-3, 3, 20)])
     assert "unscaled_inputs" not in codes(diagnose(network, X, np.arange(20) % 2))
+
+
+def test_token_ids_are_categories_and_never_unscaled_inputs():
+    # ids 0..99 have mean ~50: as numbers they would be far past the threshold, but an Embedding reads each as
+    # a row index, so no scaling could help (or apply)
+    ids = np.random.default_rng(0).integers(0, 100, size=(16, 13))
+    network = numnet.Network(layers=[numnet.Embedding(100, 8), numnet.LSTM(8, 16), Dense(16, 100, "softmax")],
+                             dtype="float64", seed=0)
+    assert ids.mean() > INPUT_SCALE_THRESHOLD
+    assert "unscaled_inputs" not in codes(diagnose(network, ids[:, :-1], ids[:, 1:]))
 
 
 # ---------------------------------------------------------------------------------------------------------

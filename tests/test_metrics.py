@@ -8,6 +8,19 @@ from numnet.losses import SigmoidBinaryCrossEntropy, SoftmaxCrossEntropy
 
 
 # ---------------------------------------------------------------------------------------------------------
+# perplexity: closed forms
+
+
+def test_perplexity_of_a_uniform_guess_among_v_tokens_is_v_and_overflows_to_inf():
+    for size in (2, 28, 10_000):
+        # a uniform guess puts 1/V on the right token: loss ln V per token, perplexity V
+        assert numnet_metrics.perplexity(np.log(size)) == pytest.approx(size, rel=1e-12)
+    assert numnet_metrics.perplexity(0.0) == 1.0  # a certain, right model
+    assert numnet_metrics.perplexity(710.0) == float("inf")  # e^710 exceeds the largest float64
+    assert numnet_metrics.perplexity(709.0) == pytest.approx(np.exp(709.0), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # confusion_matrix against oracles
 
 

@@ -151,6 +151,21 @@ def test_plot_training_has_two_panels_for_classification(tmp_path):
     assert len(figure.axes) == 2
 
 
+def test_plot_training_adds_a_perplexity_panel_with_e_to_the_loss_for_a_language_model(tmp_path):
+    history = _classification_history()
+    # perplexity is e to the mean loss per token: the closed form the panel must draw
+    history.perplexity = [float(np.exp(loss)) for loss in history.epoch_loss]
+    history.val_perplexity = [float(np.exp(loss)) for loss in history.val_loss]
+    path = tmp_path / "training.png"
+    figure = plots.plot_training(history, path=path)
+    _assert_drawn_image(path, (3 * plots.DEFAULT_FIGSIZE[0], plots.DEFAULT_FIGSIZE[1]))
+    panel = figure.axes[2]
+    assert panel.get_title() == "Perplexity" and panel.get_ylabel() == "perplexity"
+    training, validation = panel.lines
+    np.testing.assert_allclose(training.get_ydata(), np.exp(history.epoch_loss), rtol=1e-12)
+    np.testing.assert_allclose(validation.get_ydata(), np.exp(history.val_loss), rtol=1e-12)
+
+
 def test_plot_training_omits_the_accuracy_panel_for_regression(tmp_path):
     path = tmp_path / "training.png"
     figure = plots.plot_training(_regression_history(), path=path)

@@ -78,11 +78,27 @@ def test_validation_records_loss_accuracy_and_perplexity_over_tokens():
     assert history.val_accuracy[-1] == pytest.approx(network.accuracy(X[:4], y[:4]))
 
 
+def test_each_epochs_report_carries_its_perplexities_and_its_line_shows_them():
+    X, y = sequence_data(seed=4)
+    network = time_distributed()
+    reports = []
+    history = network.fit(X, y, epochs=2, batch_size=5, validation_data=(X[:4], y[:4]), seed=0,
+                          progress=reports.append)
+    for report, loss, val_loss in zip(reports, history.epoch_loss, history.val_loss):
+        # no penalty here, so perplexity is e to the loss per token
+        assert report.perplexity == pytest.approx(math.exp(loss), rel=1e-12)
+        assert report.val_perplexity == pytest.approx(math.exp(val_loss), rel=1e-12)
+        assert f"perplexity {report.perplexity:.4g}" in report.line()
+        assert f"val_perplexity {report.val_perplexity:.4g}" in report.line()
+
+
 def test_a_classifier_of_one_vector_per_sample_records_no_perplexity():
     rng = np.random.default_rng(0)
     network = numnet.Network([3, 4, 2], output_activation="softmax", seed=0)
-    history = network.fit(rng.normal(size=(8, 3)), np.arange(8) % 2, epochs=1)
+    reports = []
+    history = network.fit(rng.normal(size=(8, 3)), np.arange(8) % 2, epochs=1, progress=reports.append)
     assert history.perplexity == [] and not network.counts_tokens
+    assert reports[0].perplexity is None and "perplexity" not in reports[0].line()
 
 
 @pytest.mark.parametrize("targets, message", [
