@@ -8,14 +8,15 @@ import sys
 from numnet import __version__
 from numnet.errors import NumnetError
 
-from . import doctor, evaluate, experiments, explain, export, gradcheck, lr_find, playground, predict, train
+from . import (doctor, evaluate, experiments, explain, export, generate, gradcheck, lr_find, playground, predict,
+               train)
 
 ERROR_PREFIX = "numnet: error: "
 DEBUG_ENVIRONMENT_VARIABLE = "NUMNET_DEBUG"
 BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by a closed pipe
 INTERRUPTED_STATUS = 130  # 128 + SIGINT
 # The modules of the commands, in the order `numnet --help` lists them; each adds its own subparser.
-COMMANDS = (train, evaluate, predict, gradcheck, explain, experiments, playground, doctor, lr_find, export)
+COMMANDS = (train, evaluate, predict, generate, gradcheck, explain, experiments, playground, doctor, lr_find, export)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -52,8 +53,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.error("choose a command: train, evaluate, predict, gradcheck, experiments, explain, playground, "
-                     "doctor, lr-find or export")
+        parser.error("choose a command: train, evaluate, predict, generate, gradcheck, experiments, explain, "
+                     "playground, doctor, lr-find or export")
     try:
         return args.run(args)
     except KeyboardInterrupt:

@@ -5,13 +5,20 @@ import contextlib
 import dataclasses
 
 from numnet import backend, preprocessing
+from numnet.embedding import Embedding
+from numnet.layers import Dense, Dropout
 from numnet.losses import get_loss
 from numnet.model_spec import layers_from_string
 from numnet.network import Network
+from numnet.recurrent import GRU, LSTM, RNN
+
+from .data import TEXT_DATA
 
 #: Below this many parameters, training runs on one BLAS thread (see blas_threads_for).
 SMALL_NETWORK_PARAMETERS = 100_000
 BINARY_CROSS_ENTROPY_NAMES = ("binary_cross_entropy", "bce", "log_loss")
+#: The --model names of a language model (text only), by the recurrent layer each builds.
+RECURRENT_MODELS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +28,8 @@ class NetworkSpec:
     Attributes
     ----------
     model : str
-        "mlp", "cnn" (the data's recipe) or a layer string such as "conv16x3,pool2,dense64".
+        "mlp", "cnn" (the data's recipe) or a layer string such as "conv16x3,pool2,dense64"; for text, a
+        language model: "lstm", "gru" or "rnn" (:data:`RECURRENT_MODELS`).
     layers : list of int or None
         Every layer size of an MLP, input and output included; None: the data's recipe.
     activation, output_activation, loss : str or None
@@ -35,6 +43,11 @@ class NetworkSpec:
     seed : int
     backend : str or None
         The array library that trains the network; None: numnet's default.
+    embedding, hidden : int or None
+        A language model's embedding size and recurrent layer size; None: the text recipe's.
+    stateful : bool
+        A language model whose recurrent layer carries its state from batch to batch (truncated
+        backpropagation through time).
     """
 
     model: str = "mlp"
@@ -48,6 +61,9 @@ class NetworkSpec:
     dtype: str = "float32"
     seed: int = 0
     backend: str = None
+    embedding: int = None
+    hidden: int = None
+    stateful: bool = False
 
 
 def layer_sizes_for(spec, data):
@@ -93,18 +109,25 @@ def _allowed_output_counts(spec, data):
 
 
 def build_network(spec, data):
-    """The Network ``spec`` describes for ``data``: an MLP, or for a model other than "mlp" a convolutional
-    network.
+    """The Network ``spec`` describes for ``data``: an MLP, for a model other than "mlp" a convolutional
+    network, or for text a language model.
 
     Parameters
     ----------
     spec : NetworkSpec
-    data : LoadedData
+    data : LoadedData or TextData
 
     Returns
     -------
     Network
+
+    Raises
+    ------
+    ValueError
+        For a model the data cannot train (a recurrent model on rows or images, any other on text).
     """
+    if data.kind == TEXT_DATA or spec.model in RECURRENT_MODELS:
+        return _language_model(spec, data)
     loss = spec.loss
     if loss is None and spec.output_activation is None:
         loss = "softmax_cross_entropy" if data.is_classification else "mse"
@@ -139,6 +162,40 @@ def _convolutional_network(spec, data, loss):
                                 output_activation=output_activation)
     return Network(layers=layers, loss=loss, l2=spec.l2, input_shape=input_shape, dtype=spec.dtype,
                    seed=spec.seed, backend=spec.backend)
+
+
+def _language_model(spec, data):
+    """Embedding -> LSTM, GRU or RNN -> (Dropout) -> Dense softmax over the vocabulary at every step.
+
+    Raises
+    ------
+    ValueError
+        When the data are not text, the model not recurrent, or an option shapes another kind of network.
+    """
+    if data.kind != TEXT_DATA:
+        raise ValueError(f"--model {spec.model} builds a language model, which trains on text: use --data "
+                         f"{TEXT_DATA} (the census names) or --data {TEXT_DATA}:PATH, or leave --model out for "
+                         f"the {data.kind} data")
+    if spec.model not in RECURRENT_MODELS:
+        raise ValueError(f"--model {spec.model} is not a language model; text trains one of "
+                         f"{', '.join(RECURRENT_MODELS)} (e.g. --model lstm, the default for text)")
+    if spec.layers is not None or spec.batch_norm:
+        raise ValueError("--layers and --batch-norm shape an MLP; a language model's sizes are --embedding and "
+                         "--hidden")
+    if spec.loss not in (None, "softmax_cross_entropy") or spec.output_activation not in (None, "softmax"):
+        raise ValueError("a language model predicts the next token with a softmax trained by softmax "
+                         "cross-entropy: leave --loss and --output-activation out")
+    recipe = data.recipe
+    vocabulary_size = len(data.vocabulary)
+    embedding = spec.embedding or recipe.embedding
+    hidden = spec.hidden or recipe.hidden[0]
+    layers = [Embedding(vocabulary_size, embedding),
+              RECURRENT_MODELS[spec.model](embedding, hidden, stateful=spec.stateful)]
+    if spec.dropout:
+        layers.append(Dropout(spec.dropout))
+    layers.append(Dense(hidden, vocabulary_size, "softmax"))
+    return Network(layers=layers, loss="softmax_cross_entropy", l2=spec.l2, dtype=spec.dtype, seed=spec.seed,
+                   backend=spec.backend)
 
 
 def takes_images(network):

@@ -10,7 +10,8 @@ from numnet.losses import LOSSES
 from numnet.model_spec import parse_layer_string
 from numnet.validation import check_integer
 
-from .data import DATA_NAMES, DEFAULT_DATA
+from .data import DATA_NAMES, DEFAULT_DATA, TEXT_DATA
+from .model import RECURRENT_MODELS
 
 DEFAULT_OUTPUT = "numnet-output"
 
@@ -83,15 +84,16 @@ def layer_sizes_option(text):
 
 
 def model_option(text):
-    """--model: "mlp", "cnn" or a layer string such as conv16x3,pool2,dense64 (checked for its form here, for
-    its fit to the data when the network is built)."""
+    """--model: "mlp", "cnn", a layer string such as conv16x3,pool2,dense64 or a language model's "lstm",
+    "gru" or "rnn" (checked for its form here, for its fit to the data when the network is built)."""
     name = text.strip().lower()
-    if name in ("mlp", "cnn"):
+    if name in ("mlp", "cnn", *RECURRENT_MODELS):
         return name
     try:
         parse_layer_string(name)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"must be mlp, cnn or a layer string: {error}") from None
+        raise argparse.ArgumentTypeError(f"must be mlp, cnn, a layer string, or for text "
+                                         f"{', '.join(RECURRENT_MODELS)}: {error}") from None
     return name
 
 
@@ -106,10 +108,12 @@ def name_in(table, kind):
     return parse
 
 
-def add_data_options(parser, *, target_help):
-    """--data and --target (train and lr-find)."""
+def add_data_options(parser, *, target_help, text=False):
+    """--data and --target (train and lr-find); ``text``: --data also takes text for a language model."""
+    text_help = (f" | {TEXT_DATA} (the census names, one per line, for a language model) | {TEXT_DATA}:PATH "
+                 "(a UTF-8 text file)") if text else ""
     parser.add_argument("--data", default=DEFAULT_DATA, metavar="DATA",
-                        help=f"{' | '.join(DATA_NAMES)} | PATH.csv (default %(default)s)")
+                        help=f"{' | '.join(DATA_NAMES)} | PATH.csv{text_help} (default %(default)s)")
     parser.add_argument("--target", metavar="COLUMN", help=target_help)
 
 

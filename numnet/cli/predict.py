@@ -45,6 +45,9 @@ def prediction_table(network, X):
 def command_predict(args):
     """Write the model's predictions for the rows of a features CSV (to --output, else to stdout)."""
     network = load_model(args.model)
+    if network.vocabulary is not None:
+        raise ValueError(f"{args.model} is a language model: it reads text, not rows of features; sample from it "
+                         "with `numnet generate MODEL`, or score it with `numnet evaluate MODEL text:PATH`")
     X = model_inputs(network, read_feature_rows(args.input, network), args.input)
     table = prediction_table(network, X)
     if args.output is None:

@@ -1,12 +1,14 @@
 """A saved model on new data, as ``evaluate``, ``predict`` and ``doctor`` use it: its class names, the rows
-it is evaluated on, and those rows scaled (or shaped as images) the way it was trained."""
+it is evaluated on, and those rows scaled (or shaped as images) the way it was trained; for a language
+model, the held-out windows of a text."""
 
 import numpy as np
 
 from numnet import datasets
 from numnet.preprocessing import scaler_from_metadata
 
-from .data import DATA_NAMES, csv_target, load_data
+from .corpus import VALIDATION_FRACTION, load_corpus, validation_sequences
+from .data import DATA_NAMES, RECIPES, TEXT_DATA, csv_target, is_text_source, load_data
 from .model import as_images, takes_images
 
 
@@ -82,3 +84,41 @@ def check_label_range(y, class_names):
     """Raise ValueError when a class index in ``y`` does not fit the model's classes."""
     if y.size and int(y.max()) >= len(class_names):
         raise ValueError(f"the data has class {int(y.max())} but the model knows only {len(class_names)} classes")
+
+
+def is_language_model(network, source):
+    """Whether ``network`` is a language model to evaluate on the text ``source``; ValueError when the model
+    and the data do not go together (a language model on rows, or text for another model)."""
+    if network.vocabulary is None:
+        if is_text_source(source):
+            raise ValueError(f"this model was not trained on text: it has no vocabulary, so it cannot read "
+                             f"--data {source.strip()}; give it the data it was trained on")
+        return False
+    if not is_text_source(source):
+        raise ValueError(f"this model is a language model (it holds a vocabulary of {len(network.vocabulary)} "
+                         f"ids), which reads text: give {TEXT_DATA} (the census names) or {TEXT_DATA}:PATH as the "
+                         f"data, not {source!r}")
+    return True
+
+
+def language_model_description(network):
+    """A language model in a few words: its level, its layers and its vocabulary's size."""
+    layers = " -> ".join(type(layer).__name__ for layer in network.layers)
+    return f"a {network.vocabulary.level}-level language model, {layers}, {len(network.vocabulary)} ids"
+
+
+def text_evaluation_data(source, network):
+    """(X, y, description): the held-out last tenth of the text ``source``, encoded with the model's
+    vocabulary and cut into windows of the time steps it was trained with.
+
+    Returns
+    -------
+    X, y : numpy.ndarray of int64, shape (n_windows, time_steps)
+    description : str
+    """
+    data = load_corpus(source, vocabulary=network.vocabulary)
+    saved = (network.metadata or {}).get("data", {})
+    X, y = validation_sequences(data, saved.get("time_steps") or RECIPES[TEXT_DATA].time_steps)
+    description = (f"{data.description}; the held-out last {VALIDATION_FRACTION:.0%}: {y.size:,} tokens in "
+                   f"{X.shape[0]:,} windows of {X.shape[1]}")
+    return X, y, description

@@ -17,11 +17,15 @@ from numnet.model_spec import EXAMPLES as LAYER_STRING_EXAMPLES
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import load_model, save_model
 
-from .data import RECIPES, SPLIT_SEED, TEST_SIZE, load_data
-from .model import NetworkSpec, blas_threads_for, build_network, network_targets, training_inputs
+from numnet.text import LEVELS
+
+from .corpus import VALIDATION_FRACTION, load_corpus, training_sequences, validation_sequences
+from .data import RECIPES, SPLIT_SEED, TEST_SIZE, is_text_source, load_data
+from .model import RECURRENT_MODELS, NetworkSpec, blas_threads_for, build_network, network_targets, training_inputs
 from .options import (DEFAULT_OUTPUT, add_data_options, add_network_options, batch_size_option, dropout_rate,
-                      integer_option, model_option, name_in, network_options, positive_float)
-from .reporting import ProgressReporter, print_findings, printer, write_plot
+                      integer_option, model_option, name_in, network_options, non_negative_float, positive_float)
+from .reporting import (ProgressReporter, epoch_sample, print_findings, print_language_model_results, printer,
+                        write_plot)
 
 MODEL_FILE_NAME = "model.npz"
 CHECKPOINT_FILE_NAME = "checkpoint.npz"
@@ -44,49 +48,134 @@ def command_train(args):
         return _train(args, communicator)
 
 
-def _network_spec(args):
-    """The network the options ask for."""
-    return NetworkSpec(**network_options(args), model=args.model, dropout=args.dropout,
-                       batch_norm=args.batch_norm, dtype=args.dtype, backend=args.backend)
+def _network_spec(args, default_model):
+    """The network the options ask for; ``default_model`` when --model is left out."""
+    return NetworkSpec(**network_options(args), model=args.model or default_model, dropout=args.dropout,
+                       batch_norm=args.batch_norm, dtype=args.dtype, backend=args.backend,
+                       embedding=args.embedding, hidden=args.hidden, stateful=args.stateful)
 
 
 def _train(args, communicator):
-    quiet = args.quiet or not communicator.is_root
-    say = printer(quiet)
+    if is_text_source(args.data):
+        return _train_language_model(args, communicator)
+    say = printer(args.quiet or not communicator.is_root)
     data = load_data(args.data, target=args.target, dtype=args.dtype)
-    network = load_model(args.resume) if args.resume else build_network(_network_spec(args), data)
+    network = load_model(args.resume) if args.resume else build_network(_network_spec(args, "mlp"), data)
     scaler, X_train, X_test = training_inputs(network, data)
     epochs = _remaining_epochs(args.epochs or data.recipe.epochs, network, args.resume)
     say(f"data: {data.description}; {X_train.shape[0]} training and {X_test.shape[0]} test rows")
     say(network.summary())
     say("(val_loss and val_accuracy below are measured on the held-out test rows)")
     n_classes = len(data.class_names) if data.is_classification else None
+    metadata = _metadata(data, scaler)
+    y_train = network_targets(network, data.y_train, n_classes)
+    seconds = _fit(args, communicator, network, X_train, y_train, epochs=epochs, metadata=metadata,
+                   learning_rate=data.recipe.learning_rate_for(args.optimizer),
+                   batch_size=data.recipe.batch_size_for(args.batch_size),
+                   validation_data=(X_test, network_targets(network, data.y_test, n_classes)))
+    if not communicator.is_root:
+        return 0
+    return _finish(args, network, X_train, y_train, metadata=metadata, epochs=epochs, seconds=seconds,
+                   results=lambda: _print_test_results(network, data, X_test, quiet=args.quiet),
+                   draw_plots=lambda output: _training_plots(network, network.history, data, scaler, X_test, output))
+
+
+def _train_language_model(args, communicator):
+    """Train a language model on --data text[:PATH]: windows (or streams) of the first 90% of the tokens,
+    the validation perplexity on the last 10%, a sample after every epoch."""
+    say = printer(args.quiet or not communicator.is_root)
+    resumed = _resumed_language_model(args.resume)
+    data = load_corpus(args.data, level=args.level, vocabulary=resumed.vocabulary if resumed else None)
+    network = resumed or build_network(_network_spec(args, "lstm"), data)
+    network.vocabulary = data.vocabulary
+    saved = _saved_layout(resumed)
+    time_steps = args.time_steps or saved.get("time_steps") or data.recipe.time_steps
+    batch_size = data.recipe.batch_size_for(args.batch_size if args.batch_size is not None
+                                            else saved.get("batch_size"))
+    if batch_size is None and network.is_stateful:
+        raise ValueError("--stateful carries each row's state into the same row of the next batch, so it needs "
+                         "batches of a fixed number of streams: give --batch-size a number, not 'full'")
+    X_train, y_train = training_sequences(data, time_steps=time_steps, batch_size=batch_size,
+                                          stateful=network.is_stateful)
+    validation_data = validation_sequences(data, time_steps)
+    epochs = _remaining_epochs(args.epochs or data.recipe.epochs, network, args.resume)
+    layout = "rows of parallel streams, in order" if network.is_stateful else "windows, shuffled"
+    say(f"data: {data.description}")
+    say(f"{X_train.shape[0]:,} training {layout}, of {time_steps} tokens; {validation_data[0].shape[0]:,} "
+        f"held-out windows (the last {VALIDATION_FRACTION:.0%} of the tokens)")
+    say(network.summary())
+    metadata = _text_metadata(data, time_steps, batch_size)
+    seconds = _fit(args, communicator, network, X_train, y_train, epochs=epochs, metadata=metadata,
+                   learning_rate=data.recipe.learning_rate_for(args.optimizer), batch_size=batch_size,
+                   validation_data=validation_data, shuffle=not network.is_stateful,
+                   clip_norm=_clip_norm(args.clip_norm, data.recipe),
+                   notes=lambda report: epoch_sample(network, temperature=args.temperature))
+    if not communicator.is_root:
+        return 0
+    return _finish(args, network, X_train, y_train, metadata=metadata, epochs=epochs, seconds=seconds,
+                   results=lambda: print_language_model_results(network, temperature=args.temperature),
+                   draw_plots=lambda output: _training_plots(network, network.history, None, None, None, output))
+
+
+def _resumed_language_model(path):
+    """The checkpoint at ``path`` (None: no --resume), which must hold a language model."""
+    if path is None:
+        return None
+    network = load_model(path)
+    if network.vocabulary is None:
+        raise ValueError(f"the checkpoint {path} was not trained on text (it has no vocabulary); resume it "
+                         "with the data it was trained on")
+    return network
+
+
+def _saved_layout(network):
+    """{"time_steps", "batch_size"} a resumed language model was trained with (--batch-size 'full' saved as
+    0); {} for none."""
+    if network is None:
+        return {}
+    return (network.metadata or {}).get("data", {})
+
+
+def _clip_norm(option, recipe):
+    """The gradient norm clipping caps: the option's (0: none) or the recipe's."""
+    if option is None:
+        return recipe.clip_norm
+    return option or None
+
+
+def _fit(args, communicator, network, X_train, y_train, *, epochs, metadata, learning_rate, notes=None,
+         **fit_options):
+    """Train ``network`` with the options' optimiser, seed, checkpoints and progress display; returns the
+    seconds it took. ``fit_options``: batch_size, validation_data and what else the data asks of fit."""
+    quiet = args.quiet or not communicator.is_root
     output = pathlib.Path(args.output)
     started = time.perf_counter()
     # A run that blows up overflows on its way to NaN; the divergence guard reports that as one clear
     # error, so NumPy's overflow warnings would only repeat it as noise.
-    with (ProgressReporter(quiet, epochs) as progress, np.errstate(over="ignore", invalid="ignore"),
+    with (ProgressReporter(quiet, epochs, notes=notes) as progress, np.errstate(over="ignore", invalid="ignore"),
           blas_threads_for(network)):
-        after_epoch = _checkpointing(progress, network, output, _metadata(data, scaler),
+        after_epoch = _checkpointing(progress, network, output, metadata,
                                      enabled=args.checkpoint and communicator.is_root)
-        y_train = network_targets(network, data.y_train, n_classes)
         try:
-            network.fit(X_train, y_train, epochs=epochs, batch_size=data.recipe.batch_size_for(args.batch_size),
-                        **_optimizer_options(args.optimizer, args.learning_rate, data.recipe, resume=args.resume),
-                        validation_data=(X_test, network_targets(network, data.y_test, n_classes)),
+            network.fit(X_train, y_train, epochs=epochs,
+                        **_optimizer_options(args.optimizer, args.learning_rate or learning_rate, resume=args.resume),
                         seed=None if args.resume else args.seed, progress=after_epoch, distributed=communicator,
-                        diagnose=args.diagnose)
+                        diagnose=args.diagnose, **fit_options)
         except DivergenceError:
             if args.diagnose and communicator.is_root:  # the findings explain the failure the error reports
                 print_findings(diagnose(network, X_train, y_train, history=network.history))
             raise
-    seconds = time.perf_counter() - started
-    if not communicator.is_root:
-        return 0
-    model_path = save_model(network, output / MODEL_FILE_NAME, metadata=_metadata(data, scaler))
+    return time.perf_counter() - started
+
+
+def _finish(args, network, X_train, y_train, *, metadata, epochs, seconds, results, draw_plots):
+    """Save the model, print the ``results()`` and (with --diagnose) the doctor's findings, write the
+    ``draw_plots(output)`` and say where everything went."""
+    output = pathlib.Path(args.output)
+    model_path = save_model(network, output / MODEL_FILE_NAME, metadata=metadata)
     print(f"trained {epochs} epochs in {seconds:.2f} s")
-    _print_test_results(network, data, X_test, quiet=args.quiet)
-    figures = _write_training_plots(network, network.history, data, scaler, X_test, output)
+    results()
+    figures = _written_plots(draw_plots, output)
     if args.diagnose:
         print_findings(diagnose(network, X_train, y_train, history=network.history))
         figures += write_plot(lambda: plots.plot_diagnosis(network, X_train, network.history,
@@ -108,11 +197,11 @@ def _remaining_epochs(total, network, resume):
     return remaining
 
 
-def _optimizer_options(optimizer, learning_rate, recipe, *, resume):
+def _optimizer_options(optimizer, learning_rate, *, resume):
     """A fresh optimiser from the options, or none for --resume (the checkpoint's, state and all, goes on)."""
     if resume:
         return {"optimizer": None}
-    return {"optimizer": optimizer, "learning_rate": learning_rate or recipe.learning_rate_for(optimizer)}
+    return {"optimizer": optimizer, "learning_rate": learning_rate}
 
 
 def _checkpointing(progress, network, output, metadata, *, enabled):
@@ -141,6 +230,17 @@ def _metadata(data, scaler):
     }
 
 
+def _text_metadata(data, time_steps, batch_size):
+    """What `evaluate`, `doctor` and a resumed run need to rebuild a language model's data, as JSON-ready
+    values (the vocabulary itself is the network's, which save_model keeps; a full batch is saved as 0)."""
+    return {
+        "task": "language_model",
+        "data": {"source": data.source, "description": data.description, "level": data.vocabulary.level,
+                 "validation_fraction": VALIDATION_FRACTION, "time_steps": time_steps,
+                 "batch_size": batch_size or 0},
+    }
+
+
 def _print_test_results(network, data, X_test, *, quiet):
     """Test loss and accuracy (classification) or error (regression), and the per-class report."""
     outputs = network.forward(X_test)
@@ -159,17 +259,18 @@ def _print_test_results(network, data, X_test, *, quiet):
         print(classification_report(data.y_test, predicted, data.class_names))
 
 
-def _write_training_plots(network, history, data, scaler, X_test, output):
-    """Write the plots that fit the data; returns their file names (none when matplotlib is missing)."""
+def _written_plots(draw_plots, output):
+    """The file names ``draw_plots(output)`` wrote (none when matplotlib is missing)."""
     try:
-        return _training_plots(network, history, data, scaler, X_test, output)
+        return draw_plots(output)
     except MissingDependencyError as error:
         print(f"numnet: warning: no plots written: {error}", file=sys.stderr)
         return []
 
 
 def _training_plots(network, history, data, scaler, X_test, output):
-    """Loss/accuracy curves, gradient magnitudes, and what suits the data (confusion matrix, weights, ...)."""
+    """Loss/accuracy (and a language model's perplexity) curves, gradient magnitudes, and what suits the
+    data (confusion matrix, weights, ...); ``data`` None: a language model, which has nothing more."""
     written = []
 
     def save(name, draw):
@@ -180,6 +281,8 @@ def _training_plots(network, history, data, scaler, X_test, output):
     smooth = max(1, min(GRADIENT_SMOOTHING, history.iterations // 10))
     save("gradients.png", lambda path: plots.plot_gradient_magnitudes(
         history, path=path, smooth=smooth, title=f"Mean |dC/dW| per iteration (average of {smooth})"))
+    if data is None:
+        return written
 
     def classes_of(points):
         return predicted_classes(network.forward(scaler.transform(points)))
@@ -210,23 +313,33 @@ def _training_plots(network, history, data, scaler, X_test, output):
 
 def add_parser(commands):
     """Add ``numnet train`` and its options to the subparsers ``commands``."""
+    text = RECIPES["text"]
     train = commands.add_parser(
-        "train", help="train a network (default: the 8x8 digits classifier)",
+        "train", help="train a network (default: the 8x8 digits classifier; --data text: a language model)",
         description="Train a network, print its test accuracy and per-class report, and write the model "
                     "(model.npz) and plots to the output folder. Without options: scikit-learn's 8x8 digits, "
                     "64-128-10 relu/softmax, Adam (lr 0.001), batches of 32, 30 epochs. Data is split 80/20 "
                     "(stratified for classes, seed 1) and standardised with the training rows' statistics "
-                    "(an MLP's; a convolutional network, --model cnn, takes the pixels in [0, 1]).")
+                    "(an MLP's; a convolutional network, --model cnn, takes the pixels in [0, 1]). "
+                    "With --data text (the census names, one per line) or --data text:PATH (a UTF-8 file), "
+                    "train a language model of the characters (or words, --level word) instead: "
+                    f"embedding {text.embedding}, LSTM {text.hidden[0]}, softmax over the vocabulary, Adam (lr "
+                    f"{text.learning_rate:g}), {text.batch_size} windows of {text.time_steps} tokens per batch, "
+                    f"gradient norm clipped at {text.clip_norm:g}, {text.epochs} epochs; the last "
+                    f"{VALIDATION_FRACTION:.0%} of the text is held out for the validation perplexity, and a "
+                    "sample is printed after every epoch. Sample from the model with `numnet generate`.")
     add_data_options(train, target_help="the label column of a CSV file: a name or an index "
-                                        "(default: the last column)")
-    train.add_argument("--model", type=model_option, default="mlp", metavar="MODEL",
+                                        "(default: the last column)", text=True)
+    train.add_argument("--model", type=model_option, metavar="MODEL",
                        help="mlp (default: Dense layers, sized by --layers), cnn (a convolutional network for "
                             "images: digits "
                             f"{RECIPES['digits'].cnn}, mnist {RECIPES['mnist'].cnn} (the book's SimpleConvNet)), or "
                             "a layer string of hidden layers, comma-separated: conv<filters>x<kernel> with "
                             "optional p<padding> and s<stride>, pool<size> with optional s<stride>, dense<units>, "
                             f"dropout<rate> (e.g. {LAYER_STRING_EXAMPLES}); the output layer is added. A "
-                            "convolutional network takes the pixels as loaded, in [0, 1], without standardising")
+                            "convolutional network takes the pixels as loaded, in [0, 1], without standardising. "
+                            f"For text: {', '.join(RECURRENT_MODELS)} (default lstm), the recurrent layer of a "
+                            "language model")
     add_network_options(train, training=True)
     train.add_argument("--dropout", type=dropout_rate, default=0.0, metavar="RATE",
                        help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
@@ -241,6 +354,9 @@ def add_parser(commands):
     train.add_argument("--epochs", type=integer_option(1), help="passes over the training data (default: the recipe's)")
     train.add_argument("--batch-size", type=batch_size_option, metavar="SIZE",
                        help="samples per step, or 'full' for the whole training set (default 32)")
+    train.add_argument("--clip-norm", type=non_negative_float, metavar="NORM",
+                       help="rescale every gradient whose global norm exceeds NORM to that norm; 0: never "
+                            f"(default: {text.clip_norm:g} for text, never for the other data)")
     train.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                        help="floating-point precision (default %(default)s)")
     train.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
@@ -258,4 +374,25 @@ def add_parser(commands):
     train.add_argument("--diagnose", action="store_true",
                        help=f"record the training doctor's evidence, print its findings after training and write "
                             f"{DIAGNOSIS_FILE_NAME}")
+    _add_text_options(train.add_argument_group("language models (--data text or text:PATH)"), text)
     train.set_defaults(run=command_train)
+
+
+def _add_text_options(group, recipe):
+    """--level, --embedding, --hidden, --time-steps, --stateful and --temperature."""
+    group.add_argument("--level", choices=LEVELS, default="char",
+                       help="a token is a character, or a word or punctuation mark (default %(default)s)")
+    group.add_argument("--embedding", type=integer_option(1), metavar="SIZE",
+                       help=f"size of each token's learnt vector (default {recipe.embedding})")
+    group.add_argument("--hidden", type=integer_option(1), metavar="SIZE",
+                       help=f"size of the recurrent layer's state (default {recipe.hidden[0]})")
+    group.add_argument("--time-steps", type=integer_option(1), metavar="STEPS",
+                       help=f"tokens per training sequence: how far back the gradient flows (default "
+                            f"{recipe.time_steps})")
+    group.add_argument("--stateful", action="store_true",
+                       help="read the text as --batch-size parallel streams, in order, each batch starting "
+                            "from the state the last one ended in (truncated backpropagation through time); "
+                            "default: shuffled windows, each from a zero state")
+    group.add_argument("--temperature", type=non_negative_float, default=1.0,
+                       help="of the samples printed during and after training: below 1 surer, above 1 more "
+                            "varied, 0 always the likeliest token (default %(default)s)")
