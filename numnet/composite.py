@@ -12,7 +12,7 @@ y = x + f(x), the skip connection of ResNets and transformers, whose backward pa
 dC/dx = dC/dy + (dC/dy through f).
 """
 
-from .layers import Layer, get_layer_class, register_layer
+from .layers import Layer, get_layer_class, named_layers, register_layer
 
 
 class CompositeLayer(Layer):
@@ -31,7 +31,7 @@ class CompositeLayer(Layer):
 
     def __init__(self, *layers, name=None):
         super().__init__(name=name)
-        self.children = _named_children(layers)
+        self.children = named_layers(layers, f"{type(self).__name__}'s layers")
 
     # ---- what the layer holds: its children's, under their names ----------------------------------------
 
@@ -195,23 +195,6 @@ class Residual(CompositeLayer):
         # BP2 through both paths: the identity passes dC/dy back unchanged, f passes its own gradient
         through_layers = super().backward(grad_output, propagate=True)
         return grad_output + through_layers if propagate else None
-
-
-def _named_children(layers):
-    """The children as a list of layers, each named ``<kind>_<index>`` unless named, names unique."""
-    children = list(layers)
-    if not children:
-        raise ValueError("a composite layer needs at least one layer inside it")
-    for index, child in enumerate(children):
-        if not isinstance(child, Layer):
-            raise TypeError(f"layer {index} inside a composite layer must be a numnet Layer, got "
-                            f"{type(child).__name__}")
-    names = [child.name or f"{child.kind}_{index}" for index, child in enumerate(children)]
-    if len(set(names)) != len(names) or len({id(child) for child in children}) != len(children):
-        raise ValueError(f"the layers inside a composite layer must be distinct objects with unique names, got {names}")
-    for child, name in zip(children, names):
-        child.name = name
-    return children
 
 
 def _part(arrays, child):

@@ -766,6 +766,34 @@ def register_layer(layer_class):
     return layer_class
 
 
+def named_layers(layers, where):
+    """The layers as a list, each a Layer, named ``<kind>_<index>`` unless named already, names unique: a
+    network's layers, or a composite layer's. ``where`` names what held them, for the messages.
+
+    Raises
+    ------
+    ValueError
+        For no layers, one layer object twice, or names that repeat.
+    TypeError
+        For something that is not a Layer.
+    """
+    layers = list(layers)
+    if not layers:
+        raise ValueError(f"{where} is empty; give at least one layer (e.g. a Dense layer)")
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{where}[{index}] must be a numnet Layer (e.g. numnet.Dense), got {type(layer).__name__}")
+    if len({id(layer) for layer in layers}) != len(layers):
+        raise ValueError(f"the same layer object appears twice in {where}; create a new layer for each position")
+    # Unnamed layers are called <kind>_<index>; an explicit name may collide with one of those.
+    names = [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(layers)]
+    if len(names) != len(set(names)):
+        raise ValueError(f"layer names must be unique, got {names}")
+    for layer, name in zip(layers, names):
+        layer.name = name
+    return layers
+
+
 def get_layer_class(kind):
     """The class registered under ``kind`` (a saved layer's "type").
 

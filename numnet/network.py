@@ -17,7 +17,7 @@ import numpy as np
 from .backend import (as_float_array, as_float_matrix, as_numeric_array, as_token_ids, get_backend, namespace,
                       resolve_dtype, squared_norm, to_numpy)
 from .activations import get_activation
-from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init, get_layer_class
+from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init, get_layer_class, named_layers
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
 from .targets import as_sample_weights, as_targets
@@ -104,7 +104,7 @@ class Network:
             _check_unused_with_layers(output_activation=output_activation, dropout=dropout, batch_norm=batch_norm)
             layers = list(layers)
             self.loss = _loss_for_layers(layers, loss)
-        self.layers = _checked_layers(layers)
+        self.layers = named_layers(layers, "layers")
         self._check_output_pairing()
         self._declared_input_shape = _declared_input_shape(input_shape, self.layers)
         self._output_shapes = self._infer_shapes(self._declared_input_shape)
@@ -738,25 +738,6 @@ def _checked_sizes(layer_sizes):
     if len(sizes) < 2:
         raise ValueError(f"layer_sizes needs at least an input and an output size, e.g. [2, 3]; got {sizes}")
     return [check_integer(size, f"layer size {index} in {sizes}") for index, size in enumerate(sizes)]
-
-
-def _checked_layers(layers):
-    """The layers as a list, each a Layer, named ``<kind>_<index>`` unless named already, names unique."""
-    layers = list(layers)
-    if not layers:
-        raise ValueError("layers is empty; give at least one layer (e.g. a Dense layer)")
-    for index, layer in enumerate(layers):
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layers[{index}] must be a numnet Layer (e.g. numnet.Dense), got {type(layer).__name__}")
-    if len({id(layer) for layer in layers}) != len(layers):
-        raise ValueError("the same layer object appears twice in layers; create a new layer for each position")
-    # Unnamed layers are called <kind>_<index>; an explicit name may collide with one of those.
-    names = [layer.name or f"{layer.kind}_{index}" for index, layer in enumerate(layers)]
-    if len(names) != len(set(names)):
-        raise ValueError(f"layer names must be unique, got {names}")
-    for layer, name in zip(layers, names):
-        layer.name = name
-    return layers
 
 
 def _declared_input_shape(input_shape, layers):
