@@ -866,4 +866,4 @@ def _activation_from(config):
 
 
 __all__ = ["Layer", "AffineLayer", "Dense", "Activation", "Dropout", "BatchNorm", "LAYERS", "register_layer",
-           "get_layer_class", "auto_weight_init"]
+           "get_layer_class", "auto_weight_init", "named_layers"]
