@@ -1,20 +1,32 @@
-"""Speed benchmark: numnet against scikit-learn's MLPClassifier and PyTorch, on the CPU, in one process.
+"""Speed benchmark: numnet against scikit-learn's MLPClassifier, PyTorch and the book's code, on the CPU, in
+one process.
 
 Run from the repository root::
 
-    python benchmarks/run.py                      # every workload, medians over 3 repeats (~10 minutes)
-    python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run in about a minute
+    python benchmarks/run.py                      # every workload, medians over 3 repeats (~17 minutes)
+    python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run in about two minutes
     python benchmarks/run.py --workloads digits mnist --repeats 3
+    python benchmarks/run.py --workloads char-lstm --threads 1
+
+Two families of models. The MLP workloads (digits, mnist, wide, inference) race numnet against
+scikit-learn's MLPClassifier and PyTorch. The char-lstm workload, a character LSTM language model
+(Embedding 64, LSTM 256, Dense softmax over the characters; 64 time steps, batch 32, Adam, the gradient's
+global norm clipped to 1) on windows of the census names (numnet.datasets.load_names), races numnet
+against the same model in PyTorch (nn.LSTM) and against the book's loop over the time steps
+(benchmarks/book_rnnlm.py, "Deep Learning from Scratch 2"), every contender on the same batches in the same
+order. A contender that has no such model (scikit-learn, the flat NumPy loop for the LSTM; the book's code
+for the MLPs) sits that workload out.
 
 Every contender trains the same architecture with Adam (learning rate 1e-3), the same batch size and
-number of epochs (at least 5, so that effects which build up over training, such as subnormal optimiser
-state, show; the tables print the first and the last epoch's time), no early stopping and no weight
-penalty, from fixed seeds, in float32. numnet runs twice: with the optional compiled kernels
-(numnet.kernels, when numba is installed) and with the NumPy rules alone. Next to the contenders the
-script times the *GEMM floor*: the workload's matrix products alone (per batch, one product
-per layer forward and two per layer backward but the first), called with np.matmul in the same BLAS with
-the same shapes and dtype. No Python MLP can beat that floor, so numnet's time over it is the overhead left
-to remove. See benchmarks/README.md for the results and benchmarks/NOTES.md for the engine optimisations.
+number of epochs (at least 5 for the MLPs, so that effects which build up over training, such as subnormal
+optimiser state, show; 2 for the char LSTM, whose epoch is long; the tables print the first and the last
+epoch's time), no early stopping and no weight penalty, from fixed seeds, in float32. numnet runs twice:
+with the optional compiled kernels (numnet.kernels, when numba is installed) and with the NumPy rules
+alone. Next to the contenders the script times the *GEMM floor*: the workload's matrix products alone (for
+an MLP, per batch, one product per layer forward and two per layer backward but the first; for the LSTM,
+see LstmGemmFloor), called with np.matmul in the same BLAS with the same shapes and dtype. No NumPy
+implementation can beat that floor, so numnet's time over it is the overhead left to remove. See
+benchmarks/README.md for the results and benchmarks/NOTES.md for the engine optimisations.
 """
 
 import argparse
@@ -41,7 +53,7 @@ LEARNING_RATE = 1e-3
 #: Calls of predict_proba averaged inside one repeat of the inference workload (one call is ~0.05 s,
 #: too short to time alone on a shared machine).
 INFERENCE_CALLS_PER_REPEAT = 5
-CONTENDERS = ("numnet", "numnet-numpy", "sklearn", "torch")
+CONTENDERS = ("numnet", "numnet-numpy", "sklearn", "torch", "textbook")
 #: Not run unless asked for (--contenders ... numpy): the bound for any NumPy engine, see NumpyBound.
 REFERENCES = ("numpy",)
 
@@ -54,11 +66,14 @@ class Workload:
 
     name: str
     description: str
-    data: str  # "digits" or "images"
-    layer_sizes: tuple
+    data: str  # "digits", "images" or "names"
+    layer_sizes: tuple  # an MLP's widths, input first; a char LSTM's (embedding, hidden)
     batch_size: int
     epochs: int
     inference: bool = False  # time predict_proba on the test set instead of training
+    family: str = "mlp"  # "mlp" or "char-lstm": which contenders have the model
+    time_steps: int = 0  # a char LSTM's window length
+    clip_norm: float = None  # clip the gradient's global norm to this before each update
 
 
 WORKLOADS = {
@@ -70,20 +85,28 @@ WORKLOADS = {
                      (784, 1024, 1024, 10), 256, 5),
     "inference": Workload("inference", "predict_proba on 10,000 x 784 with the mnist model", "images",
                           (784, 256, 128, 10), 128, 5, inference=True),
+    "char-lstm": Workload("char-lstm", "character LSTM language model on 3,200 windows of 64 census-name "
+                          "characters, embedding 64, LSTM 256, batch 32, clip 1, 2 epochs", "names",
+                          (64, 256), 32, 2, family="char-lstm", time_steps=64, clip_norm=1.0),
 }
 
 #: --quick keeps the data and the shapes (so seconds per epoch stay comparable) but trains fewer epochs.
-QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1}
+QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1, "char-lstm": 1}
+#: The char-lstm workload's windows: 100 batches of 32 per epoch (about 8 s of numnet on one quiet core),
+#: and a held-out set for the test loss.
+NAMES_TRAIN_WINDOWS, NAMES_TEST_WINDOWS = 3200, 256
 
 
 @dataclass
 class Dataset:
-    """Train and test arrays: float32 inputs in [0, 1] and int64 class labels."""
+    """Train and test arrays: float32 inputs in [0, 1] and int64 class labels, or (for a language model) int64
+    token ids (n, time_steps) and the ids that follow them."""
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    n_classes: int = 0  # a language model's vocabulary size (0: the MLPs', read from their layer sizes)
 
 
 def load_digits_data(seed):
@@ -113,6 +136,30 @@ def make_image_data(seed, n_train=60_000, n_test=10_000, n_features=784, n_class
     return Dataset(X[:n_train], labels[:n_train], X[n_train:], labels[n_train:])
 
 
+def load_names_windows(seed, time_steps, n_train=NAMES_TRAIN_WINDOWS, n_test=NAMES_TEST_WINDOWS):
+    """Windows of ``time_steps`` characters of the census names (numnet.datasets.load_names: 91,910 lowercase
+    names, one a line: 718,110 characters, 28 ids; needs numnet's ``text`` extra) and the characters that follow.
+
+    The text is cut into windows that tile it (numnet.text.windows), ``n_train + n_test`` of which are drawn
+    without replacement from ``seed``: the first ``n_train`` for training, the rest for the test loss.
+    """
+    from numnet.datasets import load_names
+    from numnet.text import Vocabulary, windows
+
+    text = load_names()
+    vocabulary = Vocabulary.from_text(text)
+    X, y = windows(vocabulary.encode(text), time_steps)
+    chosen = np.random.default_rng(seed).permutation(len(X))[:n_train + n_test]
+    train, test = chosen[:n_train], chosen[n_train:]
+    return Dataset(X[train], y[train], X[test], y[test], n_classes=len(vocabulary))
+
+
+def fit_batch_order(seed, epoch, n_samples):
+    """The sample order of epoch ``epoch`` (from 0) that numnet's fit(shuffle=True, seed=seed) draws, so that
+    the other contenders can train on the same batches in the same order."""
+    return np.random.default_rng([seed, epoch]).permutation(n_samples)
+
+
 # ---- the contenders ------------------------------------------------------------------------------------
 
 class NumnetContender:
@@ -122,19 +169,30 @@ class NumnetContender:
     "numnet") or "numpy" (the NumPy rules alone, what an install without the extra runs: "numnet-numpy").
     """
 
+    families = ("mlp", "char-lstm")
+
     def __init__(self, kernels="auto"):
         self.kernels = kernels
         self.name = "numnet" if kernels == "auto" else "numnet-numpy"
 
+    def build(self, workload, data, seed):
+        """The workload's network: an MLP, or Embedding, LSTM and a softmax Dense layer over the characters."""
+        if workload.family == "char-lstm":
+            embedding, hidden = workload.layer_sizes
+            layers = [numnet.Embedding(data.n_classes, embedding), numnet.LSTM(embedding, hidden),
+                      numnet.Dense(hidden, data.n_classes, "softmax")]
+            return numnet.Network(layers=layers, dtype="float32", seed=seed)
+        return numnet.Network(list(workload.layer_sizes), activation="relu", output_activation="softmax",
+                              dtype="float32", seed=seed)
+
     def train(self, workload, data, epochs, seed):
         """(the trained network, seconds of each epoch as fit's progress callback measured them)."""
-        net = numnet.Network(list(workload.layer_sizes), activation="relu", output_activation="softmax",
-                             dtype="float32", seed=seed)
+        net = self.build(workload, data, seed)
         epoch_seconds = []
         # record_gradients=False: the per-step mean |dC/dW| diagnostic is off, as sklearn and torch have none.
         with numnet.kernels.use_kernels(self.kernels):
             net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=workload.batch_size, optimizer="adam",
-                    learning_rate=LEARNING_RATE, seed=seed, record_gradients=False,
+                    learning_rate=LEARNING_RATE, seed=seed, record_gradients=False, clip_norm=workload.clip_norm,
                     progress=lambda report: epoch_seconds.append(report.seconds))
         return net, epoch_seconds
 
@@ -149,6 +207,7 @@ class SklearnContender:
     """sklearn.neural_network.MLPClassifier, fed float32 so that it trains in float32."""
 
     name = "sklearn"
+    families = ("mlp",)
 
     def train(self, workload, data, epochs, seed):
         from sklearn.exceptions import ConvergenceWarning
@@ -194,9 +253,14 @@ class _EpochClock(io.StringIO):
         return [end - start for start, end in zip(self.times[:-1], self.times[1:])]
 
 
-def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_options=None):
+def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_options=None, *, clip_norm=None,
+                same_batches_as_fit=False):
     """Train a torch model as its users do: ``torch.optim.Adam``, cross-entropy on the logits, a plain loop
-    over ``torch.randperm`` index batches (no DataLoader); returns the seconds of every epoch."""
+    over ``torch.randperm`` index batches (no DataLoader); returns the seconds of every epoch.
+
+    ``clip_norm``: ``torch.nn.utils.clip_grad_norm_`` before each step. ``same_batches_as_fit``: numnet
+    fit's batches in fit's order (:func:`fit_batch_order`) instead of ``torch.randperm``'s.
+    """
     import torch
 
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, **(adam_options or {}))
@@ -204,11 +268,15 @@ def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_optio
     X, y = torch.from_numpy(data.X_train), torch.from_numpy(data.y_train)
     generator = torch.Generator().manual_seed(seed)
     epoch_seconds = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         started = time.perf_counter()
-        for batch in torch.randperm(X.shape[0], generator=generator).split(batch_size):
+        order = (torch.from_numpy(fit_batch_order(seed, epoch, X.shape[0])) if same_batches_as_fit
+                 else torch.randperm(X.shape[0], generator=generator))
+        for batch in order.split(batch_size):
             optimizer.zero_grad(set_to_none=True)
             loss_function(model(X[batch]), y[batch]).backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             optimizer.step()
         epoch_seconds.append(time.perf_counter() - started)
     return epoch_seconds
@@ -222,6 +290,7 @@ class TorchContender:
     """
 
     name = "torch"
+    families = ("mlp", "char-lstm")
 
     def __init__(self, fused_adam=False):
         import torch
@@ -238,16 +307,72 @@ class TorchContender:
         return torch.nn.Sequential(*modules[:-1])  # logits out; the loss applies log-softmax
 
     def train(self, workload, data, epochs, seed):
+        if workload.family == "char-lstm":
+            self.torch.manual_seed(seed)
+            model = torch_char_lstm(data.n_classes, *workload.layer_sizes)
+            return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE,
+                                      self.adam_options, clip_norm=workload.clip_norm, same_batches_as_fit=True)
         model = self.build(workload.layer_sizes, seed)
         return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE, self.adam_options)
 
     def predict_proba(self, model, X):
         torch = self.torch
         with torch.inference_mode():
-            return torch.softmax(model(torch.from_numpy(X)), dim=1).numpy()
+            logits = model(torch.from_numpy(X))
+            # The char LSTM's logits are (n, V, time_steps), the layout cross-entropy takes
+            return torch.softmax(logits, dim=1).movedim(1, -1).numpy()
 
     def dtype(self, model):
         return str(next(model.parameters()).dtype).replace("torch.", "")
+
+
+def torch_char_lstm(vocabulary_size, embedding, hidden):
+    """The char LSTM in PyTorch: nn.Embedding, nn.LSTM(batch_first=True), nn.Linear; its forward returns the
+    logits as (n, V, time_steps), the layout nn.CrossEntropyLoss takes with (n, time_steps) targets."""
+    import torch
+
+    class CharLSTM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(vocabulary_size, embedding)
+            self.lstm = torch.nn.LSTM(embedding, hidden, batch_first=True)
+            self.output = torch.nn.Linear(hidden, vocabulary_size)
+
+        def forward(self, ids):
+            hidden_states, _ = self.lstm(self.embedding(ids))
+            return self.output(hidden_states).transpose(1, 2)
+
+    return CharLSTM()
+
+
+class TextbookContender:
+    """The book's RNNLM ("Deep Learning from Scratch 2"; benchmarks/book_rnnlm.py): a Python loop over the
+    time steps, one LSTM cell object per step with its own x·Wx product, trained by the book's Adam after its
+    clip_grads, on numnet fit's batches in fit's order."""
+
+    name = "textbook"
+    families = ("char-lstm",)
+
+    def train(self, workload, data, epochs, seed):
+        import book_rnnlm
+
+        model = book_rnnlm.Rnnlm(data.n_classes, *workload.layer_sizes, seed=seed)
+        optimizer = book_rnnlm.Adam(lr=LEARNING_RATE)
+        epoch_seconds = []
+        for epoch in range(epochs):
+            started = time.perf_counter()
+            order = fit_batch_order(seed, epoch, len(data.X_train))
+            for start in range(0, len(order), workload.batch_size):
+                batch = order[start:start + workload.batch_size]
+                model.train_step(data.X_train[batch], data.y_train[batch], optimizer, workload.clip_norm)
+            epoch_seconds.append(time.perf_counter() - started)
+        return model, epoch_seconds
+
+    def predict_proba(self, model, X):
+        return model.predict_proba(X)
+
+    def dtype(self, model):
+        return str(model.params[0].dtype)
 
 
 class NumpyBound:
@@ -259,6 +384,7 @@ class NumpyBound:
     """
 
     name = "numpy"
+    families = ("mlp",)
 
     def train(self, workload, data, epochs, seed):
         model = _FlatMLP(workload.layer_sizes, seed)
@@ -359,7 +485,7 @@ def make_contender(name, torch_fused_adam=False):
         return TorchContender(fused_adam=torch_fused_adam)
     if name.startswith("numnet"):
         return NumnetContender("numpy" if name == "numnet-numpy" else "auto")
-    return {"sklearn": SklearnContender, "numpy": NumpyBound}[name]()
+    return {"sklearn": SklearnContender, "numpy": NumpyBound, "textbook": TextbookContender}[name]()
 
 
 # ---- the GEMM floor ------------------------------------------------------------------------------------
@@ -406,6 +532,46 @@ class GemmFloor:
         return time.perf_counter() - started
 
 
+class LstmGemmFloor:
+    """The matrix products of one char-lstm epoch, alone, with preallocated operands.
+
+    Per batch of b windows of T steps, embedding E, hidden H, vocabulary V, as numnet computes them: forward,
+    the input's product over the stacked steps (T·b, E) @ (E, 4H), the recurrence's (b, H) @ (H, 4H) at each
+    step and the output layer's (T·b, H) @ (H, V); backward, the output layer's dW (H, T·b) @ (T·b, V) and
+    its input gradient (T·b, V) @ (V, H), the recurrence's (b, 4H) @ (4H, H) at every step but the first,
+    dWx (E, T·b) @ (T·b, 4H), dWh (H, T·b) @ (T·b, 4H) and the input gradient (T·b, 4H) @ (4H, E).
+    """
+
+    def __init__(self, workload, n_classes, batch_sizes, dtype=np.float32, seed=0):
+        rng = np.random.default_rng(seed)
+        (E, H), T, V = workload.layer_sizes, workload.time_steps, n_classes
+        self.batch_sizes = list(batch_sizes)
+        self.products = {}  # batch size -> [(a, b, out, times per batch)]
+        for b in set(self.batch_sizes):
+            shapes = [((T * b, E), (E, 4 * H), 1), ((b, H), (H, 4 * H), T), ((T * b, H), (H, V), 1),
+                      ((H, T * b), (T * b, V), 1), ((T * b, V), (V, H), 1), ((b, 4 * H), (4 * H, H), T - 1),
+                      ((E, T * b), (T * b, 4 * H), 1), ((H, T * b), (T * b, 4 * H), 1),
+                      ((T * b, 4 * H), (4 * H, E), 1)]
+            self.products[b] = [(rng.random(left, dtype=dtype), rng.random(right, dtype=dtype),
+                                 np.empty((left[0], right[1]), dtype), times) for left, right, times in shapes]
+
+    def training_epoch(self):
+        """Every product of every batch; returns seconds."""
+        started = time.perf_counter()
+        for b in self.batch_sizes:
+            for left, right, out, times in self.products[b]:
+                for _ in range(times):
+                    np.matmul(left, right, out=out)
+        return time.perf_counter() - started
+
+
+def gemm_floor(workload, data, batch_sizes):
+    """The GEMM floor of the workload's family for batches of ``batch_sizes``."""
+    if workload.family == "char-lstm":
+        return LstmGemmFloor(workload, data.n_classes, batch_sizes)
+    return GemmFloor(workload.layer_sizes, batch_sizes)
+
+
 def epoch_batch_sizes(n_samples, batch_size):
     """The batch sizes of one epoch: full batches, then the remainder."""
     sizes = [batch_size] * (n_samples // batch_size)
@@ -417,12 +583,13 @@ def epoch_batch_sizes(n_samples, batch_size):
 @dataclass
 class Measurement:
     """Seconds per epoch (or per inference call) of every repeat, its first and last epoch's seconds, and
-    the test accuracy of every repeat's model."""
+    the test accuracy and test loss of every repeat's model."""
 
     seconds: list = field(default_factory=list)
     first_epoch: list = field(default_factory=list)
     last_epoch: list = field(default_factory=list)
     accuracies: list = field(default_factory=list)
+    test_losses: list = field(default_factory=list)
     dtype: str = ""
 
     def add_epochs(self, epoch_seconds):
@@ -443,6 +610,18 @@ class Measurement:
         """The mean test accuracy over the repeats (each trained from its own seed, when training)."""
         return statistics.mean(self.accuracies) if self.accuracies else float("nan")
 
+    @property
+    def test_loss(self):
+        """The mean test loss over the repeats."""
+        return statistics.mean(self.test_losses) if self.test_losses else float("nan")
+
+    def add_scores(self, contender, model, data):
+        """Record the test accuracy and the test loss of ``model`` (one repeat's)."""
+        probabilities = contender.predict_proba(model, data.X_test)
+        self.accuracies.append(float(np.mean(np.argmax(probabilities, axis=-1) == data.y_test)))
+        self.test_losses.append(cross_entropy(probabilities, data.y_test))
+        self.dtype = contender.dtype(model)
+
 
 def timed(function, *args):
     """(result, seconds) of one call, after a garbage collection so that none lands inside the timing."""
@@ -452,9 +631,11 @@ def timed(function, *args):
     return result, time.perf_counter() - started
 
 
-def accuracy_on_test_set(contender, model, data):
-    """Fraction of the test set classified correctly (argmax of predict_proba)."""
-    return float(np.mean(np.argmax(contender.predict_proba(model, data.X_test), axis=1) == data.y_test))
+def cross_entropy(probabilities, labels):
+    """The mean of -log p(label) over every sample (and, for sequences, every position), in nats; p floored
+    at the float32 tiny so that a confident mistake costs 87 nats, not infinity."""
+    picked = np.take_along_axis(probabilities, labels[..., None], axis=-1)
+    return float(-np.mean(np.log(np.maximum(picked, np.finfo(np.float32).tiny))))
 
 
 def run_training(workload, data, contenders, epochs, repeats, seed):
@@ -465,7 +646,7 @@ def run_training(workload, data, contenders, epochs, repeats, seed):
     these workloads moves by a point or more from epoch to epoch and from seed to seed.
     """
     results = {contender.name: Measurement() for contender in contenders}
-    floor = GemmFloor(workload.layer_sizes, epoch_batch_sizes(len(data.X_train), workload.batch_size))
+    floor = gemm_floor(workload, data, epoch_batch_sizes(len(data.X_train), workload.batch_size))
     results["gemm floor"] = Measurement(dtype="float32")
     for repeat in range(repeats):
         for contender in contenders:
@@ -473,8 +654,7 @@ def run_training(workload, data, contenders, epochs, repeats, seed):
             result = results[contender.name]
             result.seconds.append(seconds / epochs)
             result.add_epochs(epoch_seconds)
-            result.accuracies.append(accuracy_on_test_set(contender, model, data))
-            result.dtype = contender.dtype(model)
+            result.add_scores(contender, model, data)
         floor_epochs = [floor.training_epoch() for _ in range(epochs)]
         results["gemm floor"].seconds.append(statistics.median(floor_epochs))
         results["gemm floor"].add_epochs(floor_epochs)
@@ -497,8 +677,7 @@ def run_inference(workload, data, contenders, epochs, repeats, seed):
             _, seconds = timed(_repeat_calls, contender.predict_proba, model, data.X_test)
             result = results[contender.name]
             result.seconds.append(seconds / INFERENCE_CALLS_PER_REPEAT)
-            result.accuracies.append(accuracy_on_test_set(contender, model, data))
-            result.dtype = contender.dtype(model)
+            result.add_scores(contender, model, data)
         floor_seconds = [floor.forward() for _ in range(INFERENCE_CALLS_PER_REPEAT)]
         results["gemm floor"].seconds.append(statistics.mean(floor_seconds))
         print(f"  {workload.name} repeat {repeat + 1}/{repeats}: "
@@ -511,10 +690,10 @@ def _repeat_calls(function, *args):
         function(*args)
 
 
-def warm_up(contenders, data, seed):
-    """One short training run per contender, so first-call costs (thread pools, lazy imports) are paid."""
-    small = Dataset(data.X_train[:256], data.y_train[:256], data.X_test[:64], data.y_test[:64])
-    workload = WORKLOADS["digits"]
+def warm_up(contenders, workload, data, seed):
+    """One short training run per contender on the workload's first 64 samples, so that first-call costs
+    (thread pools, lazy imports, compiled kernels) are paid before the timing."""
+    small = Dataset(data.X_train[:64], data.y_train[:64], data.X_test[:64], data.y_test[:64], data.n_classes)
     for contender in contenders:
         contender.train(workload, small, 1, seed)
 
@@ -561,10 +740,14 @@ def machine_lines(blas, threads):
 
     torch_blas = next((part.split("=", 1)[1] for part in torch.__config__.show().replace(",", "\n").split()
                        if part.startswith("BLAS_INFO=")), "unknown")
+    # OpenBLAS picks its kernels by the CPU unless OPENBLAS_CORETYPE names them: say which ran, and why
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    chosen_by = f"OPENBLAS_CORETYPE={coretype}" if coretype else "chosen by the CPU"
     return [
         f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}",
         f"NumPy {np.__version__} BLAS: {blas['internal_api']} {blas.get('version')} "
-        f"({blas.get('architecture', '?')} kernels, {blas.get('threading_layer', '?')}), {blas['num_threads']} threads",
+        f"({blas.get('architecture', '?')} kernels, {chosen_by}; {blas.get('threading_layer', '?')}), "
+        f"{blas['num_threads']} threads",
         f"numnet {numnet.__version__}; scikit-learn {sklearn.__version__} (same NumPy BLAS); "
         f"torch {torch.__version__} (BLAS {torch_blas}), torch.set_num_threads({threads})",
     ]
@@ -574,23 +757,30 @@ def print_tables(workloads, all_results, data_sizes):
     """A markdown table per contender and workload, then the ratio table, under the CPU's name."""
     print(f"\nCPU: {cpu_model()}. s/epoch is each whole fit divided by its epochs, the first epoch included "
           "(the first epoch alone is not the quoted figure); first and last epoch: medians over the repeats; test "
-          "accuracy: the mean over the repeats, each trained from its own seed.")
+          "accuracy (per character for char-lstm) and test loss (cross-entropy, nats per sample or character): "
+          "means over the repeats, each trained from its own seed.")
     print("\n| workload | contender | dtype | s/epoch (s/call), median | min | first epoch | last epoch | "
-          "last/first | samples/s | test accuracy |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+          "last/first | samples/s | test accuracy | test loss |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for workload in workloads:
         for name, result in all_results[workload.name].items():
             rate = data_sizes[workload.name] / result.median
-            accuracy = "" if name == "gemm floor" else f"{result.accuracy:.4f}"
+            scores = " | " if name == "gemm floor" else f"{result.accuracy:.4f} | {result.test_loss:.4f}"
             if result.first_epoch:
                 first, last = statistics.median(result.first_epoch), statistics.median(result.last_epoch)
                 epochs = f"{first:.4f} | {last:.4f} | {last / first:.2f}"
             else:
                 epochs = " | | "
             print(f"| {workload.name} | {name} | {result.dtype} | {result.median:.4f} | {result.best:.4f} | "
-                  f"{epochs} | {rate:,.0f} | {accuracy} |")
-    ours = [name for name in all_results[workloads[0].name] if name.startswith("numnet")]
-    rivals = [name for name in all_results[workloads[0].name] if not name.startswith("numnet")]
+                  f"{epochs} | {rate:,.0f} | {scores} |")
+    print_ratios(workloads, all_results)
+
+
+def print_ratios(workloads, all_results):
+    """numnet's median time over every rival's, per workload (blank where a rival sat the workload out)."""
+    names = list(dict.fromkeys(name for workload in workloads for name in all_results[workload.name]))
+    ours = [name for name in names if name.startswith("numnet")]
+    rivals = [name for name in names if not name.startswith("numnet")]
     if not ours:
         return
     # A ratio below 1 means numnet is faster; numnet/GEMM floor is numnet's time over the products alone.
@@ -598,16 +788,18 @@ def print_tables(workloads, all_results, data_sizes):
     print("|---|---|" + "---:|" * len(rivals))
     for workload in workloads:
         results = all_results[workload.name]
-        for mine in ours:
-            ratios = [results[mine].median / results[name].median for name in rivals]
-            print(f"| {workload.name} | {mine} | " + " | ".join(f"{ratio:.2f}" for ratio in ratios) + " |")
+        for mine in (name for name in ours if name in results):
+            ratios = [f"{results[mine].median / results[name].median:.2f}" if name in results else ""
+                      for name in rivals]
+            print(f"| {workload.name} | {mine} | " + " | ".join(ratios) + " |")
 
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS + REFERENCES, default=list(CONTENDERS),
-                        help="add 'numpy' for the flat NumPy loop that bounds any NumPy engine")
+                        help="add 'numpy' for the flat NumPy loop that bounds any NumPy engine (MLPs only); "
+                             "'textbook' is the book's RNNLM (char-lstm only)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per workload (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat and fewer epochs (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
@@ -625,16 +817,32 @@ def parse_arguments(argv):
 
 
 def run_workload(workload, contenders, datasets, arguments):
-    """Measure one workload; returns {contender or "gemm floor": Measurement}."""
+    """Measure one workload with the contenders that have its model; returns {contender or "gemm floor":
+    Measurement}."""
     data = datasets[workload.data]
     epochs = QUICK_EPOCHS[workload.name] if arguments.quick else workload.epochs
     print(f"{workload.name}: {workload.description}" + (f" (quick: {epochs} epochs)" if arguments.quick else ""),
           flush=True)
+    contenders = [contender for contender in contenders if workload.family in contender.families]
+    warm_up(contenders, workload, data, arguments.seed)
     runner = run_inference if workload.inference else run_training
     results = runner(workload, data, contenders, epochs, arguments.repeats, arguments.seed)
     # Other work on the machine slows every contender, multi-threaded BLAS most: say how busy it was.
     print(f"  load average after {workload.name}: " + " ".join(f"{load:.2f}" for load in os.getloadavg()))
     return results
+
+
+def load_datasets(workloads, seed):
+    """The data sets the workloads train on, by name (each made or read once)."""
+    datasets = {}
+    for workload in workloads:
+        if workload.data == "digits" and "digits" not in datasets:
+            datasets["digits"] = load_digits_data(seed)
+        elif workload.data == "images" and "images" not in datasets:
+            datasets["images"] = make_image_data(seed)
+        elif workload.data == "names" and "names" not in datasets:
+            datasets["names"] = load_names_windows(seed, workload.time_steps)
+    return datasets
 
 
 def main(argv=None):
@@ -654,10 +862,7 @@ def main(argv=None):
               f"Adam: {'fused kernel' if arguments.torch_fused_adam else 'default (for-loop) implementation'}.",
               flush=True)
         workloads = [WORKLOADS[name] for name in arguments.workloads]
-        datasets = {"digits": load_digits_data(arguments.seed)}
-        if any(workload.data == "images" for workload in workloads):
-            datasets["images"] = make_image_data(arguments.seed)
-        warm_up(contenders, datasets["digits"], arguments.seed)
+        datasets = load_datasets(workloads, arguments.seed)
         all_results = {workload.name: run_workload(workload, contenders, datasets, arguments)
                        for workload in workloads}
     data_sizes = {workload.name: len(datasets[workload.data].X_test if workload.inference
@@ -671,7 +876,7 @@ def main(argv=None):
 def write_json(path, machine, arguments, all_results):
     """Save the raw timings (every repeat) with the machine description and the options used."""
     results = {workload: {name: {"seconds": m.seconds, "first_epoch": m.first_epoch, "last_epoch": m.last_epoch,
-                                 "accuracy": m.accuracies, "dtype": m.dtype}
+                                 "accuracy": m.accuracies, "test_loss": m.test_losses, "dtype": m.dtype}
                           for name, m in measurements.items()}
                for workload, measurements in all_results.items()}
     with open(path, "w") as file:
