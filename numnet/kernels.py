@@ -217,7 +217,8 @@ def scalars(dtype, *values):
     """``values`` as scalars of ``dtype``: the rounding NumPy applies to a Python float in a ufunc (NEP 50).
 
     Four or more go through one array, which rounds each as ``dtype.type(value)`` does: Adam's six in
-    1.7 µs instead of 2.8 µs one by one (timeit), 1% of a digits step; fewer are faster one by one."""
+    1.7 µs instead of 2.8 µs one by one, 1% of a digits step; fewer are faster one by one
+    (benchmarks/NOTES.md, "optimiser rules as records")."""
     if len(values) < 4:
         return tuple(map(dtype.type, values))
     return tuple(np.asarray(values, dtype=dtype))
