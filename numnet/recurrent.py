@@ -45,7 +45,6 @@ import numpy as np
 
 from .activations import get_activation
 from .backend import apply, namespace, to_numpy
-from .kernels import kernel_threads, run_in_chunks
 from .layers import Layer, _fill, register_layer
 from .validation import Boolean, Integer, declare
 
@@ -55,29 +54,16 @@ _SIGMOID = get_activation("sigmoid")
 _TANH = get_activation("tanh")
 
 
-def _sigmoid(z, out=None):
-    """σ(z) = 1/(1 + e^−z), the gates' sigmoid, in z's dtype; written into ``out`` when given (``z`` itself
-    is allowed).
+def _sigmoid(z):
+    """σ(z) = 1/(1 + e^−z), the gates' sigmoid, in z's dtype.
 
     For z below about −88 (float32) or −709 (float64) e^−z overflows to infinity and σ is 0, the exact
     limit, so the overflow is silenced. One exponential and three cheap passes, against the activation's
     form (e^−|z| and a branch by ``where``, free of overflow): an LSTM forward at batch 32, 64 steps,
     H = 256 took 33 instead of 44 ms (benchmarks/NOTES.md, "gate sigmoid by one exponential").
     """
-    xp = namespace(z)
-    out = xp.empty_like(z) if out is None else out
     with np.errstate(over="ignore"):
-        apply(xp.exp, apply(xp.negative, z, out=out), out=out)
-    out += 1.0
-    return apply(xp.divide, 1.0, out, out=out)
-
-
-#: The fewest hidden values (rows × H) a thread must get before a walk over the steps is split by rows over
-#: several threads (:func:`_in_row_slices`): below that each step's array operations are too short to run
-#: side by side (NumPy holds the GIL between them, and releases it only for arrays of 500 values or more).
-ROW_SPLIT_MIN_VALUES = 4096
-
-_blas_controller = None  # threadpoolctl's view of the loaded BLAS libraries, made on the first split walk
+        return 1.0 / (1.0 + namespace(z).exp(-z))
 
 
 class _Recurrent(Layer):
@@ -232,8 +218,7 @@ class _Recurrent(Layer):
         return self._carried
 
     def _run(self, x_terms, initial):
-        """Walk forward over the steps; ``x_terms`` (time_steps, n, blocks·H) holds xₜ·Wx + b. It is this
-        call's own array, which nothing reads afterwards: a subclass may overwrite it.
+        """Walk forward over the steps; ``x_terms`` (time_steps, n, blocks·H) holds xₜ·Wx + b.
 
         Returns (hidden (time_steps + 1, n, H) with hidden[0] the initial h, what ``_through_time`` needs,
         the last state of each of ``state_names``)."""
@@ -418,68 +403,46 @@ class LSTM(_Recurrent):
     def _run(self, x_terms, initial):
         xp = namespace(x_terms)
         time_steps, n, _ = x_terms.shape
-        H = self.hidden_size
+        H, Wh = self.hidden_size, self.params["Wh"]
         hidden = xp.empty((time_steps + 1, n, H), dtype=x_terms.dtype)
         cells = xp.empty((time_steps + 1, n, H), dtype=x_terms.dtype)  # c₀ … c_T
+        gates = xp.empty(x_terms.shape, dtype=x_terms.dtype)  # iₜ, fₜ, gₜ, oₜ side by side, (time_steps, n, 4H)
         tanh_cells = xp.empty((time_steps, n, H), dtype=x_terms.dtype)  # tanh(cₜ), for backward
-        # iₜ, fₜ, gₜ, oₜ side by side, (time_steps, n, 4H), computed in place of the input terms (this call's
-        # own array): no second (time_steps, n, 4H) buffer and no copy per step (benchmarks/NOTES.md, "LSTM
-        # gates in place of the input terms")
-        gates = x_terms
         hidden[0, ...], cells[0, ...] = initial["h"], initial["c"]
-        _in_row_slices(lambda rows: self._walk_forward(gates, hidden, cells, tanh_cells, rows), n, H, x_terms)
+        for t in range(time_steps):
+            z = hidden[t, ...] @ Wh
+            z += x_terms[t, ...]  # the four gates' pre-activations, xₜ·Wx + b + hₜ₋₁·Wh
+            gates[t, :, :2 * H] = _sigmoid(z[:, :2 * H])  # i, f
+            gates[t, :, 2 * H:3 * H] = _TANH.forward(z[:, 2 * H:3 * H])  # g
+            gates[t, :, 3 * H:] = _sigmoid(z[:, 3 * H:])  # o
+            i, f, g, o = _blocks(gates[t, ...], H)
+            cells[t + 1, ...] = f * cells[t, ...] + i * g
+            tanh_cells[t, ...] = _TANH.forward(cells[t + 1, ...])
+            hidden[t + 1, ...] = o * tanh_cells[t, ...]
         return hidden, (cells, gates, tanh_cells), {"h": hidden[time_steps, ...], "c": cells[time_steps, ...]}
 
-    def _walk_forward(self, gates, hidden, cells, tanh_cells, rows):
-        """Steps 1 … T of the batch rows ``rows`` (a slice): ``gates`` holds xₜ·Wx + b on entry and the
-        gates on return; fills hidden[1:], cells[1:] and tanh_cells at those rows."""
-        xp = namespace(gates)
-        H, Wh = self.hidden_size, self.params["Wh"]
-        n_rows = rows.stop - rows.start
-        h_terms = xp.empty((n_rows, 4 * H), dtype=gates.dtype)  # hₜ₋₁·Wh
-        input_times_candidate = xp.empty((n_rows, H), dtype=gates.dtype)  # iₜ ⊙ gₜ
-        for t in range(gates.shape[0]):
-            z = gates[t, rows, :]
-            apply(xp.matmul, hidden[t, rows, :], Wh, out=h_terms)
-            z += h_terms  # the four gates' pre-activations, xₜ·Wx + b + hₜ₋₁·Wh
-            _sigmoid(z[:, :2 * H], out=z[:, :2 * H])  # i, f
-            _TANH.forward(z[:, 2 * H:3 * H], out=z[:, 2 * H:3 * H])  # g
-            _sigmoid(z[:, 3 * H:], out=z[:, 3 * H:])  # o
-            i, f, g, o = _blocks(z, H)
-            apply(xp.multiply, f, cells[t, rows, :], out=cells[t + 1, rows, :])
-            apply(xp.multiply, i, g, out=input_times_candidate)
-            cells[t + 1, rows, :] += input_times_candidate  # cₜ = fₜ ⊙ cₜ₋₁ + iₜ ⊙ gₜ
-            _TANH.forward(cells[t + 1, rows, :], out=tanh_cells[t, rows, :])
-            apply(xp.multiply, o, tanh_cells[t, rows, :], out=hidden[t + 1, rows, :])  # hₜ = oₜ ⊙ tanh(cₜ)
-
     def _through_time(self, from_above, hidden, saved):
-        gates = saved[1]
-        deltas = namespace(gates).empty(gates.shape, dtype=gates.dtype)  # dC/d(gates' pre-activations), (T, n, 4H)
-        _in_row_slices(lambda rows: self._walk_backward(from_above, saved, deltas, rows), from_above.shape[1],
-                       self.hidden_size, from_above)
-        return deltas, deltas
-
-    def _walk_backward(self, from_above, saved, deltas, rows):
-        """Steps T … 1 of the batch rows ``rows`` (a slice): fills ``deltas`` at those rows."""
         cells, gates, tanh_cells = saved
         xp = namespace(from_above)
+        time_steps = from_above.shape[0]
         H, Wh = self.hidden_size, self.params["Wh"]
-        d_hidden = from_above[-1, rows, :]  # dC/dh at the last step: only from above
+        deltas = xp.empty(gates.shape, dtype=gates.dtype)  # dC/d(gate pre-activations), (time_steps, n, 4H)
+        d_hidden = from_above[-1, ...]  # dC/dh at the last step: only from above
         d_cell = xp.zeros(d_hidden.shape, dtype=d_hidden.dtype)  # dC/dc from the step after: none at the last
-        for t in reversed(range(from_above.shape[0])):
-            i, f, g, o = _blocks(gates[t, rows, :], H)
-            tanh_cell = tanh_cells[t, rows, :]
+        for t in reversed(range(time_steps)):
+            i, f, g, o = _blocks(gates[t, ...], H)
             # dC/dcₜ: through hₜ = oₜ ⊙ tanh(cₜ), and from cₜ₊₁ = fₜ₊₁ ⊙ cₜ + ...
-            d_cell = d_cell + d_hidden * o * _TANH.derivative(tanh_cell)
+            d_cell = d_cell + d_hidden * o * _TANH.derivative(tanh_cells[t, ...])
             # BP2's second factor for each gate: dC/d(pre-activation) = dC/d(gate) ⊙ its derivative
-            deltas[t, rows, :H] = d_cell * g * _SIGMOID.derivative(i)
-            deltas[t, rows, H:2 * H] = d_cell * cells[t, rows, :] * _SIGMOID.derivative(f)
-            deltas[t, rows, 2 * H:3 * H] = d_cell * i * _TANH.derivative(g)
-            deltas[t, rows, 3 * H:] = d_hidden * tanh_cell * _SIGMOID.derivative(o)
+            deltas[t, :, :H] = d_cell * g * _SIGMOID.derivative(i)
+            deltas[t, :, H:2 * H] = d_cell * cells[t, ...] * _SIGMOID.derivative(f)
+            deltas[t, :, 2 * H:3 * H] = d_cell * i * _TANH.derivative(g)
+            deltas[t, :, 3 * H:] = d_hidden * tanh_cells[t, ...] * _SIGMOID.derivative(o)
             d_cell = d_cell * f  # dC/dcₜ₋₁ through the cell's own path
             if t > 0:
                 # BP2 through time: dC/dhₜ₋₁ = dC/d(gates)·Whᵀ, plus what hₜ₋₁'s own output receives
-                d_hidden = deltas[t, rows, :] @ Wh.T + from_above[t - 1, rows, :]
+                d_hidden = deltas[t, ...] @ Wh.T + from_above[t - 1, ...]
+        return deltas, deltas
 
 
 @register_layer
@@ -574,48 +537,6 @@ class GRU(_Recurrent):
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
-
-
-def _in_row_slices(walk, n, hidden_size, like):
-    """Call ``walk(rows)`` on slices of the batch rows covering range(n): the whole batch at once, or one
-    slice per thread of numnet.kernels (:func:`numnet.kernels.kernel_threads`), all walking at the same time.
-
-    The rows of a batch never meet inside a recurrent layer, so each slice can walk through every step alone;
-    the shared weights' gradients are summed over all rows after the walk. Split only for NumPy arrays with
-    at least :data:`ROW_SPLIT_MIN_VALUES` hidden values per thread, and only when threadpoolctl is installed:
-    each slice's products then run on one BLAS thread, where a BLAS of several threads, called from several
-    threads at once, made a training step four to nine times slower (benchmarks/NOTES.md, "LSTM rows on
-    every core"). A thread that the scheduler delays leaves its slice to the others (run_in_chunks).
-    """
-    parts = min(kernel_threads(), n * hidden_size // ROW_SPLIT_MIN_VALUES) if type(like) is np.ndarray else 1
-    controller = _blas_threads() if parts > 1 else None
-    if controller is None:
-        walk(slice(0, n))
-        return
-
-    def walk_parts(start, stop):  # run_in_chunks hands out part numbers (some ranges empty)
-        for part in range(start, stop):
-            walk(slice(n * part // parts, n * (part + 1) // parts))
-
-    with controller.limit(limits=1, user_api="blas"):
-        run_in_chunks(walk_parts, parts, min_chunk=1)
-
-
-def _blas_threads():
-    """threadpoolctl's controller of the loaded BLAS libraries (made once), or None without threadpoolctl.
-
-    Made once and kept: ``threadpoolctl.threadpool_limits`` (as in :func:`numnet.backend.one_blas_thread`)
-    scans the loaded libraries at every call, 1.1 ms, and a training step limits the threads twice; the
-    kept controller's ``limit`` takes 16 µs.
-    """
-    global _blas_controller
-    if _blas_controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:
-            return None
-        _blas_controller = ThreadpoolController()
-    return _blas_controller
 
 
 def _blocks(array, size):

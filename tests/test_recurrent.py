@@ -115,45 +115,6 @@ def test_forward_and_backpropagation_through_time_match_pytorch(kind, shape, ret
         assert_close(layer.grads[key], gradient, f"dC/d{key}")
 
 
-@pytest.mark.parametrize("return_sequences", [True, False], ids=["every step", "last step"])
-def test_an_lstm_batch_walked_in_two_row_slices_on_two_threads_matches_pytorch(monkeypatch, return_sequences):
-    """With two kernel threads and enough rows, forward and backward each walk the steps in two slices of
-    rows at the same time (numnet.recurrent._in_row_slices); the result is PyTorch's over the whole batch."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("threadpoolctl")
-    if numnet.get_backend().name != "numpy":
-        pytest.skip("the rows are split over threads only for NumPy arrays")
-    from numnet import recurrent
-
-    slices = []  # the real run_in_chunks, noting every part it is asked to run
-    real_run_in_chunks = recurrent.run_in_chunks
-    monkeypatch.setattr(recurrent, "run_in_chunks",
-                        lambda work, size, **options: (slices.append(size), real_run_in_chunks(work, size, **options)))
-    hidden_size = 128
-    n = 2 * recurrent.ROW_SPLIT_MIN_VALUES // hidden_size  # two slices' worth of rows
-    rng = np.random.default_rng(4)
-    layer = built(numnet.LSTM(5, hidden_size, return_sequences=return_sequences), rng)
-    module = torch_twin(layer)
-    x = rng.normal(size=(n, 6, 5))
-    numnet.kernels.set_kernel_threads(2)
-    try:
-        output = layer.forward(on_backend(x), training=True)
-        grad_output = rng.normal(size=tuple(output.shape))
-        grad_input = layer.backward(on_backend(grad_output))
-    finally:
-        numnet.kernels.set_kernel_threads(None)  # back to the default, as tests/test_kernels.py leaves it
-    assert slices == [2, 2], "forward and backward should each have walked two slices of rows"
-
-    x_torch = torch.tensor(x, requires_grad=True)
-    expected = module(x_torch)[0]
-    expected = expected if return_sequences else expected[:, -1]
-    expected.backward(torch.tensor(grad_output))
-    assert_close(output, expected.detach().numpy(), "output")
-    assert_close(grad_input, x_torch.grad.numpy(), "dC/dx")
-    for key, gradient in torch_gradients(layer, module).items():
-        assert_close(layer.grads[key], gradient, f"dC/d{key}")
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_three_stateful_batches_match_one_pytorch_run_over_the_whole_sequence(kind):
     """Batch k + 1's rows continue batch k's: the outputs equal PyTorch's over the concatenated sequence,
