@@ -92,6 +92,8 @@ class TrainingStep:
         self.clip_norm = clip_norm
         self.gradient_norm = None
         self.clipped = False
+        # What the optimiser's rule needs to know of the parameters (AdamW: which ones decay), for every loop.
+        network.optimizer.bind(network)
 
     def __call__(self, X, Y, weights=None, *, rng=None, counts=None):
         """Train on the prepared batch (X, Y) (this rank's shard of it) and return its loss before the update.

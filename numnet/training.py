@@ -315,7 +315,6 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
     _check_stateful_batches(network, data.n_samples, batch_size, shuffle, sampling)
     network.optimizer = _resolve_optimizer(network, optimizer, learning_rate)
-    network.optimizer.bind(network)  # what its rule needs to know of the parameters (AdamW: which decay)
     run = _Run(network, data, batch_size=batch_size, sampling=sampling, shuffle=shuffle,
                seed=seed, record_gradients=record_gradients, communicator=get_communicator(distributed),
                diagnose=diagnose, clip_norm=clip_norm)
