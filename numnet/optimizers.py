@@ -33,6 +33,7 @@ from .backend import apply, namespace, to_numpy
 from .kernels import (compilable, compiled_chosen, current_choice, fused_step, in_chunks, kernel_arguments,
                       run_in_chunks, scalars)
 from .schedules import get_schedule
+from .validation import Boolean, OneOf, Real, declare
 
 #: Steps between two flushes of the optimiser state (fewer for state that decays very fast): one flush
 #: costs about three passes over each state array, 1% of the steps between flushes at this interval.
@@ -502,8 +503,9 @@ class Optimizer:
     #: docstring). Set it False on an instance only to watch the drift happen.
     flush_subnormals = True
 
+    @declare(learning_rate=Real(above=0))
     def __init__(self, learning_rate, schedule="constant"):
-        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.learning_rate = learning_rate
         self.schedule = get_schedule(schedule)
         self.state = None
         #: Arrays shaped like the parameters that the rule reads and nobody saves (``Rule.constant_names``).
@@ -646,10 +648,11 @@ class SGD(Optimizer):
 
     name = "sgd"
 
+    @declare(momentum=Real(at_least=0, below=1), nesterov=Boolean())
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, schedule="constant"):
         super().__init__(learning_rate, schedule)
-        self.momentum = _fraction(momentum, "momentum")
-        self.nesterov = bool(nesterov)
+        self.momentum = momentum
+        self.nesterov = nesterov
         if self.nesterov and self.momentum == 0.0:
             raise ValueError("nesterov=True needs a momentum > 0 (e.g. momentum=0.9)")
 
@@ -692,9 +695,10 @@ class AdaGrad(Optimizer):
     name = "adagrad"
     rule = ADAGRAD_RULE
 
+    @declare(epsilon=Real(above=0))
     def __init__(self, learning_rate=0.01, epsilon=1e-10, schedule="constant"):
         super().__init__(learning_rate, schedule)
-        self.epsilon = _positive(epsilon, "epsilon")
+        self.epsilon = epsilon
 
 
 class RMSProp(Optimizer):
@@ -711,10 +715,11 @@ class RMSProp(Optimizer):
     name = "rmsprop"
     rule = RMSPROP_RULE
 
+    @declare(rho=Real(at_least=0, below=1), epsilon=Real(above=0))
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-8, schedule="constant"):
         super().__init__(learning_rate, schedule)
-        self.rho = _fraction(rho, "rho")
-        self.epsilon = _positive(epsilon, "epsilon")
+        self.rho = rho
+        self.epsilon = epsilon
 
 
 class Adam(Optimizer):
@@ -731,11 +736,12 @@ class Adam(Optimizer):
     name = "adam"
     rule = ADAM_RULE
 
+    @declare(beta1=Real(at_least=0, below=1), beta2=Real(at_least=0, below=1), epsilon=Real(above=0))
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, schedule="constant"):
         super().__init__(learning_rate, schedule)
-        self.beta1 = _fraction(beta1, "beta1")
-        self.beta2 = _fraction(beta2, "beta2")
-        self.epsilon = _positive(epsilon, "epsilon")
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
 
 
 class AdamW(Optimizer):
@@ -775,14 +781,16 @@ class AdamW(Optimizer):
 
     name = "adamw"
 
+    @declare(beta1=Real(at_least=0, below=1), beta2=Real(at_least=0, below=1), epsilon=Real(above=0), weight_decay=Real(at_least=0),
+             decay=OneOf(*DECAY_CHOICES, ignore_case=True))
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, weight_decay=0.01, decay="all",
                  schedule="constant"):
         super().__init__(learning_rate, schedule)
-        self.beta1 = _fraction(beta1, "beta1")
-        self.beta2 = _fraction(beta2, "beta2")
-        self.epsilon = _positive(epsilon, "epsilon")
-        self.weight_decay = _non_negative(weight_decay, "weight_decay")
-        self.decay = _choice(decay, "decay", DECAY_CHOICES)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weight_decay = weight_decay
+        self.decay = decay.strip().lower()
 
     @property
     def rule(self):
@@ -828,42 +836,3 @@ def get_optimizer(name, learning_rate=None, **options):
     if learning_rate is not None:
         options["learning_rate"] = learning_rate
     return optimizer_class(**options)
-
-
-def _positive(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number, got {value!r}") from error
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return value
-
-
-def _fraction(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number in [0, 1), got {value!r}") from error
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-    return value
-
-
-def _non_negative(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be a number, got {value!r}") from error
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
-
-
-def _choice(value, name, choices):
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of the strings {', '.join(map(repr, choices))}, got {value!r}")
-    key = value.strip().lower()
-    if key not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return key
