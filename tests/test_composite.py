@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numnet
-from numnet.layers import register_layer
+from numnet.layers import LAYERS, register_layer
 
 #: float64 products of a few dozen terms, as in the other PyTorch comparisons.
 TORCH_TOLERANCE = 1e-10
@@ -93,7 +93,6 @@ def test_a_residual_block_must_give_the_shape_it_takes():
 # ---------------------------------------------------------------------------------------------------------
 
 
-@register_layer
 class Highway(numnet.CompositeLayer):
     """y = g ⊙ h + (1 − g) ⊙ x with h = tanh(x·Wh + bh), g = σ(x·Wg + bg): two Dense children, combined by
     hand, as the book writes a model from its layers (Srivastava et al. 2015)."""
@@ -126,12 +125,20 @@ class Highway(numnet.CompositeLayer):
         return cls(None, *children, name=config["name"])
 
 
+@pytest.fixture
+def highway():
+    """Highway registered for the test (so that its models load), and unregistered after it."""
+    register_layer(Highway)
+    yield Highway
+    del LAYERS[Highway.kind]
+
+
 def highway_network(seed=0):
     return numnet.Network(layers=[numnet.Dense(3, 4, "tanh"), Highway(4), numnet.Dense(4, 2, "softmax")],
                           dtype="float64", seed=seed)
 
 
-def test_a_model_of_ones_own_trains_checks_saves_and_resumes_without_editing_numnet(tmp_path):
+def test_a_model_of_ones_own_trains_checks_saves_and_resumes_without_editing_numnet(tmp_path, highway):
     X, y = data(n=24)
     network = highway_network()
     assert max(numnet.gradient_check(network, X[:6], y[:6]).values()) < 1e-6
