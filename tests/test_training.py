@@ -362,7 +362,7 @@ def test_a_second_fit_with_only_a_learning_rate_keeps_the_networks_optimiser_and
     network = classifier()
     train(network, X, y, epochs=2, optimizer="sgd", learning_rate=0.01)
     optimizer = network.optimizer
-    steps, velocity = optimizer.state["step"], optimizer.state["velocity"].copy()
+    steps, velocity = optimizer.state["step"], as_numpy(optimizer.state["velocity"])
     assert steps == 10
     network.fit(X, y, epochs=1, batch_size=5, learning_rate=0.5, seed=11)  # no optimizer: keep the SGD
     assert network.optimizer is optimizer and type(optimizer) is numnet.optimizers.SGD
