@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numnet.backend import namespace, to_numpy
+from numnet.backend import get_backend, namespace, to_numpy
 
 #: Denominator floor of a relative difference, so that two all-zero arrays compare as equal.
 TINY = 1e-300
@@ -51,6 +51,20 @@ def numpy_dtype(array):
 def backend_array(values, like):
     """``values`` (a list or NumPy array) as an array of ``like``'s library and dtype."""
     return namespace(like).asarray(np.asarray(values, dtype=numpy_dtype(like)))
+
+def on_backend(values, dtype=np.float64):
+    """NumPy ``values`` on the backend the suite runs ($NUMNET_BACKEND)."""
+    return get_backend().asarray(values, dtype)
+
+
+def built(layer, rng, dtype=np.float64):
+    """``layer`` with its parameters bound on the suite's backend and drawn by its own ``initialize``."""
+    shapes = layer.parameter_shapes()
+    layer.bind({key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()},
+               {key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()})
+    layer.initialize(rng)
+    return layer
+
 
 def assign(view, values):
     """Write ``values`` (a list or NumPy array, broadcast to ``view``'s shape) into the backend array ``view``."""

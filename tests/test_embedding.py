@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import numnet
 from numnet.embedding import scatter_add_rows
 from numnet.layers import LAYERS
-from oracles import as_numpy, assign, max_relative_difference
+from oracles import as_numpy, assign, built, max_relative_difference, on_backend
 from test_dropout_batchnorm import five_point_gradient
 
 # float64 against PyTorch float64: the lookup copies rows (exact), and each row of dC/dW sums the same
@@ -18,20 +18,6 @@ TORCH_TOLERANCE = 1e-10
 # Five-point differences of a cost linear in W: only rounding, ~1e-16·|C|/h, remains.
 STEP = 1e-4
 GRADIENT_TOLERANCE = 1e-6
-
-
-def on_backend(values, dtype=np.float64):
-    """NumPy ``values`` on the backend the suite runs ($NUMNET_BACKEND)."""
-    return numnet.get_backend().asarray(values, dtype)
-
-
-def built(layer, rng, dtype=np.float64):
-    """``layer`` with its parameters bound on the suite's backend and drawn by its own ``initialize``."""
-    shapes = layer.parameter_shapes()
-    layer.bind({key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()},
-               {key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()})
-    layer.initialize(rng)
-    return layer
 
 
 def test_lookup_and_gradient_match_pytorch_with_repeated_ids():

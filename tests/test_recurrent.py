@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import numnet
 from numnet.layers import LAYERS
-from oracles import as_numpy, assign, max_relative_difference
+from oracles import as_numpy, assign, built, max_relative_difference, on_backend
 from test_dropout_batchnorm import five_point_gradient
 
 # float64 against PyTorch float64 with the same weights: the two compute the same products and gate
@@ -31,20 +31,6 @@ ZERO_GRADIENT_TOLERANCE = 1e-8
 EXAMPLES = int(os.environ.get("NUMNET_RECURRENT_EXAMPLES", "25" if numnet.get_backend().name == "numpy" else "4"))
 
 KINDS = {"RNN": numnet.RNN, "LSTM": numnet.LSTM, "GRU": numnet.GRU}
-
-
-def on_backend(values, dtype=np.float64):
-    """NumPy ``values`` on the backend the suite runs ($NUMNET_BACKEND)."""
-    return numnet.get_backend().asarray(values, dtype)
-
-
-def built(layer, rng, dtype=np.float64):
-    """``layer`` with its parameters bound on the suite's backend and drawn by its own ``initialize``."""
-    shapes = layer.parameter_shapes()
-    layer.bind({key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()},
-               {key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()})
-    layer.initialize(rng)
-    return layer
 
 
 def torch_twin(layer):
