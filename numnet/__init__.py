@@ -15,6 +15,7 @@ Quick start::
 __version__ = "0.2.0"
 
 from .activations import ACTIVATIONS, get_activation, register_activation
+from .attention import Attention
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
 from .doctor import Finding, diagnose
@@ -48,11 +49,12 @@ from .composite import CompositeLayer, Residual, Sequential
 from .optimizers import OPTIMIZERS, SGD, AdaGrad, Adam, AdamW, Momentum, Nesterov, Optimizer, RMSProp, get_optimizer
 from .schedules import SCHEDULES, get_schedule
 from .training import EpochReport, History, fit
+from .models import Seq2Seq
 
 __all__ = [
     "ACTIVATIONS", "get_activation", "register_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
     "register_layer", "Conv2D", "MaxPool2D", "Flatten", "Embedding", "RNN", "LSTM", "GRU",
-    "CompositeLayer", "Residual", "Sequential",
+    "CompositeLayer", "Residual", "Sequential", "Attention", "Seq2Seq",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError", "PrecisionWarning",
     "DescentResult", "gradient_check", "gradient_descent", "numerical_derivative", "numerical_gradient",

@@ -74,6 +74,10 @@ class CompositeLayer(Layer):
         return self.children[0].takes_token_ids
 
     @property
+    def input_count(self):  # a model of one's own that takes several inputs sets it as a class attribute
+        return self.children[0].input_count
+
+    @property
     def stateful(self):
         return any(child.stateful for child in self.children)
 
@@ -95,6 +99,8 @@ class CompositeLayer(Layer):
         return input_shape
 
     def min_batch_size(self, input_shape):
+        if self.input_count > 1:  # not a chain: what each child receives is the subclass's own affair
+            return max(child.min_batch_size(None) for child in self.children)
         needed = 1
         for child in self.children:
             needed = max(needed, child.min_batch_size(input_shape))

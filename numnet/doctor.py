@@ -14,6 +14,7 @@ import numpy as np
 from .backend import namespace, to_numpy
 from .evidence import (SATURATION_DERIVATIVE_FRACTION, examined_layers, gradient_through_time, growth_per_step,
                        layer_inputs, layer_outputs, recurrent_layers, unit_statistics)
+from .inputs import count_rows, is_multiple
 from .network import Network
 from .training import History
 
@@ -188,9 +189,11 @@ def diagnose(network, X, y, history=None):
         raise TypeError(f"diagnose needs a numnet Network, got {type(network).__name__}")
     history = _as_history(history)
     X_prepared = network.prepare_inputs(X)
-    Y = network.prepare_targets(y, X_prepared.shape[0])
+    Y = network.prepare_targets(y, count_rows(X_prepared))
     # Token ids are row indices of an Embedding, not magnitudes: there is nothing to scale
-    findings = [] if network.layers[0].takes_token_ids else _input_findings(to_numpy(X_prepared))
+    findings = []
+    for part in map(to_numpy, X_prepared if is_multiple(X_prepared) else (X_prepared,)):
+        findings += _input_findings(part) if part.dtype.kind == "f" else []
     data_loss, gradients = _one_training_pass(network, X_prepared, Y)
     chance = chance_loss(network.loss, to_numpy(Y))
     findings += _unit_findings(network, X_prepared, still_learning=_still_learning(data_loss, chance))

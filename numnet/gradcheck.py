@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import namespace, to_numpy
 from .errors import DivergenceError
+from .inputs import count_rows
 from .training import DIVERGENCE_GROWTH
 from .validation import check_integer
 
@@ -122,7 +123,7 @@ def gradient_check(model, X, y, h=NETWORK_STEP):
         the numerical gradient; below 1e-6 means the two agree.
     """
     X = model.prepare_inputs(X)
-    Y = model.prepare_targets(y, X.shape[0])
+    Y = model.prepare_targets(y, count_rows(X))
     state = namespace(model.flat_state).asarray(model.flat_state, copy=True)
     carried = model.carried_state()
 

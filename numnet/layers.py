@@ -75,6 +75,12 @@ class Layer:
     :meth:`forward_logits` and :meth:`backward_delta` (Dense and Activation do), so both
     ``Dense(..., "softmax")`` and a trailing ``Activation("softmax")`` train with the fused loss.
 
+    A layer that takes several inputs (an attention layer: the decoder's states and the encoder's; a
+    seq2seq model: the source and the decoder's input) sets ``input_count``: its ``forward`` receives them
+    as a tuple, :meth:`output_shape` a tuple of their sample shapes, and its ``backward`` returns a tuple of
+    dC/d(input), one per input (None for one it cannot propagate into, such as token ids). When it is a
+    network's first layer, X is a tuple of arrays with one row per sample each (numnet.inputs).
+
     A layer that reads integer token ids sets ``takes_token_ids`` (:class:`numnet.embedding.Embedding`); a
     layer that carries a state per row from one training batch into the next sets ``stateful`` and
     implements :meth:`carried_state`, :meth:`set_carried_state` and :meth:`reset_carried_state` (the
@@ -97,8 +103,11 @@ class Layer:
     activation = None
     #: Whether ``forward`` in training needs ``rng`` (Dropout's masks); fit then derives one per step.
     needs_rng = False
+    #: How many inputs ``forward`` takes: more than one arrive as a tuple (see the class docstring).
+    input_count = 1
     #: Whether the layer takes integer token ids (Embedding): the network then keeps its input as integers
     #: instead of converting it to the model's float dtype, and the layer checks the ids' dtype and range.
+    #: A layer with several inputs gives one bool for all, or a tuple of them, one per input.
     takes_token_ids = False
     #: Whether the layer carries a state per row from one training batch into the next (a recurrent layer
     #: built with ``stateful=True``): see :meth:`carried_state`.

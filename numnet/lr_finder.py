@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inputs import count_rows, take_rows
 from .network import Network
 from .optimizers import Optimizer, get_optimizer
 from .step import Guard, TrainingStep
@@ -114,15 +115,15 @@ def find_learning_rate(network, X, y, *, optimizer="adam", start_learning_rate=S
     trial = network.copy()
     trial.optimizer = _fresh_optimizer(optimizer)
     X_prepared = trial.prepare_inputs(X)
-    Y = trial.prepare_targets(y, X_prepared.shape[0])
+    Y = trial.prepare_targets(y, count_rows(X_prepared))
     result = LearningRateFinderResult()
     guard = _RangeTestGuard(result)
     train_step = TrainingStep(trial, guard=guard)
     with np.errstate(over="ignore", invalid="ignore"):
-        for step, indices in enumerate(_batches(X_prepared.shape[0], batch_size, len(rates), seed)):
+        for step, indices in enumerate(_batches(count_rows(X_prepared), batch_size, len(rates), seed)):
             trial.optimizer.learning_rate = guard.rate = rates[step]
             rng = np.random.default_rng([seed, step]) if trial.needs_rng else None
-            X_batch, Y_batch = trial.backend.take_rows(X_prepared, indices), trial.backend.take_rows(Y, indices)
+            X_batch, Y_batch = take_rows(trial.backend, X_prepared, indices), trial.backend.take_rows(Y, indices)
             if train_step(X_batch, Y_batch, rng=rng) is None:
                 result.diverged = True
                 break

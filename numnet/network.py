@@ -17,6 +17,7 @@ import numpy as np
 from .backend import (as_float_array, as_float_matrix, as_numeric_array, as_token_ids, get_backend, namespace,
                       resolve_dtype, squared_norm, to_numpy)
 from .activations import get_activation
+from .inputs import check_same_rows, count_rows, is_multiple
 from .layers import Activation, BatchNorm, Dense, Dropout, Layer, auto_weight_init, get_layer_class, named_layers
 from .losses import DEFAULT_LOSS_FOR_OUTPUT, get_loss
 from .metrics import batch_accuracy, outputs_to_predictions
@@ -83,6 +84,9 @@ class Network:
     TypeError
         For something in ``layers`` that is not a Layer.
     """
+
+    #: The name a saved file gives the model's class (numnet.models' classes have their own): see MODELS.
+    model_kind = "network"
 
     @declare(dropout=Real(at_least=0, below=1, meaning="the probability of dropping a unit"),
              batch_norm=Boolean(), l2=Real(at_least=0), l1=Real(at_least=0), seed=Seed())
@@ -209,7 +213,7 @@ class Network:
     def n_inputs(self):
         """Number of input features per sample (the product of the input shape; None while unknown)."""
         shape = self.input_shape
-        if shape is None or None in shape:
+        if shape is None or self.layers[0].input_count > 1 or None in shape:
             return None
         return math.prod(shape)
 
@@ -317,52 +321,88 @@ class Network:
         """Validate X and convert it once to the model's dtype (int64 token ids for a first layer that takes
         them) and backend; shape ``(n_samples, *input_shape)``."""
         X = self.validate_inputs(X)
+        if is_multiple(X):
+            return tuple(self.backend.asarray(part, part.dtype) for part in X)
         return self.backend.asarray(X, X.dtype)
 
     def validate_inputs(self, X):
         """Validate X and return it as a NumPy array of the model's dtype, shape ``(n_samples, *input_shape)``;
-        token ids (n_samples, time_steps) as int64 when the first layer takes them (Embedding).
+        token ids (n_samples, time_steps) as int64 when the first layer takes them (Embedding). For a first
+        layer that takes several inputs (``input_count`` > 1), X is a tuple of arrays with one row per sample
+        each, validated one by one and returned as a tuple.
 
         The first data seen fixes any input size the layers left open (a convolutional network's image
         size, a sequence's length), and every layer's shape is checked against it.
         """
-        X = to_numpy(X) if hasattr(X, "__array_namespace__") else X
-        expected = self.input_shape
-        if self.layers[0].takes_token_ids:
-            X = as_token_ids(X, ndim=1 + (1 if expected is None else len(expected)))
-        elif expected is None or len(expected) == 1:
-            X = as_float_matrix(X, self.dtype, "X")
-        else:
-            X = as_numeric_array(X, "X")
-            X = as_float_array(X, self.dtype, "X", ndim=len(expected) + 1, expected=_shown(expected),
-                               how_to_fix=_reshape_advice(expected, X.shape))
+        first = self.layers[0]
+        if first.input_count > 1 or is_multiple(X):
+            parts = self._input_parts(X)
+            expected = self.input_shape or (None,) * len(parts)
+            X = tuple(self._validated_array(part, takes_ids, shape, f"X[{index}]") for index, (part, takes_ids, shape)
+                      in enumerate(zip(parts, _per_input(first.takes_token_ids, len(parts)), expected)))
+            check_same_rows(X)
+            self._check_sample_shape(tuple(tuple(part.shape[1:]) for part in X))
+            return X
+        X = self._validated_array(X, first.takes_token_ids, self.input_shape, "X")
         self._check_sample_shape(tuple(X.shape[1:]))
         return X
 
+    def _input_parts(self, X):
+        """The arrays of a tuple X, as many as the first layer takes; ValueError naming the mismatch."""
+        first, count = self.layers[0], self.layers[0].input_count
+        if count == 1:
+            raise ValueError(f"X is a tuple of {len(X)} arrays, but the first layer ({first.name}) takes one input; "
+                             "give X as one array (a tuple is for a model that takes several inputs)")
+        if not is_multiple(X) or len(X) != count:
+            given = f"a tuple of {len(X)} arrays" if is_multiple(X) else f"one {type(X).__name__}"
+            raise ValueError(f"the first layer ({first.name}, {type(first).__name__}) takes {count} inputs, so X "
+                             f"must be a tuple of {count} arrays with one row per sample each, but X is {given}")
+        return tuple(to_numpy(part) if hasattr(part, "__array_namespace__") else part for part in X)
+
+    def _validated_array(self, X, takes_ids, expected, name):
+        """One input array, validated: int64 token ids when ``takes_ids``, else floats of the model's dtype
+        with one axis per size of ``expected`` (one sample's shape) after the rows."""
+        X = to_numpy(X) if hasattr(X, "__array_namespace__") else X
+        if takes_ids:
+            return as_token_ids(X, ndim=1 + (1 if expected is None else len(expected)), name=name)
+        if expected is None or len(expected) == 1:
+            return as_float_matrix(X, self.dtype, name)
+        X = as_numeric_array(X, name)
+        return as_float_array(X, self.dtype, name, ndim=len(expected) + 1, expected=_shown(expected),
+                              how_to_fix=_reshape_advice(expected, X.shape))
+
     def _check_sample_shape(self, shape):
+        """Check one sample's shape (a tuple of shapes for several inputs) against the input shape, and fix
+        the sizes the data decides."""
         expected = self.input_shape
-        if expected is not None and None not in expected:
+        if expected is not None and _is_known(expected):
             if shape != expected:
                 raise ValueError(self._input_mismatch(shape))
             return
-        if expected is not None and (len(shape) != len(expected)
-                                     or any(e is not None and e != s for e, s in zip(expected, shape))):
+        if expected is not None and not _fits(expected, shape):
             raise ValueError(self._input_mismatch(shape))
         self._output_shapes = self._infer_shapes(shape)  # raises, naming the layer, when the data cannot pass
-        if self._is_sequence_input(shape):
-            # A sequence's length stays free: every layer that takes sequences runs over any number of steps,
-            # so later data (prediction, generation, ONNX's graph) may be longer or shorter.
-            shape = (None, *shape[1:])
-            self._output_shapes = self._infer_shapes(shape)
-        self._declared_input_shape = shape
+        # A sequence's length stays free: every layer that takes sequences runs over any number of steps,
+        # so later data (prediction, generation, ONNX's graph) may be longer or shorter.
+        free = self._with_free_lengths(shape)
+        if free != shape:
+            self._output_shapes = self._infer_shapes(free)
+        self._declared_input_shape = free
 
-    def _is_sequence_input(self, shape):
-        """Whether one sample of this shape is a sequence whose first axis is time: token ids (time_steps,)
-        for a first layer that takes them, or (time_steps, features)."""
-        return len(shape) == 2 or (len(shape) == 1 and self.layers[0].takes_token_ids)
+    def _with_free_lengths(self, shape):
+        """``shape`` with the time axis of every sequence input set to None."""
+        first = self.layers[0]
+        if first.input_count == 1:
+            return _free_length(shape, first.takes_token_ids)
+        return tuple(_free_length(part, takes_ids)
+                     for part, takes_ids in zip(shape, _per_input(first.takes_token_ids, len(shape))))
 
     def _input_mismatch(self, shape):
         expected = self.input_shape
+        if self.layers[0].input_count > 1:
+            shown = ", ".join(f"X[{index}] {_shown(part)}" for index, part in enumerate(expected))
+            given = ", ".join(f"X[{index}] {_shown(part)}" for index, part in enumerate(shape))
+            return f"X has arrays of shapes {given}, but the network expects {shown}; reshape the data to match"
         if len(expected) == 1 and len(shape) == 1:
             return (f"X has {shape[0]} features but the network expects {expected[0]} (layer sizes "
                     f"{self.layer_sizes}); check the data or the first layer size")
@@ -419,9 +459,9 @@ class Network:
         With ``sample_weight`` (n_samples,) the data term is the weighted mean Σ w_i C_i / Σ w_i.
         """
         X = self.prepare_inputs(X)
-        Y = self.prepare_targets(y, X.shape[0])
+        Y = self.prepare_targets(y, count_rows(X))
         logits, output = self._forward(X, training=False)
-        return self._loss_from(logits, output, Y, self.prepare_sample_weights(sample_weight, X.shape[0]))
+        return self._loss_from(logits, output, Y, self.prepare_sample_weights(sample_weight, count_rows(X)))
 
     def prepare_sample_weights(self, sample_weight, n_samples):
         """Validate per-sample weights (>= 0, finite, not all zero) and convert them once to the model's
@@ -514,7 +554,7 @@ class Network:
         weights (:meth:`prepare_sample_weights`), making the loss and gradient a weighted mean.
         """
         logits, output = self._forward(X, training=True, rng=rng)
-        loss = self._loss_from(logits, output, Y, weights) if X.shape[0] else 0.0
+        loss = self._loss_from(logits, output, Y, weights) if count_rows(X) else 0.0
         if weights is None:
             self.backward(Y)  # the one-argument call, which a subclass may override as backward(self, Y)
         else:
@@ -580,8 +620,8 @@ class Network:
         """Fraction of samples classified correctly (all labels right, for multi-label outputs); of counted
         tokens for a sequence model."""
         X = self.prepare_inputs(X)
-        Y = self.prepare_targets(y, X.shape[0])
-        counted = self.loss.count(Y) if self.counts_tokens else X.shape[0]  # tokens of a sequence model
+        Y = self.prepare_targets(y, count_rows(X))
+        counted = self.loss.count(Y) if self.counts_tokens else count_rows(X)  # tokens of a sequence model
         return batch_accuracy(self._forward(X, training=False)[1], Y, self.loss) / counted
 
     # ---- description ---------------------------------------------------------------------------------
@@ -602,13 +642,16 @@ class Network:
                           f"dtype: {self.dtype.name}   {penalties}"])
 
     def config(self):
-        """The architecture as plain data (layers, loss, penalties, dtype, input shape), for saving."""
+        """The architecture as plain data (layers, loss, penalties, dtype, input shape, and the model class
+        when it is not Network itself), for saving."""
         config = {"layers": [layer.config() for layer in self.layers], "loss": self.loss.name,
                   "l2": self.l2, "dtype": self.dtype.name}
+        if self.model_kind != Network.model_kind:
+            config["model"] = self.model_kind
         if self.l1:
             config["l1"] = self.l1
         if not self._is_plain_mlp():
-            config["input_shape"] = None if self.input_shape is None else list(self.input_shape)
+            config["input_shape"] = _as_lists(self.input_shape)
         return config
 
     @classmethod
@@ -626,10 +669,11 @@ class Network:
             Default: ``config["dtype"]``.
         backend : str or Backend, default "numpy"
         """
-        input_shape = config.get("input_shape")
-        return cls(layers=layers, loss=loss, l2=config["l2"], l1=config.get("l1", 0.0),
-                   input_shape=None if input_shape is None else tuple(input_shape),
-                   dtype=dtype or config["dtype"], seed=0, backend=backend)
+        network = cls.__new__(cls)  # a model class (numnet.models) rebuilds from its layers like a Network
+        Network.__init__(network, layers=layers, loss=loss, l2=config["l2"], l1=config.get("l1", 0.0),
+                         input_shape=_as_tuples(config.get("input_shape")), dtype=dtype or config["dtype"], seed=0,
+                         backend=backend)
+        return network
 
     def _is_plain_mlp(self):
         """Only Dense layers with biases and no L1: the layout every numnet since 0.1 reads (format version 1)."""
@@ -657,6 +701,22 @@ class Network:
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
                    restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed,
                    diagnose=diagnose, clip_norm=clip_norm)
+
+
+#: The model classes a saved file may name, by ``model_kind``: Network, and the models of numnet.models,
+#: which are Networks whose layers they build themselves.
+MODELS = {}
+
+
+def register_model(model_class):
+    """Let saved files of ``model_class`` (a Network subclass with its own ``model_kind``) load as that class."""
+    if not (isinstance(model_class, type) and issubclass(model_class, Network)):
+        raise TypeError(f"register_model takes a subclass of numnet.Network, got {model_class!r}")
+    MODELS[model_class.model_kind] = model_class
+    return model_class
+
+
+register_model(Network)
 
 
 def rebuild_layers(configs, classes=None):
@@ -741,10 +801,25 @@ def _checked_sizes(layer_sizes):
 
 
 def _declared_input_shape(input_shape, layers):
-    """One sample's input shape: the one given, else the first layer's own (Dense: (n_inputs,)), else None."""
+    """One sample's input shape: the one given, else the first layer's own (Dense: (n_inputs,)), else None;
+    a tuple of them for a first layer that takes several inputs."""
     if input_shape is None:
-        shape = layers[0].expected_input_shape()
-        return None if shape is None else tuple(shape)
+        input_shape = layers[0].expected_input_shape()
+        if input_shape is None:
+            return None
+    if layers[0].input_count > 1:
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) != layers[0].input_count:
+            raise ValueError(f"the first layer takes {layers[0].input_count} inputs, so input_shape must be a tuple "
+                             f"of as many sample shapes, got {input_shape!r}")
+        return tuple(_one_input_shape(part) for part in input_shape)
+    return _one_input_shape(input_shape)
+
+
+def _one_input_shape(input_shape):
+    """One input's sample shape from a size or a sequence of sizes (None for a size the data decides); None
+    stays None (a shape the data will give)."""
+    if input_shape is None:
+        return None
     if isinstance(input_shape, (int, np.integer)) and not isinstance(input_shape, bool):
         input_shape = (input_shape,)
     try:
@@ -752,6 +827,34 @@ def _declared_input_shape(input_shape, layers):
     except TypeError:
         raise TypeError(f"input_shape must be a tuple of sizes such as (1, 28, 28), got {input_shape!r}") from None
     return tuple(None if size is None else check_integer(size, "every size in input_shape") for size in shape)
+
+
+def _per_input(value, count):
+    """A per-input attribute of a layer that takes ``count`` inputs: one value for all, or one per input."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * count
+
+
+def _is_known(shape):
+    """Whether every size of ``shape`` (one sample's shape, or a tuple of them) is known."""
+    return all(_is_known(size) if isinstance(size, tuple) else size is not None for size in shape)
+
+
+def _fits(expected, shape):
+    """Whether ``shape`` has ``expected``'s sizes where those are known (nested for several inputs)."""
+    if expected is None:
+        return True
+    if len(expected) != len(shape):
+        return False
+    return all(_fits(want, size) if isinstance(want, tuple) else want is None or want == size
+               for want, size in zip(expected, shape))
+
+
+def _free_length(shape, takes_token_ids):
+    """One input's sample shape with its time axis set to None when it is a sequence: token ids
+    (time_steps,) for a layer that takes them, or (time_steps, features)."""
+    if len(shape) == 2 or (len(shape) == 1 and takes_token_ids):
+        return (None, *shape[1:])
+    return shape
 
 
 def _reshape_advice(expected, shape):
@@ -795,10 +898,23 @@ def _nested_rows(layer, depth):
     return rows
 
 
+def _as_lists(shape):
+    """A sample shape (or a tuple of them) as JSON's nested lists; None stays None."""
+    return None if shape is None else [_as_lists(size) if isinstance(size, tuple) else size for size in shape]
+
+
+def _as_tuples(shape):
+    """:func:`_as_lists`' inverse."""
+    return None if shape is None else tuple(_as_tuples(size) if isinstance(size, list) else size for size in shape)
+
+
 def _shown(shape):
-    """A per-sample shape as the table shows it, with the batch dimension: (None, 50)."""
+    """A per-sample shape as the table shows it, with the batch dimension: (None, 50); several inputs' shapes
+    side by side."""
     if shape is None:
         return "(None, ?)"
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join(map(_shown, shape))
     return "(None, " + ", ".join("?" if size is None else str(size) for size in shape) + ")"
 
 

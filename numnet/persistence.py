@@ -67,7 +67,7 @@ from .backend import to_numpy
 from .errors import CorruptFileError
 from .losses import get_loss
 from .layers import get_layer_class
-from .network import Network, rebuild_layers
+from .network import MODELS, Network, rebuild_layers
 from .optimizers import get_optimizer
 from .schedules import get_schedule
 from .text import Vocabulary
@@ -599,8 +599,12 @@ def _build_network(architecture, arrays):
     layers = rebuild_layers(architecture["layers"])
     _check_declared_shapes(layers, arrays)
     loss = rebuild(get_loss, architecture["loss"], architecture.get("loss_options", {}))
+    kind = architecture.get("model", Network.model_kind)
+    if kind not in MODELS:
+        raise ValueError(f"it holds a model of kind {str(kind)[:40]!r}, which this numnet does not know (it knows "
+                         f"{', '.join(sorted(MODELS))}); load it with the numnet that saved it")
     # Rebuilt on NumPy, whatever backend trained it: the file holds NumPy arrays and loading is exact there.
-    return Network.from_config(architecture, layers=layers, loss=loss, backend="numpy")
+    return MODELS[kind].from_config(architecture, layers=layers, loss=loss, backend="numpy")
 
 
 def _restore_carried_state(network, arrays):

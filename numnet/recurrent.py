@@ -80,6 +80,8 @@ class _Recurrent(Layer):
     state_names = ("h",)
     #: The bias added to the input's product (GRU has a second one, inside the recurrent term).
     input_bias = "b"
+    #: Whether the last forward pass was given its initial state (whose gradient backward then computes).
+    _state_given = False
 
     @declare(input_size=Integer(), hidden_size=Integer(), return_sequences=Boolean(), stateful=Boolean())
     def __init__(self, input_size, hidden_size, *, return_sequences=True, stateful=False, name=None):
@@ -89,6 +91,8 @@ class _Recurrent(Layer):
         self.return_sequences = return_sequences
         self.stateful = stateful
         self._carried = {}
+        #: dC/d(initial_state) after a backward pass whose forward was given ``initial_state``, by name.
+        self.initial_state_gradients = {}
 
     # ---- what the layer holds ------------------------------------------------------------------------
 
@@ -118,21 +122,34 @@ class _Recurrent(Layer):
 
     # ---- forward -------------------------------------------------------------------------------------
 
-    def forward(self, x, training=False, rng=None):
+    def forward(self, x, training=False, rng=None, *, initial_state=None):
         """Read ``x`` (n_samples, time_steps, input_size); return every hₜ (n_samples, time_steps, H), or
         with ``return_sequences=False`` the last (n_samples, H).
 
         With ``training=True``, cache what backward needs and, for a stateful layer, start from the carried
         state and carry this batch's last state on; with False, start from zeros and cache nothing.
 
+        ``initial_state`` starts the layer from a given state instead, a mapping like :meth:`forward_from`'s
+        (``"h"``; LSTM also ``"c"``, each (n_samples, H)), part of the graph: a seq2seq decoder starts from
+        the encoder's last state, and after :meth:`backward` the gradient that state receives is in
+        ``initial_state_gradients`` (same keys), for the encoder's backward pass.
+
         Raises
         ------
         ValueError
-            For input of another shape, or a stateful training batch whose row count differs from the
-            carried state's.
+            For input of another shape, a state with other names or shapes, ``initial_state`` for a stateful
+            layer, or a stateful training batch whose row count differs from the carried state's.
         """
-        self._check_input(x)
-        output, last = self._read(x, self._initial_state(x, training), training)
+        n, _ = self._check_input(x)
+        if initial_state is None:
+            initial = self._initial_state(x, training)
+        elif self.stateful:
+            raise ValueError(f"layer {self.name or self.kind} is stateful: it starts each batch from the state it "
+                             "carried, so it cannot also take an initial_state; build it with stateful=False")
+        else:
+            initial = self._checked_state(initial_state, n)
+        self._state_given = initial_state is not None
+        output, last = self._read(x, initial, training)
         if training and self.stateful:
             # Detached: a copy of the values, which no backward pass reaches (truncated BPTT)
             xp = namespace(x)
@@ -169,12 +186,16 @@ class _Recurrent(Layer):
         n, _ = self._check_input(x)
         if state is None:
             return self._read(x, self._initial_state(x, training=False), training=False)
+        return self._read(x, self._checked_state(state, n), training=False)
+
+    def _checked_state(self, state, n):
+        """``state`` after checking that it holds each of ``state_names``, (n, H) each."""
         if set(state) != set(self.state_names) or any(tuple(value.shape) != (n, self.hidden_size)
                                                       for value in state.values()):
             shapes = ", ".join(f"{key} {tuple(value.shape)}" for key, value in sorted(state.items()))
             raise ValueError(f"layer {self.name or self.kind} starts from {', '.join(self.state_names)}, each of "
                              f"shape ({n}, {self.hidden_size}), but was given {shapes or 'nothing'}")
-        return self._read(x, state, training=False)
+        return state
 
     def _read(self, x, initial, training):
         """(output, last state) of reading ``x`` from the state ``initial``; with ``training``, cache for
@@ -232,7 +253,12 @@ class _Recurrent(Layer):
         x_rows, hidden, saved = self._require_cache()
         xp = namespace(grad_output)
         time_steps, n = hidden.shape[0] - 1, hidden.shape[1]
-        d_x_terms, d_h_terms = self._through_time(self._step_gradients(grad_output, hidden), hidden, saved)
+        d_x_terms, d_h_terms, direct = self._through_time(self._step_gradients(grad_output, hidden), hidden, saved)
+        if self._state_given:
+            # BP2 through time to the given initial state: through h₀·Wh, plus the paths around Wh (the cell's)
+            d_initial = d_h_terms[0, ...] @ self.params["Wh"].T
+            self.initial_state_gradients = {"h": d_initial + direct["h"] if "h" in direct else d_initial,
+                                            **{key: value for key, value in direct.items() if key != "h"}}
         d_x_rows = xp.reshape(d_x_terms, (time_steps * n, -1))  # (time_steps·n, blocks·H)
         d_h_rows = xp.reshape(d_h_terms, (time_steps * n, -1))
         # BP4, summed over the steps as one product each: dC/dWx = Σₜ xₜᵀ·dC/d(xₜWx), dC/dWh = Σₜ hₜ₋₁ᵀ·dC/d(hₜ₋₁Wh)
@@ -264,7 +290,8 @@ class _Recurrent(Layer):
     def _through_time(self, from_above, hidden, saved):
         """Walk backward over the steps from dC/dhₜ ``from_above`` (time_steps, n, H).
 
-        Returns (dC/d(xₜ·Wx + b), dC/d(hₜ₋₁·Wh)), both (time_steps, n, blocks·H)."""
+        Returns (dC/d(xₜ·Wx + b), dC/d(hₜ₋₁·Wh)), both (time_steps, n, blocks·H), and what the initial state
+        receives along the paths that do not pass through Wh, by state name (LSTM: c₀ through the cell)."""
         raise NotImplementedError
 
     # ---- the state carried between training batches --------------------------------------------------
@@ -363,7 +390,7 @@ class RNN(_Recurrent):
             if t > 0:
                 # BP2 through time: dC/dhₜ₋₁ = dC/dzₜ·Whᵀ, plus what hₜ₋₁'s own output receives
                 d_hidden = deltas[t, ...] @ Wh.T + from_above[t - 1, ...]
-        return deltas, deltas
+        return deltas, deltas, {}
 
 
 @register_layer
@@ -442,7 +469,7 @@ class LSTM(_Recurrent):
             if t > 0:
                 # BP2 through time: dC/dhₜ₋₁ = dC/d(gates)·Whᵀ, plus what hₜ₋₁'s own output receives
                 d_hidden = deltas[t, ...] @ Wh.T + from_above[t - 1, ...]
-        return deltas, deltas
+        return deltas, deltas, {"c": d_cell}  # d_cell is dC/dc₀ after the walk
 
 
 @register_layer
@@ -525,7 +552,7 @@ class GRU(_Recurrent):
                 # BP2 through time: dC/dhₜ₋₁ = dC/d(hₜ₋₁·Wh)·Whᵀ + dC/dhₜ ⊙ zₜ (the direct path), plus what
                 # hₜ₋₁'s own output receives
                 d_hidden = d_h_terms[t, ...] @ Wh.T + d_hidden * z + from_above[t - 1, ...]
-        return d_x_terms, d_h_terms
+        return d_x_terms, d_h_terms, {"h": d_hidden * z}  # h₀'s direct path, zₜ of the first step
 
     def _bias_gradients(self, d_x_rows, d_h_rows):
         """dC/dbx and dC/dbh from the gradients of the two terms they are added to."""

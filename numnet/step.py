@@ -21,6 +21,7 @@ import math
 
 from .backend import squared_norm
 from .distributed import SingleProcess
+from .inputs import count_rows
 
 #: Added to the global norm before dividing by it, as ``torch.nn.utils.clip_grad_norm_`` does, so that a zero
 #: gradient is never divided by zero (and the two clip the same gradients by the same factor).
@@ -117,7 +118,7 @@ class TrainingStep:
         network = self.network
         loss = network.loss_and_gradients(X, Y, rng, weights=weights)
         if self.batch_scaled_l2:
-            batch_weight = X.shape[0] if weights is None else float(weights.sum())
+            batch_weight = count_rows(X) if weights is None else float(weights.sum())
             loss += network.add_penalty(l2=self.batch_scaled_l2 / batch_weight)
         if counts is not None:
             loss = self.communicator.combine_gradients(network.flat_gradients, loss, *counts)

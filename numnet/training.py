@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import namespace
+from .backend import get_backend, namespace
 from .distributed import BatchContext, get_communicator
 from .errors import DivergenceError
 from .evidence import TrainingMonitor, probe_rows
+from .inputs import count_rows, is_multiple, take_rows
 from .metrics import batch_accuracy, perplexity
 from .optimizers import get_optimizer
 from .step import EpochLoss, Guard, TrainingStep
@@ -209,7 +210,7 @@ class TrainingData:
 
     @property
     def n_samples(self):
-        return self.X.shape[0]
+        return count_rows(self.X)
 
     @property
     def has_validation(self):
@@ -421,7 +422,7 @@ class _Run(Guard):
         self.last_good_carried = {}  # a stateful network's carried state before the latest step
         self.monitor = None
         if diagnose:
-            X_probe = network.backend.take_rows(data.X, probe_rows(data.n_samples, seed))
+            X_probe = take_rows(network.backend, data.X, probe_rows(data.n_samples, seed))
             self.monitor = TrainingMonitor(network, self.history, X_probe)
 
     def detach(self):
@@ -452,10 +453,10 @@ class _Run(Guard):
             epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
             data_loss.add(loss - penalty, self.last_counts[1])
             clipped += self.train_step.clipped
-            if network.is_classifier and X_batch.shape[0]:
+            if network.is_classifier and count_rows(X_batch):
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
             # accuracy counts samples (or tokens), not their weights
-            seen += network.loss.count(Y_batch) if network.counts_tokens else X_batch.shape[0]
+            seen += network.loss.count(Y_batch) if network.counts_tokens else count_rows(X_batch)
             self.steps_done_in_epoch += 1
         if self.communicator.size > 1:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
@@ -500,9 +501,9 @@ class _Run(Guard):
         data = self.data
         if local.size == data.n_samples and not self.shuffle and self.sampling == "epoch":
             return data.X, data.Y, data.weights  # full batch in order: no copy
-        take_rows = self.network.backend.take_rows
-        weights = None if data.weights is None else take_rows(data.weights, local)
-        return take_rows(data.X, local), take_rows(data.Y, local), weights
+        backend = self.network.backend
+        weights = None if data.weights is None else backend.take_rows(data.weights, local)
+        return take_rows(backend, data.X, local), backend.take_rows(data.Y, local), weights
 
     def _counts(self, local, indices):
         """(this shard's share, the global batch's whole): row counts, or with sample weights their sums.
@@ -576,9 +577,9 @@ class _Run(Guard):
             return
         local_loss = 0.0
         if self.last_batch.size:
-            take_rows = network.backend.take_rows
-            X, Y = take_rows(self.data.X, self.last_batch), take_rows(self.data.Y, self.last_batch)
-            weights = None if self.data.weights is None else take_rows(self.data.weights, self.last_batch)
+            backend = network.backend
+            X, Y = take_rows(backend, self.data.X, self.last_batch), backend.take_rows(self.data.Y, self.last_batch)
+            weights = None if self.data.weights is None else backend.take_rows(self.data.weights, self.last_batch)
             with np.errstate(over="ignore", invalid="ignore"):
                 logits, output = network._forward(X, training=False)
                 local_loss = network._loss_from(logits, output, Y, weights)
@@ -622,21 +623,22 @@ class _Run(Guard):
 
     def _validate(self, report):
         network, data = self.network, self.data
-        n_validation = data.X_val.shape[0]
+        n_validation = count_rows(data.X_val)
         X_val, Y_val, weights = data.X_val, data.Y_val, data.val_weights
         if self.communicator.size > 1:  # each rank evaluates its shard; the sums are reduced below
             shard = self.communicator.shard(np.arange(n_validation))
-            take_rows = network.backend.take_rows
-            X_val, Y_val = take_rows(X_val, shard), take_rows(Y_val, shard)
-            weights = None if weights is None else take_rows(weights, shard)
+            backend = network.backend
+            X_val, Y_val = take_rows(backend, X_val, shard), backend.take_rows(Y_val, shard)
+            weights = None if weights is None else backend.take_rows(weights, shard)
         mean_loss, correct = 0.0, 0
-        if X_val.shape[0]:
+        n_local = count_rows(X_val)
+        if n_local:
             logits, output = network._forward(X_val, training=False)
             mean_loss = network._loss_from(logits, output, Y_val, weights)
             correct = batch_accuracy(output, Y_val, network.loss) if network.is_classifier else 0
-        counted = network.loss.count(Y_val) if network.counts_tokens else X_val.shape[0]  # for accuracy
+        counted = network.loss.count(Y_val) if network.counts_tokens else n_local  # for accuracy
         if self.communicator.size > 1:
-            share = network.loss.count(Y_val, weights) if X_val.shape[0] else 0.0
+            share = network.loss.count(Y_val, weights) if n_local else 0.0
             loss_sum, correct, whole, counted = self.communicator.sum([mean_loss * share, correct, share, counted])
             mean_loss = float(loss_sum) / float(whole)
         report.val_loss = mean_loss
@@ -687,26 +689,29 @@ class _EarlyStopping:
 def _prepare_data(network, X, y, sample_weight, validation_data, validation_split, seed):
     """Validate in NumPy, split, then move every array to the network's backend once."""
     X = network.validate_inputs(X)
-    Y = network.validate_targets(y, X.shape[0])
-    weights = as_sample_weights(sample_weight, X.shape[0], network.dtype)
+    n_samples = count_rows(X)
+    Y = network.validate_targets(y, n_samples)
+    weights = as_sample_weights(sample_weight, n_samples, network.dtype)
     if validation_data is not None:
         X_val, y_val, weights_val = _unpack_validation_data(validation_data)
         X_val = network.validate_inputs(X_val)
-        return _on_backend(network, X=X, Y=Y, X_val=X_val, Y_val=network.validate_targets(y_val, X_val.shape[0]),
-                           weights=weights, val_weights=as_sample_weights(weights_val, X_val.shape[0], network.dtype,
+        n_validation = count_rows(X_val)
+        return _on_backend(network, X=X, Y=Y, X_val=X_val, Y_val=network.validate_targets(y_val, n_validation),
+                           weights=weights, val_weights=as_sample_weights(weights_val, n_validation, network.dtype,
                                                                           name="validation sample_weight"))
     if validation_split == 0.0:
         return _on_backend(network, X=X, Y=Y, weights=weights)
-    n_validation = int(round(validation_split * X.shape[0]))
-    if n_validation < 1 or n_validation >= X.shape[0]:
+    n_validation = int(round(validation_split * n_samples))
+    if n_validation < 1 or n_validation >= n_samples:
         raise ValueError(
-            f"validation_split={validation_split} of {X.shape[0]} samples leaves an empty training or "
+            f"validation_split={validation_split} of {n_samples} samples leaves an empty training or "
             "validation set; use more data or another fraction"
         )
-    order = np.random.default_rng(seed).permutation(X.shape[0])
+    order = np.random.default_rng(seed).permutation(n_samples)
     validation, training = order[:n_validation], order[n_validation:]
-    return _on_backend(network, X=X[training], Y=Y[training], X_val=X[validation], Y_val=Y[validation],
-                       weights=None if weights is None else weights[training],
+    rows = get_backend("numpy")  # still NumPy: split, then move to the network's backend once
+    return _on_backend(network, X=take_rows(rows, X, training), Y=Y[training], X_val=take_rows(rows, X, validation),
+                       Y_val=Y[validation], weights=None if weights is None else weights[training],
                        val_weights=None if weights is None else weights[validation])
 
 
@@ -725,8 +730,12 @@ def _unpack_validation_data(validation_data):
 def _on_backend(network, **arrays):
     """TrainingData of the given NumPy arrays, each moved to the network's backend (a no-op for NumPy) in the
     dtype it was validated to: the model's float dtype, or int64 for token ids and class-index targets."""
-    return TrainingData(**{name: None if array is None else network.backend.asarray(array, array.dtype)
-                           for name, array in arrays.items()})
+    def moved(array):
+        if is_multiple(array):
+            return tuple(map(moved, array))
+        return None if array is None else network.backend.asarray(array, array.dtype)
+
+    return TrainingData(**{name: moved(array) for name, array in arrays.items()})
 
 
 def _resolve_batch_size(batch_size, n_samples):

@@ -239,6 +239,35 @@ def test_forward_from_a_given_state_matches_pytorch_from_that_state_and_returns_
         layer.forward_from(on_backend(x), {key: on_backend(np.zeros((1, 3))) for key in type(layer).state_names})
 
 
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["every step", "last step"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_given_initial_state_is_part_of_the_graph_and_receives_pytorchs_gradient(kind, return_sequences):
+    """forward(x, training=True, initial_state=...) starts from that state (a seq2seq decoder from the
+    encoder's); backward fills the weights' gradients and leaves dC/d(initial state) in
+    initial_state_gradients, both PyTorch's for module(x, h0) (and c0) with h0 and c0 requiring grad."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    layer = built(KINDS[kind](3, 4, return_sequences=return_sequences), rng)
+    module = torch_twin(layer)
+    x, start = rng.normal(size=(2, 5, 3)), {key: rng.normal(size=(2, 4)) for key in type(layer).state_names}
+    upstream = rng.normal(size=(2, 5, 4) if return_sequences else (2, 4))
+    torch_start = [torch.tensor(start[key])[None].requires_grad_() for key in type(layer).state_names]
+    torch_x = torch.tensor(x, requires_grad=True)
+    output, _ = module(torch_x, tuple(torch_start) if kind == "LSTM" else torch_start[0])
+    (output if return_sequences else output[:, -1]).backward(torch.tensor(upstream))
+    actual = layer.forward(on_backend(x), training=True, initial_state={k: on_backend(v) for k, v in start.items()})
+    assert_close(actual, (output if return_sequences else output[:, -1]).detach().numpy(), "output")
+    d_x = layer.backward(on_backend(upstream))
+    assert_close(d_x, torch_x.grad.numpy(), "dC/dx")
+    for key, value in torch_gradients(layer, module).items():
+        assert_close(layer.grads[key], value, f"dC/d{key}")
+    for key, tensor in zip(type(layer).state_names, torch_start):
+        assert_close(layer.initial_state_gradients[key], tensor.grad[0].numpy(), f"dC/d{key}0")
+    stateful = built(KINDS[kind](3, 4, stateful=True), rng)
+    with pytest.raises(ValueError, match="stateful: it starts each batch from the state it carried"):
+        stateful.forward(on_backend(x), training=True, initial_state={k: on_backend(v) for k, v in start.items()})
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_stateful_training_batch_of_another_row_count_is_refused_with_what_to_do(kind):
     rng = np.random.default_rng(3)
