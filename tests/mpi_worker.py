@@ -1,6 +1,7 @@
 """Run under ``mpiexec -n N`` by tests/test_distributed.py: one data-parallel fit, results saved by rank 0.
 
-Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS [--architecture mlp|batch_norm_dropout|cnn|lstm|residual]
+Usage: python mpi_worker.py OUTPUT.npz DTYPE BATCH_SIZE EPOCHS
+                            [--architecture mlp|batch_norm_dropout|cnn|lstm|residual|seq2seq]
                             [--fail-rank R --fail-epoch E --checkpoint PATH] [--weighted]
 
 --weighted trains with the sample weights of ``sample_weights()`` (zeros included).
@@ -35,6 +36,8 @@ SEQUENCES, TIME_STEPS, VOCABULARY = 150, 6, 7
 
 
 def build_network(architecture, dtype):
+    if architecture == "seq2seq":  # fit gives Network.fit X = (source, decoder input): cut by the same rows
+        return numnet.Seq2Seq(VOCABULARY, 4, 6, attention=True, peeky=False, dtype=dtype, seed=0)
     if architecture == "residual":  # a composite layer holding BatchNorm and Dropout: seen through on every rank
         block = numnet.Residual(numnet.Dense(16, 16, bias=False), numnet.BatchNorm(16), numnet.Activation("tanh"),
                                 numnet.Dropout(0.25))
@@ -55,6 +58,9 @@ def build_network(architecture, dtype):
 def training_data(architecture):
     """(X, y): the spiral's 150 points, for the CNN the first 150 digits as (1, 8, 8) images, for the LSTM
     token ids and their next tokens with about a third of the targets ignored (-1)."""
+    if architecture == "seq2seq":  # source ids and the answer, the source reversed after a start token (0)
+        source = np.random.default_rng(8).integers(1, VOCABULARY, size=(SEQUENCES, TIME_STEPS))
+        return source, np.concatenate([np.zeros((SEQUENCES, 1), dtype=np.int64), source[:, ::-1]], axis=1)
     if architecture == "lstm":
         rng = np.random.default_rng(7)
         ids = rng.integers(0, VOCABULARY, size=(SEQUENCES, TIME_STEPS + 1))
@@ -78,7 +84,7 @@ def parse(argv):
     parser.add_argument("dtype")
     parser.add_argument("batch_size", type=int)
     parser.add_argument("epochs", type=int)
-    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn", "lstm", "residual"]))
+    parser.add_argument("--architecture", default="mlp", choices=sorted([*ARCHITECTURES, "cnn", "lstm", "residual", "seq2seq"]))
     parser.add_argument("--fail-rank", type=int, default=-1)
     parser.add_argument("--fail-epoch", type=int, default=-1)
     parser.add_argument("--checkpoint")

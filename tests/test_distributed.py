@@ -101,6 +101,15 @@ def test_n_ranks_train_a_language_model_like_one_process_counting_tokens(tmp_pat
     assert np.allclose(result["val_perplexity"], history.val_perplexity, rtol=10 * RELATIVE_TOLERANCE["float64"])
 
 
+def test_two_ranks_train_a_seq2seq_model_on_tuple_inputs_like_one_process(tmp_path):
+    # X = (source, decoder input): each rank takes the same rows of both arrays, so the attention model
+    # trains the weights of one process, validation split included.
+    output = tmp_path / "result.npz"
+    run_ranks(2, output, "float64", BATCH_SIZE, EPOCHS, "--architecture", "seq2seq")
+    network, history = single_process_fit("float64", "seq2seq")
+    assert_same_training(np.load(output), network, history, "float64")
+
+
 def test_n_ranks_combine_their_weighted_sums_into_the_weighted_run_of_one_process(tmp_path):
     # Each rank's weighted mean counts with its shard's share of the global batch's weight sum (integer
     # weights 0-3, zeros included); the validation loss is combined the same way.
