@@ -1209,3 +1209,125 @@ def plot_learning_rate_finder(result, *, path=None, title="Learning-rate range t
     axes.legend()
     axes.grid(alpha=0.3, which="both")
     return _finish(figure, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Attention
+
+
+def plot_attention(model, source_ids, *, layer=None, head=None, path=None, title=None, figsize=None,
+                   dpi=DEFAULT_DPI):
+    """Where a model looks: one example's attention weights, output tokens against input tokens.
+
+    A seq2seq model (one with ``generate``, :class:`numnet.Seq2Seq`) writes its answer to ``source_ids``
+    greedily and the map shows, for each token it wrote (rows), its weights over the source's tokens
+    (columns). Any other model reads ``source_ids`` in one forward pass and the map shows a self-attention
+    layer's weights (rows: the positions that look, columns: the positions looked at). The tokens are
+    labelled with ``model.vocabulary`` when the model has one (a space is drawn as ␣), else with their ids.
+
+    Parameters
+    ----------
+    model : numnet.Network
+        A network holding at least one attention layer (a layer, possibly inside a composite one, with
+        ``attention_weights``: :class:`numnet.Attention`, :class:`numnet.MultiHeadAttention`).
+    source_ids : array of int, shape (T_in,)
+        One example's input ids.
+    layer : int or str, optional
+        Which attention layer, by position among the model's attention layers or by name; by default the
+        only one, or with several the last.
+    head : int, optional
+        Which head of a multi-head layer; by default every head, side by side.
+    path : str or os.PathLike, optional
+    title : str, optional
+    figsize : (float, float), optional
+        By default about a quarter inch per token.
+    dpi : float
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        For a model without attention, an unknown layer or head, or ``source_ids`` that is not one example.
+    """
+    attention = _attention_layer(model, layer)
+    source_ids = np.asarray(source_ids)
+    if source_ids.ndim != 1:
+        raise ValueError(f"source_ids must be one example's ids, shape (T_in,), got shape {source_ids.shape}; "
+                         "pick one row, e.g. X[0]")
+    if hasattr(model, "generate"):
+        rows = model.generate(source_ids[None])[0]
+        weights = np.asarray(model.attention_weights)[0]
+    else:
+        rows = source_ids
+        model.forward(source_ids[None])
+        weights = np.asarray(attention.attention_weights)[0]
+    maps = _attention_maps(weights, head)
+    labels = _token_labels(model, source_ids), _token_labels(model, rows)
+    side = 0.28 * max(len(labels[0]), 4)
+    figure = _new_figure(figsize or (side * len(maps) + 1.5, 0.28 * max(len(labels[1]), 4) + 1.2), dpi)
+    for index, (name, values) in enumerate(maps):
+        axes = figure.add_subplot(1, len(maps), index + 1)
+        axes.imshow(values, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+        axes.set_xticks(np.arange(len(labels[0])), labels[0])
+        axes.set_yticks(np.arange(len(labels[1])), labels[1])
+        axes.set_xlabel("input")
+        if index == 0:
+            axes.set_ylabel("output" if hasattr(model, "generate") else "position")
+        if name:
+            axes.set_title(name)
+    figure.suptitle(title or f"Attention ({attention.name})")
+    return _finish(figure, path)
+
+
+def _attention_layer(model, layer):
+    """The attention layer ``layer`` (position or name) of ``model``, walking into composite layers."""
+    found = []
+
+    def visit(layers):
+        for each in layers:
+            if hasattr(each, "attention_weights") and not each.sublayers():  # the attention itself, not a holder
+                found.append(each)
+            visit(each.sublayers())
+
+    visit(model.layers)
+    if not found:
+        raise ValueError("the model has no attention layer (numnet.Attention or numnet.MultiHeadAttention) whose "
+                         "weights could be drawn")
+    if layer is None:
+        return found[-1]
+    if isinstance(layer, str):
+        named = [each for each in found if each.name == layer]
+        if not named:
+            raise ValueError(f"no attention layer is named {layer!r}; the model's are "
+                             f"{', '.join(each.name for each in found)}")
+        return named[0]
+    index = check_integer(layer, "layer", minimum=0)
+    if index >= len(found):
+        raise ValueError(f"layer={index}, but the model has {len(found)} attention layer(s): "
+                         f"{', '.join(each.name for each in found)}")
+    return found[index]
+
+
+def _attention_maps(weights, head):
+    """[(title, (T_out, T_in) map)] to draw: the one map, the chosen head's, or every head's."""
+    if weights.ndim == 2:
+        if head not in (None, 0):
+            raise ValueError(f"head={head}, but this attention layer has one head")
+        return [("", weights)]
+    if head is None:
+        return [(f"head {index}", values) for index, values in enumerate(weights)]
+    index = check_integer(head, "head", minimum=0)
+    if index >= weights.shape[0]:
+        raise ValueError(f"head={index}, but the layer has {weights.shape[0]} heads (0 to {weights.shape[0] - 1})")
+    return [(f"head {index}", weights[index])]
+
+
+def _token_labels(model, ids):
+    """Each id's symbol from the model's vocabulary (a space shown as ␣), or the id itself."""
+    vocabulary = getattr(model, "vocabulary", None)
+    if vocabulary is None:
+        return [str(int(token)) for token in ids]
+    return [vocabulary.decode([int(token)]).replace(" ", "␣") or "∅" for token in ids]

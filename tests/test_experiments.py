@@ -339,3 +339,34 @@ def test_the_bigram_baseline_counts_pairs_with_add_one_smoothing():
     training = (np.array([[1, 1]]), np.array([[2, 2]]))
     validation = (np.array([[1, 0]]), np.array([[2, -1]]))
     assert experiments.bigram_perplexity(training, validation, 3) == pytest.approx(5 / 3, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# E14 and E15: encoder-decoder models (quick runs; the full runs' numbers are in the tutorials)
+
+
+@pytest.fixture(scope="module")
+def quick_e14_e15(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e14")
+    results = experiments.run_experiments(["E14", "E15"], folder, quick=True)
+    return results, experiments.write_report(results, folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_quick_e14_trains_the_three_models_and_each_reads_answers_better_than_guessing(quick_e14_e15):
+    (e14, _), report = quick_e14_e15
+    assert e14.id == "E14" and [path.name for _, path in e14.figures] == ["accuracy.png"]
+    for label in ("plain", "reversed", "peeky, reversed"):
+        assert row(e14, f"{label}: exact-match test accuracy after 3 epochs")[2].startswith("about ")
+    assert row(e14, "per-character test accuracy")[3] == REPRODUCED
+    assert row(e14, "each improvement helps")[3] == NOT_COMPARABLE
+    examples = row(e14, "peeky, reversed: test examples")[1].split("; ")
+    assert len(examples) == 5 and all("+" in example.split(" -> ")[0] for example in examples)
+
+
+def test_quick_e15_draws_its_accuracy_and_three_attention_maps(quick_e14_e15):
+    (_, e15), report = quick_e14_e15
+    names = [path.name for _, path in e15.figures]
+    assert names == ["accuracy.png", "attention_0.png", "attention_1.png", "attention_2.png"]
+    assert all(path.is_file() for _, path in e15.figures)
+    assert row(e15, "per-character test accuracy")[3] == REPRODUCED
+    assert embedded_images(report) == (5, 5)

@@ -307,3 +307,35 @@ def test_tuple_inputs_of_the_wrong_count_or_row_numbers_are_refused_with_what_to
     plain = numnet.Network([3, 2])
     with pytest.raises(ValueError, match="X is a tuple of 2 arrays, but the first layer .* takes one input"):
         plain.predict((np.zeros((2, 3)), np.zeros((2, 3))))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The attention drawn
+
+
+def test_plot_attention_draws_the_weights_of_the_answer_generate_writes_labelled_by_the_vocabulary(tmp_path):
+    pytest.importorskip("matplotlib")
+    from numnet import plots
+    from numnet.text import Vocabulary
+
+    model = small_model(attention=True, reverse_input=True)
+    model.vocabulary = Vocabulary(list("abcd +_="))
+    X, Y = toy_pairs(n=2)
+    model.teacher_forced(X, Y)  # records the start token and the answer's length, as fit does
+    figure = plots.plot_attention(model, X[0], path=tmp_path / "attention.png")
+    written = model.generate(X[:1])  # the recorded start token and length, as plot_attention wrote them
+    axes = figure.axes[0]
+    image = axes.get_images()[0].get_array()
+    np.testing.assert_allclose(image, model.attention_weights[0], rtol=1e-12)
+    assert [label.get_text() for label in axes.get_xticklabels()] == [
+        model.vocabulary.decode([token]).replace(" ", "␣") or "∅" for token in X[0]]
+    assert len(axes.get_yticklabels()) == written.shape[1]
+    assert (tmp_path / "attention.png").read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="one example's ids"):
+        plots.plot_attention(model, X)
+    with pytest.raises(ValueError, match=r"layer=1, but the model has 1 attention layer\(s\): attention"):
+        plots.plot_attention(model, X[0], layer=1)
+    with pytest.raises(ValueError, match="this attention layer has one head"):
+        plots.plot_attention(model, X[0], head=2)
+    with pytest.raises(ValueError, match="has no attention layer"):
+        plots.plot_attention(small_model(), X[0])

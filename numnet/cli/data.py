@@ -12,6 +12,8 @@ DATA_NAMES = ("digits", "spiral", "xor", "line", "mnist")
 DEFAULT_DATA = "digits"
 #: --data text (the census names) or text:PATH (a UTF-8 file): text for a language model (numnet/cli/corpus.py).
 TEXT_DATA = "text"
+#: The sequel book's toy sets for a seq2seq model (numnet.datasets.load_addition, load_dates).
+SEQ2SEQ_DATA = ("addition", "dates")
 TEST_SIZE = 0.2
 # The train/test split is fixed, whatever --seed says, so that `numnet evaluate MODEL digits` can rebuild
 # exactly the test rows that training held out.

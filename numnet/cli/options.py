@@ -10,7 +10,7 @@ from numnet.losses import LOSSES
 from numnet.model_spec import parse_layer_string
 from numnet.validation import check_integer
 
-from .data import DATA_NAMES, DEFAULT_DATA, TEXT_DATA
+from .data import DATA_NAMES, DEFAULT_DATA, SEQ2SEQ_DATA, TEXT_DATA
 from .model import RECURRENT_MODELS
 
 DEFAULT_OUTPUT = "numnet-output"
@@ -87,13 +87,13 @@ def model_option(text):
     """--model: "mlp", "cnn", a layer string such as conv16x3,pool2,dense64 or a language model's "lstm",
     "gru" or "rnn" (checked for its form here, for its fit to the data when the network is built)."""
     name = text.strip().lower()
-    if name in ("mlp", "cnn", *RECURRENT_MODELS):
+    if name in ("mlp", "cnn", "seq2seq", *RECURRENT_MODELS):
         return name
     try:
         parse_layer_string(name)
     except ValueError as error:
-        raise argparse.ArgumentTypeError(f"must be mlp, cnn, a layer string, or for text "
-                                         f"{', '.join(RECURRENT_MODELS)}: {error}") from None
+        raise argparse.ArgumentTypeError(f"must be mlp, cnn, a layer string, for text "
+                                         f"{', '.join(RECURRENT_MODELS)}, or seq2seq: {error}") from None
     return name
 
 
@@ -111,7 +111,8 @@ def name_in(table, kind):
 def add_data_options(parser, *, target_help, text=False):
     """--data and --target (train and lr-find); ``text``: --data also takes text for a language model."""
     text_help = (f" | {TEXT_DATA} (the census names, one per line, for a language model) | {TEXT_DATA}:PATH "
-                 "(a UTF-8 text file)") if text else ""
+                 f"(a UTF-8 text file) | {' | '.join(SEQ2SEQ_DATA)} (the sequel book's sets, for --model seq2seq)"
+                 ) if text else ""
     parser.add_argument("--data", default=DEFAULT_DATA, metavar="DATA",
                         help=f"{' | '.join(DATA_NAMES)} | PATH.csv{text_help} (default %(default)s)")
     parser.add_argument("--target", metavar="COLUMN", help=target_help)

@@ -12,7 +12,11 @@ from numnet.conv import Conv2D
 from numnet.distributed import get_communicator, stop_all_ranks_on_failure
 from numnet.doctor import diagnose
 from numnet.errors import DivergenceError, MissingDependencyError
+from numnet.experiments.encoder_decoder import RECIPES as SEQ2SEQ_RECIPES
+from numnet.experiments.encoder_decoder import (Seq2SeqRun, attention_maps, load_seq2seq_data,
+                                                write_examples_page)
 from numnet.metrics import classification_report, predicted_classes
+from numnet.models import Seq2Seq
 from numnet.model_spec import EXAMPLES as LAYER_STRING_EXAMPLES
 from numnet.optimizers import OPTIMIZERS
 from numnet.persistence import load_model, save_model
@@ -20,7 +24,7 @@ from numnet.persistence import load_model, save_model
 from numnet.text import LEVELS
 
 from .corpus import VALIDATION_FRACTION, load_corpus, training_sequences, validation_sequences
-from .data import RECIPES, SPLIT_SEED, TEST_SIZE, is_text_source, load_data
+from .data import RECIPES, SEQ2SEQ_DATA, SPLIT_SEED, TEST_SIZE, is_text_source, load_data
 from .model import RECURRENT_MODELS, NetworkSpec, blas_threads_for, build_network, network_targets, training_inputs
 from .options import (DEFAULT_OUTPUT, add_data_options, add_network_options, batch_size_option, dropout_rate,
                       integer_option, model_option, name_in, network_options, non_negative_float, positive_float)
@@ -58,6 +62,8 @@ def _network_spec(args, default_model):
 def _train(args, communicator):
     if is_text_source(args.data):
         return _train_language_model(args, communicator)
+    if args.data in SEQ2SEQ_DATA or args.model == "seq2seq":
+        return _train_seq2seq(args, communicator)
     say = printer(args.quiet or not communicator.is_root)
     data = load_data(args.data, target=args.target, dtype=args.dtype)
     network = load_model(args.resume) if args.resume else build_network(_network_spec(args, "mlp"), data)
@@ -115,6 +121,62 @@ def _train_language_model(args, communicator):
     return _finish(args, network, X_train, y_train, metadata=metadata, epochs=epochs, seconds=seconds,
                    results=lambda: print_language_model_results(network, temperature=args.temperature),
                    draw_plots=lambda output: _training_plots(network, network.history, None, None, None, output))
+
+
+def _train_seq2seq(args, communicator):
+    """Train a seq2seq model on --data addition or dates with the book's recipe (numnet.experiments E14,
+    E15): the exact-match accuracy on the test set after every epoch, test examples and attention maps on an
+    HTML page."""
+    if args.data not in SEQ2SEQ_DATA:
+        raise ValueError(f"--model seq2seq trains on the book's toy sets: give --data {' or --data '.join(SEQ2SEQ_DATA)} "
+                         f"(got --data {args.data})")
+    say = printer(args.quiet or not communicator.is_root)
+    recipe = SEQ2SEQ_RECIPES[args.data]
+    (X_train, Y_train), (X_test, Y_test), vocabulary = load_seq2seq_data(args.data)
+    network = load_model(args.resume) if args.resume else Seq2Seq(
+        len(vocabulary), args.embedding or recipe.embedding_dim, args.hidden or recipe.hidden_size,
+        peeky=args.peeky, attention=args.attention, reverse_input=args.reverse, dtype=args.dtype,
+        backend=args.backend, seed=args.seed)
+    if not isinstance(network, Seq2Seq):
+        raise ValueError(f"the checkpoint {args.resume} is not a seq2seq model; resume it with the data it was "
+                         "trained on")
+    network.vocabulary = vocabulary
+    epochs = _remaining_epochs(args.epochs or recipe.epochs, network, args.resume)
+    say(f"data: the book's {args.data} set, {X_train.shape[0]:,} training and {X_test.shape[0]:,} test questions "
+        f"({vocabulary.decode(X_test[0]).strip()!r} -> {vocabulary.decode(Y_test[0, 1:]).strip()!r})")
+    say(network.summary())
+    accuracy = []
+
+    def exact_match(report):
+        accuracy.append(network.exact_match(X_test, Y_test))
+        return f"test exact match {accuracy[-1]:.1%}"
+
+    metadata = {"task": "seq2seq", "data": {"source": args.data, "description": f"the book's {args.data} set"}}
+    seconds = _fit(args, communicator, network, X_train, Y_train, epochs=epochs, metadata=metadata,
+                   learning_rate=recipe.learning_rate if args.optimizer == "adam" else None,
+                   batch_size=args.batch_size or recipe.batch_size, validation_data=(X_test, Y_test),
+                   clip_norm=recipe.clip_norm if args.clip_norm is None else (args.clip_norm or None),
+                   notes=exact_match)
+    if not communicator.is_root:
+        return 0
+    run = Seq2SeqRun(network, (X_train, Y_train), (X_test, Y_test), vocabulary, accuracy)
+    inputs, targets = network.teacher_forced(X_train, Y_train)
+    return _finish(args, network, inputs, targets, metadata=metadata, epochs=epochs, seconds=seconds,
+                   results=lambda: print(f"test exact match: {network.exact_match(X_test, Y_test):.4f}"),
+                   draw_plots=lambda output: _seq2seq_plots(run, output))
+
+
+def _seq2seq_plots(run, output):
+    """The training curves, the exact match per epoch, attention maps (with attention) and examples.html."""
+    written = _training_plots(run.model, run.model.history, None, None, None, output)
+    if run.accuracy:
+        plots.plot_comparison_curves({"test": run.accuracy}, path=output / "exact_match.png", xlabel="epoch",
+                                     ylabel="exact-match accuracy", title="Exact-match accuracy per epoch")
+        written.append("exact_match.png")
+    maps = attention_maps(run, output) if run.model.encoder_decoder.attention else []
+    written += [path.name for path in maps]
+    write_examples_page(run, output / "examples.html", "numnet seq2seq: test examples", maps)
+    return written + ["examples.html"]
 
 
 def _resumed_language_model(path):
@@ -339,7 +401,9 @@ def add_parser(commands):
                             f"dropout<rate> (e.g. {LAYER_STRING_EXAMPLES}); the output layer is added. A "
                             "convolutional network takes the pixels as loaded, in [0, 1], without standardising. "
                             f"For text: {', '.join(RECURRENT_MODELS)} (default lstm), the recurrent layer of a "
-                            "language model")
+                            "language model. For addition and dates: seq2seq (the default there), an encoder LSTM "
+                            "and a decoder LSTM (the sequel book's chapters 7 and 8; see --peeky, --attention, "
+                            "--reverse)")
     add_network_options(train, training=True)
     train.add_argument("--dropout", type=dropout_rate, default=0.0, metavar="RATE",
                        help="add a Dropout layer of this rate after every hidden layer (inverted dropout, "
@@ -375,6 +439,12 @@ def add_parser(commands):
                        help=f"record the training doctor's evidence, print its findings after training and write "
                             f"{DIAGNOSIS_FILE_NAME}")
     _add_text_options(train.add_argument_group("language models (--data text or text:PATH)"), text)
+    seq2seq = train.add_argument_group("seq2seq models (--data addition or dates, --model seq2seq)")
+    seq2seq.add_argument("--peeky", action="store_true",
+                         help="feed the encoder's last state to every decoder step and to the output layer")
+    seq2seq.add_argument("--attention", action="store_true",
+                         help="let every decoder step look at every encoder state (dot-product attention)")
+    seq2seq.add_argument("--reverse", action="store_true", help="read the source backwards")
     train.set_defaults(run=command_train)
 
 

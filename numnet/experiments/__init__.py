@@ -1,11 +1,11 @@
-"""The reference experiments E1-E13, each reproduced with a fixed seed, and their HTML report.
+"""The reference experiments E1-E15, each reproduced with a fixed seed, and their HTML report.
 
 Each experiment's data, model, settings and reference results are stated in the "Specification" section of
-its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e13-language-models.md``).
+its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e15-attention.md``).
 Each ``run_eN(output_dir, *, quick=False, seed=...)`` trains what the classic write-up trained, saves its
 figures as PNG files under ``output_dir/EN/`` and returns an :class:`ExperimentResult` whose rows put
 numnet's figure next to the write-up's reference figure with a verdict. ``quick=True`` shortens the long
-schedules (E3-E5, E8-E13) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
+schedules (E3-E5, E8-E15) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
 are marked as not comparable rather than judged against a reference they were never meant to reach.
 
 :func:`run_experiments` runs a selection and :func:`write_report` turns the results into one self-contained
@@ -15,7 +15,7 @@ Run them from the command line with ``numnet experiments [E1 ...] [--quick] [--o
 
 The experiments are an application of the engine, grouped as the tutorials group them: ``first_networks``
 (E1-E4 and E7), ``gradients`` (E5, E6), ``tricks`` (E8-E11), ``convolution`` (E12) and ``sequences``
-(E13), over ``results`` (the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection)
+(E13), ``encoder_decoder`` (E14, E15), over ``results`` (the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection)
 and ``report`` (the HTML). Every name below, and every constant of the experiments, is importable from
 ``numnet.experiments``.
 """
@@ -57,6 +57,9 @@ from .sequences import (E13_BATCH_SIZE, E13_BOOK_HIDDEN, E13_BOOK_LSTM_PERPLEXIT
                         E13_THROUGH_TIME_SCALES, E13_THROUGH_TIME_STEPS, E13_TRAINING_NAMES, E13_VALIDATION_NAMES,
                         bigram_perplexity, book_gradient_norms, book_recurrent_weights, clipping_run, e13_names,
                         language_model, name_rows, rnn_gradient_norms, run_e13, sample_names)
+from .encoder_decoder import (ADDITION_RECIPE, BOOK_ADDITION_ACCURACY, BOOK_DATES_ACCURACY, DATES_RECIPE,
+                              E14_VARIANTS, Seq2SeqRecipe, Seq2SeqRun, attention_maps, decoded_examples,
+                              load_seq2seq_data, run_e14, run_e15, train_seq2seq, write_examples_page)
 from .runner import EXPERIMENTS, check_experiment_ids, run_experiments
 from .report import REPORT_STYLE, write_report
 
@@ -67,5 +70,6 @@ __all__ = [
     "run_e3", "run_e4", "run_e5", "run_e6", "run_e7", "run_e8", "run_e9", "run_e10", "run_e11", "run_e12",
     "run_e13", "run_experiments", "sampled_gradient_check", "simple_conv_net", "untrained_shapes", "write_iris_csv",
     "write_report", "bigram_perplexity", "book_gradient_norms", "book_recurrent_weights", "clipping_run", "e13_names",
-    "language_model", "name_rows", "rnn_gradient_norms", "sample_names",
+    "language_model", "name_rows", "rnn_gradient_norms", "sample_names", "run_e14", "run_e15", "train_seq2seq",
+    "load_seq2seq_data", "decoded_examples", "attention_maps", "write_examples_page", "Seq2SeqRecipe", "Seq2SeqRun",
 ]
