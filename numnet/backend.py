@@ -327,6 +327,21 @@ def check_finite(array, name):
         )
 
 
+def holds_integers(array):
+    """Whether ``array``'s dtype is an integer one (bools are not): class indices, token ids.
+
+    NumPy arrays are asked their dtype's kind: the standard's ``isdtype`` costs NumPy 2-3 µs, and the loss
+    and the accuracy ask at every training step (8% of a digits step). Other libraries by ``isdtype``, or
+    the kind of their dtype where they have none (CuPy's dtypes are NumPy's).
+    """
+    if isinstance(array, np.ndarray):
+        return array.dtype.kind in "iu"
+    xp = namespace(array)
+    if hasattr(xp, "isdtype"):
+        return xp.isdtype(array.dtype, "integral")
+    return np.dtype(array.dtype).kind in "iu"
+
+
 def as_token_ids(values, ndim, name="X"):
     """Token ids (integers, or floats that hold integers) as a C-contiguous int64 NumPy array of ``ndim``
     dimensions, e.g. (n_samples, time_steps); whether each id is in the vocabulary is the Embedding's check.

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .backend import namespace, to_numpy
+from .backend import holds_integers, namespace, to_numpy
 from .layers import Layer, _fill, register_layer
 from .validation import Integer, declare
 
@@ -111,7 +111,7 @@ class Embedding(Layer):
     def _check_ids(self, x):
         """TypeError for ids that are not integers, ValueError for a wrong shape or an id out of range."""
         who = f"layer {self.name or self.kind} (Embedding)"
-        if not _holds_integers(x):
+        if not holds_integers(x):
             dtype = str(x.dtype).rsplit(".", 1)[-1]  # "float64", also for array_api_strict.float64
             raise TypeError(f"{who} takes integer token ids, got an array of dtype {dtype}; convert the ids "
                             "with ids.astype(numpy.int64) (whole-valued floats: round them first)")
@@ -131,14 +131,6 @@ class Embedding(Layer):
 
     def describe(self):
         return f"Embedding {self.vocab_size} ids -> {self.dim}"
-
-
-def _holds_integers(array):
-    """Whether ``array``'s dtype is an integer one (bools are not): by the standard's isdtype, or NumPy's kind."""
-    xp = namespace(array)
-    if hasattr(xp, "isdtype"):
-        return xp.isdtype(array.dtype, "integral")
-    return np.dtype(array.dtype).kind in "iu"  # CuPy's dtypes are NumPy's
 
 
 def scatter_add_rows(target, indices, rows):

@@ -15,12 +15,12 @@ def is_multiple(X):
 
 def count_rows(X):
     """The number of samples in ``X`` (one array, or a tuple of arrays with as many rows each)."""
-    return X[0].shape[0] if is_multiple(X) else X.shape[0]
+    return X[0].shape[0] if isinstance(X, tuple) else X.shape[0]
 
 
 def take_rows(backend, X, rows):
     """Rows ``rows`` (a NumPy integer array) of ``X``, of each of its arrays alike when it is a tuple."""
-    if is_multiple(X):
+    if isinstance(X, tuple):  # is_multiple, spelled out: asked at every training step
         return tuple(backend.take_rows(part, rows) for part in X)
     return backend.take_rows(X, rows)
 

@@ -16,7 +16,7 @@ Every loss also takes optional per-sample weights and is then a weighted mean ov
 import numpy as np
 
 from ._registry import lookup
-from .backend import namespace, squared_norm
+from .backend import holds_integers, namespace, squared_norm
 from .validation import Integer, declare
 
 #: Smallest probability fed to a log when cross-entropy is evaluated from probabilities instead of logits
@@ -230,7 +230,7 @@ class SoftmaxCrossEntropy(Loss):
 
 def _class_indices(target):
     """Whether ``target`` holds class indices (an integer array) rather than one-hot or probability rows."""
-    return namespace(target).isdtype(target.dtype, "integral")
+    return holds_integers(target)
 
 
 def _picked(logits, classes):

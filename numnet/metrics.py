@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .backend import namespace
+from .backend import holds_integers, namespace
 from .validation import check_integer
 
 #: Probability above which a sigmoid output counts as class 1.
@@ -34,7 +34,7 @@ def batch_accuracy(output, Y, loss):
     xp = namespace(output)
     if loss.fused_activation == "softmax":
         predicted = xp.argmax(output, axis=-1)
-        if xp.isdtype(Y.dtype, "integral"):  # class indices per token; ignore_index counts for nothing
+        if holds_integers(Y):  # class indices per token; ignore_index counts for nothing
             return int(xp.count_nonzero((predicted == Y) & (Y != loss.ignore_index)))
         return int(xp.count_nonzero(predicted == xp.argmax(Y, axis=-1)))
     return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))

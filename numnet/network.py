@@ -554,7 +554,7 @@ class Network:
         weights (:meth:`prepare_sample_weights`), making the loss and gradient a weighted mean.
         """
         logits, output = self._forward(X, training=True, rng=rng)
-        loss = self._loss_from(logits, output, Y, weights) if count_rows(X) else 0.0
+        loss = self._loss_from(logits, output, Y, weights) if Y.shape[0] else 0.0  # Y has X's rows
         if weights is None:
             self.backward(Y)  # the one-argument call, which a subclass may override as backward(self, Y)
         else:

@@ -210,7 +210,7 @@ class TrainingData:
 
     @property
     def n_samples(self):
-        return count_rows(self.X)
+        return self.Y.shape[0]  # X's rows (X may be a tuple of arrays), asked at every step
 
     @property
     def has_validation(self):
@@ -419,6 +419,7 @@ class _Run(Guard):
         for layer in network.layers:
             layer.context = self.context
         self.train_step = TrainingStep(network, communicator=communicator, guard=self, clip_norm=clip_norm)
+        self.counts_tokens = network.counts_tokens  # the data's shapes are fixed by now; asked at every step
         self.last_good_carried = {}  # a stateful network's carried state before the latest step
         self.monitor = None
         if diagnose:
@@ -441,22 +442,27 @@ class _Run(Guard):
         epoch_loss, correct, seen, clipped = EpochLoss(), 0, 0, 0
         self.steps_done_in_epoch = 0
         data_loss = EpochLoss()  # without the penalty: perplexity's exponent
+        # Asked once an epoch, not at every step: at batch 32 of the digits each property call counts
+        counts_tokens, needs_rng, stateful = self.counts_tokens, network.needs_rng, network.is_stateful
+        classifier = network.is_classifier
         for indices in self._batches(rng, steps):
             X_batch, Y_batch, weights = self._take_shard(indices)
+            rows = Y_batch.shape[0]  # X_batch's (X may be a tuple of arrays)
             # Dropout's masks: a stream of their own, keyed on the step, so batches and masks never interfere.
             masks = np.random.default_rng([self.seed, DROPOUT_STREAM, network.iterations_trained]) \
-                if network.needs_rng else None
-            penalty = network.penalty() if network.counts_tokens else 0.0  # at the weights the loss is taken at
-            if network.is_stateful:  # the rows' state before this step, which an undone step must put back
+                if needs_rng else None
+            penalty = network.penalty() if counts_tokens else 0.0  # at the weights the loss is taken at
+            if stateful:  # the rows' state before this step, which an undone step must put back
                 self.last_good_carried = network.carried_state()
             loss = self.train_step(X_batch, Y_batch, weights, rng=masks, counts=self.last_counts)
             epoch_loss.add(loss, self.last_counts[1])  # weighted by the global batch's count, on every rank
-            data_loss.add(loss - penalty, self.last_counts[1])
+            if counts_tokens:
+                data_loss.add(loss - penalty, self.last_counts[1])
             clipped += self.train_step.clipped
-            if network.is_classifier and count_rows(X_batch):
+            if classifier and rows:
                 correct += batch_accuracy(network.output, Y_batch, network.loss)
             # accuracy counts samples (or tokens), not their weights
-            seen += network.loss.count(Y_batch) if network.counts_tokens else count_rows(X_batch)
+            seen += network.loss.count(Y_batch) if counts_tokens else rows
             self.steps_done_in_epoch += 1
         if self.communicator.size > 1:
             correct, seen = (int(value) for value in self.communicator.sum([correct, seen]))
@@ -512,7 +518,7 @@ class _Run(Guard):
         ranks' sum the global batch's mean.
         """
         network, data = self.network, self.data
-        if data.weights is None and not network.counts_tokens:
+        if data.weights is None and not self.counts_tokens:
             return local.size, len(indices)
         take_rows = network.backend.take_rows
 
