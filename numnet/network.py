@@ -686,7 +686,7 @@ class Network:
     def fit(self, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
             learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
             seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-            verbose=False, distributed=None, diagnose=False, clip_norm=None):
+            verbose=False, distributed=None, diagnose=False, clip_norm=None, steps_per_epoch=None):
         """Train the network on (X, y); every option is documented at :func:`numnet.fit`. Returns a History.
 
         The options are spelled out here, not forwarded as ``**options``, so that ``help(Network.fit)`` and
@@ -700,7 +700,7 @@ class Network:
                    sampling=sampling, validation_data=validation_data, validation_split=validation_split, seed=seed,
                    record_gradients=record_gradients, patience=patience, tolerance=tolerance,
                    restore_best=restore_best, progress=progress, verbose=verbose, distributed=distributed,
-                   diagnose=diagnose, clip_norm=clip_norm)
+                   diagnose=diagnose, clip_norm=clip_norm, steps_per_epoch=steps_per_epoch)
 
 
 #: The model classes a saved file may name, by ``model_kind``: Network, and the models of numnet.models,

@@ -440,7 +440,9 @@ def generate(network, vocabulary=None, prompt="\n", length=100, *, temperature=1
     """Continue ``prompt`` by ``length`` tokens sampled from a language model; the same seed, the same text.
 
     The prompt is fed from a zero state, then each token is drawn from softmax(logits / temperature) over
-    the network's output at the last position, among the ``top_k`` most likely when given, and fed back.
+    the network's output at the last position, among the ``top_k`` most likely when given, and fed back. A
+    network with a longest context (a layer with a ``block_size``: a transformer's position embedding) reads
+    the last ``block_size`` tokens only, as nanoGPT's ``generate`` crops them.
     The network is only read: its weights, its caches' absence in training and the state a stateful
     layer carries between training batches are left as they were.
 
@@ -497,13 +499,28 @@ def generate(network, vocabulary=None, prompt="\n", length=100, *, temperature=1
     rng = np.random.default_rng(seed)
     # One new token per step from the last state when every layer allows it; else the whole text each step
     states = {} if _reads_one_step_at_a_time(network) else None
-    read = ids
+    context = _longest_context(network)
+    read = ids[-context:] if context else ids
     generated = []
     for _ in range(length):
         logits = _next_logits(network, read, states, len(vocabulary))
         generated.append(_sample(logits, temperature, top_k, rng))
-        read = np.array(generated[-1:]) if states is not None else np.concatenate([ids, generated])
+        read = np.array(generated[-1:]) if states is not None else np.concatenate([ids, generated])[-context:]
     return vocabulary.decode(np.array(generated, dtype=np.int64))
+
+
+def _longest_context(network):
+    """The fewest ``block_size`` of the network's layers (inside composite layers too), or 0 for none."""
+    sizes = []
+
+    def visit(layers):
+        for layer in layers:
+            if getattr(layer, "block_size", None):
+                sizes.append(layer.block_size)
+            visit(layer.sublayers())
+
+    visit(network.layers)
+    return min(sizes, default=0)
 
 
 def _vocabulary_of(network, vocabulary):

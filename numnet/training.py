@@ -222,11 +222,11 @@ class TrainingData:
          learning_rate=Optional(Real(above=0)), shuffle=Boolean(), sampling=OneOf(*SAMPLING_MODES),
          validation_split=Real(at_least=0, below=1), seed=Optional(Integer(0)), record_gradients=Boolean(),
          patience=Optional(Integer()), tolerance=Real(at_least=0), restore_best=Boolean(), verbose=Boolean(),
-         diagnose=Boolean(), clip_norm=Optional(Real(above=0)))
+         diagnose=Boolean(), clip_norm=Optional(Real(above=0)), steps_per_epoch=Optional(Integer()))
 def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batch_size=32, optimizer=None,
         learning_rate=None, shuffle=True, sampling="epoch", validation_data=None, validation_split=0.0,
         seed=None, record_gradients=True, patience=None, tolerance=1e-4, restore_best=False, progress=None,
-        verbose=False, distributed=None, diagnose=False, clip_norm=None):
+        verbose=False, distributed=None, diagnose=False, clip_norm=None, steps_per_epoch=None):
     """Train ``network`` on (X, y) by mini-batch gradient descent and return a :class:`History`.
 
     Parameters
@@ -256,7 +256,7 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
         With ``sampling="epoch"``: visit the samples in a new random order each epoch.
     sampling : {"epoch", "replacement"}, default "epoch"
         "epoch": each epoch visits every sample once. "replacement": each step draws ``batch_size``
-        samples at random with replacement (an epoch is then ceil(n_samples / batch_size) steps).
+        samples at random with replacement (an epoch is then ``steps_per_epoch`` steps).
     validation_data : tuple (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
     validation_split : float in [0, 1), default 0.0
         Hold out this random fraction of (X, y) for validation (ignored with ``validation_data``).
@@ -290,6 +290,10 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
         (after the data-parallel average) and before the optimiser, as ``torch.nn.utils.clip_grad_norm_``
         does (numnet.step.clip_by_global_norm); ``History.clipped_fraction`` records how often it clipped.
         With ``diagnose``, ``History.gradient_norm`` holds the norms before clipping.
+    steps_per_epoch : int, optional
+        With ``sampling="replacement"``: the steps between two ends of epoch (the History's epoch records,
+        validation, ``progress``, early stopping), nanoGPT's ``eval_interval``; default ceil(n_samples /
+        batch_size).
 
     Returns
     -------
@@ -311,7 +315,7 @@ def fit(network, X, y, *, sample_weight=None, epochs=None, iterations=None, batc
     seed = _resolve_seed(network, seed)
     data = _prepare_data(network, X, y, sample_weight, validation_data, validation_split, seed)
     batch_size = _resolve_batch_size(batch_size, data.n_samples)
-    steps_per_epoch = math.ceil(data.n_samples / batch_size)
+    steps_per_epoch = _resolve_steps_per_epoch(steps_per_epoch, sampling, data.n_samples, batch_size)
     total_steps = _resolve_total_steps(epochs, iterations, steps_per_epoch)
     _check_batches_fit_the_layers(network, data.n_samples, batch_size, sampling)
     _check_stateful_batches(network, data.n_samples, batch_size, shuffle, sampling)
@@ -748,6 +752,16 @@ def _resolve_batch_size(batch_size, n_samples):
     if batch_size is None:
         return n_samples
     return min(batch_size, n_samples)
+
+
+def _resolve_steps_per_epoch(steps_per_epoch, sampling, n_samples, batch_size):
+    """The steps of an epoch: a pass over the data, or with sampling="replacement" the number asked."""
+    if steps_per_epoch is None:
+        return math.ceil(n_samples / batch_size)
+    if sampling != "replacement":
+        raise ValueError(f"steps_per_epoch={steps_per_epoch} needs sampling='replacement': with sampling='epoch' an "
+                         "epoch is one pass over the data; draw batches with replacement, or leave steps_per_epoch out")
+    return steps_per_epoch
 
 
 def _resolve_total_steps(epochs, iterations, steps_per_epoch):

@@ -66,6 +66,20 @@ def test_different_training_seeds_visit_different_batches(sampling):
     assert not np.array_equal(first.flat_parameters, second.flat_parameters)
 
 
+def test_steps_per_epoch_sets_how_often_an_epoch_ends_when_batches_are_drawn_with_replacement():
+    """nanoGPT's eval_interval: 11 steps in epochs of 4 end three epochs (4, 4, 3 steps), each with its
+    validation and its progress call; the steps are those of one run of 11 (batches depend on (seed, epoch))."""
+    X, y = classification_data()
+    reports = []
+    history = train(classifier(seed=5), X, y, epochs=None, iterations=11, sampling="replacement", steps_per_epoch=4,
+                    validation_data=(X[:6], y[:6]), progress=reports.append)
+    assert len(history.iteration_loss) == 11
+    assert len(history.epoch_loss) == len(history.val_loss) == len(reports) == 3
+    assert history.epoch_loss[0] == pytest.approx(np.mean(history.iteration_loss[:4]))  # equal batches of 5
+    with pytest.raises(ValueError, match="steps_per_epoch=4 needs sampling='replacement'"):
+        train(classifier(seed=5), X, y, steps_per_epoch=4)
+
+
 @pytest.mark.parametrize("sampling", ["epoch", "replacement"])
 def test_two_fits_of_k_epochs_equal_one_fit_of_2k_epochs(sampling):
     # Epoch k's batches depend only on (seed, k), and the second fit reuses the network's optimiser (with
