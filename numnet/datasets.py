@@ -1,5 +1,7 @@
 """Data for the reference experiments: synthetic generators, the 8x8 digits, MNIST (IDX files) and CSV files;
-text for language models: any UTF-8 file (:func:`load_text`) and the US census name lists (:func:`load_names`).
+text for language models: any UTF-8 file (:func:`load_text`) and the US census name lists (:func:`load_names`);
+the two toy sets of sequence-to-sequence models in *Deep Learning from Scratch 2* (:func:`load_addition`,
+:func:`load_dates`).
 
 The generators include TensorFlow Playground's data sets in the square [-6, 6]² (circle, XOR quadrants,
 Gaussian blobs, plane, multi-Gaussian), which ``numnet playground`` draws, and scikit-learn's moons.
@@ -15,6 +17,7 @@ opt-in (``download=True``), checked against the SHA-256 of the official files an
 import codecs
 import csv
 import dataclasses
+import datetime
 import gzip
 import hashlib
 import http.client
@@ -34,7 +37,8 @@ import numpy as np
 from numnet import backend, preprocessing
 from numnet.atomic import write_atomically
 from numnet.errors import CorruptFileError, DataFileError, MissingDependencyError, require
-from numnet.validation import check_integer
+from numnet.text import Vocabulary
+from numnet.validation import Seed, check_integer, declare
 
 DATA_ENVIRONMENT_VARIABLE = "NUMNET_DATA"
 DEFAULT_DATA_ROOT = pathlib.Path("~/.cache/numnet")
@@ -1210,3 +1214,198 @@ def load_names(kind="all"):
             if line.strip():
                 names.setdefault(line.split()[0].lower(), None)
     return "".join(f"{name}\n" for name in names)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Toy sets for sequence-to-sequence models (Deep Learning from Scratch 2, chapter 7)
+# ----------------------------------------------------------------------------------------------------------
+
+#: The symbol every answer of :func:`load_addition` and :func:`load_dates` starts with, as in the book: the
+#: first input of the decoder, whose id is ``vocabulary.encode(START_SYMBOL)[0]``.
+START_SYMBOL = "_"
+#: The examples in each toy set, as many as the lines of the book's addition.txt and date.txt.
+SEQUENCE_EXAMPLES = 50_000
+#: The default seed of the toy sets: the seed of the book's ``sequence.load_data``.
+SEQUENCE_SEED = 1984
+ADDITION_MAX_DIGITS = 3
+ADDITION_WIDTHS = (7, 5)  # the longest question "999+999", the longest answer "_1998"
+DATES_WIDTHS = (29, 11)  # the longest question "wednesday, september 30, 1987", the answer "_1987-09-30"
+FIRST_DATE = datetime.date(1970, 1, 1)
+LAST_DATE = datetime.date(2017, 12, 31)
+# English names written out, not strftime's %B and %A, which follow the machine's locale
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")  # date.weekday()
+#: The book's families of date questions (date.txt): ``August 19, 2003``, ``Sep 30, 1981``,
+#: ``Tuesday, September 25, 1984`` and ``2/10/93``, each written in :data:`DATE_CASINGS`.
+DATE_FORMATS = ("{month} {day}, {year}", "{month_abbreviation} {day}, {year}", "{weekday}, {month} {day}, {year}",
+                "{month_number}/{day}/{short_year}")
+#: The book's casings of a date question: ``september 27, 1994``, ``September 27, 1994``, ``SEPTEMBER 27, 1994``.
+DATE_CASINGS = (str.lower, str.title, str.upper)
+
+
+@declare(seed=Seed())
+def load_addition(*, seed=SEQUENCE_SEED):
+    """The book's addition set: 50,000 sums such as ``16+75  _91  ``, as token ids for a seq2seq model.
+
+    *Deep Learning from Scratch 2*'s addition.txt, generated the same way rather than downloaded: each of
+    the two numbers has 1 to 3 digits (the count drawn uniformly, then each digit, so ``07`` is 7), and no
+    two questions add the same two numbers (``16+75`` or ``75+16``, whichever was drawn first), so the few
+    sums of small numbers come early and the later lines are mostly of 2 and 3 digits, as in the book's
+    file. The lines are laid out as the book's ``sequence.load_data`` lays them out: the question padded
+    with spaces to 7 characters, the answer (:data:`START_SYMBOL`, then the sum) to 5, the space a symbol
+    like any other; the rows are shuffled and the last tenth held out for testing (45,000 and 5,000 rows).
+
+    The vocabulary holds the symbols in the order they first appear in the lines (a question, then its
+    answer), as the book's ``get_vocab`` numbers them, but its ids are the book's plus 1: id 0 is the
+    unknown token of :class:`numnet.text.Vocabulary`. The start token's id is
+    ``vocabulary.encode(START_SYMBOL)[0]``.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator or None, default 1984
+        The draws of the numbers and of the shuffle: the same seed gives the same set on every machine.
+
+    Returns
+    -------
+    (X_train, Y_train), (X_test, Y_test) : numpy.ndarray of int64
+        Question ids (n, 7) and answer ids (n, 5); n is 45,000 and 5,000.
+    vocabulary : numnet.text.Vocabulary
+        The 13 symbols (digits, ``+``, space, ``_``) and the unknown token: 14 ids.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a seed that is not a non-negative integer, a Generator or None.
+
+    Examples
+    --------
+    >>> (X_train, Y_train), (X_test, Y_test), vocabulary = load_addition()
+    >>> X_train.shape, Y_train.shape, X_test.shape, len(vocabulary)
+    ((45000, 7), (45000, 5), (5000, 7), 14)
+    >>> vocabulary.decode(X_train[0]) + vocabulary.decode(Y_train[0])
+    '48+425 _473 '
+    """
+    rng = np.random.default_rng(seed)
+    return _sequence_set(_distinct_examples(_draw_additions, rng, _write_addition), ADDITION_WIDTHS, rng)
+
+
+@declare(seed=Seed())
+def load_dates(*, seed=SEQUENCE_SEED):
+    """The book's date set: 50,000 dates as people write them, each with its ISO form, for a seq2seq model.
+
+    *Deep Learning from Scratch 2*'s date.txt, generated the same way rather than downloaded: a day of
+    1970-2017 drawn uniformly, written in one of the book's families (:data:`DATE_FORMATS`: ``August 19,
+    2003``, ``Sep 30, 1981``, ``Tuesday, September 25, 1984`` with the date's true weekday, ``2/10/93``)
+    and casings (:data:`DATE_CASINGS`: ``september``, ``September``, ``SEPTEMBER``), each drawn uniformly;
+    no question appears twice. The question is padded with spaces to 29 characters and the answer,
+    :data:`START_SYMBOL` followed by the date as ``YYYY-MM-DD``, has 11. The rows are shuffled and the last
+    tenth held out for testing, as :func:`load_addition` does.
+
+    The vocabulary numbers the symbols in the order they first appear (ids the book's plus 1; id 0 is the
+    unknown token); the start token's id is ``vocabulary.encode(START_SYMBOL)[0]``.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.Generator or None, default 1984
+        The draws of the dates, their formats and the shuffle.
+
+    Returns
+    -------
+    (X_train, Y_train), (X_test, Y_test) : numpy.ndarray of int64
+        Question ids (n, 29) and answer ids (n, 11); n is 45,000 and 5,000.
+    vocabulary : numnet.text.Vocabulary
+        The letters of the month and weekday names in both cases, the digits, ``,``, ``/``, ``-``, space
+        and ``_``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For a seed that is not a non-negative integer, a Generator or None.
+
+    Examples
+    --------
+    >>> (X_train, Y_train), (X_test, Y_test), vocabulary = load_dates()
+    >>> X_train.shape, Y_train.shape, X_test.shape
+    ((45000, 29), (45000, 11), (5000, 29))
+    >>> vocabulary.decode(X_train[0]) + vocabulary.decode(Y_train[0])
+    'Wednesday, May 9, 2007       _2007-05-09'
+    """
+    rng = np.random.default_rng(seed)
+    return _sequence_set(_distinct_examples(_draw_dates, rng), DATES_WIDTHS, rng)
+
+
+def _draw_additions(rng, size):
+    """``size`` keys and rows ``[16, 75]`` of two numbers, each of 1 to 3 uniform digits (the count drawn, then
+    each digit); the key is the two numbers in order, so 16+75 and 75+16 are one sum, kept once."""
+    digits = rng.integers(1, ADDITION_MAX_DIGITS + 1, size=(size, 2))
+    terms = rng.integers(0, 10 ** digits)  # (size, 2); d uniform digits, leading zeros and all
+    keys = terms.min(axis=1) * 10 ** ADDITION_MAX_DIGITS + terms.max(axis=1)
+    return keys.tolist(), terms.tolist()
+
+
+def _write_addition(a, b):
+    """The question and answer of a + b: ``("16+75", "91")``."""
+    return f"{a}+{b}", str(a + b)
+
+
+def _draw_dates(rng, size):
+    """``size`` questions and answers ``("Sep 30, 1981", "1981-09-30")``: a uniform day, format and casing."""
+    days = rng.integers(FIRST_DATE.toordinal(), LAST_DATE.toordinal() + 1, size=size)
+    formats = rng.integers(len(DATE_FORMATS), size=size)
+    casings = rng.integers(len(DATE_CASINGS), size=size)
+    questions, answers = [], []
+    for day, form, casing in zip(days.tolist(), formats.tolist(), casings.tolist()):
+        date = datetime.date.fromordinal(day)
+        questions.append(DATE_CASINGS[casing](DATE_FORMATS[form].format(**_date_fields(date))))
+        answers.append(date.isoformat())
+    return questions, answers
+
+
+def _date_fields(date):
+    """The fields of :data:`DATE_FORMATS` for ``date``, in English."""
+    month = MONTHS[date.month - 1]
+    return {"weekday": WEEKDAYS[date.weekday()], "month": month, "month_abbreviation": month[:3],
+            "day": date.day, "month_number": date.month, "year": date.year, "short_year": f"{date.year % 100:02d}"}
+
+
+def _distinct_examples(draw, rng, write=None, n_examples=SEQUENCE_EXAMPLES):
+    """``n_examples`` examples from ``draw(rng, size)``, which gives ``size`` keys and rows: the first row of
+    each key, in the order drawn, so that no test question is a training question. ``write(*row)`` makes a
+    row a (question, answer) pair; without it, the key is the question and the row its answer."""
+    kept = {}
+    while len(kept) < n_examples:
+        keys, rows = draw(rng, n_examples - len(kept))
+        for key, row in zip(keys, rows):
+            kept.setdefault(key, row)
+    return list(kept.items()) if write is None else [write(*row) for row in kept.values()]
+
+
+def _sequence_set(examples, widths, rng):
+    """What the book's ``load_data`` and ``get_vocab`` give for (question, answer) pairs: padded ids, the
+    vocabulary in order of first appearance, and the book's shuffled split."""
+    question_width, answer_width = widths
+    questions = [question.ljust(question_width) for question, _ in examples]
+    answers = [(START_SYMBOL + answer).ljust(answer_width) for _, answer in examples]
+    lines = "".join(question + answer for question, answer in zip(questions, answers))
+    vocabulary = Vocabulary(tuple(dict.fromkeys(lines)), level="char")  # a dict keeps first appearances
+    X = _encode_ascii(vocabulary, "".join(questions)).reshape(len(examples), question_width)
+    Y = _encode_ascii(vocabulary, "".join(answers)).reshape(len(examples), answer_width)
+    return (*_book_split(X, Y, rng), vocabulary)
+
+
+def _encode_ascii(vocabulary, text):
+    """``vocabulary.encode(text)`` for an ASCII text of known symbols, all characters at once: encode reads
+    one character at a time, a second for the 1.5 million of the date set."""
+    symbols = "".join(vocabulary.symbols)
+    ids = np.zeros(128, dtype=np.int64)  # by ASCII code
+    ids[np.frombuffer(symbols.encode("ascii"), dtype=np.uint8)] = vocabulary.encode(symbols)
+    return ids[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+
+
+def _book_split(X, Y, rng):
+    """The book's split: rows shuffled together, the last ``len // 10`` of them the test set."""
+    order = rng.permutation(len(X))
+    X, Y = X[order], Y[order]
+    split = len(X) - len(X) // 10
+    return (X[:split], Y[:split]), (X[split:], Y[split:])

@@ -4,10 +4,13 @@ Nothing here touches the network: MNIST is faked with a few images written as ID
 download helper is tested with a stand-in for urlopen that serves local bytes or fails like an offline machine.
 """
 
+import collections
 import csv
+import datetime
 import gzip
 import io
 import math
+import re
 import struct
 import urllib.error
 import zlib
@@ -998,3 +1001,169 @@ def test_fuzzed_csv_files_load_exactly_or_raise_a_data_file_error_naming_the_fil
         checked += 1
     tally.report("csv")
     assert tally.counts["loaded"] and tally.counts["rejected"] and checked
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Toy sets for sequence-to-sequence models (Deep Learning from Scratch 2, chapter 7)
+# ---------------------------------------------------------------------------------------------------------
+
+# A line of the book's addition.txt: two numbers written without leading zeros, padded to 7 characters
+ADDITION_QUESTION = re.compile(r"(0|[1-9][0-9]{0,2})\+(0|[1-9][0-9]{0,2}) *")
+# The book's split of 50,000 lines: the last 50,000 // 10 after the shuffle are the test set
+BOOK_SPLIT = (45_000, 5_000)
+# The book's date.txt families as datetime.strptime reads them (ignoring case), written from the book's
+# lines ("August 19, 2003", "Sep 30, 1981", "TUESDAY, SEPTEMBER 25, 1984", "2/10/93"), not from numnet
+BOOK_DATE_FORMATS = {"full": "%B %d, %Y", "abbreviated": "%b %d, %Y", "weekday": "%A, %B %d, %Y",
+                     "numeric": "%m/%d/%y"}
+# The share of the set below which a family or casing would be missing in effect: each of the 10 is drawn
+# with probability 1/12 or 1/4 before repeated questions are dropped
+SMALLEST_SHARE = 0.05
+
+
+@pytest.fixture(scope="module")
+def addition():
+    return datasets.load_addition()
+
+
+@pytest.fixture(scope="module")
+def dates():
+    return datasets.load_dates()
+
+
+def _decoded_rows(ids, vocabulary):
+    """Each row of ``ids`` as text (one decode for all rows: they have the same width)."""
+    text = vocabulary.decode(ids.ravel())
+    width = ids.shape[1]
+    return [text[start:start + width] for start in range(0, len(text), width)]
+
+
+def _lines(data):
+    """Every (question, answer) of a toy set as text: the training rows, then the test rows."""
+    (X_train, Y_train), (X_test, Y_test), vocabulary = data
+    questions = _decoded_rows(np.concatenate([X_train, X_test]), vocabulary)
+    return list(zip(questions, _decoded_rows(np.concatenate([Y_train, Y_test]), vocabulary)))
+
+
+def _check_layout(data, question_width, answer_width):
+    """The book's shapes and split, int64 ids without the unknown token, every answer led by the start token."""
+    (X_train, Y_train), (X_test, Y_test), vocabulary = data
+    assert X_train.shape == (BOOK_SPLIT[0], question_width) and X_test.shape == (BOOK_SPLIT[1], question_width)
+    assert Y_train.shape == (BOOK_SPLIT[0], answer_width) and Y_test.shape == (BOOK_SPLIT[1], answer_width)
+    start = vocabulary.encode("_")[0]
+    for ids in (X_train, Y_train, X_test, Y_test):
+        assert ids.dtype == np.int64 and ids.min() >= 1 and ids.max() < len(vocabulary)
+    assert (Y_train[:, 0] == start).all() and (Y_test[:, 0] == start).all()
+    assert vocabulary.encode(datasets.START_SYMBOL)[0] == start
+
+
+def test_load_addition_has_the_books_shapes_split_and_13_symbols(addition):
+    _check_layout(addition, 7, 5)
+    vocabulary = addition[2]
+    assert vocabulary.level == "char" and sorted(vocabulary.symbols) == sorted("0123456789+ _")
+    assert len(vocabulary) == 14  # 13 symbols and the unknown token
+
+
+def test_every_addition_row_is_a_true_sum_in_the_books_layout(addition):
+    for question, answer in _lines(addition):
+        match = ADDITION_QUESTION.fullmatch(question)
+        assert match and len(question) == 7, question
+        assert answer == f"_{int(match[1]) + int(match[2]):<4}", (question, answer)
+
+
+def test_addition_adds_each_pair_of_numbers_once_so_all_55_one_digit_sums_appear(addition):
+    pairs = [tuple(sorted(int(term) for term in question.split("+"))) for question, _ in _lines(addition)]
+    assert len(set(pairs)) == len(pairs)  # 16+75 and 75+16 are one sum
+    # A number has 1 digit with probability 1/3 + 1/30 + 1/300 (0.37), so ~6,800 draws land on the
+    # 10·11/2 = 55 unordered pairs of one-digit numbers: every one of them, once
+    assert len([pair for pair in pairs if pair[1] < 10]) == 55
+    lengths = collections.Counter(len(str(term)) for pair in pairs for term in pair)
+    assert set(lengths) == {1, 2, 3}
+
+
+def test_load_dates_has_the_books_shapes_split_and_symbols(dates):
+    _check_layout(dates, 29, 11)
+    # The names from the C locale's strftime, not from numnet's tables
+    names = "".join(datetime.date(2001, month, 1).strftime("%B %b %A") for month in range(1, 13))
+    expected = set(names.lower()) | set(names.upper()) | set("0123456789,/-_ ")
+    assert dates[2].level == "char" and set(dates[2].symbols) == expected
+
+
+def _book_family(question):
+    """The family of a date question, by its shape alone."""
+    if "/" in question:
+        return "numeric"
+    if question.count(",") == 2:
+        return "weekday"
+    return "abbreviated" if len(question.split()[0]) == 3 else "full"
+
+
+def _casing(question):
+    letters = "".join(character for character in question if character.isalpha())
+    return "none" if not letters else "lower" if letters.islower() else "upper" if letters.isupper() else "title"
+
+
+def test_every_date_question_reads_as_its_answer_in_the_books_families(dates):
+    kinds = collections.Counter()
+    days, longest = [], 0
+    for question, answer in _lines(dates):
+        text = question.rstrip()
+        longest = max(longest, len(text))
+        assert len(question) == 29 and question == text.ljust(29), question
+        family = _book_family(text)
+        day = datetime.datetime.strptime(text, BOOK_DATE_FORMATS[family]).date()
+        assert answer == f"_{day.isoformat()}", (question, answer)
+        if family == "weekday":  # strptime does not check the weekday against the date
+            assert text.split(",")[0].lower() == day.strftime("%A").lower(), question
+        if family != "numeric":
+            assert text == {"lower": text.lower(), "upper": text.upper(), "title": text.title()}[_casing(text)]
+        kinds[family, _casing(text)] += 1
+        days.append(day)
+    assert len(kinds) == 10 and min(kinds.values()) > SMALLEST_SHARE * len(days), kinds
+    assert min(days).year == 1970 and max(days) <= datetime.date(2017, 12, 31) and max(days).year == 2017
+    assert longest == 29  # "wednesday, september 30, 1987" and its like fill the width
+
+
+@pytest.mark.parametrize("name", ["addition", "dates"])
+def test_no_test_question_is_a_training_question(name, request):
+    (X_train, _), (X_test, _), _ = request.getfixturevalue(name)
+    train = {row.tobytes() for row in X_train}
+    assert len(train) == len(X_train) and not any(row.tobytes() in train for row in X_test)
+
+
+@pytest.mark.parametrize("name", ["addition", "dates"])
+def test_a_toy_set_is_the_same_for_the_same_seed_and_differs_for_another(name, request):
+    load = getattr(datasets, f"load_{name}")
+    (X_train, Y_train), (X_test, Y_test), vocabulary = request.getfixturevalue(name)
+    (X_again, Y_again), (X_test_again, Y_test_again), vocabulary_again = load(seed=np.random.default_rng(1984))
+    for first, second in ((X_train, X_again), (Y_train, Y_again), (X_test, X_test_again), (Y_test, Y_test_again)):
+        np.testing.assert_array_equal(first, second)
+    assert vocabulary_again == vocabulary
+    (X_other, _), _, _ = load(seed=1)
+    assert (X_other.shape == X_train.shape) and not np.array_equal(X_other, X_train)
+
+
+@pytest.mark.parametrize("load", [datasets.load_addition, datasets.load_dates])
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError), (True, TypeError)])
+def test_a_toy_set_refuses_a_seed_that_is_not_one(load, seed, error):
+    with pytest.raises(error, match="seed"):
+        load(seed=seed)
+
+
+def test_the_book_split_shuffles_rows_together_and_holds_out_the_last_tenth():
+    X = np.arange(23)[:, None] * np.ones(3, dtype=int)  # (23, 3): row i is i, i, i
+    (X_train, Y_train), (X_test, Y_test) = datasets._book_split(X, 10 * X[:, :2], np.random.default_rng(0))
+    assert len(X_train) == 21 and len(X_test) == 23 // 10
+    X_all, Y_all = np.concatenate([X_train, X_test]), np.concatenate([Y_train, Y_test])
+    np.testing.assert_array_equal(np.sort(X_all[:, 0]), np.arange(23))  # every row once
+    assert (X_all[:, 0] != np.arange(23)).any()  # shuffled
+    np.testing.assert_array_equal(Y_all, 10 * X_all[:, :2])  # each answer stays with its question
+
+
+def test_a_sequence_set_pads_and_numbers_symbols_in_order_of_first_appearance():
+    (X, Y), (X_test, _), vocabulary = datasets._sequence_set([("ab", "c"), ("ba", "dd")], (3, 4),
+                                                             np.random.default_rng(0))
+    # Lines "ab _c  " and "ba _dd ": a, b, space, _, c, d first appear in this order, ids 1 to 6
+    assert vocabulary.symbols == ("a", "b", " ", "_", "c", "d") and len(X_test) == 2 // 10
+    rows = {(vocabulary.decode(question), vocabulary.decode(answer)) for question, answer in zip(X, Y)}
+    assert rows == {("ab ", "_c  "), ("ba ", "_dd ")}
+    assert {tuple(row) for row in X} == {(1, 2, 3), (2, 1, 3)}
