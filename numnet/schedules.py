@@ -94,6 +94,68 @@ class InverseScaling(Schedule):
         return learning_rate / (1.0 + self.decay * step) ** self.power
 
 
+class WarmupCosine(Schedule):
+    """Linear warmup, then a cosine down to a floor: nanoGPT's ``get_lr``, step for step.
+
+    For step t (counted from 0, the iteration number of nanoGPT's training loop) and base rate lr:
+
+    - warmup, t < ``warmup_steps``: lr · (t + 1) / (warmup_steps + 1), which rises in equal steps and reaches
+      lr itself at t = warmup_steps (nanoGPT's form: the first step already moves, at lr/(warmup_steps + 1));
+    - cosine, warmup_steps <= t <= ``decay_steps``: min + ½·(1 + cos(π·r))·(lr − min), with
+      r = (t − warmup_steps) / (decay_steps − warmup_steps) going from 0 (lr) to 1 (min);
+    - after, t > ``decay_steps``: ``min_learning_rate``.
+
+    The floor is an absolute rate, not a fraction of lr (nanoGPT's ``min_lr``; its configs use lr/10); a
+    floor above lr would make the "decay" rise, so keep it below the optimiser's rate.
+
+    The defaults are the issue's reference run, nanoGPT's character-level Shakespeare model on a CPU: 100
+    warmup steps and a decay over 2,000 steps to 1e-4 (its rate is 1e-3).
+
+    Parameters
+    ----------
+    warmup_steps : int >= 0, default 100
+        Steps of linear warmup (0: start at the full rate).
+    decay_steps : int > warmup_steps, default 2000
+        The step at which the cosine reaches ``min_learning_rate`` (nanoGPT's ``lr_decay_iters``).
+    min_learning_rate : float >= 0, default 1e-4
+        The rate at the end of the cosine and from then on.
+
+    Raises
+    ------
+    ValueError
+        When ``decay_steps`` is not greater than ``warmup_steps`` (the cosine would have no steps), or an
+        argument is out of its range.
+
+    Examples
+    --------
+    >>> schedule = WarmupCosine(warmup_steps=3, decay_steps=13, min_learning_rate=0.1)
+    >>> [round(schedule(0.9, step), 10) for step in (0, 2, 3, 8, 13, 50)]
+    [0.225, 0.675, 0.9, 0.5, 0.1, 0.1]
+    """
+
+    name = "warmup_cosine"
+
+    @declare(warmup_steps=Integer(0), decay_steps=Integer(), min_learning_rate=Real(at_least=0))
+    def __init__(self, warmup_steps=100, decay_steps=2000, min_learning_rate=1e-4):
+        if decay_steps <= warmup_steps:
+            raise ValueError(f"decay_steps must be greater than warmup_steps, got decay_steps={decay_steps} and "
+                             f"warmup_steps={warmup_steps}; the cosine runs from the end of the warmup to "
+                             "decay_steps, so give decay_steps at least warmup_steps + 1")
+        self.warmup_steps = warmup_steps
+        self.decay_steps = decay_steps
+        self.min_learning_rate = min_learning_rate
+
+    def __call__(self, learning_rate, step):
+        # The operations in nanoGPT's order (train.py, get_lr), so that its rates are reproduced to the ulp
+        if step < self.warmup_steps:
+            return learning_rate * (step + 1) / (self.warmup_steps + 1)
+        if step > self.decay_steps:
+            return self.min_learning_rate
+        ratio = (step - self.warmup_steps) / (self.decay_steps - self.warmup_steps)
+        coefficient = 0.5 * (1.0 + math.cos(math.pi * ratio))
+        return self.min_learning_rate + coefficient * (learning_rate - self.min_learning_rate)
+
+
 def track_plateau(value, best, count, tolerance, mode="min"):
     """One epoch of scikit-learn's plateau count: returns (count, best) after seeing ``value``.
 
@@ -197,6 +259,7 @@ SCHEDULES = {
     "step_decay": StepDecay,
     "inverse_scaling": InverseScaling,
     "invscaling": InverseScaling,
+    "warmup_cosine": WarmupCosine,
     "reduce_on_plateau": ReduceOnPlateau,
     "plateau": ReduceOnPlateau,
 }

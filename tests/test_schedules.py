@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from numnet.optimizers import SGD
 from numnet.schedules import (
-    SCHEDULES, Constant, InverseScaling, ReduceOnPlateau, StepDecay, get_schedule, track_plateau)
+    SCHEDULES, Constant, InverseScaling, ReduceOnPlateau, StepDecay, WarmupCosine, get_schedule, track_plateau)
 
 # A schedule value is one or two float64 operations on the base rate: a few ulps.
 FLOAT64_RTOL = 4 * np.finfo(np.float64).eps
@@ -79,6 +79,75 @@ def test_every_table_entry_is_a_schedule_whose_name_is_in_the_table():
     for name in SCHEDULES:
         schedule = get_schedule(name)
         assert schedule.name in SCHEDULES and isinstance(schedule, SCHEDULES[schedule.name])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Warmup and cosine (nanoGPT's get_lr)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_warmup_cosine_of_a_hand_worked_example_at_its_boundaries():
+    # base 0.9, warmup 2, decay 12, floor 0.1. Warmup: 0.9·1/3 = 0.3 at t = 0, 0.9·2/3 = 0.6 at t = 1 (the
+    # full rate is never reached inside the warmup). t = 2 = warmup: r = 0, ½(1 + cos 0) = 1 → 0.9. t = 7:
+    # r = 5/10, ½(1 + cos(π/2)) = ½ → 0.1 + ½·0.8 = 0.5. t = 12 = decay: r = 1, ½(1 + cos π) = 0 → 0.1;
+    # after it the floor: 0.1 at t = 13 and at t = 10⁶.
+    schedule = WarmupCosine(warmup_steps=2, decay_steps=12, min_learning_rate=0.1)
+    rates = [schedule(0.9, step) for step in (0, 1, 2, 7, 12, 13, 10**6)]
+    np.testing.assert_allclose(rates, [0.3, 0.6, 0.9, 0.5, 0.1, 0.1, 0.1], rtol=FLOAT64_RTOL)
+    assert schedule(0.9, 13) == schedule(0.9, 10**6) == 0.1  # the floor itself, not a cosine near it
+    # t = 4: r = 0.2, ½(1 + cos 36°) with cos 36° = (1 + √5)/4 (the golden ratio's half) → 0.1 + 0.8·that
+    golden_coefficient = 0.5 * (1 + (1 + math.sqrt(5)) / 4)
+    assert schedule(0.9, 4) == pytest.approx(0.1 + 0.8 * golden_coefficient, rel=FLOAT64_RTOL)
+
+
+def test_warmup_cosine_without_warmup_starts_at_the_full_rate():
+    # warmup 0: t = 0 is the cosine's start, r = 0 → the base rate; halfway (t = 5 of 10) the mean of base
+    # and floor, (1 + 0)/2 = 0.5
+    schedule = WarmupCosine(warmup_steps=0, decay_steps=10, min_learning_rate=0.0)
+    assert schedule(1.0, 0) == 1.0
+    assert schedule(1.0, 5) == pytest.approx(0.5, rel=FLOAT64_RTOL)
+    assert schedule(1.0, 10) == 0.0  # r = 1 exactly, and cos(math.pi) rounds to -1 exactly
+
+
+@FAST
+@given(st.floats(1e-4, 10.0), st.integers(0, 50), st.integers(1, 200), st.floats(0.0, 1.0))
+def test_warmup_cosine_rises_then_falls_to_its_floor(rate, warmup_steps, decay_length, floor_fraction):
+    """Strictly rising in the warmup, never rising after it, the base rate at the warmup's end and the floor
+    from decay_steps on, for any floor between 0 and the base rate."""
+    floor = rate * floor_fraction
+    schedule = WarmupCosine(warmup_steps, warmup_steps + decay_length, floor)
+    rates = np.array([schedule(rate, step) for step in range(warmup_steps + decay_length + 3)])
+    warmup, rest = rates[:warmup_steps + 1], rates[warmup_steps:]
+    assert np.all(np.diff(warmup) > 0)
+    assert np.all(np.diff(rest) <= FLOAT64_RTOL * rate)  # flat stretches may wobble by a rounding
+    assert rates[warmup_steps] == pytest.approx(rate, rel=FLOAT64_RTOL)
+    np.testing.assert_allclose(rates[warmup_steps + decay_length:], floor, rtol=FLOAT64_RTOL, atol=1e-16 * rate)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"warmup_steps": 10, "decay_steps": 10}, ValueError,
+     "decay_steps must be greater than warmup_steps, got decay_steps=10 and warmup_steps=10"),
+    ({"warmup_steps": 3000}, ValueError, "got decay_steps=2000 and warmup_steps=3000"),  # against the default
+    ({"warmup_steps": -1}, ValueError, "warmup_steps must be a non-negative integer, got -1"),
+    ({"decay_steps": 0}, ValueError, "decay_steps must be a positive integer, got 0"),
+    ({"decay_steps": 20.0}, TypeError, "decay_steps must be a positive integer, got 20.0"),
+    ({"min_learning_rate": -1e-4}, ValueError, "min_learning_rate must be a finite number >= 0, got -0.0001"),
+    ({"min_learning_rate": "0"}, TypeError, "min_learning_rate must be a real number, got str"),
+])
+def test_invalid_warmup_cosine_arguments_are_refused_saying_why(options, error, message):
+    with pytest.raises(error, match=message):
+        WarmupCosine(**options)
+
+
+def test_warmup_cosine_is_named_in_the_table_and_rebuilt_from_its_config():
+    schedule = WarmupCosine(warmup_steps=5, decay_steps=50, min_learning_rate=1e-5)
+    config = schedule.config()
+    assert config == {"name": "warmup_cosine", "warmup_steps": 5, "decay_steps": 50, "min_learning_rate": 1e-5}
+    rebuilt = type(get_schedule(config.pop("name")))(**config)
+    assert vars(rebuilt) == vars(schedule)
+    # the defaults: nanoGPT's character-level Shakespeare run on a CPU (100 warmup steps, decay over 2,000 to 1e-4)
+    assert vars(get_schedule(" Warmup_Cosine ")) == {"warmup_steps": 100, "decay_steps": 2000,
+                                                      "min_learning_rate": 1e-4}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -219,3 +288,18 @@ def test_a_saved_model_keeps_its_reduce_on_plateau_state(tmp_path):
     numnet.save_model(network, tmp_path / "model.npz")
     loaded = numnet.load_model(tmp_path / "model.npz").optimizer.schedule
     assert vars(loaded) == vars(schedule) and schedule.scale < 1.0
+
+
+def test_a_saved_model_keeps_its_warmup_cosine_schedule_and_step(tmp_path):
+    import numnet
+
+    X = np.random.default_rng(1).normal(size=(20, 3))
+    network = numnet.Network([3, 4, 1], seed=0)
+    schedule = WarmupCosine(warmup_steps=3, decay_steps=30, min_learning_rate=1e-4)
+    optimizer = numnet.optimizers.AdamW(learning_rate=0.01, schedule=schedule)
+    network.fit(X, X[:, 0], epochs=2, batch_size=5, optimizer=optimizer, seed=0)  # 8 steps: past the warmup
+    loaded = numnet.load_model(numnet.save_model(network, tmp_path / "model.npz")).optimizer
+    assert type(loaded.schedule) is WarmupCosine and vars(loaded.schedule) == vars(schedule)
+    # t = 8: r = 5/27 → 1e-4 + ½(1 + cos(5π/27))·(0.01 - 1e-4)
+    expected = 1e-4 + 0.5 * (1 + math.cos(5 * math.pi / 27)) * (0.01 - 1e-4)
+    assert loaded.current_learning_rate == pytest.approx(expected, rel=FLOAT64_RTOL)
