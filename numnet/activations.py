@@ -1,11 +1,12 @@
 """Activation functions, each with its derivative and its own facts, the ACTIVATIONS table and
 :func:`register_activation`.
 
-Every derivative here is computed from the activation's *output* ``a = f(z)``, not from ``z``: for these
+Most derivatives here are computed from the activation's *output* ``a = f(z)``, not from ``z``: for these
 functions f'(z) is a cheap expression of ``a`` (sigmoid: a(1-a), tanh: 1-a², relu: a>0), so a layer only
 needs to cache ``a``, and ``z`` can be overwritten in place by ``a`` in the forward pass
 (benchmarks/NOTES.md, "activations in place"). An activation whose f' is not a function of its output
-(SiLU, GELU) says ``derivative_from = "z"``, and the layers keep ``z`` for it alone (see :class:`Activation`).
+(GELU and its tanh form here, a contributor's SiLU) says ``derivative_from = "z"``, and the layers keep ``z``
+for it alone (see :class:`Activation`). GELU needs the error function, which NumPy lacks: :func:`erf`.
 """
 
 import numpy as np
@@ -38,9 +39,10 @@ class Activation:
       estimators and the playground offer the others as hidden activations.
     - :meth:`onnx_nodes`: its ONNX operators (numnet.onnx_export).
 
-    Every activation numnet ships computes its derivative from ``a``: sigmoid a(1 - a), tanh 1 - a², relu and
-    leaky relu from the sign of a, linear 1, exp a itself, softmax its Jacobian diag(a) - a aᵀ. A class of
-    one's own is added to :data:`ACTIVATIONS` by :func:`register_activation`.
+    Most activations numnet ships compute their derivative from ``a``: sigmoid a(1 - a), tanh 1 - a², relu and
+    leaky relu from the sign of a, linear 1, exp a itself, softmax its Jacobian diag(a) - a aᵀ; the two GELUs
+    compute theirs from ``z``. A class of one's own is added to :data:`ACTIVATIONS` by
+    :func:`register_activation`.
     """
 
     name = "activation"
@@ -337,6 +339,307 @@ class Softmax(Activation):
         return graph.node("Softmax", [x], axis=-1)  # over each row, the last axis
 
 
+# ---- the error function, for GELU --------------------------------------------------------------------------
+
+# The coefficients of fdlibm's s_erf.c (as in FreeBSD's msun, musl and glibc), under its notice:
+#   Copyright (C) 1993 by Sun Microsystems, Inc. All rights reserved.
+#   Developed at SunSoft, a Sun Microsystems, Inc. business.
+#   Permission to use, copy, modify, and distribute this software is freely granted, provided that this
+#   notice is preserved.
+# Each polynomial's coefficients are listed from the constant term up.
+#: |x| < 0.84375: erf(x) = x + x·P(x²)/Q(x²), |P/Q - (erf(x) - x)/x| <= 2^-57.9.
+_ERF_SMALL = ((1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+               -5.77027029648944159157e-03, -2.37630166566501626084e-05),
+              (1.0, 3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+               1.32494738004321644526e-04, -3.96022827877536812320e-06))
+#: 0.84375 <= |x| < 1.25: erf(x) = c + P(s)/Q(s), s = |x| - 1, c = erf(1) rounded to float32's 24 bits.
+_ERF_NEAR_ONE = ((-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+                  3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+                  -2.16637559486879084300e-03),
+                 (1.0, 1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+                  1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02))
+_ERF_OF_ONE_SINGLE = 8.45062911510467529297e-01
+#: 1.25 <= |x| < 1/0.35: erfc(x) = e^(-x² - 0.5625 + R(s)/S(s))/x, s = 1/x², |R/S - f| < 2^-62.6.
+_ERFC_MIDDLE = ((-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
+                 -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
+                 -8.12874355063065934246e+01, -9.81432934416914548592e+00),
+                (1.0, 1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
+                 6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
+                 6.57024977031928170135e+00, -6.04244152148580987438e-02))
+#: 1/0.35 <= |x| < 6 (erf is 1 to float64 rounding past 6): the same form, |R/S - f| < 2^-61.5.
+_ERFC_LARGE = ((-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
+                -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
+                -4.83519191608651397019e+02),
+               (1.0, 3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
+                3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
+                -2.24409524465858183362e+01))
+_ERF_SMALL_LIMIT = 0.84375
+_ERF_NEAR_ONE_LIMIT = 1.25
+_ERFC_MIDDLE_LIMIT = 1.0 / 0.35
+#: erfc(6) = 2e-17, below half an ulp of 1: erf is ±1 exactly past it.
+_ERF_ONE = 6.0
+#: x split as z + (x - z) with z = x cut to 16 bits after the point: z² is exact (x < 6 has at most 19
+#: bits then), so e^(-x²) = e^(-z² - 0.5625)·e^((z - x)(z + x) + ...) carries no rounding of a large x²
+#: (fdlibm clears the low 32 bits of x for the same end; the array API has no bit access).
+_SPLIT_SCALE = 65536.0
+
+
+def _polynomial(t, coefficients):
+    """c₀ + t(c₁ + t(c₂ + ...)): Horner's form, as fdlibm writes each polynomial."""
+    result = coefficients[-1]
+    for coefficient in coefficients[-2::-1]:
+        result = coefficient + t * result
+    return result
+
+
+def _rational(t, numerator_and_denominator):
+    numerator, denominator = numerator_and_denominator
+    return _polynomial(t, numerator) / _polynomial(t, denominator)
+
+
+def erf(x):
+    """The error function erf(x) = 2/√π ∫₀ˣ e^(-t²) dt, elementwise, accurate to float64 rounding.
+
+    NumPy has no erf and numnet does not depend on SciPy, so it is computed here by the method and the
+    rational approximations of fdlibm's ``s_erf.c`` (Sun Microsystems 1993; the erf of FreeBSD, musl and
+    glibc), whose error bounds lie below 2^-57, written for x >= 0 (erf is odd): erf(x) = x + x·P(x²)/Q(x²)
+    below 0.84375; erf(1)'s float32 value plus P(x - 1)/Q(x - 1) below 1.25;
+    1 - e^(-x² - 0.5625 + R(1/x²)/S(1/x²))/x below 6, with two sets of R, S and the exponential split so
+    that x² is not rounded; 1 past 6. Each form adds a small correction to a term that is exact, so the
+    result is within about an ulp of erf(x): measured against ``math.erf`` on a dense grid and random
+    points, at most 1.1e-16 apart (tests/test_transformer_layers.py). W. J. Cody's approximations (SPECFUN's
+    CALERF), evaluated so in float64, were measured up to 3.3e-16 (5 ulps) off near x = 0.5, where
+    erf = 1 - erfc.
+
+    Every form is evaluated on every entry, each on its argument clamped into its range, and the right one
+    chosen by ``where``: only the array API's operations, so it runs on every backend (NumPy, CuPy,
+    array_api_strict), a few dozen passes over the array and no Python loop over its entries.
+
+    Parameters
+    ----------
+    x : array of float32 or float64
+        Any shape; NaN gives NaN.
+
+    Returns
+    -------
+    array
+        erf(x), same shape and dtype (float32 is computed in float32, to its own rounding).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> erf(np.array([0.0, 0.5, -3.0]))
+    array([ 0.        ,  0.52049988, -0.99997791])
+    """
+    xp = namespace(x)
+    y = xp.abs(x)
+    with np.errstate(under="ignore"):  # x² and e^(-x²) underflowing to 0 are the exact limits
+        x_small = xp.minimum(xp.maximum(x, -_ERF_SMALL_LIMIT), _ERF_SMALL_LIMIT)
+        small = x_small + x_small * _rational(x_small * x_small, _ERF_SMALL)  # signed, as x
+        y_near_one = xp.minimum(xp.maximum(y, _ERF_SMALL_LIMIT), _ERF_NEAR_ONE_LIMIT)
+        near_one = _ERF_OF_ONE_SINGLE + _rational(y_near_one - 1.0, _ERF_NEAR_ONE)
+        tail = 1.0 - _erfc_tail(xp.minimum(xp.maximum(y, _ERF_NEAR_ONE_LIMIT), _ERF_ONE))
+    # NaN fails every comparison below and reaches the tail's form, which keeps it NaN
+    magnitude = xp.where(y < _ERF_NEAR_ONE_LIMIT, near_one, xp.where(y >= _ERF_ONE, 1.0, tail))
+    return xp.where(y < _ERF_SMALL_LIMIT, small, xp.where(x < 0, -magnitude, magnitude))
+
+
+def _erfc_tail(y):
+    """erfc(y) for y in [1.25, 6]: e^(-y² - 0.5625 + R/S)/y, e^(-y²) split at z = y cut to 16 bits."""
+    xp = namespace(y)
+    inverse_square = 1.0 / (y * y)
+    correction = xp.where(y < _ERFC_MIDDLE_LIMIT, _rational(inverse_square, _ERFC_MIDDLE),
+                          _rational(inverse_square, _ERFC_LARGE))
+    z = xp.trunc(y * _SPLIT_SCALE) / _SPLIT_SCALE
+    return xp.exp(-z * z - 0.5625) * xp.exp((z - y) * (z + y) + correction) / y
+
+
+class _GraphValue:
+    """A value of an ONNX graph under construction (numnet.onnx_export's) on which arithmetic, comparisons
+    and a few array-API functions add the matching operators: :func:`erf` run on one writes itself into the
+    graph operator by operator, the same steps as on an array. GELU's float64 export needs it: ONNX Runtime
+    has no float64 ``Erf`` kernel, and a float32 one would round GELU to float32's precision."""
+
+    def __init__(self, graph, name):
+        self.graph = graph
+        self.name = name
+
+    def __array_namespace__(self):
+        return _GraphNamespace(self.graph)
+
+    def _node(self, op_type, *operands):
+        return _graph_node(self.graph, op_type, *operands)
+
+    def __add__(self, other):
+        return self._node("Add", self, other)
+
+    def __radd__(self, other):
+        return self._node("Add", other, self)
+
+    def __sub__(self, other):
+        return self._node("Sub", self, other)
+
+    def __rsub__(self, other):
+        return self._node("Sub", other, self)
+
+    def __mul__(self, other):
+        return self._node("Mul", self, other)
+
+    def __rmul__(self, other):
+        return self._node("Mul", other, self)
+
+    def __truediv__(self, other):
+        return self._node("Div", self, other)
+
+    def __rtruediv__(self, other):
+        return self._node("Div", other, self)
+
+    def __neg__(self):
+        return self._node("Neg", self)
+
+    def __lt__(self, other):
+        return self._node("Less", self, other)
+
+    def __ge__(self, other):
+        return self._node("GreaterOrEqual", self, other)
+
+
+class _GraphNamespace:
+    """The array-API functions :func:`erf` calls, as ONNX operators on :class:`_GraphValue`."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def abs(self, x):
+        return _graph_node(self.graph, "Abs", x)
+
+    def minimum(self, x, y):
+        return _graph_node(self.graph, "Min", x, y)
+
+    def maximum(self, x, y):
+        return _graph_node(self.graph, "Max", x, y)
+
+    def exp(self, x):
+        return _graph_node(self.graph, "Exp", x)
+
+    def trunc(self, x):
+        # ONNX has Floor but no Trunc: trunc(x) = sign(x)·floor(|x|)
+        return _graph_node(self.graph, "Sign", x) * _graph_node(self.graph, "Floor", self.abs(x))
+
+    def where(self, condition, x, y):
+        return _graph_node(self.graph, "Where", condition, x, y)
+
+
+def _graph_node(graph, op_type, *operands):
+    """A new operator of ``graph`` on ``operands`` (graph values, or numbers as constants of the model's dtype)."""
+    names = [operand.name if isinstance(operand, _GraphValue) else graph.constant("erf_constant", operand)
+             for operand in operands]
+    return _GraphValue(graph, graph.node(op_type, names, hint="erf"))
+
+
+# ---- GELU --------------------------------------------------------------------------------------------------
+
+_SQRT_HALF = 0.7071067811865476  # 1/√2
+_ONE_OVER_SQRT_TWO_PI = 0.3989422804014327  # the standard normal density's 1/√(2π)
+_SQRT_TWO_OVER_PI = 0.7978845608028654  # √(2/π), the tanh form's scale
+_TANH_FORM_CUBIC = 0.044715  # Hendrycks & Gimpel's cubic coefficient
+#: Where the tanh form's tanh is ±1 to float64 (and float32) rounding: |z| = 10 gives an argument of 43.7,
+#: tanh(43.7) = 1 - 2e-38. z is clamped to it inside the tanh and its derivative, so that z³ and z² never
+#: overflow (past |z| ~ 5.6e102 the derivative's z·(1 - tanh²)·(1 + 3cz²) would be inf·0); no value changes.
+_TANH_FORM_SATURATION = 10.0
+
+
+class GELU(Activation):
+    """Gaussian error linear unit (Hendrycks & Gimpel 2016), exact: f(z) = z·Φ(z) = ½z(1 + erf(z/√2)),
+    PyTorch's ``nn.GELU()`` (``approximate="none"``) and GPT-2's, BERT's activation in its exact form.
+
+    Its derivative f'(z) = Φ(z) + z·φ(z), with φ the standard normal density, is no function of the output,
+    so it is computed from z (``derivative_from = "z"``). erf is :func:`erf`, accurate to float64 rounding.
+    """
+
+    name = "gelu"
+    display_name = "GELU"
+    derivative_from = "z"
+    default_weight_init = "he"  # relu-like: 0 far below zero, the identity far above it
+    # f'(√2) = Φ(√2) + √2·φ(√2): f''(z) = φ(z)(2 - z²) vanishes at z = √2. GELU neither saturates (f' → 1 as
+    # z → +∞) nor dies (f' is 0 at z ≈ -0.752 only).
+    derivative_maximum = 1.128904145185155
+
+    def forward(self, z, out=None):
+        return _written(0.5 * z * (1.0 + erf(z * _SQRT_HALF)), out)
+
+    def derivative(self, z):
+        xp = namespace(z)
+        cdf = 0.5 * (1.0 + erf(z * _SQRT_HALF))  # Φ(z)
+        with np.errstate(over="ignore", under="ignore"):  # z² overflowing gives e^-inf = 0, the exact limit
+            density = xp.exp(-0.5 * z * z) * _ONE_OVER_SQRT_TWO_PI  # φ(z)
+        return cdf + z * density
+
+    def onnx_nodes(self, graph, x):
+        # ½x(1 + erf(x/√2)), the same formula; erf is ONNX's Erf in float32, and numnet's own, written out in
+        # operators, in float64, where ONNX Runtime has no Erf kernel
+        scaled = graph.node("Mul", [x, graph.constant("sqrt_half", _SQRT_HALF)])
+        if graph.dtype == np.float32:
+            erf_value = graph.node("Erf", [scaled])
+        else:
+            erf_value = erf(_GraphValue(graph, scaled)).name
+        erf_plus_one = graph.node("Add", [erf_value, graph.constant("one", 1.0)])
+        half_x = graph.node("Mul", [x, graph.constant("half", 0.5)])
+        return graph.node("Mul", [half_x, erf_plus_one], hint="gelu")
+
+
+class GELUTanh(Activation):
+    """GELU's tanh approximation: f(z) = ½z(1 + tanh(√(2/π)(z + 0.044715z³))), PyTorch's
+    ``nn.GELU(approximate="tanh")``, the form GPT-2's code (and nanoGPT's ``new_gelu``) uses.
+
+    Its derivative, with u = √(2/π)(z + 0.044715z³) and t = tanh(u), is
+    f'(z) = ½(1 + t) + ½z(1 - t²)·√(2/π)(1 + 3·0.044715z²), computed from z (``derivative_from = "z"``).
+    It differs from the exact GELU by less than 5e-4.
+    """
+
+    name = "gelu_tanh"
+    display_name = "GELU (tanh)"
+    derivative_from = "z"
+    default_weight_init = "he"
+    # The largest f'(z), at z ≈ 1.4185 (found by a golden-section search on f'; 1.1289041 for the exact GELU)
+    derivative_maximum = 1.1289930686587715
+
+    @staticmethod
+    def _clamped_and_tanh(z):
+        """(z clamped to ±10, t = tanh(√(2/π)(z + 0.044715z³))): past ±10, t is ±1 already."""
+        xp = namespace(z)
+        clamped = xp.minimum(xp.maximum(z, -_TANH_FORM_SATURATION), _TANH_FORM_SATURATION)
+        return clamped, xp.tanh(_SQRT_TWO_OVER_PI * (clamped + _TANH_FORM_CUBIC * clamped * clamped * clamped))
+
+    def forward(self, z, out=None):
+        _, t = self._clamped_and_tanh(z)
+        return _written(0.5 * z * (1.0 + t), out)
+
+    def derivative(self, z):
+        clamped, t = self._clamped_and_tanh(z)
+        # The second term is exactly 0 where z was clamped (1 - t² = 0 there), so the clamped z serves in its
+        # polynomial, which then cannot overflow
+        slope_of_u = _SQRT_TWO_OVER_PI * (1.0 + 3.0 * _TANH_FORM_CUBIC * clamped * clamped)  # du/dz
+        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * slope_of_u
+
+    def onnx_nodes(self, graph, x):
+        # ½x(1 + Tanh(√(2/π)(x + 0.044715x³))), the same formula (unclamped: Tanh of a large number is ±1)
+        cube = graph.node("Mul", [graph.node("Mul", [x, x]), x])
+        inner = graph.node("Add", [x, graph.node("Mul", [cube, graph.constant("cubic", _TANH_FORM_CUBIC)])])
+        scaled = graph.node("Mul", [inner, graph.constant("sqrt_two_over_pi", _SQRT_TWO_OVER_PI)])
+        tanh = graph.node("Tanh", [scaled])
+        half_x = graph.node("Mul", [x, graph.constant("half", 0.5)])
+        return graph.node("Mul", [half_x, graph.node("Add", [tanh, graph.constant("one", 1.0)])], hint="gelu_tanh")
+
+
+def _written(result, out):
+    """``result``, or ``out`` with ``result`` written into it when given (an activation's ``out=``)."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 ACTIVATIONS = {
     "sigmoid": Sigmoid,
     "logistic": Sigmoid,
@@ -347,6 +650,8 @@ ACTIVATIONS = {
     "identity": Linear,
     "softmax": Softmax,
     "exp": Exponential,
+    "gelu": GELU,
+    "gelu_tanh": GELUTanh,
 }
 
 

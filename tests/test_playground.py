@@ -184,7 +184,8 @@ def test_the_pages_menus_come_from_the_server_built_from_numnets_tables(client):
         return [entry["value"] for entry in entries]
 
     # numnet's activations once each (no "logistic" or "identity" aliases), without the output-only ones
-    assert sorted(values(menus["activation"])) == ["leaky_relu", "linear", "relu", "sigmoid", "tanh"]
+    assert sorted(values(menus["activation"])) == ["gelu", "gelu_tanh", "leaky_relu", "linear", "relu", "sigmoid",
+                                                   "tanh"]
     assert {"value": "relu", "label": "ReLU"} in menus["activation"]
     assert values(menus["optimizer"]) == sorted(OPTIMIZERS)
     assert values(menus["loss"]) == list(playground_settings.LOSSES)

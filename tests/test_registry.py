@@ -60,8 +60,8 @@ def test_the_relu_typo_message_is_exactly_the_documented_one():
     with pytest.raises(ValueError) as raised:
         get_activation("rleu")
     assert str(raised.value) == (
-        "unknown activation 'rleu'; choose one of: exp, identity, leaky_relu, linear, logistic, relu, sigmoid, "
-        "softmax, tanh (did you mean 'relu'?)"
+        "unknown activation 'rleu'; choose one of: exp, gelu, gelu_tanh, identity, leaky_relu, linear, logistic, "
+        "relu, sigmoid, softmax, tanh (did you mean 'relu'?)"
     )
 
 
