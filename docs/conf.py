@@ -47,9 +47,10 @@ numpydoc_xref_param_type = False
 # A subclass's page shows what the subclass documents itself (the base class documents the contract).
 autodoc_inherit_docstrings = False
 # numnet's layers are documented on their own pages (numnet.layers, numnet.conv, numnet.embedding,
-# numnet.recurrent, numnet.composite), although numnet exports them too.
+# numnet.recurrent, numnet.layer_norm, numnet.multi_head_attention, numnet.composite), although numnet
+# exports them too.
 numnet_modules_with_own_page = ["numnet.layers", "numnet.conv", "numnet.embedding", "numnet.recurrent",
-                                "numnet.composite"]
+                                "numnet.layer_norm", "numnet.multi_head_attention", "numnet.composite"]
 # The top-level page in sections, one per concept (the module that defines each name), in the order of
 # the package's layout.
 numnet_api_sections = {"numnet": [

@@ -19,7 +19,7 @@ from .attention import Attention
 from .backend import get_backend
 from .conv import Conv2D, Flatten, MaxPool2D
 from .doctor import Finding, diagnose
-from .embedding import Embedding
+from .embedding import Embedding, PositionEmbedding
 from .errors import (
     ConvergenceWarning,
     CorruptFileError,
@@ -38,9 +38,11 @@ from .gradcheck import (
     relative_error,
 )
 from .initializers import INITIALIZERS, get_initializer
+from .layer_norm import LayerNorm
 from .layers import LAYERS, Activation, BatchNorm, Dense, Dropout, Layer, register_layer
 from .losses import LOSSES, Loss, get_loss
 from .lr_finder import LearningRateFinderResult, find_learning_rate
+from .multi_head_attention import MultiHeadAttention
 from .network import Network
 from .onnx_export import to_onnx
 from .persistence import load_model, save_model
@@ -53,7 +55,8 @@ from .models import Seq2Seq
 
 __all__ = [
     "ACTIVATIONS", "get_activation", "register_activation", "get_backend", "LAYERS", "Layer", "Activation", "BatchNorm", "Dropout",
-    "register_layer", "Conv2D", "MaxPool2D", "Flatten", "Embedding", "RNN", "LSTM", "GRU",
+    "register_layer", "Conv2D", "MaxPool2D", "Flatten", "Embedding", "PositionEmbedding", "RNN", "LSTM", "GRU",
+    "LayerNorm", "MultiHeadAttention",
     "CompositeLayer", "Residual", "Sequential", "Attention", "Seq2Seq",
     "ConvergenceWarning", "CorruptFileError", "DataFileError", "DivergenceError", "MissingDependencyError",
     "NotFittedError", "PrecisionWarning",

@@ -1,12 +1,13 @@
-"""Embedding: integer token ids to learned vectors, the first layer of a network that reads text.
+"""Embedding: integer token ids to learned vectors, the first layer of a network that reads text; and
+PositionEmbedding, a learned vector per position added to them (a transformer's).
 
 A sequence of token ids (n_samples, time_steps) becomes a sequence of vectors (n_samples, time_steps, dim):
 row ``ids[s, t]`` of the weight matrix ``W`` (vocab_size, dim). It is the product of a one-hot row with
 ``W``, computed as a lookup; its backward pass adds each position's gradient onto the row of ``W`` it was
 read from, a scatter-add (:func:`scatter_add_rows`) that counts every repeated id.
 
-The layer registers its kind (embedding) in :data:`numnet.layers.LAYERS` when this module is imported
-(``import numnet`` does), so saved models holding it load.
+The layers register their kinds (embedding, position_embedding) in :data:`numnet.layers.LAYERS` when this
+module is imported (``import numnet`` does), so saved models holding them load.
 """
 
 import math
@@ -14,6 +15,7 @@ import math
 import numpy as np
 
 from .backend import holds_integers, namespace, to_numpy
+from .initializers import Normal
 from .layers import Layer, _fill, register_layer
 from .validation import Integer, declare
 
@@ -133,6 +135,95 @@ class Embedding(Layer):
         return f"Embedding {self.vocab_size} ids -> {self.dim}"
 
 
+@register_layer
+class PositionEmbedding(Layer):
+    """A learned vector per position, added to a sequence: y[:, t] = x[:, t] + W[t] (GPT-2's ``wpe``).
+
+    Attention compares time steps by their content alone, so a transformer adds to each step's vector one
+    that says where it stands: row ``t`` of ``W`` (block_size, dim), learned like any weight. Inputs
+    (n_samples, time_steps, dim) of any length up to ``block_size`` (the longest context the model has
+    positions for) use the first ``time_steps`` rows; a longer one is refused (a ValueError that says so).
+
+    ``W`` is PyTorch's ``nn.Embedding(block_size, dim).weight`` as it is, read at positions 0..T-1 (nanoGPT's
+    ``wpe(arange(T))``). It starts N(0, 0.02²), nanoGPT's initialisation, and L2 (or L1) penalises it.
+
+    Parameters
+    ----------
+    block_size : int
+        The number of positions: the longest sequence the layer takes.
+    dim : int
+        The features of each time step, in and out.
+    name : str, optional
+        Set by the network ("position_embedding_0", ...) when not given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = PositionEmbedding(4, 2)
+    >>> layer.bind({"W": np.arange(8.0).reshape(4, 2)}, {"W": np.zeros((4, 2))})
+    >>> layer.forward(np.zeros((1, 3, 2)))
+    array([[[0., 1.],
+            [2., 3.],
+            [4., 5.]]])
+    """
+
+    @declare(block_size=Integer(), dim=Integer())
+    def __init__(self, block_size, dim, *, name=None):
+        super().__init__(name=name)
+        self.block_size = block_size
+        self.dim = dim
+
+    def parameter_shapes(self):
+        return {"W": (self.block_size, self.dim)}
+
+    def penalized_parameters(self):
+        return ("W",)
+
+    def expected_input_shape(self):
+        return (None, self.dim)  # sequences of any length up to block_size
+
+    def output_shape(self, input_shape):
+        if input_shape is not None:
+            if len(input_shape) != 2 or input_shape[1] not in (None, self.dim):
+                raise ValueError(f"takes sequences of shape (time_steps, {self.dim})")
+            if input_shape[0] is not None and input_shape[0] > self.block_size:
+                raise ValueError(f"has positions for at most {self.block_size} time steps (block_size)")
+        return (None, self.dim) if input_shape is None else tuple(input_shape)
+
+    def initialize(self, rng):
+        """W from N(0, 0.02²), nanoGPT's, drawn in float64 from ``rng`` and stored in the layer's dtype."""
+        _fill(self.params["W"], Normal(std=0.02)((self.block_size, self.dim), rng, np.float64))
+
+    def forward(self, x, training=False, rng=None):
+        """x + W[:T] for x (n_samples, T, dim), T <= block_size.
+
+        Raises
+        ------
+        ValueError
+            For input of another shape, or longer than ``block_size``.
+        """
+        if x.ndim != 3 or x.shape[2] != self.dim or not 0 < x.shape[1] <= self.block_size:
+            raise ValueError(f"layer {self.name or self.kind} (PositionEmbedding) takes sequences of shape "
+                             f"(n_samples, time_steps, {self.dim}) with 1 to {self.block_size} time steps (its "
+                             f"block_size), got shape {tuple(x.shape)}; cut longer sequences into windows of at "
+                             f"most {self.block_size} steps, or build the layer with a larger block_size")
+        self._cache = x.shape[1] if training else None
+        return x + self.params["W"][:x.shape[1], :]
+
+    def backward(self, grad_output, propagate=True):
+        """Fill dC/dW from dC/dy (n_samples, T, dim) and return dC/dx = dC/dy (or None when not ``propagate``)."""
+        time_steps = self._require_cache()
+        xp = namespace(grad_output)
+        # BP4 for an added table: dC/dW[t] = Σ over the batch of dC/dy[:, t] for each position read; 0 beyond
+        self.grads["W"][:time_steps, :] = xp.sum(grad_output, axis=0)
+        self.grads["W"][time_steps:, :] = 0
+        # BP2: y = x + W[:T], so dC/dx = dC/dy (the same array; backward never writes into it)
+        return grad_output if propagate else None
+
+    def describe(self):
+        return f"PositionEmbedding {self.block_size} positions x {self.dim}"
+
+
 def scatter_add_rows(target, indices, rows):
     """``target[indices[p]] = Σ rows[p]`` over every p with that index, every other row of ``target`` 0.
 
@@ -176,4 +267,4 @@ def scatter_add_rows(target, indices, rows):
     target[...] = onehot @ rows
 
 
-__all__ = ["Embedding", "scatter_add_rows"]
+__all__ = ["Embedding", "PositionEmbedding", "scatter_add_rows"]

@@ -589,17 +589,10 @@ class Dropout(Layer):
                              "mask in training; fit passes one")
         xp = namespace(x)
         # (n_samples, *shape) 1/(1 - rate) where kept, 0 where dropped
-        scale = xp.asarray(self._keep_mask(x, rng), dtype=x.dtype) * (1.0 / (1.0 - self.rate))
+        kept = _keep_mask(x.shape, self.rate, rng, self.context)
+        scale = xp.asarray(kept, dtype=x.dtype) * (1.0 / (1.0 - self.rate))
         self._cache = (scale,)
         return x * scale
-
-    def _keep_mask(self, x, rng):
-        """Which values survive, a NumPy bool array shaped like x: the global batch's mask, this shard's rows."""
-        global_rows, start = x.shape[0], 0
-        if self.context is not None:
-            global_rows, start = self.context.global_size, self.context.start
-        uniform = rng.random((global_rows, *x.shape[1:]), dtype=np.float32)
-        return uniform[start:start + x.shape[0]] >= self.rate
 
     def backward(self, grad_output, propagate=True):
         (scale,) = self._require_cache()
@@ -824,6 +817,18 @@ def get_layer_class(kind):
 def _fill(array, values):
     """Write NumPy ``values`` into ``array`` (a parameter or state view on any backend), in its dtype."""
     array[...] = namespace(array).asarray(np.asarray(values), dtype=array.dtype)
+
+
+def _keep_mask(shape, rate, rng, context):
+    """Which values of an array of ``shape`` (rows first) survive inverted dropout at ``rate``, a NumPy bool
+    array: drawn for the global batch (``context``'s rows in data-parallel training, else ``shape[0]``) and
+    cut to this shard's rows, so every rank drops exactly what one process would. Dropout's masks, and
+    MultiHeadAttention's on its attention weights."""
+    global_rows, start = shape[0], 0
+    if context is not None:
+        global_rows, start = context.global_size, context.start
+    uniform = rng.random((global_rows, *shape[1:]), dtype=np.float32)
+    return uniform[start:start + shape[0]] >= rate
 
 
 def _feature_axes(x):
