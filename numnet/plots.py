@@ -1223,7 +1223,8 @@ def plot_attention(model, source_ids, *, layer=None, head=None, path=None, title
     greedily and the map shows, for each token it wrote (rows), its weights over the source's tokens
     (columns). Any other model reads ``source_ids`` in one forward pass and the map shows a self-attention
     layer's weights (rows: the positions that look, columns: the positions looked at). The tokens are
-    labelled with ``model.vocabulary`` when the model has one (a space is drawn as ␣), else with their ids.
+    labelled with ``model.vocabulary`` when the model has one (a space is drawn as ␣, a line break as ↵),
+    else with their ids.
 
     Parameters
     ----------
@@ -1326,8 +1327,8 @@ def _attention_maps(weights, head):
 
 
 def _token_labels(model, ids):
-    """Each id's symbol from the model's vocabulary (a space shown as ␣), or the id itself."""
+    """Each id's symbol from the model's vocabulary (a space shown as ␣, a line break as ↵), or the id itself."""
     vocabulary = getattr(model, "vocabulary", None)
     if vocabulary is None:
         return [str(int(token)) for token in ids]
-    return [vocabulary.decode([int(token)]).replace(" ", "␣") or "∅" for token in ids]
+    return [vocabulary.decode([int(token)]).replace(" ", "␣").replace("\n", "↵") or "∅" for token in ids]

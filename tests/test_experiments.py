@@ -370,3 +370,13 @@ def test_quick_e15_draws_its_accuracy_and_three_attention_maps(quick_e14_e15):
     assert all(path.is_file() for _, path in e15.figures)
     assert row(e15, "per-character test accuracy")[3] == REPRODUCED
     assert embedded_images(report) == (5, 5)
+
+
+def test_quick_e16_trains_a_gpt_and_an_lstm_and_draws_every_head(tmp_path):
+    pytest.importorskip("names")
+    result = experiments.run_experiments(["E16"], tmp_path, quick=True)[0]
+    assert [path.name for _, path in result.figures] == ["loss.png", "attention.png"]
+    gpt_loss = float(row(result, "GPT (")[1].split()[0])
+    assert gpt_loss < np.log(28)  # below a uniform guess among the names' 28 ids
+    assert len(row(result, "names sampled from the GPT")[1].split(", ")) == 8
+    assert row(result, "LSTM of E13")[3] == NOT_COMPARABLE

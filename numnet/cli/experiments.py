@@ -1,4 +1,4 @@
-"""``numnet experiments``: run the reference experiments E1-E15 (:mod:`numnet.experiments`) and write
+"""``numnet experiments``: run the reference experiments E1-E16 (:mod:`numnet.experiments`) and write
 their report."""
 
 import pathlib
@@ -32,10 +32,10 @@ def command_experiments(args):
 
 def add_parser(commands):
     """Add ``numnet experiments`` and its options to the subparsers ``commands``."""
-    runner = commands.add_parser("experiments", help="run the reference experiments E1-E15 and write a report",
+    runner = commands.add_parser("experiments", help="run the reference experiments E1-E16 and write a report",
                                  description="Run the reference experiments and write report.html.")
     runner.add_argument("ids", nargs="*", metavar="ID", help="experiments to run, e.g. E1 E3 (default: all)")
-    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E15)")
+    runner.add_argument("--quick", action="store_true", help="shorten the long schedules (E3-E5, E8-E16)")
     runner.add_argument("--output", default=DEFAULT_EXPERIMENTS_OUTPUT, metavar="DIR",
                         help="folder for the figures and report.html (default %(default)s)")
     runner.set_defaults(run=command_experiments)

@@ -87,13 +87,13 @@ def model_option(text):
     """--model: "mlp", "cnn", a layer string such as conv16x3,pool2,dense64 or a language model's "lstm",
     "gru" or "rnn" (checked for its form here, for its fit to the data when the network is built)."""
     name = text.strip().lower()
-    if name in ("mlp", "cnn", "seq2seq", *RECURRENT_MODELS):
+    if name in ("mlp", "cnn", "seq2seq", "gpt", *RECURRENT_MODELS):
         return name
     try:
         parse_layer_string(name)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"must be mlp, cnn, a layer string, for text "
-                                         f"{', '.join(RECURRENT_MODELS)}, or seq2seq: {error}") from None
+                                         f"{', '.join(RECURRENT_MODELS)} or gpt, or seq2seq: {error}") from None
     return name
 
 

@@ -1,5 +1,7 @@
 """``numnet train``: train a network, print its test results, save the model and its plots."""
 
+import dataclasses
+import math
 import pathlib
 import sys
 import time
@@ -13,6 +15,7 @@ from numnet.distributed import get_communicator, stop_all_ranks_on_failure
 from numnet.doctor import diagnose
 from numnet.errors import DivergenceError, MissingDependencyError
 from numnet.experiments.encoder_decoder import RECIPES as SEQ2SEQ_RECIPES
+from numnet.experiments.transformer import NANOGPT_CPU, gpt_windows
 from numnet.experiments.encoder_decoder import (Seq2SeqRun, attention_maps, load_seq2seq_data,
                                                 write_examples_page)
 from numnet.metrics import classification_report, predicted_classes
@@ -89,6 +92,8 @@ def _train(args, communicator):
 def _train_language_model(args, communicator):
     """Train a language model on --data text[:PATH]: windows (or streams) of the first 90% of the tokens,
     the validation perplexity on the last 10%, a sample after every epoch."""
+    if args.model == "gpt":
+        return _train_gpt(args, communicator)
     say = printer(args.quiet or not communicator.is_root)
     resumed = _resumed_language_model(args.resume)
     data = load_corpus(args.data, level=args.level, vocabulary=resumed.vocabulary if resumed else None)
@@ -155,7 +160,7 @@ def _train_seq2seq(args, communicator):
     seconds = _fit(args, communicator, network, X_train, Y_train, epochs=epochs, metadata=metadata,
                    learning_rate=recipe.learning_rate if args.optimizer == "adam" else None,
                    batch_size=args.batch_size or recipe.batch_size, validation_data=(X_test, Y_test),
-                   clip_norm=recipe.clip_norm if args.clip_norm is None else (args.clip_norm or None),
+                   clip_norm=_clip_norm(args.clip_norm, recipe),
                    notes=exact_match)
     if not communicator.is_root:
         return 0
@@ -177,6 +182,58 @@ def _seq2seq_plots(run, output):
     written += [path.name for path in maps]
     write_examples_page(run, output / "examples.html", "numnet seq2seq: test examples", maps)
     return written + ["examples.html"]
+
+
+def _train_gpt(args, communicator):
+    """Train nanoGPT's character model at its CPU settings (numnet.experiments.transformer.NANOGPT_CPU, each
+    overridable by an option) on --data text[:PATH]: random windows, the validation loss every
+    eval_interval steps, a sample each time."""
+    say = printer(args.quiet or not communicator.is_root)
+    resumed = _resumed_language_model(args.resume)
+    data = load_corpus(args.data, level=args.level, vocabulary=resumed.vocabulary if resumed else None)
+    recipe = _gpt_recipe(args, resumed)
+    network = resumed or recipe.model(len(data.vocabulary), seed=args.seed, dtype=args.dtype)
+    network.vocabulary = data.vocabulary
+    training, validation = gpt_windows(data.train_ids, data.validation_ids, recipe.block_size)
+    iterations = recipe.max_iters - network.iterations_trained
+    if iterations < 1:
+        raise ValueError(f"the checkpoint {args.resume} has already trained {network.iterations_trained} steps; ask "
+                         f"for more with --iterations (now {recipe.max_iters})")
+    say(f"data: {data.description}")
+    say(f"{recipe.max_iters:,} steps of {recipe.batch_size} random windows of {recipe.block_size} tokens; the "
+        f"validation loss every {recipe.eval_interval} steps on the last {VALIDATION_FRACTION:.0%} of the tokens")
+    say(network.summary())
+    metadata = _text_metadata(data, recipe.block_size, recipe.batch_size)
+    metadata["gpt"] = dataclasses.asdict(recipe)
+    seconds = _fit(args, communicator, network, *training, epochs=math.ceil(iterations / recipe.eval_interval),
+                   metadata=metadata, learning_rate=None, optimizer=None if resumed else recipe.optimizer(),
+                   batch_size=recipe.batch_size, iterations=iterations, sampling="replacement",
+                   steps_per_epoch=recipe.eval_interval, validation_data=validation,
+                   clip_norm=_clip_norm(args.clip_norm, recipe),
+                   notes=lambda report: epoch_sample(network, temperature=args.temperature))
+    if not communicator.is_root:
+        return 0
+    return _finish(args, network, *training, metadata=metadata, epochs=recipe.max_iters, seconds=seconds,
+                   results=lambda: print_language_model_results(network, temperature=args.temperature),
+                   draw_plots=lambda output: _gpt_plots(network, data, output))
+
+
+def _gpt_recipe(args, resumed):
+    """NANOGPT_CPU, with what the options (or a resumed run's saved recipe) change."""
+    saved = ((resumed.metadata or {}).get("gpt") if resumed is not None else None) or {}
+    recipe = dataclasses.replace(NANOGPT_CPU, **saved)
+    changes = {"block_size": args.time_steps, "batch_size": args.batch_size or None, "n_embd": args.hidden,
+               "n_layer": args.blocks, "n_head": args.heads, "max_iters": args.iterations,
+               "learning_rate": args.learning_rate, "dropout": args.dropout or None}
+    return dataclasses.replace(recipe, **{key: value for key, value in changes.items() if value is not None})
+
+
+def _gpt_plots(network, data, output):
+    """The training curves and each head's attention in the last block, reading a line of the text."""
+    written = _training_plots(network, network.history, None, None, None, output)
+    prompt = data.validation_ids[:min(24, network.layers[0].block_size)]
+    plots.plot_attention(network, prompt, path=output / "attention.png", title="The last block's heads")
+    return written + ["attention.png"]
 
 
 def _resumed_language_model(path):
@@ -206,9 +263,10 @@ def _clip_norm(option, recipe):
 
 
 def _fit(args, communicator, network, X_train, y_train, *, epochs, metadata, learning_rate, notes=None,
-         **fit_options):
-    """Train ``network`` with the options' optimiser, seed, checkpoints and progress display; returns the
-    seconds it took. ``fit_options``: batch_size, validation_data and what else the data asks of fit."""
+         optimizer=None, **fit_options):
+    """Train ``network`` with the options' optimiser (or ``optimizer``), seed, checkpoints and progress
+    display; returns the seconds it took. ``epochs``: the epochs to show (fit's, unless ``fit_options`` hold
+    ``iterations``); ``fit_options``: batch_size, validation_data and what else the data asks of fit."""
     quiet = args.quiet or not communicator.is_root
     output = pathlib.Path(args.output)
     started = time.perf_counter()
@@ -219,8 +277,9 @@ def _fit(args, communicator, network, X_train, y_train, *, epochs, metadata, lea
         after_epoch = _checkpointing(progress, network, output, metadata,
                                      enabled=args.checkpoint and communicator.is_root)
         try:
-            network.fit(X_train, y_train, epochs=epochs,
-                        **_optimizer_options(args.optimizer, args.learning_rate or learning_rate, resume=args.resume),
+            network.fit(X_train, y_train, epochs=None if "iterations" in fit_options else epochs,
+                        **_optimizer_options(optimizer or args.optimizer, args.learning_rate or learning_rate,
+                                             resume=args.resume),
                         seed=None if args.resume else args.seed, progress=after_epoch, distributed=communicator,
                         diagnose=args.diagnose, **fit_options)
         except DivergenceError:
@@ -401,7 +460,8 @@ def add_parser(commands):
                             f"dropout<rate> (e.g. {LAYER_STRING_EXAMPLES}); the output layer is added. A "
                             "convolutional network takes the pixels as loaded, in [0, 1], without standardising. "
                             f"For text: {', '.join(RECURRENT_MODELS)} (default lstm), the recurrent layer of a "
-                            "language model. For addition and dates: seq2seq (the default there), an encoder LSTM "
+                            "language model, or gpt (nanoGPT's character model at its CPU settings). For addition "
+                            "and dates: seq2seq (the default there), an encoder LSTM "
                             "and a decoder LSTM (the sequel book's chapters 7 and 8; see --peeky, --attention, "
                             "--reverse)")
     add_network_options(train, training=True)
@@ -439,6 +499,15 @@ def add_parser(commands):
                        help=f"record the training doctor's evidence, print its findings after training and write "
                             f"{DIAGNOSIS_FILE_NAME}")
     _add_text_options(train.add_argument_group("language models (--data text or text:PATH)"), text)
+    transformer = train.add_argument_group("GPT (--data text --model gpt: nanoGPT's CPU settings, "
+                                           "--time-steps its block_size, --hidden its n_embd)")
+    transformer.add_argument("--iterations", type=integer_option(1), metavar="STEPS",
+                             help=f"optimiser steps (default {NANOGPT_CPU.max_iters}; the validation loss every "
+                                  f"{NANOGPT_CPU.eval_interval})")
+    transformer.add_argument("--blocks", type=integer_option(1), metavar="N",
+                             help=f"transformer blocks (default {NANOGPT_CPU.n_layer})")
+    transformer.add_argument("--heads", type=integer_option(1), metavar="N",
+                             help=f"attention heads per block (default {NANOGPT_CPU.n_head})")
     seq2seq = train.add_argument_group("seq2seq models (--data addition or dates, --model seq2seq)")
     seq2seq.add_argument("--peeky", action="store_true",
                          help="feed the encoder's last state to every decoder step and to the output layer")

@@ -1,11 +1,11 @@
-"""The reference experiments E1-E15, each reproduced with a fixed seed, and their HTML report.
+"""The reference experiments E1-E16, each reproduced with a fixed seed, and their HTML report.
 
 Each experiment's data, model, settings and reference results are stated in the "Specification" section of
-its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e15-attention.md``).
+its tutorial page (``docs/tutorials/e01-noisy-line.md`` to ``docs/tutorials/e16-gpt.md``).
 Each ``run_eN(output_dir, *, quick=False, seed=...)`` trains what the classic write-up trained, saves its
 figures as PNG files under ``output_dir/EN/`` and returns an :class:`ExperimentResult` whose rows put
 numnet's figure next to the write-up's reference figure with a verdict. ``quick=True`` shortens the long
-schedules (E3-E5, E8-E15) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
+schedules (E3-E5, E8-E16) so tests and smoke runs finish in seconds; the schedule-dependent rows of a quick run
 are marked as not comparable rather than judged against a reference they were never meant to reach.
 
 :func:`run_experiments` runs a selection and :func:`write_report` turns the results into one self-contained
@@ -15,7 +15,7 @@ Run them from the command line with ``numnet experiments [E1 ...] [--quick] [--o
 
 The experiments are an application of the engine, grouped as the tutorials group them: ``first_networks``
 (E1-E4 and E7), ``gradients`` (E5, E6), ``tricks`` (E8-E11), ``convolution`` (E12) and ``sequences``
-(E13), ``encoder_decoder`` (E14, E15), over ``results`` (the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection)
+(E13), ``encoder_decoder`` (E14, E15), ``transformer`` (E16), over ``results`` (the result record and its verdicts), ``runner`` (EXPERIMENTS, running a selection)
 and ``report`` (the HTML). Every name below, and every constant of the experiments, is importable from
 ``numnet.experiments``.
 """
@@ -60,6 +60,7 @@ from .sequences import (E13_BATCH_SIZE, E13_BOOK_HIDDEN, E13_BOOK_LSTM_PERPLEXIT
 from .encoder_decoder import (ADDITION_RECIPE, BOOK_ADDITION_ACCURACY, BOOK_DATES_ACCURACY, DATES_RECIPE,
                               E14_VARIANTS, Seq2SeqRecipe, Seq2SeqRun, attention_maps, decoded_examples,
                               load_seq2seq_data, run_e14, run_e15, train_seq2seq, write_examples_page)
+from .transformer import NANOGPT_CPU, NANOGPT_CPU_LOSS, QUICK, GPTRecipe, gpt_windows, run_e16, train_gpt
 from .runner import EXPERIMENTS, check_experiment_ids, run_experiments
 from .report import REPORT_STYLE, write_report
 
@@ -72,4 +73,5 @@ __all__ = [
     "write_report", "bigram_perplexity", "book_gradient_norms", "book_recurrent_weights", "clipping_run", "e13_names",
     "language_model", "name_rows", "rnn_gradient_norms", "sample_names", "run_e14", "run_e15", "train_seq2seq",
     "load_seq2seq_data", "decoded_examples", "attention_maps", "write_examples_page", "Seq2SeqRecipe", "Seq2SeqRun",
+    "run_e16", "train_gpt", "gpt_windows", "GPTRecipe", "NANOGPT_CPU",
 ]
