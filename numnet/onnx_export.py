@@ -26,6 +26,17 @@ rnn lstm gru   ONNX's RNN (activation Tanh), LSTM and GRU (``linear_before_reset
                ``return_sequences=False``, a Squeeze of the last (``Y_h``). In a float64 model computed
                in float32 between two Casts, like Conv (ONNX Runtime's CPU provider has no float64 RNN,
                LSTM or GRU kernel)
+sequential     its layers' nodes, one after the other
+residual       its layers' nodes, then an Add of the input (the skip connection)
+layer_norm     LayerNormalization over the last axis (Scale γ, and B β unless ``bias=False``)
+position_      an Add of the first T rows of W, a Slice whose end is read from the input's Shape
+embedding
+multi_head_    MatMul (and Add) to q, k, v; Split; Reshape and Transpose to (n, heads, T, head size);
+attention      MatMul of q and kᵀ, Mul by 1/√(head size); when causal a Where that gives every later
+               key the dtype's lowest value, over a mask built from Range (any T); Softmax; MatMul with
+               v; Transpose and Reshape back; the output MatMul (and Add)
+gpt            Gather of the token embedding's W, its layers' nodes, and the tied output: a MatMul with
+               the Transpose of the same W (stored once), then Softmax
 =============  ======================================================================================
 
 A recurrent layer exports as its stateless function: the ONNX operator starts from h₀ = 0 (and c₀ = 0),
@@ -251,9 +262,106 @@ def _reordered(array, order, size):
 
 
 #: How each layer kind becomes ONNX operators: a function (graph, layer, input name) -> output name.
+# ---- transformers and layers made of layers ----------------------------------------------------------------
+
+
+def _sequential(graph, layer, x):
+    for child in layer.sublayers():
+        x = _exported_layer(graph, child, x)
+    return x
+
+
+def _residual(graph, layer, x):
+    # y = x + f(x): the children one after the other, then the skip connection's Add
+    return graph.node("Add", [x, _sequential(graph, layer, x)], hint=layer.name)
+
+
+def _layer_norm(graph, layer, x):
+    inputs = [x, graph.constant(f"{layer.name}.gamma", layer.params["gamma"])]
+    if "beta" in layer.params:
+        inputs.append(graph.constant(f"{layer.name}.beta", layer.params["beta"]))
+    return graph.node("LayerNormalization", inputs, hint=layer.name, axis=-1, epsilon=float(layer.eps))
+
+
+def _time_steps(graph, x):
+    """A one-element int64 tensor holding T, the time axis of ``x`` (n, T, ...), known only when it runs."""
+    shape = graph.node("Shape", [x])
+    return graph.node("Gather", [shape, graph.constant("time_axis", [1], np.int64)], axis=0)
+
+
+def _position_embedding(graph, layer, x):
+    # x + W[:T]: the first T rows of the (block_size, dim) table, T read from x's shape
+    rows = graph.node("Slice", [graph.constant(f"{layer.name}.W", layer.params["W"]),
+                                graph.constant("zero", [0], np.int64), _time_steps(graph, x),
+                                graph.constant("axis_0", [0], np.int64)], hint=layer.name)
+    return graph.node("Add", [x, rows], hint=layer.name)
+
+
+def _multi_head_attention(graph, layer, x):
+    """MatMul (and Add) to q, k, v; Split; Reshape and Transpose to (n, heads, T, head_size); the scaled
+    scores, the causal mask as a Where over Range-built positions; Softmax; MatMul with v; back to (n, T, d)
+    and the output projection."""
+    d, heads = layer.dim, layer.n_heads
+    qkv = _projection(graph, layer, x, "W_qkv", "b_qkv")
+    parts = [graph.name(f"{layer.name}.{part}") for part in "qkv"]
+    graph.nodes.append(graph.onnx.helper.make_node("Split", [qkv, graph.constant("split", [d, d, d], np.int64)],
+                                                   parts, axis=-1))
+    per_head = graph.constant("per_head", [0, 0, heads, d // heads], np.int64)  # 0: keep n and T
+    q, k, v = (graph.node("Transpose", [graph.node("Reshape", [part, per_head])], perm=[0, 2, 1, 3])
+               for part in parts)
+    scores = graph.node("MatMul", [q, graph.node("Transpose", [k], perm=[0, 1, 3, 2])])
+    scores = graph.node("Mul", [scores, graph.constant("scale", 1.0 / np.sqrt(d // heads))])
+    if layer.causal:
+        scores = _causal_mask(graph, scores, x)
+    weights = graph.node("Softmax", [scores], axis=-1, hint=f"{layer.name}.weights")
+    heads_out = graph.node("Transpose", [graph.node("MatMul", [weights, v])], perm=[0, 2, 1, 3])
+    merged = graph.node("Reshape", [heads_out, graph.constant("merged", [0, 0, d], np.int64)])
+    return _projection(graph, layer, merged, "W_o", "b_o")
+
+
+def _projection(graph, layer, x, weight, bias):
+    z = graph.node("MatMul", [x, graph.constant(f"{layer.name}.{weight}", layer.params[weight])], hint=layer.name)
+    if bias in layer.params:
+        z = graph.node("Add", [z, graph.constant(f"{layer.name}.{bias}", layer.params[bias])], hint=layer.name)
+    return z
+
+
+def _causal_mask(graph, scores, x):
+    """``scores`` (n, heads, T, T) with every key after its query set to the dtype's lowest value, so that
+    the softmax gives it a weight of exactly 0, as numnet's mask does; T read from x's shape."""
+    steps = graph.node("Squeeze", [_time_steps(graph, x), graph.constant("axis_0", [0], np.int64)])
+    positions = graph.node("Range", [graph.constant("zero", 0, np.int64), steps, graph.constant("one", 1, np.int64)])
+    queries = graph.node("Unsqueeze", [positions, graph.constant("last", [1], np.int64)])  # (T, 1)
+    later = graph.node("Greater", [positions, queries])  # [t, s]: key s comes after query t
+    return graph.node("Where", [later, graph.constant("lowest", np.finfo(graph.dtype).min), scores])
+
+
+def _gpt(graph, layer, x):
+    """The GPT's layers one after the other (the token embedding a Gather), then its tied output: a MatMul
+    with the token embedding's matrix transposed (the same constant, once), and the softmax."""
+    token_embedding, *rest = layer.sublayers()
+    W_te = graph.constant(f"{token_embedding.name}.W", token_embedding.params["W"])
+    h = graph.node("Gather", [W_te, x], hint=token_embedding.name, axis=0)
+    for child in rest:
+        h = _exported_layer(graph, child, h)
+    logits = graph.node("MatMul", [h, graph.node("Transpose", [W_te], perm=[1, 0])], hint=layer.name)
+    return _activation(graph, logits, layer.activation)
+
+
+def _exported_layer(graph, layer, x):
+    """``layer``'s ONNX nodes after ``x``, by its kind's exporter."""
+    exporter = LAYER_EXPORTERS.get(layer.kind)
+    if exporter is None:
+        raise ValueError(f"no ONNX form for layer {layer.name} of kind {layer.kind!r}; numnet exports: "
+                         f"{', '.join(sorted(LAYER_EXPORTERS))} (add one with register_onnx_exporter)")
+    return exporter(graph, layer, x)
+
+
 LAYER_EXPORTERS = {"dense": _dense, "activation": _activation_layer, "dropout": _dropout, "batch_norm": _batch_norm,
                    "conv2d": _conv2d, "max_pool2d": _max_pool2d, "flatten": _flatten, "embedding": _embedding,
-                   "rnn": _recurrent, "lstm": _recurrent, "gru": _recurrent}
+                   "rnn": _recurrent, "lstm": _recurrent, "gru": _recurrent, "sequential": _sequential,
+                   "residual": _residual, "layer_norm": _layer_norm, "position_embedding": _position_embedding,
+                   "multi_head_attention": _multi_head_attention, "gpt": _gpt}
 
 
 def register_onnx_exporter(kind, exporter):
@@ -319,11 +427,7 @@ def to_onnx(network, path=None, *, metadata=None):
     graph = _Graph(onnx, network.dtype)
     x = _scaled_input(graph, network, metadata.get("scaler"))
     for layer in network.layers:
-        exporter = LAYER_EXPORTERS.get(layer.kind)
-        if exporter is None:
-            raise ValueError(f"no ONNX form for layer {layer.name} of kind {layer.kind!r}; numnet exports: "
-                             f"{', '.join(sorted(LAYER_EXPORTERS))} (add one with register_onnx_exporter)")
-        x = exporter(graph, layer, x)
+        x = _exported_layer(graph, layer, x)
     _warn_of_float32_layers(graph)
     outputs = _outputs(graph, network, x, metadata.get("class_names"), _leading_dimensions(network))
     model = _model(onnx, graph, network, outputs, metadata)
