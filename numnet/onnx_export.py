@@ -4,40 +4,39 @@ Every layer kind maps to standard ONNX operators at opset :data:`OPSET` through 
 :data:`LAYER_EXPORTERS` (a user's own layer kind is added with :func:`register_onnx_exporter`), and every
 activation through its own ``onnx_nodes`` method (:meth:`numnet.activations.Activation.onnx_nodes`):
 
-=============  ======================================================================================
-layer kind     ONNX operators
-=============  ======================================================================================
-dense          MatMul, Add (without a bias: none), then its activation
-activation     its activation: Relu, Sigmoid, Tanh, Softmax (last axis), Exp, identity for linear, and
-               leaky relu as Max(x, α·x) with α in the model's dtype (ONNX Runtime's LeakyRelu has no
-               float64 kernel; Max(x, α·x) is the same number, so float64 networks agree to rounding)
-dropout        Identity (dropout is the identity at inference)
-batch_norm     BatchNormalization in inference form (the running mean and variance)
-conv2d         Conv, then its activation; in a float64 model Cast to float32, Conv with float32 copies of
-               W and b, Cast back (ONNX Runtime's CPU provider has no float64 Conv kernel), with one
-               PrecisionWarning per export
-max_pool2d     MaxPool
-flatten        Flatten (axis 1)
-embedding      Gather (axis 0) of W's rows by the int64 ids
-rnn lstm gru   ONNX's RNN (activation Tanh), LSTM and GRU (``linear_before_reset=1``, PyTorch's and
-               numnet's candidate gate), with the gate blocks reordered (:data:`ONNX_GATE_BLOCKS`),
-               after a Transpose to time-major order (ONNX Runtime runs only ``layout=0``), then a
-               Squeeze and a Transpose back of every step's h (``Y``) or, with
-               ``return_sequences=False``, a Squeeze of the last (``Y_h``). In a float64 model computed
-               in float32 between two Casts, like Conv (ONNX Runtime's CPU provider has no float64 RNN,
-               LSTM or GRU kernel)
-sequential     its layers' nodes, one after the other
-residual       its layers' nodes, then an Add of the input (the skip connection)
-layer_norm     LayerNormalization over the last axis (Scale γ, and B β unless ``bias=False``)
-position_      an Add of the first T rows of W, a Slice whose end is read from the input's Shape
-embedding
-multi_head_    MatMul (and Add) to q, k, v; Split; Reshape and Transpose to (n, heads, T, head size);
-attention      MatMul of q and kᵀ, Mul by 1/√(head size); when causal a Where that gives every later
-               key the dtype's lowest value, over a mask built from Range (any T); Softmax; MatMul with
-               v; Transpose and Reshape back; the output MatMul (and Add)
-gpt            Gather of the token embedding's W, its layers' nodes, and the tied output: a MatMul with
-               the Transpose of the same W (stored once), then Softmax
-=============  ======================================================================================
+====================  ========================================================================================
+layer kind            ONNX operators
+====================  ========================================================================================
+dense                 MatMul, Add (without a bias: none), then its activation
+activation            its activation: Relu, Sigmoid, Tanh, Softmax (last axis), Exp, identity for linear, and
+                      leaky relu as Max(x, α·x) with α in the model's dtype (ONNX Runtime's LeakyRelu has no
+                      float64 kernel; Max(x, α·x) is the same number, so float64 networks agree to rounding)
+dropout               Identity (dropout is the identity at inference)
+batch_norm            BatchNormalization in inference form (the running mean and variance)
+conv2d                Conv, then its activation; in a float64 model Cast to float32, Conv with float32 copies of
+                      W and b, Cast back (ONNX Runtime's CPU provider has no float64 Conv kernel), with one
+                      PrecisionWarning per export
+max_pool2d            MaxPool
+flatten               Flatten (axis 1)
+embedding             Gather (axis 0) of W's rows by the int64 ids
+rnn lstm gru          ONNX's RNN (activation Tanh), LSTM and GRU (``linear_before_reset=1``, PyTorch's and
+                      numnet's candidate gate), with the gate blocks reordered (:data:`ONNX_GATE_BLOCKS`),
+                      after a Transpose to time-major order (ONNX Runtime runs only ``layout=0``), then a
+                      Squeeze and a Transpose back of every step's h (``Y``) or, with
+                      ``return_sequences=False``, a Squeeze of the last (``Y_h``). In a float64 model computed
+                      in float32 between two Casts, like Conv (ONNX Runtime's CPU provider has no float64 RNN,
+                      LSTM or GRU kernel)
+sequential            its layers' nodes, one after the other
+residual              its layers' nodes, then an Add of the input (the skip connection)
+layer_norm            LayerNormalization over the last axis (Scale γ, and B β unless ``bias=False``)
+position_embedding    an Add of the first T rows of W, a Slice whose end is read from the input's Shape
+multi_head_attention  MatMul (and Add) to q, k, v; Split; Reshape and Transpose to (n, heads, T, head size);
+                      MatMul of q and kᵀ, Mul by 1/√(head size); when causal a Where that gives every later
+                      key the dtype's lowest value, over a mask built from Range (any T); Softmax; MatMul
+                      with v; Transpose and Reshape back; the output MatMul (and Add)
+gpt                   Gather of the token embedding's W, its layers' nodes, and the tied output: a MatMul with
+                      the Transpose of the same W (stored once), then Softmax
+====================  ========================================================================================
 
 A recurrent layer exports as its stateless function: the ONNX operator starts from h₀ = 0 (and c₀ = 0),
 as numnet's prediction does; a stateful layer's carried training state is not part of the model.
