@@ -1,4 +1,4 @@
-"""The numba kernels behind numnet.kernels: one fused, parallel pass per optimiser step.
+"""The numba kernels behind numnet.kernels: one fused, parallel pass per optimiser step, Dense's relu, GELU.
 
 Imported only by numnet.kernels, the first time a compiled kernel would run, when numba is installed. Each
 kernel repeats, element by element, the operations of its NumPy rule in numnet/optimizers.py in the same
@@ -145,7 +145,136 @@ def relu_gradient(grad_a, a, out):
             out[i, j] = grad_a[i, j] * (a[i, j] > 0)
 
 
+# ---- GELU ----------------------------------------------------------------------------------------------
+# numnet.activations.GELU computes erf by fdlibm's forms (numnet.activations.erf): every form on every entry,
+# about sixty NumPy passes. These kernels take each entry through the form its |x| selects, with that form's
+# operations in the same order on scalars of the array's dtype (``c``: numnet.activations.ErfConstants in
+# that dtype, every coefficient rounded as NumPy rounds a Python float in a ufunc), so that every rounding
+# is the same. The exponential form (1.25 <= |x| < 6, erf = 1 - erfc) needs exponentials, and those are
+# NumPy's own: erf_tail_indices lists the entries in that form, erf_tail_exponents writes their exponents,
+# numnet.kernels calls NumPy's exp on them, and a last kernel redoes those entries. numba's exp is the C
+# library's, which differs from NumPy's SIMD float32 exp in the last bit for two inputs in five (and, as a
+# scalar call, is slower: benchmarks/NOTES.md, "compiled GELU" and "a numba-compiled LSTM cell").
+
+@numba.njit(inline="always")
+def _polynomial(t, coefficients):
+    """c₀ + t(c₁ + t(c₂ + ...)), Horner's form from the last coefficient, as numnet.activations._polynomial."""
+    result = coefficients[-1]
+    for index in range(len(coefficients) - 2, -1, -1):
+        result = coefficients[index] + t * result
+    return result
+
+
+@numba.njit(inline="always")
+def _signed(x, magnitude):
+    return -magnitude if x < 0 else magnitude
+
+
+@numba.njit(inline="always")
+def _erf_outside_tail(x, y, c):
+    """erf(x), |x| = y, for y below 1.25 or from 6 up (a value of no meaning in the tail or for NaN).
+
+    Without branches, so that a loop of it runs in SIMD lanes: both rational forms' polynomials, then the
+    quotient of the pair y selects (one division, the one numnet.activations.erf keeps)."""
+    small = y < c.small_limit
+    small_t, near_one_t = x * x, y - c.one
+    small_numerator = _polynomial(small_t, c.small_numerator)
+    small_denominator = _polynomial(small_t, c.small_denominator)
+    near_one_numerator = _polynomial(near_one_t, c.near_one_numerator)
+    near_one_denominator = _polynomial(near_one_t, c.near_one_denominator)
+    ratio = ((small_numerator if small else near_one_numerator)
+             / (small_denominator if small else near_one_denominator))
+    magnitude = c.erf_of_one_single + ratio if y < c.near_one_limit else c.one
+    return x + x * ratio if small else _signed(x, magnitude)
+
+
+@numba.njit(**_KERNEL)
+def erf_tail_indices(z, c, tail_index):
+    """The indices of the entries of z whose erf(z/√2) takes the exponential form (1.25 <= |z/√2| < 6, and
+    NaN, as erf's ``where``s choose), in order, into the start of ``tail_index``; returns how many. Every
+    index is written and the count grows by the test's outcome: no branch to mispredict."""
+    count = 0
+    for i in range(z.shape[0]):
+        y = abs(z[i] * c.sqrt_half)
+        tail_index[count] = i
+        count += not y < c.near_one_limit and not y >= c.erf_one
+    return count
+
+
+@numba.njit(**_KERNEL)
+def erf_tail_exponents(z, c, first, second):
+    """For entries z whose erf(z/√2) takes the exponential form (gathered by erf_tail_indices' indices): the
+    exponents of erfc(y) = e^(-s² - 0.5625)·e^((s - y)(s + y) + R/S)/y, y = |z/√2|, s = y cut to 16 bits after
+    the point (numnet.activations._erfc_tail), into ``first`` and ``second``. Both rational forms are evaluated
+    and one divided, without branches, so that the loop runs in SIMD lanes (it would not on z[tail_index[k]]:
+    the gathered loop ran 6 times slower)."""
+    for k in range(z.shape[0]):
+        y = abs(z[k] * c.sqrt_half)
+        inverse_square = c.one / (y * y)
+        middle = y < c.middle_limit
+        middle_numerator = _polynomial(inverse_square, c.middle_numerator)
+        middle_denominator = _polynomial(inverse_square, c.middle_denominator)
+        large_numerator = _polynomial(inverse_square, c.large_numerator)
+        large_denominator = _polynomial(inverse_square, c.large_denominator)
+        correction = ((middle_numerator if middle else large_numerator)
+                      / (middle_denominator if middle else large_denominator))
+        split = np.trunc(y * c.split_scale) / c.split_scale
+        first[k] = -split * split - c.split_offset
+        second[k] = (split - y) * (split + y) + correction
+
+
+@numba.njit(inline="always")
+def _erf_in_tail(x, c, first_exponential, second_exponential):
+    """erf(x) in the exponential form, from the exponentials of erf_tail_exponents's exponents: ±(1 - e₁·e₂/y)."""
+    return _signed(x, c.one - first_exponential * second_exponential / abs(x))
+
+
+@numba.njit(**_KERNEL)
+def gelu_values(z, c, out):
+    """out ← ½z(1 + erf(z/√2)), GELU.forward, for every entry outside erf's exponential form
+    (gelu_tail_values overwrites the others)."""
+    for i in range(z.shape[0]):
+        x = z[i] * c.sqrt_half
+        out[i] = c.half * z[i] * (c.one + _erf_outside_tail(x, abs(x), c))
+
+
+@numba.njit(**_KERNEL)
+def gelu_tail_values(z, c, tail_index, first_exponential, second_exponential, out):
+    """out ← ½z(1 + erf(z/√2)) at the entries ``tail_index``, from the exponentials of their exponents."""
+    for k in range(tail_index.shape[0]):
+        i = tail_index[k]
+        erf = _erf_in_tail(z[i] * c.sqrt_half, c, first_exponential[k], second_exponential[k])
+        out[i] = c.half * z[i] * (c.one + erf)
+
+
+@numba.njit(inline="always")
+def _gelu_gradient(gradient, z, erf, density, c):
+    """gradient · (Φ(z) + z·φ(z)), GELU.backward: Φ(z) = ½(1 + erf), φ(z) = ``density``·1/√(2π) with
+    ``density`` = e^(-½z²)."""
+    return gradient * (c.half * (c.one + erf) + z * (density * c.density_scale))
+
+
+@numba.njit(**_KERNEL)
+def gelu_gradient(grad_a, z, c, density, out):
+    """out ← grad_a · GELU'(z) for every entry outside erf's exponential form (gelu_tail_gradient overwrites
+    the others); ``density`` = e^(-½z²)."""
+    for i in range(z.shape[0]):
+        x = z[i] * c.sqrt_half
+        out[i] = _gelu_gradient(grad_a[i], z[i], _erf_outside_tail(x, abs(x), c), density[i], c)
+
+
+@numba.njit(**_KERNEL)
+def gelu_tail_gradient(grad_a, z, c, density, tail_index, first_exponential, second_exponential, out):
+    """out ← grad_a · GELU'(z) at the entries ``tail_index``, from the exponentials of their exponents."""
+    for k in range(tail_index.shape[0]):
+        i = tail_index[k]
+        erf = _erf_in_tail(z[i] * c.sqrt_half, c, first_exponential[k], second_exponential[k])
+        out[i] = _gelu_gradient(grad_a[i], z[i], erf, density[i], c)
+
+
 #: Every kernel, by its name: the optimiser rules' records name theirs here (numnet.optimizers.Rule), and
 #: numnet.kernels places the on-disk cache of each.
 KERNELS = {kernel.__name__: kernel for kernel in (sgd_step, momentum_step, nesterov_step, adagrad_step, rmsprop_step,
-                                                  adam_step, adamw_step, adamw_masked_step, bias_relu, relu_gradient)}
+                                                  adam_step, adamw_step, adamw_masked_step, bias_relu, relu_gradient,
+                                                  erf_tail_indices, erf_tail_exponents, gelu_values, gelu_tail_values,
+                                                  gelu_gradient, gelu_tail_gradient)}

@@ -5,7 +5,9 @@ makes twelve passes over every parameter per step, and a Dense layer with relu t
 relu and two for relu's backward mask, all on one core. The kernels here make one pass each, in chunks on
 every core (:func:`run_in_chunks`), and perform the same float operations in the same order on each
 element (every intermediate rounded to the arrays' dtype, no fused multiply-add), so their results are
-bit-identical to the NumPy code (tests/test_kernels.py). The optimiser kernels also flush subnormal state
+bit-identical to the NumPy code (tests/test_kernels.py). GELU's exact erf, about sixty NumPy passes, is one
+vectorised pass and a few over the entries in its exponential form, which leave their exponentials to
+NumPy's exp (:func:`gelu_forward`). The optimiser kernels also flush subnormal state
 inline, at the thresholds the optimiser passes (zero when no flush is due), with the same test as
 :func:`numnet.optimizers.flush_below`.
 
@@ -14,7 +16,8 @@ The kernels need numba (``pip install 'numnet[fast]'``), imported the first time
 ``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
 instead. Their machine code is kept between processes in the user's cache folder (``$NUMNET_CACHE_DIR``,
 else ``$NUMBA_CACHE_DIR``, else the platform's; :mod:`numnet.cache`), never inside the installed package.
-benchmarks/NOTES.md, "fused compiled optimiser step" and "compiled bias and relu", has the measurements.
+benchmarks/NOTES.md, "fused compiled optimiser step", "compiled bias and relu" and "compiled GELU", has the
+measurements.
 """
 
 import contextlib
@@ -45,7 +48,7 @@ _load_lock = threading.Lock()  # two threads' first kernels must not build (and 
 
 
 def set_kernels(choice):
-    """Choose what runs the element-wise work (optimiser updates, relu): "auto" (the default), "numba" or
+    """Choose what runs the element-wise work (optimiser updates, relu, GELU): "auto" (the default), "numba" or
     "numpy"; "auto" means the compiled kernels when numba is installed.
 
     Parameters
@@ -193,6 +196,70 @@ def relu_backward(grad_a, a):
     run_in_chunks(lambda start, stop: kernel(grad_a[start:stop], a[start:stop], out[start:stop]), a.shape[0],
                   min_chunk=_rows_per_chunk(a))
     return out
+
+
+def gelu_forward(z, constants):
+    """½z(1 + erf(z/√2)) as a new array, by the compiled kernels in chunks over the threads; None where they do
+    not apply (z must be a C-contiguous NumPy float32 or float64 array, of any shape).
+
+    ``constants`` maps each dtype to erf's and GELU's constants in it (numnet.activations.ErfConstants). One
+    kernel computes every entry as if its erf needed no exponential; others list the entries whose erf does
+    (|z| >= 1.25·√2) and write their exponents, NumPy's exp takes those, and a last kernel redoes those entries:
+    the numbers of GELU's NumPy code, bit for bit (numnet._compiled_kernels says why the exponentials are NumPy's).
+    """
+    if not compilable(z):
+        return None
+    compiled, c = _load(), constants[z.dtype]
+    values, out = z.reshape(-1), np.empty_like(z)
+    flat_out, tail_index = out.reshape(-1), np.empty(values.size, np.intp)
+
+    def chunk(start, stop):
+        compiled.gelu_values(values[start:stop], c, flat_out[start:stop])
+        tail = _erf_tail(compiled, values[start:stop], c, tail_index[start:stop])
+        if tail is not None:
+            compiled.gelu_tail_values(values[start:stop], c, *tail, flat_out[start:stop])
+
+    run_in_chunks(chunk, values.size)
+    return out
+
+
+def gelu_backward(grad_a, z, constants):
+    """grad_a · GELU'(z) as a new array, by the compiled kernels in chunks over the threads; None where they do
+    not apply (arrays of one shape and dtype, float32 or float64, C-contiguous).
+
+    As :func:`gelu_forward`, with the normal density e^(-½z²) by NumPy's passes, as GELU.derivative has it.
+    """
+    if grad_a.shape != z.shape or not compilable(z, grad_a):
+        return None
+    compiled, c = _load(), constants[z.dtype]
+    values, gradients, out = z.reshape(-1), grad_a.reshape(-1), np.empty_like(z)
+    flat_out, density, tail_index = out.reshape(-1), np.empty_like(values), np.empty(values.size, np.intp)
+
+    def chunk(start, stop):
+        part = density[start:stop]
+        with np.errstate(over="ignore", under="ignore"):  # z² overflowing gives e^-inf = 0, the exact limit
+            np.multiply(values[start:stop], c.minus_half, out=part)
+            part *= values[start:stop]
+            np.exp(part, out=part)
+        compiled.gelu_gradient(gradients[start:stop], values[start:stop], c, part, flat_out[start:stop])
+        tail = _erf_tail(compiled, values[start:stop], c, tail_index[start:stop])
+        if tail is not None:
+            compiled.gelu_tail_gradient(gradients[start:stop], values[start:stop], c, part, *tail,
+                                        flat_out[start:stop])
+
+    run_in_chunks(chunk, values.size)
+    return out
+
+
+def _erf_tail(compiled, z, c, room):
+    """(indices, e^first, e^second) for the entries of z whose erf(z/√2) takes the exponential form, with the
+    exponents of compiled.erf_tail_exponents; None when there are none. ``room``: an intp array of z's size."""
+    index = room[:compiled.erf_tail_indices(z, c, room)]
+    if not index.size:
+        return None
+    first, second = np.empty(index.size, z.dtype), np.empty(index.size, z.dtype)
+    compiled.erf_tail_exponents(z[index], c, first, second)
+    return index, np.exp(first, out=first), np.exp(second, out=second)
 
 
 def _rows_per_chunk(array):

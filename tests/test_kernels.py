@@ -301,3 +301,102 @@ def test_an_optimiser_that_ran_a_compiled_step_pickles_and_continues_bit_for_bit
         optimizer.step(parameters, gradient)
         copy.step(copied_parameters, gradient)
     np.testing.assert_array_equal(copied_parameters, parameters)
+
+
+# ---- GELU ----------------------------------------------------------------------------------------------
+
+#: Where erf(z/√2)'s form changes (numnet.activations.erf): |z/√2| = 0.84375, 1.25, 1/0.35 and 6.
+GELU_FORM_EDGES = np.sqrt(2.0) * np.array([0.84375, 1.25, 1 / 0.35, 6.0])
+
+
+def around(values, dtype, steps=6):
+    """``values`` in ``dtype`` and the ``steps`` floats on either side of each, both signs."""
+    edges = np.concatenate([values, -values]).astype(dtype)
+    neighbours = [edges]
+    below, above = edges, edges
+    for _ in range(steps):
+        below, above = np.nextafter(below, dtype(-np.inf)), np.nextafter(above, dtype(np.inf))
+        neighbours += [below, above]
+    return np.concatenate(neighbours)
+
+
+def gelu_inputs(rng, shape, dtype):
+    """Pre-activations through every form of erf (magnitudes 1e-3 to 30, both signs), with the floats around
+    each change of form, NaN, the infinities and zeros of both signs at the start."""
+    z = (rng.standard_normal(shape) * 10.0 ** rng.uniform(-3, 1.5, shape)).astype(dtype)
+    special = np.concatenate([np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30], dtype),
+                              around(GELU_FORM_EDGES, dtype)])
+    z.flat[: min(z.size, special.size)] = special[: z.size]
+    return z
+
+
+def gelu_both_ways(z, grad_a):
+    """(value, gradient) of GELU's forward and backward by NumPy's code and by the compiled kernels."""
+    gelu = numnet.activations.GELU()
+    results = []
+    for choice in ("numpy", "numba"):
+        with np.errstate(invalid="ignore"), use_kernels(choice):  # inf·0 in the backward of z = ±inf
+            results.append((gelu.forward(z), gelu.backward(grad_a, z)))
+    return results
+
+
+@FAST
+@given(st.lists(st.integers(1, 70), min_size=1, max_size=3), st.sampled_from([np.float32, np.float64]),
+       st.integers(0, 2 ** 32 - 1))
+def test_compiled_gelu_forward_and_backward_equal_numpy_bit_for_bit(shape, dtype, seed):
+    # The kernels repeat erf's arithmetic in its order and call NumPy's exp: equality is exact, in every form
+    # of erf and across the edges between them.
+    rng = np.random.default_rng(seed)
+    z, grad_a = gelu_inputs(rng, shape, dtype), rng.standard_normal(shape).astype(dtype)
+    (value, gradient), (compiled_value, compiled_gradient) = gelu_both_ways(z, grad_a)
+    assert compiled_value.dtype == compiled_gradient.dtype == dtype
+    np.testing.assert_array_equal(compiled_value, value)
+    np.testing.assert_array_equal(np.signbit(compiled_value), np.signbit(value))
+    np.testing.assert_array_equal(compiled_gradient, gradient)
+
+
+def test_compiled_gelu_on_several_threads_equals_numpy_bit_for_bit():
+    rng = np.random.default_rng(5)
+    z, grad_a = gelu_inputs(rng, (12, 64, 97), np.float32), rng.standard_normal((12, 64, 97)).astype(np.float32)
+    with kernel_threads_and_chunk(3, min_chunk=1000):  # 75 chunks, each with its own entries in erf's tail
+        (value, gradient), (compiled_value, compiled_gradient) = gelu_both_ways(z, grad_a)
+    np.testing.assert_array_equal(compiled_value, value)
+    np.testing.assert_array_equal(compiled_gradient, gradient)
+
+
+def test_compiled_gelu_is_silent_for_inputs_of_1e300_as_numpys_is():
+    z = np.array([-1e300, -1e30, -1000.0, 1000.0, 1e30, 1e300])
+    gelu = numnet.activations.GELU()
+    with np.errstate(all="raise"), use_kernels("numba"):
+        value, gradient = gelu.forward(z), gelu.backward(np.ones_like(z), z)
+    np.testing.assert_array_equal(value, [0.0, 0.0, 0.0, 1000.0, 1e30, 1e300])
+    np.testing.assert_array_equal(gradient, [0.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+
+
+def test_the_gelu_kernels_do_not_apply_to_mismatched_arrays_and_numpy_runs_instead():
+    z = gelu_inputs(np.random.default_rng(2), (8, 10), np.float32)
+    gelu, constants = numnet.activations.GELU(), numnet.activations._KERNEL_CONSTANTS
+    with use_kernels("numba"), np.errstate(invalid="ignore"):
+        assert kernels_module.gelu_forward(z[:, ::2], constants) is None  # not contiguous
+        assert kernels_module.gelu_forward(z.astype(np.float16), constants) is None
+        assert kernels_module.gelu_backward(z.astype(np.float64), z, constants) is None  # two dtypes
+        assert kernels_module.gelu_backward(z.T.copy(), z, constants) is None  # two shapes
+        compiled_value, compiled_gradient = gelu.forward(z[:, ::2]), gelu.backward(z[:, ::2], z[:, ::2])
+    with use_kernels("numpy"), np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(compiled_value, gelu.forward(z[:, ::2]))
+        np.testing.assert_array_equal(compiled_gradient, gelu.backward(z[:, ::2], z[:, ::2]))
+
+
+def test_a_gpt_trained_with_the_compiled_kernels_equals_the_numpy_one_bit_for_bit():
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 11, (40, 9))
+    results = []
+    for choice in ("numpy", "numba"):
+        with use_kernels(choice):
+            model = numnet.models.gpt(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=16, dtype="float32",
+                                      seed=0)
+            history = model.fit(ids[:, :-1], ids[:, 1:], epochs=2, batch_size=8, optimizer="adamw", seed=1)
+        results.append((model.flat_parameters, history.iteration_loss))
+    (parameters, losses), (compiled_parameters, compiled_losses) = results
+    np.testing.assert_array_equal(compiled_parameters, parameters)
+    assert compiled_losses == losses
