@@ -7,26 +7,32 @@ Run from the repository root::
     python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run in about two minutes
     python benchmarks/run.py --workloads digits mnist --repeats 3
     python benchmarks/run.py --workloads char-lstm --threads 1
+    python benchmarks/run.py --workloads seq2seq-dates --repeats 1
 
-Two families of models. The MLP workloads (digits, mnist, wide, inference) race numnet against
+Three families of models. The MLP workloads (digits, mnist, wide, inference) race numnet against
 scikit-learn's MLPClassifier and PyTorch. The char-lstm workload, a character LSTM language model
 (Embedding 64, LSTM 256, Dense softmax over the characters; 64 time steps, batch 32, Adam, the gradient's
 global norm clipped to 1) on windows of the census names (numnet.datasets.load_names), races numnet
 against the same model in PyTorch (nn.LSTM) and against the book's loop over the time steps
-(benchmarks/book_rnnlm.py, "Deep Learning from Scratch 2"), every contender on the same batches in the same
-order. A contender that has no such model (scikit-learn, the flat NumPy loop for the LSTM; the book's code
-for the MLPs) sits that workload out.
+(benchmarks/book_rnnlm.py, "Deep Learning from Scratch 2"). The seq2seq-dates workload, the book's chapter 8
+attention seq2seq (numnet.Seq2Seq with attention and the input reversed: embedding 16, LSTM 256, batch 128,
+Adam, clipping at 5, teacher forcing) on the first 12,800 rows of numnet.datasets.load_dates, races numnet
+against the same model written plainly in PyTorch (two nn.LSTM, torch.bmm attention), scored by the exact
+match of greedy decoding on 1,000 test dates. The sequence workloads feed every contender the same batches
+in the same order. A contender that has no such model (scikit-learn and the flat NumPy loop for the
+sequence models; the book's code for the MLPs and the seq2seq) sits that workload out.
 
 Every contender trains the same architecture with Adam (learning rate 1e-3), the same batch size and
 number of epochs (at least 5 for the MLPs, so that effects which build up over training, such as subnormal
-optimiser state, show; 2 for the char LSTM, whose epoch is long; the tables print the first and the last
-epoch's time), no early stopping and no weight penalty, from fixed seeds, in float32. numnet runs twice:
-with the optional compiled kernels (numnet.kernels, when numba is installed) and with the NumPy rules
-alone. Next to the contenders the script times the *GEMM floor*: the workload's matrix products alone (for
-an MLP, per batch, one product per layer forward and two per layer backward but the first; for the LSTM,
-see LstmGemmFloor), called with np.matmul in the same BLAS with the same shapes and dtype. No NumPy
-implementation can beat that floor, so numnet's time over it is the overhead left to remove. See
-benchmarks/README.md for the results and benchmarks/NOTES.md for the engine optimisations.
+optimiser state, show; 2 for the sequence models, whose epochs are long; the tables print the first and
+the last epoch's time), no early stopping and no weight penalty, from fixed seeds, in float32. numnet runs
+twice: with the optional compiled kernels (numnet.kernels, when numba is installed) and with the NumPy
+rules alone. Next to the contenders the script times the *GEMM floor*: the workload's matrix products
+alone (for an MLP, per batch, one product per layer forward and two per layer backward but the first; for
+the sequence models, see LstmGemmFloor and Seq2SeqGemmFloor), called with np.matmul in the same BLAS with
+the same shapes and dtype. No NumPy implementation can beat that floor, so numnet's time over it is the
+overhead left to remove. See benchmarks/README.md for the results and benchmarks/NOTES.md for the engine
+optimisations.
 """
 
 import argparse
@@ -40,7 +46,7 @@ import platform
 import statistics
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import threadpoolctl
@@ -66,12 +72,12 @@ class Workload:
 
     name: str
     description: str
-    data: str  # "digits", "images" or "names"
-    layer_sizes: tuple  # an MLP's widths, input first; a char LSTM's (embedding, hidden)
+    data: str  # "digits", "images", "names" or "dates"
+    layer_sizes: tuple  # an MLP's widths, input first; a char LSTM's or a seq2seq's (embedding, hidden)
     batch_size: int
     epochs: int
     inference: bool = False  # time predict_proba on the test set instead of training
-    family: str = "mlp"  # "mlp" or "char-lstm": which contenders have the model
+    family: str = "mlp"  # "mlp", "char-lstm" or "seq2seq": which contenders have the model
     time_steps: int = 0  # a char LSTM's window length
     clip_norm: float = None  # clip the gradient's global norm to this before each update
 
@@ -88,25 +94,35 @@ WORKLOADS = {
     "char-lstm": Workload("char-lstm", "character LSTM language model on 3,200 windows of 64 census-name "
                           "characters, embedding 64, LSTM 256, batch 32, clip 1, 2 epochs", "names",
                           (64, 256), 32, 2, family="char-lstm", time_steps=64, clip_norm=1.0),
+    "seq2seq-dates": Workload("seq2seq-dates", "attention seq2seq on the first 12,800 dates (29 characters in, "
+                              "11 out), embedding 16, LSTM 256, input reversed, batch 128, clip 5, 2 epochs",
+                              "dates", (16, 256), 128, 2, family="seq2seq", clip_norm=5.0),
 }
 
 #: --quick keeps the data and the shapes (so seconds per epoch stay comparable) but trains fewer epochs.
-QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1, "char-lstm": 1}
+QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1, "char-lstm": 1, "seq2seq-dates": 1}
 #: The char-lstm workload's windows: 100 batches of 32 per epoch (about 8 s of numnet on one quiet core),
 #: and a held-out set for the test loss.
 NAMES_TRAIN_WINDOWS, NAMES_TEST_WINDOWS = 3200, 256
+#: The seq2seq-dates workload's rows: the first 12,800 of load_dates' 45,000 training dates (100 batches of
+#: 128 per epoch, a tenth of an epoch of the book's chapter 8 run), and the first 1,000 of its 5,000 test dates.
+DATES_TRAIN_ROWS, DATES_TEST_ROWS = 12_800, 1_000
 
 
 @dataclass
 class Dataset:
-    """Train and test arrays: float32 inputs in [0, 1] and int64 class labels, or (for a language model) int64
-    token ids (n, time_steps) and the ids that follow them."""
+    """Train and test arrays: float32 inputs in [0, 1] and int64 class labels; or (for a language model) int64
+    token ids (n, time_steps) and the ids that follow them; or (for a seq2seq model) int64 source ids
+    (n, T_in) and target ids (n, T_out)."""
 
     X_train: np.ndarray
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int = 0  # a language model's vocabulary size (0: the MLPs', read from their layer sizes)
+    #: y holds target sequences led by the start token (seq2seq): the decoder reads y[:, :-1] and learns
+    #: y[:, 1:] (teacher forcing), and the test accuracy is greedy decoding's exact match.
+    teacher_forced: bool = False
 
 
 def load_digits_data(seed):
@@ -154,6 +170,16 @@ def load_names_windows(seed, time_steps, n_train=NAMES_TRAIN_WINDOWS, n_test=NAM
     return Dataset(X[train], y[train], X[test], y[test], n_classes=len(vocabulary))
 
 
+def load_dates_rows(n_train=DATES_TRAIN_ROWS, n_test=DATES_TEST_ROWS):
+    """The first ``n_train`` training and ``n_test`` test rows of the book's date set
+    (numnet.datasets.load_dates: question ids (n, 29), answer ids (n, 11) led by the start token ``_``)."""
+    from numnet.datasets import load_dates
+
+    (X_train, Y_train), (X_test, Y_test), vocabulary = load_dates()
+    return Dataset(X_train[:n_train], Y_train[:n_train], X_test[:n_test], Y_test[:n_test],
+                   n_classes=len(vocabulary), teacher_forced=True)
+
+
 def fit_batch_order(seed, epoch, n_samples):
     """The sample order of epoch ``epoch`` (from 0) that numnet's fit(shuffle=True, seed=seed) draws, so that
     the other contenders can train on the same batches in the same order."""
@@ -163,20 +189,25 @@ def fit_batch_order(seed, epoch, n_samples):
 # ---- the contenders ------------------------------------------------------------------------------------
 
 class NumnetContender:
-    """numnet.Network with a softmax output, trained by Network.fit in float32.
+    """numnet.Network with a softmax output (or numnet.Seq2Seq), trained by its fit in float32.
 
     ``kernels`` is numnet.kernels' choice: "auto" (the compiled kernels when numba is installed, contender
     "numnet") or "numpy" (the NumPy rules alone, what an install without the extra runs: "numnet-numpy").
     """
 
-    families = ("mlp", "char-lstm")
+    families = ("mlp", "char-lstm", "seq2seq")
 
     def __init__(self, kernels="auto"):
         self.kernels = kernels
         self.name = "numnet" if kernels == "auto" else "numnet-numpy"
 
     def build(self, workload, data, seed):
-        """The workload's network: an MLP, or Embedding, LSTM and a softmax Dense layer over the characters."""
+        """The workload's network: an MLP; Embedding, LSTM and a softmax Dense layer over the characters; or
+        the book's attention seq2seq with the input reversed."""
+        if workload.family == "seq2seq":
+            embedding, hidden = workload.layer_sizes
+            return numnet.Seq2Seq(data.n_classes, embedding, hidden, attention=True, reverse_input=True,
+                                  dtype="float32", seed=seed)
         if workload.family == "char-lstm":
             embedding, hidden = workload.layer_sizes
             layers = [numnet.Embedding(data.n_classes, embedding), numnet.LSTM(embedding, hidden),
@@ -198,6 +229,9 @@ class NumnetContender:
 
     def predict_proba(self, model, X):
         return model.predict_proba(X)
+
+    def exact_match(self, model, X, Y):
+        return model.exact_match(X, Y)
 
     def dtype(self, model):
         return str(model.flat_parameters.dtype)
@@ -255,11 +289,13 @@ class _EpochClock(io.StringIO):
 
 def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_options=None, *, clip_norm=None,
                 same_batches_as_fit=False):
-    """Train a torch model as its users do: ``torch.optim.Adam``, cross-entropy on the logits, a plain loop
-    over ``torch.randperm`` index batches (no DataLoader); returns the seconds of every epoch.
+    """Train a torch model as its users do: ``torch.optim.Adam``, cross-entropy on the logits (the mean over
+    the samples, or over every token of a sequence), a plain loop over ``torch.randperm`` index batches (no
+    DataLoader); returns the seconds of every epoch.
 
     ``clip_norm``: ``torch.nn.utils.clip_grad_norm_`` before each step. ``same_batches_as_fit``: numnet
-    fit's batches in fit's order (:func:`fit_batch_order`) instead of ``torch.randperm``'s.
+    fit's batches in fit's order (:func:`fit_batch_order`) instead of ``torch.randperm``'s. With
+    ``data.teacher_forced`` the model is called as ``model(source, decoder_input)``.
     """
     import torch
 
@@ -274,7 +310,8 @@ def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_optio
                  else torch.randperm(X.shape[0], generator=generator))
         for batch in order.split(batch_size):
             optimizer.zero_grad(set_to_none=True)
-            loss_function(model(X[batch]), y[batch]).backward()
+            inputs, targets = inputs_and_targets(X[batch], y[batch], data.teacher_forced)
+            loss_function(model(*inputs), targets).backward()
             if clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             optimizer.step()
@@ -282,15 +319,26 @@ def train_torch(model, data, epochs, batch_size, seed, learning_rate, adam_optio
     return epoch_seconds
 
 
+def inputs_and_targets(X, y, teacher_forced):
+    """(the model's inputs as a tuple, the targets) of rows of X and y (NumPy arrays or torch tensors); with
+    teacher forcing the decoder reads the targets without their last token and learns them without their
+    first (the start token), as numnet.Seq2Seq.fit does."""
+    if teacher_forced:
+        return (X, y[:, :-1]), y[:, 1:]
+    return (X,), y
+
+
 class TorchContender:
-    """A torch.nn.Sequential MLP, trained by a plain loop over shuffled index batches (no DataLoader).
+    """A torch.nn.Sequential MLP (or the char LSTM, :func:`torch_char_lstm`, or the attention seq2seq,
+    :func:`torch_seq2seq`, on numnet fit's batches), trained by a plain loop over shuffled index batches
+    (no DataLoader).
 
     ``fused_adam=False`` is what ``torch.optim.Adam(params, lr)`` gives on the CPU (a loop over the
     parameter tensors); ``fused_adam=True`` asks for the fused kernel, PyTorch's fastest CPU Adam.
     """
 
     name = "torch"
-    families = ("mlp", "char-lstm")
+    families = ("mlp", "char-lstm", "seq2seq")
 
     def __init__(self, fused_adam=False):
         import torch
@@ -307,9 +355,10 @@ class TorchContender:
         return torch.nn.Sequential(*modules[:-1])  # logits out; the loss applies log-softmax
 
     def train(self, workload, data, epochs, seed):
-        if workload.family == "char-lstm":
+        if workload.family in ("char-lstm", "seq2seq"):
             self.torch.manual_seed(seed)
-            model = torch_char_lstm(data.n_classes, *workload.layer_sizes)
+            build = torch_char_lstm if workload.family == "char-lstm" else torch_seq2seq
+            model = build(data.n_classes, *workload.layer_sizes)
             return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE,
                                       self.adam_options, clip_norm=workload.clip_norm, same_batches_as_fit=True)
         model = self.build(workload.layer_sizes, seed)
@@ -318,9 +367,24 @@ class TorchContender:
     def predict_proba(self, model, X):
         torch = self.torch
         with torch.inference_mode():
-            logits = model(torch.from_numpy(X))
-            # The char LSTM's logits are (n, V, time_steps), the layout cross-entropy takes
+            inputs = X if isinstance(X, tuple) else (X,)  # a seq2seq's (source, decoder input)
+            logits = model(*(torch.from_numpy(part) for part in inputs))
+            # The sequence models' logits are (n, V, time_steps), the layout cross-entropy takes
             return torch.softmax(logits, dim=1).movedim(1, -1).numpy()
+
+    def exact_match(self, model, X, Y):
+        """The fraction of rows whose greedily decoded answer equals Y after its start token (the torch twin
+        of numnet.Seq2Seq.exact_match): each step reads the most probable token of the step before."""
+        torch = self.torch
+        with torch.inference_mode():
+            Y = torch.from_numpy(Y)
+            encoder_states, h = model.encode(torch.from_numpy(X))
+            state, ids, written = (h, torch.zeros_like(h)), Y[:, :1], []
+            for _ in range(Y.shape[1] - 1):
+                logits, state = model.decode(ids, encoder_states, state)
+                ids = logits.argmax(dim=-1)  # (n, 1)
+                written.append(ids)
+            return float((torch.cat(written, dim=1) == Y[:, 1:]).all(dim=1).double().mean())
 
     def dtype(self, model):
         return str(next(model.parameters()).dtype).replace("torch.", "")
@@ -343,6 +407,42 @@ def torch_char_lstm(vocabulary_size, embedding, hidden):
             return self.output(hidden_states).transpose(1, 2)
 
     return CharLSTM()
+
+
+def torch_seq2seq(vocabulary_size, embedding, hidden):
+    """The attention seq2seq in PyTorch, written plainly as the book's: nn.Embedding and nn.LSTM for the
+    reversed source, nn.Embedding and nn.LSTM for the decoder started from (the encoder's last h, zeros),
+    dot-product attention (torch.bmm, softmax over the encoder's steps), nn.Linear over concat(context, h_dec).
+    Its forward returns the logits as (n, V, T_out), the layout nn.CrossEntropyLoss takes."""
+    import torch
+
+    class AttentionSeq2Seq(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder_embedding = torch.nn.Embedding(vocabulary_size, embedding)
+            self.encoder = torch.nn.LSTM(embedding, hidden, batch_first=True)
+            self.decoder_embedding = torch.nn.Embedding(vocabulary_size, embedding)
+            self.decoder = torch.nn.LSTM(embedding, hidden, batch_first=True)
+            self.output = torch.nn.Linear(2 * hidden, vocabulary_size)
+
+        def encode(self, source):
+            """(the encoder's states (n, T_in, H), its last h (1, n, H)) for source ids read backwards."""
+            encoder_states, (h, _) = self.encoder(self.encoder_embedding(source.flip(1)))
+            return encoder_states, h
+
+        def decode(self, ids, encoder_states, state):
+            """(logits (n, T, V), the decoder's last state) for decoder input ids (n, T) from ``state``."""
+            decoder_states, state = self.decoder(self.decoder_embedding(ids), state)
+            scores = torch.bmm(decoder_states, encoder_states.transpose(1, 2))  # (n, T_out, T_in)
+            context = torch.bmm(torch.softmax(scores, dim=-1), encoder_states)  # (n, T_out, H)
+            return self.output(torch.cat((context, decoder_states), dim=-1)), state
+
+        def forward(self, source, decoder_input):
+            encoder_states, h = self.encode(source)
+            logits, _ = self.decode(decoder_input, encoder_states, (h, torch.zeros_like(h)))
+            return logits.transpose(1, 2)
+
+    return AttentionSeq2Seq()
 
 
 class TextbookContender:
@@ -532,28 +632,20 @@ class GemmFloor:
         return time.perf_counter() - started
 
 
-class LstmGemmFloor:
-    """The matrix products of one char-lstm epoch, alone, with preallocated operands.
+class ProductsFloor:
+    """The matrix products of one epoch of a sequence model, alone, with preallocated operands.
 
-    Per batch of b windows of T steps, embedding E, hidden H, vocabulary V, as numnet computes them: forward,
-    the input's product over the stacked steps (T·b, E) @ (E, 4H), the recurrence's (b, H) @ (H, 4H) at each
-    step and the output layer's (T·b, H) @ (H, V); backward, the output layer's dW (H, T·b) @ (T·b, V) and
-    its input gradient (T·b, V) @ (V, H), the recurrence's (b, 4H) @ (4H, H) at every step but the first,
-    dWx (E, T·b) @ (T·b, 4H), dWh (H, T·b) @ (T·b, 4H) and the input gradient (T·b, 4H) @ (4H, E).
+    ``products(b)`` lists, for a batch of b rows, each product as (left shape, right shape, times per batch);
+    3-D shapes are batched products (np.matmul over the first axis).
     """
 
-    def __init__(self, workload, n_classes, batch_sizes, dtype=np.float32, seed=0):
+    def __init__(self, products, batch_sizes, dtype=np.float32, seed=0):
         rng = np.random.default_rng(seed)
-        (E, H), T, V = workload.layer_sizes, workload.time_steps, n_classes
         self.batch_sizes = list(batch_sizes)
         self.products = {}  # batch size -> [(a, b, out, times per batch)]
         for b in set(self.batch_sizes):
-            shapes = [((T * b, E), (E, 4 * H), 1), ((b, H), (H, 4 * H), T), ((T * b, H), (H, V), 1),
-                      ((H, T * b), (T * b, V), 1), ((T * b, V), (V, H), 1), ((b, 4 * H), (4 * H, H), T - 1),
-                      ((E, T * b), (T * b, 4 * H), 1), ((H, T * b), (T * b, 4 * H), 1),
-                      ((T * b, 4 * H), (4 * H, E), 1)]
             self.products[b] = [(rng.random(left, dtype=dtype), rng.random(right, dtype=dtype),
-                                 np.empty((left[0], right[1]), dtype), times) for left, right, times in shapes]
+                                 np.empty((*left[:-1], right[-1]), dtype), times) for left, right, times in products(b)]
 
     def training_epoch(self):
         """Every product of every batch; returns seconds."""
@@ -565,10 +657,63 @@ class LstmGemmFloor:
         return time.perf_counter() - started
 
 
+def lstm_products(b, T, D, H, *, initial_state=False):
+    """An LSTM layer's products over b sequences of T steps of D inputs, as numnet computes them: forward,
+    the input's product over the stacked steps (T·b, D) @ (D, 4H) and the recurrence's (b, H) @ (H, 4H) at
+    each step; backward, the recurrence's (b, 4H) @ (4H, H) at every step but the first (and at the first
+    too for a layer started from a given ``initial_state``, whose gradient it returns), dWx (D, T·b) @
+    (T·b, 4H), dWh (H, T·b) @ (T·b, 4H) and the input gradient (T·b, 4H) @ (4H, D)."""
+    return [((T * b, D), (D, 4 * H), 1), ((b, H), (H, 4 * H), T), ((b, 4 * H), (4 * H, H), T - 1 + initial_state),
+            ((D, T * b), (T * b, 4 * H), 1), ((H, T * b), (T * b, 4 * H), 1), ((T * b, 4 * H), (4 * H, D), 1)]
+
+
+def dense_products(rows, n_in, n_out):
+    """A Dense layer's products on ``rows`` rows: forward (rows, n_in) @ (n_in, n_out); backward dW
+    (n_in, rows) @ (rows, n_out) and the input gradient (rows, n_out) @ (n_out, n_in)."""
+    return [((rows, n_in), (n_in, n_out), 1), ((n_in, rows), (rows, n_out), 1), ((rows, n_out), (n_out, n_in), 1)]
+
+
+def attention_products(b, T_out, T_in, H):
+    """Dot-product attention's batched products (numnet.attention): forward the scores H_dec·H_encᵀ and the
+    context a·H_enc; backward g·H_encᵀ, aᵀ·g, dC/de·H_enc and (dC/de)ᵀ·H_dec."""
+    scores, context = ((b, T_out, H), (b, H, T_in)), ((b, T_out, T_in), (b, T_in, H))
+    transposed = ((b, T_in, T_out), (b, T_out, H))
+    return [(*scores, 1), (*context, 1), (*scores, 1), (*transposed, 1), (*context, 1), (*transposed, 1)]
+
+
+class LstmGemmFloor(ProductsFloor):
+    """The matrix products of one char-lstm epoch, alone: per batch of b windows of T steps, embedding E,
+    hidden H, vocabulary V, the LSTM's (:func:`lstm_products`) and the output layer's on the stacked steps,
+    (T·b, H) @ (H, V) forward, dW (H, T·b) @ (T·b, V) and the input gradient (T·b, V) @ (V, H)."""
+
+    def __init__(self, workload, n_classes, batch_sizes, dtype=np.float32, seed=0):
+        (E, H), T, V = workload.layer_sizes, workload.time_steps, n_classes
+        super().__init__(lambda b: lstm_products(b, T, E, H) + dense_products(T * b, H, V), batch_sizes, dtype, seed)
+
+
+class Seq2SeqGemmFloor(ProductsFloor):
+    """The matrix products of one seq2seq-dates epoch, alone: per batch of b rows, the encoder LSTM's over
+    the T_in source steps, the decoder LSTM's over the T_out decoder steps (started from the encoder's
+    state, so with the gradient to it), the attention's batched products and the output layer's on
+    (T_out·b, 2H) (:func:`lstm_products`, :func:`attention_products`, :func:`dense_products`)."""
+
+    def __init__(self, workload, data, batch_sizes, dtype=np.float32, seed=0):
+        (E, H), V = workload.layer_sizes, data.n_classes
+        T_in, T_out = data.X_train.shape[1], data.y_train.shape[1] - 1  # the decoder reads Y without its last
+
+        def products(b):
+            return (lstm_products(b, T_in, E, H) + lstm_products(b, T_out, E, H, initial_state=True)
+                    + attention_products(b, T_out, T_in, H) + dense_products(T_out * b, 2 * H, V))
+
+        super().__init__(products, batch_sizes, dtype, seed)
+
+
 def gemm_floor(workload, data, batch_sizes):
     """The GEMM floor of the workload's family for batches of ``batch_sizes``."""
     if workload.family == "char-lstm":
         return LstmGemmFloor(workload, data.n_classes, batch_sizes)
+    if workload.family == "seq2seq":
+        return Seq2SeqGemmFloor(workload, data, batch_sizes)
     return GemmFloor(workload.layer_sizes, batch_sizes)
 
 
@@ -616,10 +761,15 @@ class Measurement:
         return statistics.mean(self.test_losses) if self.test_losses else float("nan")
 
     def add_scores(self, contender, model, data):
-        """Record the test accuracy and the test loss of ``model`` (one repeat's)."""
-        probabilities = contender.predict_proba(model, data.X_test)
-        self.accuracies.append(float(np.mean(np.argmax(probabilities, axis=-1) == data.y_test)))
-        self.test_losses.append(cross_entropy(probabilities, data.y_test))
+        """Record the test accuracy and the test loss of ``model`` (one repeat's); a seq2seq model's accuracy
+        is its greedy answers' exact match and its loss the teacher-forced cross-entropy per target token."""
+        inputs, targets = inputs_and_targets(data.X_test, data.y_test, data.teacher_forced)
+        probabilities = contender.predict_proba(model, inputs if data.teacher_forced else data.X_test)
+        if data.teacher_forced:
+            self.accuracies.append(contender.exact_match(model, data.X_test, data.y_test))
+        else:
+            self.accuracies.append(float(np.mean(np.argmax(probabilities, axis=-1) == targets)))
+        self.test_losses.append(cross_entropy(probabilities, targets))
         self.dtype = contender.dtype(model)
 
 
@@ -693,7 +843,8 @@ def _repeat_calls(function, *args):
 def warm_up(contenders, workload, data, seed):
     """One short training run per contender on the workload's first 64 samples, so that first-call costs
     (thread pools, lazy imports, compiled kernels) are paid before the timing."""
-    small = Dataset(data.X_train[:64], data.y_train[:64], data.X_test[:64], data.y_test[:64], data.n_classes)
+    small = replace(data, X_train=data.X_train[:64], y_train=data.y_train[:64], X_test=data.X_test[:64],
+                    y_test=data.y_test[:64])
     for contender in contenders:
         contender.train(workload, small, 1, seed)
 
@@ -757,7 +908,8 @@ def print_tables(workloads, all_results, data_sizes):
     """A markdown table per contender and workload, then the ratio table, under the CPU's name."""
     print(f"\nCPU: {cpu_model()}. s/epoch is each whole fit divided by its epochs, the first epoch included "
           "(the first epoch alone is not the quoted figure); first and last epoch: medians over the repeats; test "
-          "accuracy (per character for char-lstm) and test loss (cross-entropy, nats per sample or character): "
+          "accuracy (per character for char-lstm; for seq2seq-dates the exact match of the greedily decoded answers) "
+          "and test loss (cross-entropy, nats per sample or character, teacher forced for seq2seq-dates): "
           "means over the repeats, each trained from its own seed.")
     print("\n| workload | contender | dtype | s/epoch (s/call), median | min | first epoch | last epoch | "
           "last/first | samples/s | test accuracy | test loss |")
@@ -842,6 +994,8 @@ def load_datasets(workloads, seed):
             datasets["images"] = make_image_data(seed)
         elif workload.data == "names" and "names" not in datasets:
             datasets["names"] = load_names_windows(seed, workload.time_steps)
+        elif workload.data == "dates" and "dates" not in datasets:
+            datasets["dates"] = load_dates_rows()
     return datasets
 
 
