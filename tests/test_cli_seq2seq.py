@@ -75,3 +75,21 @@ def test_seq2seq_options_that_do_not_fit_say_what_to_do(tmp_path):
     completed = run_numnet("train", "--data", "digits", "--model", "seq2seq", "--output", tmp_path)
     assert completed.returncode != 0
     assert "--model seq2seq trains on the book's toy sets: give --data addition or --data dates" in completed.stderr
+
+
+def test_evaluate_and_doctor_read_the_saved_model_on_its_test_questions(dates_job):
+    _, output = dates_job
+    completed = run_numnet("evaluate", output / "model.npz", "dates")
+    assert completed.returncode == 0, completed.stderr
+    model = load_model(output / "model.npz")
+    _, (X_test, Y_test), _ = load_dates()
+    written = model.generate(X_test, start_id=int(Y_test[0, 0]), length=Y_test.shape[1] - 1)
+    assert number_after("exact match:", completed.stdout) == pytest.approx(
+        float(np.mean(np.all(written == Y_test[:, 1:], axis=1))), abs=5e-5)
+    probabilities = model.forward((X_test, Y_test[:, :-1]))
+    chosen = np.take_along_axis(probabilities, Y_test[:, 1:, None], axis=-1)[..., 0]
+    assert number_after("loss:", completed.stdout) == pytest.approx(float(-np.mean(np.log(chosen))), abs=1e-3)
+    doctor = run_numnet("doctor", output / "model.npz", "dates", "--json")
+    assert doctor.returncode == 0, doctor.stderr
+    wrong = run_numnet("evaluate", output / "model.npz", "addition")
+    assert wrong.returncode != 0 and "trained on another vocabulary than the addition set's" in wrong.stderr

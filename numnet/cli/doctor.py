@@ -4,18 +4,23 @@ import json
 
 from numnet import plots
 from numnet.doctor import diagnose
+from numnet.models import Seq2Seq
 from numnet.persistence import load_model
 
 from .model import network_targets
 from .reporting import print_findings
 from .saved_model import (check_label_range, evaluation_data, is_language_model, language_model_description,
-                          model_class_names, model_inputs, text_evaluation_data)
+                          model_class_names, model_inputs, seq2seq_evaluation_data, text_evaluation_data)
 
 
 def command_doctor(args):
     """Print the training doctor's findings on a saved model, its data and its saved history."""
     network = load_model(args.model)
-    if is_language_model(network, args.data):
+    if isinstance(network, Seq2Seq):
+        (X, Y), description = seq2seq_evaluation_data(args.data, network)
+        X, y = network.teacher_forced(X, Y)
+        shown = network.encoder_decoder.describe()
+    elif is_language_model(network, args.data):
         X, y, description = text_evaluation_data(args.data, network)
         shown = language_model_description(network)
     else:

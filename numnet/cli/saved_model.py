@@ -5,10 +5,11 @@ model, the held-out windows of a text."""
 import numpy as np
 
 from numnet import datasets
+from numnet.experiments.encoder_decoder import load_seq2seq_data
 from numnet.preprocessing import scaler_from_metadata
 
 from .corpus import VALIDATION_FRACTION, load_corpus, validation_sequences
-from .data import DATA_NAMES, RECIPES, TEXT_DATA, csv_target, is_text_source, load_data
+from .data import DATA_NAMES, RECIPES, SEQ2SEQ_DATA, TEXT_DATA, csv_target, is_text_source, load_data
 from .model import as_images, takes_images
 
 
@@ -99,6 +100,26 @@ def is_language_model(network, source):
                          f"ids), which reads text: give {TEXT_DATA} (the census names) or {TEXT_DATA}:PATH as the "
                          f"data, not {source!r}")
     return True
+
+
+def seq2seq_evaluation_data(source, network):
+    """((X_test, Y_test), description) of the book's set ``source`` a saved :class:`numnet.Seq2Seq` was trained
+    on: its held-out test questions and answers.
+
+    Raises
+    ------
+    ValueError
+        For data other than the book's sets, or a set whose vocabulary is not the model's.
+    """
+    name = source.strip().lower()
+    if name not in SEQ2SEQ_DATA:
+        raise ValueError(f"this model is a seq2seq model, which reads the sequel book's sets: give "
+                         f"{' or '.join(SEQ2SEQ_DATA)} as the data, not {source!r}")
+    _, test, vocabulary = load_seq2seq_data(name)
+    if network.vocabulary is not None and network.vocabulary.symbols != vocabulary.symbols:
+        raise ValueError(f"this model was trained on another vocabulary than the {name} set's; give the data it "
+                         f"was trained on ({(network.metadata or {}).get('data', {}).get('source', 'unknown')})")
+    return test, f"the book's {name} set, its {len(test[0]):,} held-out test questions"
 
 
 def language_model_description(network):
