@@ -158,6 +158,19 @@ class CompositeLayer(Layer):
         return f"{type(self).__name__} of {len(self.children)} layer{'s' if len(self.children) != 1 else ''}"
 
 
+class CompositeModel(CompositeLayer):
+    """A composite layer that builds its own children from its constructor's arguments (a model's body:
+    :class:`numnet.models.seq2seq.EncoderDecoder`, :class:`numnet.models.gpt.GPT`): its config holds those
+    arguments, not its children's configs, and rebuilding calls the constructor with them."""
+
+    def config(self):
+        return Layer.config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return Layer.from_config.__func__(cls, config)
+
+
 @register_layer
 class Sequential(CompositeLayer):
     """Its layers one after the other, as one layer: y = fₖ(… f₁(x)).
@@ -209,4 +222,4 @@ def _part(arrays, child):
     return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
 
 
-__all__ = ["CompositeLayer", "Sequential", "Residual"]
+__all__ = ["CompositeLayer", "CompositeModel", "Sequential", "Residual"]

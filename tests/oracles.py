@@ -15,6 +15,7 @@ sections of docs/tutorials/e01-noisy-line.md to e03-spiral.md state them, so the
 depend on numnet.datasets.
 """
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,18 @@ def built(layer, rng, dtype=np.float64):
                {key: on_backend(np.zeros(shape), dtype) for key, shape in shapes.items()})
     layer.initialize(rng)
     return layer
+
+
+@contextlib.contextmanager
+def registered(layer_class):
+    """``layer_class`` registered (so that models holding it save and load) for the ``with`` block only."""
+    from numnet.layers import LAYERS, register_layer
+
+    register_layer(layer_class)
+    try:
+        yield layer_class
+    finally:
+        del LAYERS[layer_class.kind]
 
 
 def assign(view, values):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import numnet
-from numnet.layers import LAYERS, register_layer
+from oracles import registered
 
 #: float64 products of a few dozen terms, as in the other PyTorch comparisons.
 TORCH_TOLERANCE = 1e-10
@@ -128,9 +128,8 @@ class Highway(numnet.CompositeLayer):
 @pytest.fixture
 def highway():
     """Highway registered for the test (so that its models load), and unregistered after it."""
-    register_layer(Highway)
-    yield Highway
-    del LAYERS[Highway.kind]
+    with registered(Highway):
+        yield Highway
 
 
 def highway_network(seed=0):

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import numnet
-from numnet.layers import LAYERS, register_layer
-from oracles import as_numpy, max_relative_difference
+from oracles import as_numpy, max_relative_difference, registered
 
 TORCH_TOLERANCE = 1e-10
 GRADIENT_TOLERANCE = 1e-6
@@ -255,9 +254,8 @@ class BookSeq2seq(numnet.CompositeLayer):
 
 @pytest.fixture
 def book_seq2seq():
-    register_layer(BookSeq2seq)
-    yield BookSeq2seq
-    del LAYERS[BookSeq2seq.kind]
+    with registered(BookSeq2seq):
+        yield BookSeq2seq
 
 
 def book_network(seed=0):

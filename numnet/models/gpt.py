@@ -23,11 +23,11 @@ import numpy as np
 
 from ..activations import get_activation
 from ..backend import namespace
-from ..composite import CompositeLayer, Residual, Sequential
+from ..composite import CompositeModel, Residual, Sequential
 from ..embedding import Embedding, PositionEmbedding
 from ..initializers import Normal
 from ..layer_norm import LayerNorm
-from ..layers import Dense, Dropout, Layer, _fill, register_layer
+from ..layers import Dense, Dropout, _fill, register_layer
 from ..multi_head_attention import MultiHeadAttention
 from ..network import Network
 from ..validation import Boolean, Integer, Real, declare
@@ -52,7 +52,7 @@ def transformer_block(n_embd, n_head, *, dropout=0.0, bias=False, name=None):
 
 
 @register_layer
-class GPT(CompositeLayer):
+class GPT(CompositeModel):
     """GPT-2's architecture as one layer: token ids (n, T) in, the next token's logits (n, T, vocab_size) out.
 
     Its activation is the softmax, so that ``fit`` trains it with the fused softmax cross-entropy over the
@@ -144,14 +144,7 @@ class GPT(CompositeLayer):
         self.token_embedding.grads["W"][...] += tied_gradient
         return None
 
-    # ---- description and rebuilding ------------------------------------------------------------------
-
-    def config(self):
-        return Layer.config(self)  # the constructor's arguments: the children follow from them
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**{key: value for key, value in config.items() if key != "type"})
+    # ---- description -------------------------------------------------------------------------------------
 
     def describe(self):
         return (f"GPT {self.n_layer} blocks x {self.n_head} heads, width {self.n_embd}, context {self.block_size}, "

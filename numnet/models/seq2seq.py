@@ -21,17 +21,17 @@ import numpy as np
 
 from ..attention import Attention
 from ..backend import as_token_ids, namespace, to_numpy
-from ..composite import CompositeLayer
+from ..composite import CompositeModel
 from ..embedding import Embedding
 from ..inputs import count_rows
-from ..layers import Dense, Layer, register_layer
+from ..layers import Dense, register_layer
 from ..network import Network, register_model
 from ..recurrent import LSTM
 from ..validation import Boolean, Integer, Optional, check_integer, declare
 
 
 @register_layer
-class EncoderDecoder(CompositeLayer):
+class EncoderDecoder(CompositeModel):
     """The body of a seq2seq model: source ids and decoder input ids in, the decoder's features out.
 
     Takes a tuple (source ids ``(n, T_in)``, decoder input ids ``(n, T_out)``) and returns, per decoder
@@ -177,14 +177,7 @@ class EncoderDecoder(CompositeLayer):
         self._child("encoder_embedding").backward(d_embedded_source, propagate=False)
         return (None, None) if propagate else None
 
-    # ---- description and rebuilding ------------------------------------------------------------------
-
-    def config(self):
-        return Layer.config(self)  # the constructor's arguments: the children follow from them
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**{key: value for key, value in config.items() if key != "type"})
+    # ---- description -------------------------------------------------------------------------------------
 
     def describe(self):
         options = [option for option in ("peeky", "attention", "reverse_input") if getattr(self, option)]
