@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from numnet import errors
+from numnet import errors, plot_labels
 from numnet.atomic import write_atomically
 from numnet.conv import Conv2D
 from numnet.doctor import UPDATE_RATIO_HIGH, UPDATE_RATIO_LOW
@@ -40,6 +40,8 @@ WEIGHT_TILE_GAP = 1  # pixels of background between the tiles of plot_weights
 DIAGNOSIS_MAX_LAYERS = 6
 DIAGNOSIS_HISTOGRAM_BINS = 50
 DIAGNOSIS_SMOOTHING = 25
+# The language of the labels of the figures save_figure writes (set_language); "en" leaves them as drawn.
+_SETTINGS = {"language": "en"}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -102,8 +104,45 @@ def save_figure(figure, path):
         )
     path = os.path.abspath(os.fspath(path))
     image_format = _image_format(figure, path)
+    plot_labels.relabel(figure, _SETTINGS["language"])
     # dpi="figure" so a user's savefig.dpi setting cannot change the size a caller asked for.
     write_atomically(path, lambda stream: figure.savefig(stream, format=image_format, dpi="figure"))
+
+
+def set_language(language):
+    """Write the titles, axis labels and legends of the figures saved from now on in ``language``.
+
+    :func:`save_figure`, and so every function here given a ``path``, then translates each text of a figure
+    that the language's table (:data:`numnet.plot_labels.LANGUAGES`) knows, in place, and draws it in a
+    font that renders the language; a text the table lacks stays as it is. The documentation's Chinese
+    build sets ``"zh_CN"``.
+
+    Parameters
+    ----------
+    language : str
+        ``"en"`` (the labels as drawn, the default) or ``"zh_CN"`` (Simplified Chinese).
+
+    Returns
+    -------
+    str
+        The language set before, so that a caller can restore it.
+
+    Raises
+    ------
+    ValueError
+        If no table is kept for ``language``.
+    TypeError
+        If ``language`` is not a string.
+
+    Examples
+    --------
+    >>> from numnet import plots
+    >>> previous = plots.set_language("zh_CN")
+    >>> plots.set_language(previous)
+    'zh_CN'
+    """
+    previous, _SETTINGS["language"] = _SETTINGS["language"], plot_labels.check_language(language)
+    return previous
 
 
 def _image_format(figure, path):
