@@ -45,6 +45,9 @@ _choice = None  # set by set_kernels; None means "the environment variable's cho
 _environment_choice = None
 _compiled = None  # the module of compiled functions, once built
 _load_lock = threading.Lock()  # two threads' first kernels must not build (and place the cache) twice
+#: The dtypes the compiled kernels take (as dtype objects: comparing a dtype with np.float32 converts it first).
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_UNSEEN = object()  # what a fused update has been given as ``previous`` before its first step
 
 
 def set_kernels(choice):
@@ -125,15 +128,30 @@ def fused_step(kernel, *arrays):
     parameters = arrays[0].reshape(-1)
     flat_arrays = tuple(array.reshape(-1) for array in arrays)
     discarded = []  # where the kernel copies the old parameters when nobody keeps them (made on first need)
+    # The ``previous`` last given, and (the flat array the kernel copies the old parameters into, ``previous``
+    # itself when it must be filled in Python instead): worked out once per buffer, not at every step (fit
+    # hands the same one each time): 2.1 µs, 1% of a digits step (benchmarks/NOTES.md, "per-step overhead
+    # of the digits step").
+    seen, kept, copy_to = _UNSEEN, None, None
 
     def update(*kernel_scalars, previous=None):
-        kept = previous.reshape(-1) if previous is not None and compilable(parameters, previous) else None
-        if kept is None:
-            if previous is not None:
-                previous[...] = arrays[0]
-            if not discarded:
-                discarded.append(np.empty_like(parameters))
-            kept = discarded[0]
+        nonlocal seen, kept, copy_to
+        if previous is not seen:
+            seen, kept, copy_to = previous, None, None
+            if previous is not None and compilable(parameters, previous):
+                kept = previous.reshape(-1)
+            else:
+                copy_to = previous
+                if not discarded:
+                    discarded.append(np.empty_like(parameters))
+                kept = discarded[0]
+        if copy_to is not None:
+            copy_to[...] = arrays[0]
+        if one_chunk(parameters.size):
+            # The whole arrays at once, as run_in_chunks's one chunk (0, size) would be, without its closure
+            # and slices: 2.7 µs, 1.3% of a digits step, whose 9,610 parameters are one chunk.
+            kernel(kept, *flat_arrays, *kernel_scalars)
+            return
 
         def update_chunk(start, stop):
             # The old parameters are copied inside the kernel's pass, off the GIL: a copy of each chunk
@@ -177,24 +195,32 @@ def add_bias_and_relu(z, b):
     z : ndarray, shape (n_rows, n_units)
     b : ndarray, shape (n_units,)
     """
-    if not compiled_chosen() or z.ndim != 2 or b.shape != (z.shape[1],) or b.dtype != z.dtype:
-        return False
-    if not (compilable(z) and compilable(b)):
+    if not compiled_chosen() or z.ndim != 2 or b.shape != (z.shape[1],) or not _kernel_floats(z, b):
         return False
     kernel = _load().bias_relu
-    run_in_chunks(lambda start, stop: kernel(z[start:stop], b), z.shape[0], min_chunk=_rows_per_chunk(z))
+    rows, min_chunk = z.shape[0], _rows_per_chunk(z)
+    # A batch that is one chunk: the whole array, with no closure (with _kernel_floats, 3.4 µs of a digits
+    # step, and 2.9 µs in relu_backward: benchmarks/NOTES.md, "per-step overhead of the digits step").
+    if one_chunk(rows, min_chunk):
+        kernel(z, b)
+    else:
+        run_in_chunks(lambda start, stop: kernel(z[start:stop], b), rows, min_chunk=min_chunk)
     return True
 
 
 def relu_backward(grad_a, a):
     """grad_a · (a > 0) as a new array, by the compiled kernel in row blocks over the threads; None where it
     does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous)."""
-    if not compiled_chosen() or a.ndim != 2 or grad_a.shape != a.shape or not compilable(a, grad_a):
+    if not compiled_chosen() or a.ndim != 2 or grad_a.shape != a.shape or not _kernel_floats(a, grad_a):
         return None
     out = np.empty_like(a)
     kernel = _load().relu_gradient
-    run_in_chunks(lambda start, stop: kernel(grad_a[start:stop], a[start:stop], out[start:stop]), a.shape[0],
-                  min_chunk=_rows_per_chunk(a))
+    rows, min_chunk = a.shape[0], _rows_per_chunk(a)
+    if one_chunk(rows, min_chunk):  # as in add_bias_and_relu
+        kernel(grad_a, a, out)
+    else:
+        run_in_chunks(lambda start, stop: kernel(grad_a[start:stop], a[start:stop], out[start:stop]), rows,
+                      min_chunk=min_chunk)
     return out
 
 
@@ -267,17 +293,36 @@ def _rows_per_chunk(array):
     return max(1, MIN_CHUNK // max(1, array.shape[1]))
 
 
+def _kernel_floats(first, *others):
+    """Whether every array is a C-contiguous NumPy array of the dtype of ``first``, float32 or float64 (of any
+    size): what the relu kernels take, asked twice a step (compiled_chosen asked by the caller, once)."""
+    if type(first) is not np.ndarray or first.dtype not in _COMPILED_DTYPES:
+        return False
+    dtype = first.dtype
+    for array in (first, *others):
+        if type(array) is not np.ndarray or not array.flags.c_contiguous or array.dtype != dtype:
+            return False
+    return True
+
+
 def compilable(first, *others):
     """Whether the compiled kernels are chosen and available, and every array is a C-contiguous NumPy
     float32 or float64 array with the dtype and size of ``first``."""
-    return compiled_chosen() and in_chunks(first, *others) and first.dtype in (np.float32, np.float64)
+    return compiled_chosen() and in_chunks(first, *others) and first.dtype in _COMPILED_DTYPES
 
 
 def in_chunks(first, *others):
     """Whether the arrays can be cut into chunks of consecutive elements (:func:`run_in_chunks`): C-contiguous
     NumPy arrays, all of the dtype and size of ``first``."""
-    return all(type(array) is np.ndarray and array.flags.c_contiguous and array.dtype == first.dtype
-               and array.size == first.size for array in (first, *others))
+    # A loop rather than all() over a generator, and dtype objects compared with dtype objects:
+    # compilable(p, g) went from 1.5 to 1.0 µs.
+    if type(first) is not np.ndarray:
+        return False
+    dtype, size = first.dtype, first.size
+    for array in (first, *others):
+        if type(array) is not np.ndarray or not array.flags.c_contiguous or array.dtype != dtype or array.size != size:
+            return False
+    return True
 
 
 def scalars(dtype, *values):
@@ -330,6 +375,18 @@ def _usable_cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def one_chunk(size, min_chunk=None):
+    """Whether :func:`run_in_chunks` (without ``max_chunk``) calls its work once, on (0, size), in the
+    calling thread: when a single thread takes it (one CPU, or fewer than two ``min_chunk`` of elements)."""
+    return size < 2 * (min_chunk or MIN_CHUNK) or kernel_threads() <= 1  # _threads_for(size, min_chunk) <= 1
+
+
+def _threads_for(size, min_chunk):
+    """The threads run_in_chunks uses on ``size`` elements: one per ``min_chunk`` (default MIN_CHUNK), at most
+    kernel_threads()."""
+    return min(kernel_threads(), size // (min_chunk or MIN_CHUNK))
+
+
 def run_in_chunks(work, size, min_chunk=None, max_chunk=None):
     """Call ``work(start, stop)`` over consecutive chunks covering range(size), on up to one thread per
     ``min_chunk`` elements (default ``MIN_CHUNK``), each chunk at most ``max_chunk`` long when that is given.
@@ -339,7 +396,7 @@ def run_in_chunks(work, size, min_chunk=None, max_chunk=None):
     a machine whose other cores are busy this costs nothing but the hand-over, where a barrier over a
     fixed split of the work would wait for the slowest thread's time slice.
     """
-    threads = min(kernel_threads(), size // (min_chunk or MIN_CHUNK))
+    threads = _threads_for(size, min_chunk)
     n_chunks = threads * CHUNKS_PER_THREAD if threads > 1 else 1
     if max_chunk:
         n_chunks = max(n_chunks, -(-size // max_chunk))

@@ -446,8 +446,9 @@ class Dense(AffineLayer):
         """Fill ``grads`` from delta = dC/dz and return dC/dx = delta Wᵀ (or None when not ``propagate``)."""
         x, _ = self._require_cache()
         xp = namespace(delta)
-        input_shape = x.shape
+        sequence_shape = None  # x's shape when it is a sequence, given back to dC/dx
         if x.ndim > 2:  # every time step is a row of the batch for the sums over it (one product each)
+            sequence_shape = x.shape
             x, delta = xp.reshape(x, (-1, x.shape[-1])), xp.reshape(delta, (-1, delta.shape[-1]))
         # BP4: dC/dW = a_prevᵀ delta, summed over the batch by the matrix product
         apply(xp.matmul, x.T, delta, out=self.grads["W"])
@@ -458,7 +459,7 @@ class Dense(AffineLayer):
             return None
         # BP2 (its first factor): dC/da_prev = delta Wᵀ; the previous layer multiplies by its f'(z)
         grad_input = delta @ self.params["W"].T
-        return grad_input if grad_input.shape == input_shape else xp.reshape(grad_input, input_shape)
+        return grad_input if sequence_shape is None else xp.reshape(grad_input, sequence_shape)
 
     def config(self):
         """Plain data, the format-version-1 layout older numnet reads: sizes, activation and initialisers

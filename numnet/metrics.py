@@ -34,7 +34,10 @@ def batch_accuracy(output, Y, loss):
     xp = namespace(output)
     if loss.fused_activation == "softmax":
         predicted = xp.argmax(output, axis=-1)
-        if holds_integers(Y):  # class indices per token; ignore_index counts for nothing
+        # Class indices per token (ignore_index counts for nothing); targets of the output's own dtype object
+        # are rows, known so without holds_integers (0.25 µs of every step: benchmarks/NOTES.md, "per-step
+        # overhead of the digits step").
+        if Y.dtype is not output.dtype and holds_integers(Y):
             return int(xp.count_nonzero((predicted == Y) & (Y != loss.ignore_index)))
         return int(xp.count_nonzero(predicted == xp.argmax(Y, axis=-1)))
     return int(xp.count_nonzero(xp.all((output > DECISION_THRESHOLD) == (Y > DECISION_THRESHOLD), axis=1)))

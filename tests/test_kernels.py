@@ -5,6 +5,7 @@ kernels and its errors."""
 import contextlib
 import pickle
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -15,8 +16,8 @@ import numnet
 import numnet.activations
 from numnet import kernels as kernels_module
 from numnet.errors import MissingDependencyError
-from numnet.kernels import (MIN_CHUNK, add_bias_and_relu, current_choice, fused_step, relu_backward, run_in_chunks,
-                            set_kernel_threads, set_kernels, use_kernels)
+from numnet.kernels import (MIN_CHUNK, add_bias_and_relu, current_choice, fused_step, one_chunk, relu_backward,
+                            run_in_chunks, set_kernel_threads, set_kernels, use_kernels)
 from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
 
 numba = pytest.importorskip("numba")
@@ -90,6 +91,34 @@ def test_a_fit_with_the_compiled_kernels_equals_the_numpy_fit_bit_for_bit():
         np.testing.assert_array_equal(compiled_state[key], state[key])
 
 
+def changing_run(choice):
+    """Parameters and state after steps between which the rule, the state arrays and the parameter arrays
+    change under a momentum optimiser, with kernels ``choice``."""
+    rng = np.random.default_rng(7)
+    gradients = rng.standard_normal((9, 50)).astype(np.float32)
+    saved = {"step": 3, "velocity": rng.standard_normal(50).astype(np.float32)}
+    parameters, gradient = rng.standard_normal(50).astype(np.float32), np.empty(50, np.float32)
+    with use_kernels(choice):
+        optimizer = get_optimizer("sgd", learning_rate=0.1)
+        for index, values in enumerate(gradients):
+            gradient[...] = values  # one gradient buffer, as a network's: the same arrays at every step
+            if index == 3:
+                optimizer.momentum = 0.9  # another rule (and kernel) over the same arrays
+            if index == 5:
+                optimizer.load_state(saved)  # new state arrays
+            if index == 7:
+                parameters = parameters.copy()  # new parameter arrays
+            optimizer.step(parameters, gradient)
+    return parameters, optimizer.state["velocity"]
+
+
+def test_a_compiled_optimiser_follows_a_change_of_rule_state_or_parameters_between_steps():
+    # The compiled update is kept while the same rule, kernels and arrays come back: each change must make
+    # it again, or the kernel would run the old rule, or update arrays the optimiser no longer holds.
+    for compiled, reference in zip(changing_run("numba"), changing_run("numpy")):
+        np.testing.assert_array_equal(compiled, reference)
+
+
 @pytest.mark.parametrize("arrays, reason", [
     (lambda: (np.ones(8, np.float32), np.ones(8, np.float32)[::1]), None),
     (lambda: (np.ones(8, np.float32), np.ones(16, np.float32)[::2]), "not contiguous"),
@@ -101,6 +130,24 @@ def test_the_kernels_apply_only_to_contiguous_numpy_floats_of_one_dtype_and_size
     with use_kernels("numba"):
         kernel = fused_step("sgd_step", *arrays())
     assert (kernel is None) == (reason is not None)
+
+
+def test_a_fused_update_keeps_the_old_parameters_in_the_buffer_each_step_gives():
+    # The update works out where the kernel copies the old parameters once per buffer (fit gives the same
+    # one at every step): a new buffer, one the kernel cannot write (a strided view, filled in Python) and
+    # none at all must each be honoured at the step that gives it.
+    parameters, gradients = np.arange(1.0, 9.0, dtype=np.float32), np.ones(8, np.float32)
+    contiguous, strided = np.zeros(8, np.float32), np.zeros(16, np.float32)[::2]
+    with use_kernels("numba"):
+        update = fused_step("sgd_step", parameters, gradients)
+        for buffer in (contiguous, strided, contiguous):
+            before = parameters.copy()
+            update(np.float32(0.5), previous=buffer)
+            np.testing.assert_array_equal(buffer, before)
+        kept = contiguous.copy()
+        update(np.float32(0.5))  # nobody keeps them: no buffer changes
+    np.testing.assert_array_equal(contiguous, kept)
+    np.testing.assert_array_equal(parameters, np.arange(1.0, 9.0, dtype=np.float32) - np.float32(2.0))
 
 
 def test_an_optimiser_steps_a_non_contiguous_view_correctly_through_the_numpy_rule():
@@ -162,6 +209,23 @@ def test_run_in_chunks_covers_every_index_exactly_once(size, threads):
     with kernel_threads_and_chunk(threads, min_chunk=16):
         run_in_chunks(work, size)
     np.testing.assert_array_equal(seen, np.ones(size, dtype=np.int64))
+
+
+@FAST
+@given(st.integers(0, 5000), st.integers(1, 4), st.integers(1, 2000))
+def test_one_chunk_says_when_run_in_chunks_calls_its_work_once_on_everything_in_this_thread(size, threads,
+                                                                                            min_chunk):
+    # The kernels' shortcut past run_in_chunks (one call on the whole arrays) must be taken exactly when
+    # run_in_chunks would have made that one call itself.
+    calls = []
+
+    def work(start, stop):
+        calls.append((start, stop, threading.get_ident()))
+
+    with kernel_threads_and_chunk(threads, min_chunk=MIN_CHUNK):
+        run_in_chunks(work, size, min_chunk=min_chunk)
+        once = one_chunk(size, min_chunk)
+    assert once == (calls == [(0, size, threading.get_ident())])
 
 
 def test_an_error_in_a_chunk_reaches_the_caller():
