@@ -157,14 +157,19 @@ class MultiHeadAttention(Layer):
             qkv += self.params["b_qkv"]
         heads = self._split_heads(qkv, n, time_steps)  # (3, n, H, T, head_size): q, k, v
         q, k, v = heads[0, ...], heads[1, ...], heads[2, ...]
-        scores = (q @ xp.matrix_transpose(k)) * (1.0 / math.sqrt(self.head_size))  # (n, H, T, T)
+        scores = q @ xp.matrix_transpose(k)  # (n, H, T, T)
+        scores *= 1.0 / math.sqrt(self.head_size)
         if self.causal:
             scores = xp.where(_causal_mask(xp, time_steps), scores, xp.asarray(-math.inf, dtype=scores.dtype))
-        weights = _SOFTMAX.forward(scores)  # each row sums to 1
+        weights = _SOFTMAX.forward(scores, out=scores)  # each row sums to 1
         self._attention_weights = weights
         scale = self._dropout_scale(weights, training, rng)
         used = weights if scale is None else weights * scale
-        merged = _merge_heads(used @ v)  # (n·T, dim): the heads' outputs side by side
+        # The heads' outputs side by side, (n·T, dim): each head's product written into its columns, not merged
+        # by a copy; with the backward's, 2 ms, 2.5% of a GPT step (benchmarks/NOTES.md, "attention's heads in
+        # place")
+        merged = xp.empty((n * time_steps, dim), dtype=x.dtype)
+        apply(xp.matmul, used, v, out=self._split_heads(merged, n, time_steps)[0, ...])
         output = merged @ self.params["W_o"]
         if self.bias:
             output += self.params["b_o"]
@@ -172,7 +177,8 @@ class MultiHeadAttention(Layer):
         return xp.reshape(output, (n, time_steps, dim))
 
     def _split_heads(self, rows, n, time_steps):
-        """(n·T, blocks·dim) → (blocks, n, H, T, head_size): each block's dim columns in heads of head_size."""
+        """(n·T, blocks·dim) → (blocks, n, H, T, head_size): each block's dim columns in heads of head_size, a
+        view of ``rows`` (a reshape and a transpose), so that what is written into it lands in ``rows``."""
         xp = namespace(rows)
         blocks = rows.shape[1] // self.dim
         split = xp.reshape(rows, (n, time_steps, blocks, self.n_heads, self.head_size))
@@ -210,8 +216,8 @@ class MultiHeadAttention(Layer):
             apply(xp.sum, rows, axis=0, out=self.grads["b_o"])
         # BP2 into the heads' outputs: dC/dY = dC/d(output)·W_oᵀ, split back into heads (n, H, T, head_size)
         d_head_outputs = self._split_heads(rows @ self.params["W_o"].T, n, time_steps)[0, ...]
-        d_heads = self._through_heads(d_head_outputs, heads, weights, scale)
-        d_qkv = _merge_heads(d_heads)  # (n·T, 3·dim): dC/d[q | k | v]
+        d_qkv = xp.empty((n * time_steps, 3 * dim), dtype=grad_output.dtype)  # dC/d[q | k | v]
+        self._through_heads(d_head_outputs, heads, weights, scale, out=self._split_heads(d_qkv, n, time_steps))
         # BP4 for the fused projection: dC/dW_qkv = xᵀ·dC/d(qkv)
         apply(xp.matmul, x_rows.T, d_qkv, out=self.grads["W_qkv"])
         if self.bias:
@@ -222,39 +228,30 @@ class MultiHeadAttention(Layer):
         # BP2 into the layer's input: dC/dx = dC/d(qkv)·W_qkvᵀ
         return xp.reshape(d_qkv @ self.params["W_qkv"].T, (n, time_steps, dim))
 
-    def _through_heads(self, d_head_outputs, heads, weights, scale):
-        """dC/dq, dC/dk, dC/dv stacked (3, n, H, T, head_size), from dC/d(each head's output) (n, H, T, hs)."""
+    def _through_heads(self, d_head_outputs, heads, weights, scale, out):
+        """Write dC/dq, dC/dk, dC/dv into ``out`` (3, n, H, T, head_size), from dC/d(each head's output)
+        (n, H, T, hs): ``out`` is a view of dC/d[q | k | v]'s columns, so that the three products land in place
+        (benchmarks/NOTES.md, "attention's heads in place")."""
         xp = namespace(d_head_outputs)
         q, k, v = heads[0, ...], heads[1, ...], heads[2, ...]
         used = weights if scale is None else weights * scale
         # The heads' outputs are used·v: dC/dv = usedᵀ·dC/dout and dC/d(used) = dC/dout·vᵀ
-        d_v = xp.matrix_transpose(used) @ d_head_outputs
+        apply(xp.matmul, xp.matrix_transpose(used), d_head_outputs, out=out[2, ...])
         d_used = d_head_outputs @ xp.matrix_transpose(v)  # (n, H, T, T)
         # The dropout mask and its scale, as forward applied them
         d_weights = d_used if scale is None else d_used * scale
         # BP2 through each row's softmax, J = diag(a) - a aᵀ; a masked score's weight is 0, so is its gradient
-        d_scores = _SOFTMAX.backward(d_weights, weights) * (1.0 / math.sqrt(self.head_size))
+        d_scores = _SOFTMAX.backward(d_weights, weights)
+        d_scores *= 1.0 / math.sqrt(self.head_size)
         # scores = q kᵀ/√hs: dC/dq = dC/d(scores)·k/√hs and dC/dk = dC/d(scores)ᵀ·q/√hs
-        d_q = d_scores @ k
-        d_k = xp.matrix_transpose(d_scores) @ q
-        return xp.stack([d_q, d_k, d_v], axis=0)
+        apply(xp.matmul, d_scores, k, out=out[0, ...])
+        apply(xp.matmul, xp.matrix_transpose(d_scores), q, out=out[1, ...])
 
     def describe(self):
         settings = [f"{self.n_heads} heads"] + (["causal"] if self.causal else [])
         settings += [f"dropout {self.dropout:g}"] if self.dropout else []
         settings += [] if self.bias else ["no bias"]
         return f"MultiHeadAttention {self.dim}, " + ", ".join(settings)
-
-
-def _merge_heads(heads):
-    """(..., n, H, T, head_size) → (n·T, ...·H·head_size): heads side by side, the inverse of _split_heads
-    (a leading blocks axis, as q, k, v stacked, comes before the heads in the columns)."""
-    xp = namespace(heads)
-    if heads.ndim == 4:
-        n, n_heads, time_steps, head_size = heads.shape
-        return xp.reshape(xp.permute_dims(heads, (0, 2, 1, 3)), (n * time_steps, n_heads * head_size))
-    blocks, n, n_heads, time_steps, head_size = heads.shape
-    return xp.reshape(xp.permute_dims(heads, (1, 3, 0, 2, 4)), (n * time_steps, blocks * n_heads * head_size))
 
 
 def _causal_mask(xp, time_steps):
