@@ -1,8 +1,10 @@
 """Sphinx configuration of numnet's documentation site.
 
-Build it (offline, warnings as errors) from the repository root:
+Build it (offline, warnings as errors) from the repository root, in English into site/ and in Simplified
+Chinese into site/zh_CN/ (docs/_ext/build.py; the English site alone: python3 -m sphinx -W --keep-going -n
+docs site):
 
-    python3 -m pip install -e ".[docs]" && python3 -m sphinx -W --keep-going -n docs site
+    python3 -m pip install -e ".[docs]" && python3 docs/_ext/build.py site
 
 The tutorials' code runs while the site builds (docs/_ext/numnet_docs.py), so every figure on the site is
 drawn by the code next to it, from the numnet being documented.
@@ -30,7 +32,8 @@ extensions = [
 ]
 
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_ext", "README.md"]
+exclude_patterns = ["_ext", "_templates", "locale", "README.md"]
+templates_path = ["_templates"]
 root_doc = "index"
 
 # Markdown pages: ::: fences for directives with Markdown inside, definition lists, and {attribute} lists.
@@ -79,6 +82,18 @@ nitpick_ignore_regex = [
     ("py:.*", r"(os|io|pathlib|collections|typing|dataclasses|argparse|warnings|contextlib|http|json)\..*"),
 ]
 
+# Translations (docs/_ext/translation.py; docs/locale/README.md says how to translate a page): a catalogue per
+# page, without source locations, so that an English edit changes only the messages it changes.
+locale_dirs = ["locale"]
+gettext_compact = False
+gettext_location = False
+# The pages of the Chinese site translated in full: tests/test_docs.py holds every message of their
+# catalogues translated. A translator who finishes a page adds it here.
+numnet_translated_pages = ["index", "glossary", "getting-started", "backpropagation", "tutorials/index",
+                           "how-to/index", "reference/index"]
+# The pages whose section titles alone are translated: the API reference (docstrings stay English).
+numnet_translated_titles = ["reference/*"]
+
 html_theme = "pydata_sphinx_theme"
 html_title = f"numnet {release}"
 html_static_path = ["_static"]
@@ -86,6 +101,8 @@ html_css_files = ["numnet.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "navbar_align": "left",
+    # The same page in the other language first (docs/_templates/language-switch.html).
+    "navbar_end": ["language-switch", "theme-switcher", "navbar-icon-links"],
     "show_toc_level": 2,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
@@ -96,9 +113,16 @@ html_copy_source = False
 html_last_updated_fmt = None
 
 
-def setup(app):
-    """Register numnet's own directives (numnet-example, numnet-api, ...; see docs/_ext/numnet_docs.py)."""
-    spec = importlib.util.spec_from_file_location("numnet_docs", HERE / "_ext" / "numnet_docs.py")
+def _extension(name):
+    """The module docs/_ext/NAME.py."""
+    spec = importlib.util.spec_from_file_location(name, HERE / "_ext" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.setup(app)
+    return module
+
+
+def setup(app):
+    """Register numnet's own directives (numnet-example, numnet-api, ...; see docs/_ext/numnet_docs.py) and
+    the site's languages (docs/_ext/translation.py)."""
+    _extension("translation").setup(app)
+    return _extension("numnet_docs").setup(app)

@@ -4,6 +4,10 @@
   broken link, an unresolved reference, a docstring that does not render or a tutorial whose code fails
   or warns stops the build. The built pages are then checked against independent sources: the package's
   public names, the argument parser, the ``# BP`` markers of the source files.
+- The Chinese site is built from the same sources as strictly, by the commands of docs/_ext/build.py, and
+  checked against the English one (the same code and output, a link between each page and its
+  counterpart), against its catalogues (every message of a translated page translated, the catalogues in
+  step with the English sources) and against the glossary's terms.
 - The README's and the docs' plain Python blocks, and the package docstring's quick start, run here.
 - Every ``numnet ...`` command line shown in a shell block parses with the command's own parser.
 - The ``>>>`` examples of numnet's docstrings run through pytest's doctest support (``--doctest-modules``,
@@ -15,6 +19,8 @@ skip, except under CI (CI=true), where the extra is always installed.
 
 import argparse
 import contextlib
+import fnmatch
+import functools
 import html
 import importlib
 import importlib.util
@@ -23,6 +29,7 @@ import io
 import os
 import pathlib
 import re
+import runpy
 import shlex
 import subprocess
 import sys
@@ -78,18 +85,33 @@ def source_files():
     return {path: path.stat().st_mtime_ns for path in DOCS.rglob("*") if path.is_file() and "__pycache__" not in path.parts}
 
 
+def docs_extension(name):
+    """The module docs/_ext/NAME.py."""
+    spec = importlib.util.spec_from_file_location(name, DOCS / "_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_language(output, index, name):
+    """Run the ``index``-th command of docs/_ext/build.py (0: English into ``output``, 1: Chinese below it),
+    strictly, and check that it wrote nothing into docs/."""
+    command = docs_extension("build").sphinx_commands(output, quiet=True)[index]
+    before = source_files()
+    started = time.perf_counter()
+    build = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS, cwd=REPOSITORY)
+    seconds = time.perf_counter() - started
+    assert build.returncode == 0, f"the strict build of the {name} site failed:\n{build.stdout}\n{build.stderr}"
+    assert source_files() == before, "the build wrote into docs/ (it must write only to its output folder)"
+    print(f"\nthe {name} documentation site built in {seconds:.0f} s")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The site built once from docs/, in strict mode; the output folder."""
     require_sphinx()
     output = tmp_path_factory.mktemp("site")
-    before = source_files()
-    started = time.perf_counter()
-    build = sphinx_build(DOCS, output)
-    seconds = time.perf_counter() - started
-    assert build.returncode == 0, f"the strict build failed:\n{build.stdout}\n{build.stderr}"
-    assert source_files() == before, "the build wrote into docs/ (it must write only to its output folder)"
-    print(f"\nthe documentation site built in {seconds:.0f} s")
+    build_language(output, 0, "English")
     return output
 
 
@@ -136,12 +158,18 @@ def test_figures_are_built_not_committed():
     assert images == screenshots, f"committed images besides the screenshots: {sorted(set(images) - set(screenshots))}"
 
 
-def test_site_needs_no_network(site):
+def external_resources(site):
+    """'page: URL' of every script, style sheet or image that a page of ``site`` loads from the network."""
     external = []
     for page in site.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
         external += [f"{page.relative_to(site)}: {url}" for url in
                      re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="((?:https?:)?//[^"]+)"', text)]
+    return external
+
+
+def test_site_needs_no_network(site):
+    external = external_resources(site)
     assert not external, f"pages load resources from the network: {external[:5]}"
 
 
@@ -245,6 +273,238 @@ def test_getting_started_shows_the_readme_commands_and_quick_start_verbatim():
     assert quick_start.strip() in page, "getting-started.md's quick start differs from the README's"
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The Chinese site
+
+CHINESE = "zh_CN"
+CATALOGUES = DOCS / "locale" / CHINESE / "LC_MESSAGES"
+HAN = re.compile(r"[\u4e00-\u9fff]")
+# The Chinese screenshots, beside the English ones (docs/_ext/screenshot.py; docs/locale/README.md says how).
+CHINESE_SCREENSHOTS = ("docs/site-getting-started-zh-cn.png", "docs/site-figure-zh-cn.png")
+# Inline code, a role's target, a link's target and a URL: names, not words of the text.
+NOT_WORDS = re.compile(r"(\{[\w:-]+\})?`[^`]*`|\]\([^)]*\)|https?://\S+")
+
+
+@functools.lru_cache(maxsize=None)
+def configuration():
+    """The names docs/conf.py defines."""
+    return runpy.run_path(str(DOCS / "conf.py"))
+
+
+def translated_pages():
+    """The pages the configuration lists as translated in full."""
+    return configuration()["numnet_translated_pages"]
+
+
+def title_pages():
+    """The pages whose section titles alone are translated (the API reference), from the sources."""
+    pages = [path.relative_to(DOCS).with_suffix("").as_posix() for path in sorted(DOCS.rglob("*.md"))]
+    chosen = set()
+    for pattern in configuration()["numnet_translated_titles"]:
+        chosen |= {page for page in pages if fnmatch.fnmatchcase(page, pattern)}
+    return sorted(chosen - set(translated_pages()))
+
+
+def catalogue(page):
+    """The Chinese catalogue of ``page`` (babel's Catalog)."""
+    from babel.messages.pofile import read_po
+
+    path = CATALOGUES / f"{page}.po"
+    assert path.is_file(), f"{page} has no catalogue: python3 docs/_ext/catalogues.py {page}"
+    with path.open("rb") as stream:
+        return read_po(stream)
+
+
+def messages(page):
+    """``page``'s catalogue: {"all": {msgid: msgstr}, "fuzzy": [msgid of each fuzzy message]}."""
+    entries = [message for message in catalogue(page) if message.id]
+    return {"fuzzy": [message.id for message in entries if message.fuzzy],
+            "all": {message.id: message.string for message in entries}}
+
+
+def require_chinese_font():
+    """Skip (fail under CI) when no font that renders Chinese is installed for matplotlib."""
+    from numnet import plot_labels
+
+    pytest.importorskip("matplotlib")
+    if plot_labels.font_family(CHINESE) is None:
+        reason = f"no font renders Chinese (one of {plot_labels.ZH_CN_FONTS}; Debian: fonts-wqy-microhei)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}, but .ci/run installs one")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def chinese_site(site):
+    """The Chinese site, built after the English one (whose runs of the pages' code it replays) below it."""
+    require_chinese_font()
+    build_language(site, 1, "Chinese")
+    return site / CHINESE
+
+
+def pre_blocks(site, page):
+    """The text of every code block and output of a built page, in order."""
+    article = (site / page).read_text(encoding="utf-8")
+    return [html.unescape(re.sub(r"<[^>]+>", "", block)) for block in re.findall(r"<pre[^>]*>(.*?)</pre>", article, re.S)]
+
+
+def html_pages(site):
+    """Every page of a built site (not its static files, nor the pages of the site below it), relative to it."""
+    return sorted(path.relative_to(site).as_posix() for path in site.rglob("*.html")
+                  if not {CHINESE, "_static"} & set(path.relative_to(site).parts[:-1]))
+
+
+def test_every_page_links_to_the_same_page_in_the_other_language(site, chinese_site):
+    for here, there in ((site, chinese_site), (chinese_site, site)):
+        pages = html_pages(here)
+        assert len(pages) > 50
+        for page in pages:
+            links = re.findall(r'<a class="[^"]*numnet-language-switch[^"]*" href="([^"]+)"',
+                               (here / page).read_text(encoding="utf-8"))
+            # The navigation bar's items are also in the narrow screen's sidebar: one link, perhaps twice.
+            assert links and len(set(links)) == 1, f"{here / page}: language switches {links}"
+            target = ((here / page).parent / links[0]).resolve()
+            assert target == (there / page).resolve() and target.is_file(), f"{page} links to {links[0]}"
+
+
+def test_translated_pages_are_chinese_and_the_rest_are_there(site, chinese_site):
+    assert html_pages(chinese_site) == html_pages(site)
+    for page in translated_pages():
+        text = page_text(chinese_site, f"{page}.html")
+        assert len(HAN.findall(text)) > 50, f"{page} is not in Chinese"
+    page = (chinese_site / "index.html").read_text(encoding="utf-8")
+    start = page.index("bd-navbar-elements")
+    navigation = page[start:page.index("</nav>", start)]
+    for title in ("快速入门", "教程", "反向传播", "操作指南", "API 参考"):
+        assert title in navigation, f"the navigation bar lacks {title}"
+
+
+def test_api_reference_titles_are_chinese(chinese_site):
+    for page in [*title_pages(), "reference/index"]:
+        text = (chinese_site / f"{page}.html").read_text(encoding="utf-8")
+        titles = [html.unescape(re.sub(r"<[^>]+>", "", title)) for title in re.findall(r"<h1>(.*?)</h1>", text, re.S)]
+        assert titles and all(HAN.search(title) for title in titles), f"{page}: {titles}"
+    sections = re.findall(r"<h2>(.*?)<a", (chinese_site / "reference/numnet.html").read_text(encoding="utf-8"), re.S)
+    # One per home module of numnet_api_sections, and "Other" for the names whose home it does not list.
+    assert len(sections) >= len(configuration()["numnet_api_sections"]["numnet"])
+    assert all(HAN.search(section) for section in sections), sections
+
+
+def test_chinese_pages_show_the_english_pages_code_and_output(site, chinese_site):
+    for page in translated_pages():
+        english = pre_blocks(site, f"{page}.html")
+        assert pre_blocks(chinese_site, f"{page}.html") == english, f"{page}: the code or its output differs"
+    figures = {language: sorted((folder / "_images").glob("*.png")) for language, folder in
+               (("en", site), (CHINESE, chinese_site))}
+    assert [path.name for path in figures["en"]] == [path.name for path in figures[CHINESE]]
+    relabelled = [path.name for path in figures[CHINESE] if path.read_bytes() != (site / "_images" / path.name).read_bytes()]
+    assert "training.png" in relabelled, "the figures of getting started were not drawn again with Chinese labels"
+
+
+def test_chinese_site_needs_no_network(chinese_site):
+    external = external_resources(chinese_site)
+    assert not external, f"pages load resources from the network: {external[:5]}"
+
+
+def test_every_message_of_the_translated_pages_is_translated():
+    untranslated = []
+    for page in [*translated_pages(), *title_pages()]:
+        found = messages(page)
+        untranslated += [f"{page}: fuzzy: {text[:60]!r}" for text in found["fuzzy"]]
+        untranslated += [f"{page}: {text[:60]!r}" for text, translation in found["all"].items() if not translation.strip()]
+    assert not untranslated, "messages without a translation (docs/locale/README.md):\n" + "\n".join(untranslated)
+
+
+def test_a_message_without_translation_fails_the_chinese_build(tmp_path):
+    """On a translated page, a message new or changed in English, or fuzzy, fails the strict Chinese build
+    (docs/_ext/translation.py); the catalogue is read from a copy, so the build writes nothing beside it."""
+    require_sphinx()
+    source = tmp_path / "source"
+    catalogues = source / "locale" / CHINESE / "LC_MESSAGES"
+    catalogues.mkdir(parents=True)
+    (source / "conf.py").write_text(textwrap.dedent(f'''
+        import importlib.util
+        extensions = ["myst_parser"]
+        source_suffix = {{".md": "markdown"}}
+        locale_dirs = ["locale"]
+        gettext_compact = False
+        numnet_translated_pages = ["index"]
+
+        def setup(app):
+            spec = importlib.util.spec_from_file_location("translation", {str(DOCS / "_ext" / "translation.py")!r})
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.setup(app)
+    '''))
+    (source / "index.md").write_text("# A page\n\nTranslated.\n\nChanged in English.\n\nFuzzy.\n", encoding="utf-8")
+    (catalogues / "index.po").write_text(textwrap.dedent('''
+        msgid ""
+        msgstr ""
+        "Content-Type: text/plain; charset=UTF-8\\n"
+
+        msgid "A page"
+        msgstr "一页"
+
+        msgid "Translated."
+        msgstr "已翻译。"
+
+        msgid "Changed."
+        msgstr "改过。"
+
+        #, fuzzy
+        msgid "Fuzzy."
+        msgstr "模糊。"
+    '''), encoding="utf-8")
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-D", f"language={CHINESE}", str(source),
+               str(tmp_path / "out")]
+    build = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_SECONDS)
+    log = build.stdout + build.stderr
+    assert build.returncode != 0, log
+    untranslated = re.findall(r"a message without a translation in \S+index\.po .*?: '([^']+)'", log)
+    assert sorted(untranslated) == ["Changed in English.", "Fuzzy."], log
+    assert sorted(path.name for path in catalogues.iterdir()) == ["index.po"], "the build wrote beside the catalogue"
+
+
+def glossary():
+    """[(English term, Chinese term)] of docs/glossary.md's tables, a term per spelling ("optimiser / optimizer")."""
+    terms = []
+    for row in re.findall(r"^\| (.+?) \| (.+?) \|", (DOCS / "glossary.md").read_text(encoding="utf-8"), re.M):
+        english, chinese = (cell.strip() for cell in row)
+        if chinese not in ("中文", "---"):
+            terms += [(spelling.strip(), chinese) for spelling in english.split(" / ")]
+    return terms
+
+
+def test_translations_use_the_glossary_terms():
+    terms = sorted(glossary(), key=lambda term: -len(term[0]))   # the longest first: "weight decay" before "weight"
+    assert len(terms) > 40
+    wrong = []
+    for page in translated_pages():
+        if page == "glossary":      # its English column is the terms themselves
+            continue
+        for english, chinese in messages(page)["all"].items():
+            words = NOT_WORDS.sub(" ", english)
+            for term, term_in_chinese in terms:
+                pattern = re.compile(rf"\b{re.escape(term)}(s|es)?\b", re.I)
+                if pattern.search(words):
+                    if term_in_chinese not in chinese:
+                        wrong.append(f"{page}: {term!r} without {term_in_chinese!r}: {chinese[:80]!r}")
+                    words = pattern.sub(" ", words)
+    assert not wrong, "translations that do not use the glossary's terms:\n" + "\n".join(wrong)
+
+
+def test_chinese_screenshots_are_committed_beside_the_english_ones():
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    screenshot = docs_extension("screenshot")
+    for name in CHINESE_SCREENSHOTS:
+        path = REPOSITORY / name
+        assert path.is_file(), f"{name} is missing (docs/locale/README.md says how to take it)"
+        pixels = matplotlib_image.imread(path)
+        assert pixels.shape[1] == screenshot.WIDTH, f"{name} is not a screenshot of the site's width"
+        colours = len(set(map(tuple, pixels.reshape(-1, pixels.shape[2])[::97].round(2).tolist())))
+        assert colours > 20, f"{name} is blank or nearly so ({colours} colours)"
+
+
 def test_a_failing_example_a_warning_a_broken_link_and_a_broken_docstring_fail_the_build(tmp_path):
     require_sphinx()
     (tmp_path / "broken_module.py").write_text(textwrap.dedent('''
@@ -277,6 +537,11 @@ def test_a_failing_example_a_warning_a_broken_link_and_a_broken_docstring_fail_t
         warnings.warn("a deprecated call", DeprecationWarning)
         ```
 
+        ```{numnet-example}
+        from numnet import plots
+        plots.plot_regression([[0.0], [1.0]], [0.0, 1.0], path="glyphs.png", title="\u4e2d\u6587")
+        ```
+
         A [link to nowhere](missing-page.md) and {py:func}`numnet.no_such_function`.
 
         ```{eval-rst}
@@ -291,7 +556,7 @@ def test_a_failing_example_a_warning_a_broken_link_and_a_broken_docstring_fail_t
     assert build.returncode != 0, log
     for problem in ("the tutorial's code is out of date", "DeprecationWarning: a deprecated call", "missing-page.md",
                     "numnet.no_such_function", "Inline emphasis start-string without end-string",
-                    "Undefined substitution referenced"):
+                    "Undefined substitution referenced", "missing from font"):
         assert problem in log, f"the strict build did not report: {problem}\n{log}"
 
 
@@ -413,6 +678,15 @@ def repository_files(*patterns):
     return [REPOSITORY / name for name in listed if (REPOSITORY / name).is_file()]
 
 
+def citing_folder(path):
+    """The folder a file's relative links start from: its own, or for a translation catalogue
+    (docs/locale/LANGUAGE/LC_MESSAGES/how-to/csv.po) its page's (docs/how-to)."""
+    parts = path.relative_to(REPOSITORY).parts
+    if path.suffix == ".po" and parts[:2] == ("docs", "locale") and parts[3:4] == ("LC_MESSAGES",):
+        return DOCS.joinpath(*parts[4:]).parent
+    return path.parent
+
+
 def test_every_cited_markdown_file_exists_in_the_repository():
     existing = repository_files("*.md")
     names = {path.name for path in existing}
@@ -424,9 +698,10 @@ def test_every_cited_markdown_file_exists_in_the_repository():
             continue
         for match in CITED_MARKDOWN.finditer(text):
             cited = match[1]
-            # A path is relative to the citing file's folder (a Markdown link) or to the repository (a
-            # comment's "docs/tutorials/..."); a bare name may be any file's ("to e03-spiral.md").
-            found = ((path.parent / cited).is_file() or (REPOSITORY / cited).is_file()
+            # A path is relative to the citing file's folder (a Markdown link; a catalogue's links are its
+            # page's) or to the repository (a comment's "docs/tutorials/..."); a bare name may be any file's
+            # ("to e03-spiral.md").
+            found = ((citing_folder(path) / cited).is_file() or (REPOSITORY / cited).is_file()
                      or ("/" not in cited and cited in names) or cited in DELIBERATELY_MISSING)
             if not found:
                 line = text.count("\n", 0, match.start()) + 1

@@ -4,6 +4,12 @@
   what it printed and every image it wrote. An exception or a warning fails a strict build. The code runs
   on one BLAS thread, as the experiments and the test suite do (numnet.backend.one_blas_thread: the
   tutorials' small products are several times faster so on a busy machine).
+- The figures are saved with their labels in the build's language (numnet.plots.set_language). With the
+  configuration value ``numnet_example_cache`` (a folder), the English site's build records every run there
+  (what it printed, and each figure as a pickled matplotlib Figure) and the build of another language, or of
+  the message catalogues, replays it: the same code prints the same output, so only the figures are saved
+  again, relabelled; a run the record lacks runs (after the page's replayed runs, so that it finds their
+  variables).
 - ``numnet-command``: run ``numnet ARGS`` in-process (``numnet.cli.main``) and show the console session and
   the images it wrote; a non-zero exit status fails the build.
 - ``numnet-api``: the API reference of one module, from its docstrings: every public function and class,
@@ -20,16 +26,20 @@ A ``missing-reference`` handler lets docstrings name an object by any path it is
 import ast
 import contextlib
 import dataclasses
+import hashlib
 import importlib
 import inspect
 import io
+import json
 import os
 import pathlib
+import pickle
 import re
 import shlex
 import shutil
 import time
 import traceback
+import unittest.mock
 import warnings
 
 from docutils import nodes
@@ -38,6 +48,7 @@ from docutils.statemachine import StringList
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from numnet import plot_labels
 from numnet.backend import one_blas_thread
 
 LOGGER = logging.getLogger(__name__)
@@ -60,10 +71,13 @@ BACKPROP_SOURCES = {"numnet/network.py": "source/network", "numnet/layers.py": "
 
 @dataclasses.dataclass
 class _PageRun:
-    """What the examples of one page share: a namespace and a working folder."""
+    """What the examples of one page share: a namespace, a working folder, what ran so far (each run's
+    directive and code) and the runs replayed from a record but not executed yet."""
 
     namespace: dict
     folder: pathlib.Path
+    runs: list = dataclasses.field(default_factory=list)
+    replayed: list = dataclasses.field(default_factory=list)
 
 
 def _page_run(directive):
@@ -96,26 +110,150 @@ def _images_in(folder):
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()}
 
 
+def _figure_language(config):
+    """The language of the build, as numnet.plots names it ("en" for a language it keeps no labels for)."""
+    return config.language if config.language in plot_labels.LANGUAGES else "en"
+
+
+@contextlib.contextmanager
+def _figures_in(language):
+    """Save numnet's figures in ``language`` meanwhile; yields [(figure, path, labels left untranslated)] of
+    every figure saved. numnet.plots.save_figure writes every figure of numnet.plots, the experiments and
+    the command line, so wrapping it sees them all."""
+    from numnet import plots
+
+    saved = []
+    save = plots.save_figure
+
+    def saving(figure, path):
+        untranslated = plot_labels.untranslated_labels(figure, language) if language != "en" else []
+        saved.append((figure, pathlib.Path(path).resolve(), untranslated))
+        save(figure, path)
+
+    previous = plots.set_language(language)
+    try:
+        with unittest.mock.patch.object(plots, "save_figure", saving):
+            yield saved
+    finally:
+        plots.set_language(previous)
+
+
+class _RunRecords:
+    """The runs of a page's examples and commands, as the English build records them in a folder (the
+    configuration value ``numnet_example_cache``) for the builds in other languages to replay."""
+
+    def __init__(self, folder, recording):
+        self.folder = pathlib.Path(folder)
+        self.recording = recording
+
+    @classmethod
+    def of(cls, config, builder):
+        """The records of this build, or None without a folder: the English site's build records, the other
+        languages' builds and the message catalogues' (builder "gettext") replay."""
+        if not config.numnet_example_cache:
+            return None
+        return cls(config.numnet_example_cache, _figure_language(config) == "en" and builder.name != "gettext")
+
+    @staticmethod
+    def key(docname, runs):
+        """The name of a run's record: the page and every run of the page up to it, so a changed earlier
+        block invalidates the records of the blocks after it."""
+        return hashlib.sha256(json.dumps([docname, runs]).encode()).hexdigest()[:32]
+
+    def store(self, key, record, images, figures, page_folder):
+        """Record a run: ``record`` (what it printed and returned), and each image as the Figure that drew it
+        (or the file itself, for an image drawn without numnet.plots). A figure that does not pickle leaves
+        the run unrecorded."""
+        folder = self.folder / key
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        drawn = {path: figure for figure, path, _ in figures}
+        entries = []
+        for number, image in enumerate(images):
+            entry = {"path": image.relative_to(page_folder).as_posix(), "figure": None, "file": None}
+            try:
+                if image.resolve() in drawn:
+                    entry["figure"] = f"figure-{number}.pickle"
+                    (folder / entry["figure"]).write_bytes(pickle.dumps(drawn[image.resolve()]))
+                else:
+                    entry["file"] = f"image-{number}{image.suffix}"
+                    shutil.copyfile(image, folder / entry["file"])
+            except (pickle.PicklingError, TypeError, AttributeError):
+                shutil.rmtree(folder)
+                return
+            entries.append(entry)
+        (folder / "run.json").write_text(json.dumps({**record, "images": entries}), encoding="utf-8")
+
+    def load(self, key):
+        """A recorded run's {"printed": text, "result": value, "images": [...]}, or None."""
+        record = self.folder / key / "run.json"
+        return json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+
+    def replay(self, key, record, page_folder):
+        """Write a recorded run's images into ``page_folder``: each figure saved again (in the language set
+        by _figures_in), each other image copied."""
+        from numnet import plots
+
+        for entry in record["images"]:
+            target = page_folder / entry["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if entry["figure"]:
+                figure = pickle.loads((self.folder / key / entry["figure"]).read_bytes())
+                plots.save_figure(figure, target)
+            else:
+                shutil.copyfile(self.folder / key / entry["file"], target)
+
+
 class _RunDirective(SphinxDirective):
     """Shared by numnet-example and numnet-command: run something, then show its output and images."""
 
-    def run_in_page(self, action):
-        """Call ``action()`` in the page's folder; returns (printed text, new or rewritten images, warnings)."""
+    def run_in_page(self, action, identity):
+        """Call ``action(page)`` in the page's folder, or replay its record (see _RunRecords); returns
+        (printed text, new or rewritten images, what ``action`` returned, a JSON value). ``identity`` is what
+        makes the run what it is (its code)."""
         page = _page_run(self)
+        page.runs.append(identity)
+        records = _RunRecords.of(self.config, self.env.app.builder)
+        key = _RunRecords.key(self.env.docname, page.runs)
+        if records is not None and not records.recording:
+            record = records.load(key)
+            if record is not None:
+                page.replayed.append(action)
+                _, images, _ = self.captured(page, lambda: records.replay(key, record, page.folder))
+                return record["printed"], images, record["result"]
+            for earlier in page.replayed:
+                self.captured(page, lambda: earlier(page))
+            page.replayed.clear()
+        result = []
+        printed, images, figures = self.captured(page, lambda: result.append(action(page)))
+        if records is not None and records.recording:
+            records.store(key, {"printed": printed, "result": result[0]}, images, figures, page.folder)
+        return printed, images, result[0]
+
+    def captured(self, page, function):
+        """Call ``function()`` in the page's folder, its output and warnings captured, its figures saved in
+        the build's language; returns (printed text, new or rewritten images, the figures it saved). Each
+        warning, and on a translated page each figure label the language's table lacks, fails a strict build."""
         before = _images_in(page.folder)
         printed = io.StringIO()
         started = time.perf_counter()
         with (_working_folder(page.folder), contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed),
-              warnings.catch_warnings(record=True) as caught, one_blas_thread()):
+              warnings.catch_warnings(record=True) as caught, one_blas_thread(),
+              _figures_in(_figure_language(self.config)) as figures):
             warnings.simplefilter("always")
-            action(page)
+            function()
         LOGGER.verbose("%s: ran in %.1f s", self.get_location(), time.perf_counter() - started)
         after = _images_in(page.folder)
         images = sorted((path for path, stamp in after.items() if before.get(path) != stamp), key=after.get)
         for warning in caught:
             LOGGER.warning("the code of this page warned: %s: %s", warning.category.__name__, warning.message,
                            location=self.get_location())
-        return printed.getvalue(), images
+        if self.env.docname in getattr(self.config, "numnet_translated_pages", ()):
+            for _, path, untranslated in figures:
+                for label in untranslated:
+                    LOGGER.warning("%s: the figure label %r has no translation in numnet/plot_labels.py",
+                                   path.name, label, location=self.get_location())
+        return printed.getvalue(), images, figures
 
     def output_nodes(self, text, images):
         """A literal block of what was printed (if anything) and a figure per image."""
@@ -141,18 +279,19 @@ class NumnetExample(_RunDirective):
 
     def run(self):
         code = "\n".join(self.content)
-        failure = []
 
         def execute(page):
+            """None, or the traceback of the example's failure."""
             try:
                 exec(compile(code, f"<{self.env.docname} example, line {self.lineno}>", "exec"), page.namespace)
             except Exception as error:
                 # The traceback from the example's own frame on (not this directive's).
-                failure.append("".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next)))
+                return "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
+            return None
 
-        text, images = self.run_in_page(execute)
+        text, images, failure = self.run_in_page(execute, ["numnet-example", code])
         if failure:
-            raise self.error(f"the example's code failed:\n{text}{failure[0]}")
+            raise self.error(f"the example's code failed:\n{text}{failure}")
         source = nodes.literal_block(code, code, language="python")
         source["classes"].append("numnet-example")
         return [source, *self.output_nodes(text, images)]
@@ -182,10 +321,10 @@ class NumnetCommand(_RunDirective):
 
         arguments = shlex.split(self.arguments[0])
         expected = self.options.get("exit-status", 0)
-        status = []
-        text, images = self.run_in_page(lambda page: status.append(_exit_status(cli.main, arguments)))
-        if status[0] != expected:
-            raise self.error(f"'numnet {self.arguments[0]}' exited with status {status[0]}, not {expected}:\n{text}")
+        text, images, status = self.run_in_page(lambda page: _exit_status(cli.main, arguments),
+                                                ["numnet-command", self.arguments[0], expected])
+        if status != expected:
+            raise self.error(f"'numnet {self.arguments[0]}' exited with status {status}, not {expected}:\n{text}")
         lines = text.rstrip("\n").splitlines()
         if "last-lines" in self.options and len(lines) > self.options["last-lines"]:
             lines = ["...", *lines[-self.options["last-lines"]:]]
@@ -468,7 +607,7 @@ class NumnetBackpropLines(SphinxDirective):
         table += group
         for width in (8, 24, 68):
             group += nodes.colspec(colwidth=width)
-        group += nodes.thead("", self.row(["equation", "where", "the comment, and the code it marks"]))
+        group += nodes.thead("", self.heading(["equation", "where", "the comment, and the code it marks"]))
         body = nodes.tbody()
         group += body
         for path, page in BACKPROP_SOURCES.items():
@@ -486,6 +625,15 @@ class NumnetBackpropLines(SphinxDirective):
     def marked(line):
         comment = line.text if line.text.startswith("#") else "#" + line.text.split("#", 1)[1]
         return nodes.literal_block(f"{comment}\n{line.code}", f"{comment}\n{line.code}", language="python")
+
+    def heading(self, titles):
+        """The header row, its titles translatable (the gettext builder takes a text that has a source)."""
+        row = nodes.row()
+        for title in titles:
+            paragraph = nodes.paragraph(title, title)
+            paragraph.source, paragraph.line = self.get_source_info()
+            row += nodes.entry("", paragraph)
+        return row
 
     @staticmethod
     def row(cells):
@@ -574,6 +722,8 @@ def report_numpydoc_problems(app, what, name, value, options, lines):
 def setup(app):
     app.add_config_value("numnet_modules_with_own_page", [], "env")
     app.add_config_value("numnet_api_sections", {}, "env")
+    # A folder where the English build records the examples' runs for the other languages' builds; "" for none.
+    app.add_config_value("numnet_example_cache", "", "", types=[str])
     app.connect("autodoc-skip-member", skip_foreign_members)
     # Before numpydoc (priority 500) rewrites the docstring into reST.
     app.connect("autodoc-process-docstring", report_numpydoc_problems, priority=400)
