@@ -1246,7 +1246,7 @@ DATE_CASINGS = (str.lower, str.title, str.upper)
 
 @declare(seed=Seed())
 def load_addition(*, seed=SEQUENCE_SEED):
-    """The book's addition set: 50,000 sums such as ``16+75  _91  ``, as token ids for a seq2seq model.
+    """The book's addition set: 50,000 sums such as ``"16+75  _91  "``, as token ids for a seq2seq model.
 
     *Deep Learning from Scratch 2*'s addition.txt, generated the same way rather than downloaded: each of
     the two numbers has 1 to 3 digits (the count drawn uniformly, then each digit, so ``07`` is 7), and no

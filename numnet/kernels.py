@@ -230,7 +230,7 @@ def gelu_forward(z, constants):
 
     ``constants`` maps each dtype to erf's and GELU's constants in it (numnet.activations.ErfConstants). One
     kernel computes every entry as if its erf needed no exponential; others list the entries whose erf does
-    (|z| >= 1.25·√2) and write their exponents, NumPy's exp takes those, and a last kernel redoes those entries:
+    (``|z| >= 1.25·√2``) and write their exponents, NumPy's exp takes those, and a last kernel redoes those entries:
     the numbers of GELU's NumPy code, bit for bit (numnet._compiled_kernels says why the exponentials are NumPy's).
     """
     if not compilable(z):
