@@ -148,13 +148,22 @@ def relu_gradient(grad_a, a, out):
 # ---- GELU ----------------------------------------------------------------------------------------------
 # numnet.activations.GELU computes erf by fdlibm's forms (numnet.activations.erf): every form on every entry,
 # about sixty NumPy passes. These kernels take each entry through the form its |x| selects, with that form's
-# operations in the same order on scalars of the array's dtype (``c``: numnet.activations.ErfConstants in
-# that dtype, every coefficient rounded as NumPy rounds a Python float in a ufunc), so that every rounding
-# is the same. The exponential form (1.25 <= |x| < 6, erf = 1 - erfc) needs exponentials, and those are
+# operations in the same order on scalars of the array's dtype (``c``: erf's and GELU's constants in that
+# dtype, every coefficient rounded as NumPy rounds a Python float in a ufunc), so that every rounding is the
+# same. The exponential form (1.25 <= |x| < 6, erf = 1 - erfc) needs exponentials, and those are
 # NumPy's own: erf_tail_indices lists the entries in that form, erf_tail_exponents writes their exponents,
 # numnet.kernels calls NumPy's exp on them, and a last kernel redoes those entries. numba's exp is the C
 # library's, which differs from NumPy's SIMD float32 exp in the last bit for two inputs in five (and, as a
 # scalar call, is slower: benchmarks/NOTES.md, "compiled GELU" and "a numba-compiled LSTM cell").
+
+#: Where each constant sits in the tuple ``c`` the GELU kernels take (numnet.activations._erf_constants builds
+#: it in this order): a plain tuple rather than a named one, because numba pickles a class that appears in a
+#: kernel's signature by its name into the cache, and a cache naming a class that no longer exists fails to
+#: load instead of being rebuilt.
+(SQRT_HALF, HALF, MINUS_HALF, ONE, DENSITY_SCALE, SMALL_LIMIT, NEAR_ONE_LIMIT, MIDDLE_LIMIT, ERF_ONE,
+ ERF_OF_ONE_SINGLE, SPLIT_SCALE, SPLIT_OFFSET, SMALL_NUMERATOR, SMALL_DENOMINATOR, NEAR_ONE_NUMERATOR,
+ NEAR_ONE_DENOMINATOR, MIDDLE_NUMERATOR, MIDDLE_DENOMINATOR, LARGE_NUMERATOR, LARGE_DENOMINATOR) = range(20)
+
 
 @numba.njit(inline="always")
 def _polynomial(t, coefficients):
@@ -176,15 +185,15 @@ def _erf_outside_tail(x, y, c):
 
     Without branches, so that a loop of it runs in SIMD lanes: both rational forms' polynomials, then the
     quotient of the pair y selects (one division, the one numnet.activations.erf keeps)."""
-    small = y < c.small_limit
-    small_t, near_one_t = x * x, y - c.one
-    small_numerator = _polynomial(small_t, c.small_numerator)
-    small_denominator = _polynomial(small_t, c.small_denominator)
-    near_one_numerator = _polynomial(near_one_t, c.near_one_numerator)
-    near_one_denominator = _polynomial(near_one_t, c.near_one_denominator)
+    small = y < c[SMALL_LIMIT]
+    small_t, near_one_t = x * x, y - c[ONE]
+    small_numerator = _polynomial(small_t, c[SMALL_NUMERATOR])
+    small_denominator = _polynomial(small_t, c[SMALL_DENOMINATOR])
+    near_one_numerator = _polynomial(near_one_t, c[NEAR_ONE_NUMERATOR])
+    near_one_denominator = _polynomial(near_one_t, c[NEAR_ONE_DENOMINATOR])
     ratio = ((small_numerator if small else near_one_numerator)
              / (small_denominator if small else near_one_denominator))
-    magnitude = c.erf_of_one_single + ratio if y < c.near_one_limit else c.one
+    magnitude = c[ERF_OF_ONE_SINGLE] + ratio if y < c[NEAR_ONE_LIMIT] else c[ONE]
     return x + x * ratio if small else _signed(x, magnitude)
 
 
@@ -195,9 +204,9 @@ def erf_tail_indices(z, c, tail_index):
     index is written and the count grows by the test's outcome: no branch to mispredict."""
     count = 0
     for i in range(z.shape[0]):
-        y = abs(z[i] * c.sqrt_half)
+        y = abs(z[i] * c[SQRT_HALF])
         tail_index[count] = i
-        count += not y < c.near_one_limit and not y >= c.erf_one
+        count += not y < c[NEAR_ONE_LIMIT] and not y >= c[ERF_ONE]
     return count
 
 
@@ -209,24 +218,24 @@ def erf_tail_exponents(z, c, first, second):
     and one divided, without branches, so that the loop runs in SIMD lanes (it would not on z[tail_index[k]]:
     the gathered loop ran 6 times slower)."""
     for k in range(z.shape[0]):
-        y = abs(z[k] * c.sqrt_half)
-        inverse_square = c.one / (y * y)
-        middle = y < c.middle_limit
-        middle_numerator = _polynomial(inverse_square, c.middle_numerator)
-        middle_denominator = _polynomial(inverse_square, c.middle_denominator)
-        large_numerator = _polynomial(inverse_square, c.large_numerator)
-        large_denominator = _polynomial(inverse_square, c.large_denominator)
+        y = abs(z[k] * c[SQRT_HALF])
+        inverse_square = c[ONE] / (y * y)
+        middle = y < c[MIDDLE_LIMIT]
+        middle_numerator = _polynomial(inverse_square, c[MIDDLE_NUMERATOR])
+        middle_denominator = _polynomial(inverse_square, c[MIDDLE_DENOMINATOR])
+        large_numerator = _polynomial(inverse_square, c[LARGE_NUMERATOR])
+        large_denominator = _polynomial(inverse_square, c[LARGE_DENOMINATOR])
         correction = ((middle_numerator if middle else large_numerator)
                       / (middle_denominator if middle else large_denominator))
-        split = np.trunc(y * c.split_scale) / c.split_scale
-        first[k] = -split * split - c.split_offset
+        split = np.trunc(y * c[SPLIT_SCALE]) / c[SPLIT_SCALE]
+        first[k] = -split * split - c[SPLIT_OFFSET]
         second[k] = (split - y) * (split + y) + correction
 
 
 @numba.njit(inline="always")
 def _erf_in_tail(x, c, first_exponential, second_exponential):
     """erf(x) in the exponential form, from the exponentials of erf_tail_exponents's exponents: ±(1 - e₁·e₂/y)."""
-    return _signed(x, c.one - first_exponential * second_exponential / abs(x))
+    return _signed(x, c[ONE] - first_exponential * second_exponential / abs(x))
 
 
 @numba.njit(**_KERNEL)
@@ -234,8 +243,8 @@ def gelu_values(z, c, out):
     """out ← ½z(1 + erf(z/√2)), GELU.forward, for every entry outside erf's exponential form
     (gelu_tail_values overwrites the others)."""
     for i in range(z.shape[0]):
-        x = z[i] * c.sqrt_half
-        out[i] = c.half * z[i] * (c.one + _erf_outside_tail(x, abs(x), c))
+        x = z[i] * c[SQRT_HALF]
+        out[i] = c[HALF] * z[i] * (c[ONE] + _erf_outside_tail(x, abs(x), c))
 
 
 @numba.njit(**_KERNEL)
@@ -243,15 +252,15 @@ def gelu_tail_values(z, c, tail_index, first_exponential, second_exponential, ou
     """out ← ½z(1 + erf(z/√2)) at the entries ``tail_index``, from the exponentials of their exponents."""
     for k in range(tail_index.shape[0]):
         i = tail_index[k]
-        erf = _erf_in_tail(z[i] * c.sqrt_half, c, first_exponential[k], second_exponential[k])
-        out[i] = c.half * z[i] * (c.one + erf)
+        erf = _erf_in_tail(z[i] * c[SQRT_HALF], c, first_exponential[k], second_exponential[k])
+        out[i] = c[HALF] * z[i] * (c[ONE] + erf)
 
 
 @numba.njit(inline="always")
 def _gelu_gradient(gradient, z, erf, density, c):
     """gradient · (Φ(z) + z·φ(z)), GELU.backward: Φ(z) = ½(1 + erf), φ(z) = ``density``·1/√(2π) with
     ``density`` = e^(-½z²)."""
-    return gradient * (c.half * (c.one + erf) + z * (density * c.density_scale))
+    return gradient * (c[HALF] * (c[ONE] + erf) + z * (density * c[DENSITY_SCALE]))
 
 
 @numba.njit(**_KERNEL)
@@ -259,7 +268,7 @@ def gelu_gradient(grad_a, z, c, density, out):
     """out ← grad_a · GELU'(z) for every entry outside erf's exponential form (gelu_tail_gradient overwrites
     the others); ``density`` = e^(-½z²)."""
     for i in range(z.shape[0]):
-        x = z[i] * c.sqrt_half
+        x = z[i] * c[SQRT_HALF]
         out[i] = _gelu_gradient(grad_a[i], z[i], _erf_outside_tail(x, abs(x), c), density[i], c)
 
 
@@ -268,7 +277,7 @@ def gelu_tail_gradient(grad_a, z, c, density, tail_index, first_exponential, sec
     """out ← grad_a · GELU'(z) at the entries ``tail_index``, from the exponentials of their exponents."""
     for k in range(tail_index.shape[0]):
         i = tail_index[k]
-        erf = _erf_in_tail(z[i] * c.sqrt_half, c, first_exponential[k], second_exponential[k])
+        erf = _erf_in_tail(z[i] * c[SQRT_HALF], c, first_exponential[k], second_exponential[k])
         out[i] = _gelu_gradient(grad_a[i], z[i], erf, density[i], c)
 
 

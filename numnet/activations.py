@@ -9,8 +9,6 @@ needs to cache ``a``, and ``z`` can be overwritten in place by ``a`` in the forw
 for it alone (see :class:`Activation`). GELU needs the error function, which NumPy lacks: :func:`erf`.
 """
 
-import collections
-
 import numpy as np
 
 from ._registry import lookup
@@ -551,24 +549,17 @@ _TANH_FORM_CUBIC = 0.044715  # Hendrycks & Gimpel's cubic coefficient
 _TANH_FORM_SATURATION = 10.0
 
 
-#: What the compiled GELU kernels (numnet._compiled_kernels) need of erf and GELU: the constants above as
-#: scalars (the coefficients as tuples of them) of one dtype.
-ErfConstants = collections.namedtuple("ErfConstants", [
-    "sqrt_half", "half", "minus_half", "one", "density_scale", "small_limit", "near_one_limit", "middle_limit",
-    "erf_one", "erf_of_one_single", "split_scale", "split_offset", "small_numerator", "small_denominator",
-    "near_one_numerator", "near_one_denominator", "middle_numerator", "middle_denominator", "large_numerator",
-    "large_denominator"])
-
-
 def _erf_constants(dtype):
-    """ErfConstants in ``dtype``, each rounded as NumPy rounds a Python float meeting an array of that dtype."""
+    """erf's and GELU's constants in ``dtype``, each rounded as NumPy rounds a Python float meeting an array
+    of that dtype, as the plain tuple the compiled GELU kernels take, in the order numnet._compiled_kernels
+    reads them (SQRT_HALF, HALF, ...): the scalars, then each polynomial as a tuple."""
     scalars = (_SQRT_HALF, 0.5, -0.5, 1.0, _ONE_OVER_SQRT_TWO_PI, _ERF_SMALL_LIMIT, _ERF_NEAR_ONE_LIMIT,
                _ERFC_MIDDLE_LIMIT, _ERF_ONE, _ERF_OF_ONE_SINGLE, _SPLIT_SCALE, 0.5625)
     polynomials = (*_ERF_SMALL, *_ERF_NEAR_ONE, *_ERFC_MIDDLE, *_ERFC_LARGE)
-    return ErfConstants(*map(dtype.type, scalars), *(tuple(map(dtype.type, values)) for values in polynomials))
+    return (*map(dtype.type, scalars), *(tuple(map(dtype.type, values)) for values in polynomials))
 
 
-#: ErfConstants for each dtype the compiled kernels take.
+#: erf's and GELU's constants for each dtype the compiled kernels take.
 _KERNEL_CONSTANTS = {np.dtype(dtype): _erf_constants(np.dtype(dtype)) for dtype in (np.float32, np.float64)}
 
 

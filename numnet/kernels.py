@@ -228,10 +228,11 @@ def gelu_forward(z, constants):
     """½z(1 + erf(z/√2)) as a new array, by the compiled kernels in chunks over the threads; None where they do
     not apply (z must be a C-contiguous NumPy float32 or float64 array, of any shape).
 
-    ``constants`` maps each dtype to erf's and GELU's constants in it (numnet.activations.ErfConstants). One
-    kernel computes every entry as if its erf needed no exponential; others list the entries whose erf does
-    (``|z| >= 1.25·√2``) and write their exponents, NumPy's exp takes those, and a last kernel redoes those entries:
-    the numbers of GELU's NumPy code, bit for bit (numnet._compiled_kernels says why the exponentials are NumPy's).
+    ``constants`` maps each dtype to erf's and GELU's constants in it (numnet.activations._erf_constants).
+    One kernel computes every entry as if its erf needed no exponential; others list the entries whose erf
+    does (``|z| >= 1.25·√2``) and write their exponents, NumPy's exp takes those, and a last kernel redoes
+    those entries: the numbers of GELU's NumPy code, bit for bit (numnet._compiled_kernels says why the
+    exponentials are NumPy's).
     """
     if not compilable(z):
         return None
@@ -264,7 +265,7 @@ def gelu_backward(grad_a, z, constants):
     def chunk(start, stop):
         part = density[start:stop]
         with np.errstate(over="ignore", under="ignore"):  # z² overflowing gives e^-inf = 0, the exact limit
-            np.multiply(values[start:stop], c.minus_half, out=part)
+            np.multiply(values[start:stop], c[compiled.MINUS_HALF], out=part)
             part *= values[start:stop]
             np.exp(part, out=part)
         compiled.gelu_gradient(gradients[start:stop], values[start:stop], c, part, flat_out[start:stop])

@@ -464,3 +464,25 @@ def test_a_gpt_trained_with_the_compiled_kernels_equals_the_numpy_one_bit_for_bi
     (parameters, losses), (compiled_parameters, compiled_losses) = results
     np.testing.assert_array_equal(compiled_parameters, parameters)
     assert compiled_losses == losses
+
+
+def test_the_gelu_kernels_read_each_of_erfs_constants_where_activations_puts_it():
+    # The kernels take the constants as a plain tuple (a named one would put its class into numba's cache):
+    # each position the kernels read must hold the constant numnet.activations means by it.
+    from numnet import _compiled_kernels as compiled
+    from numnet import activations
+
+    constants = activations._erf_constants(np.dtype(np.float64))
+    expected = {"SQRT_HALF": activations._SQRT_HALF, "HALF": 0.5, "MINUS_HALF": -0.5, "ONE": 1.0,
+                "DENSITY_SCALE": activations._ONE_OVER_SQRT_TWO_PI, "SMALL_LIMIT": activations._ERF_SMALL_LIMIT,
+                "NEAR_ONE_LIMIT": activations._ERF_NEAR_ONE_LIMIT, "MIDDLE_LIMIT": activations._ERFC_MIDDLE_LIMIT,
+                "ERF_ONE": activations._ERF_ONE, "ERF_OF_ONE_SINGLE": activations._ERF_OF_ONE_SINGLE,
+                "SPLIT_SCALE": activations._SPLIT_SCALE, "SPLIT_OFFSET": 0.5625,
+                "SMALL_NUMERATOR": activations._ERF_SMALL[0], "SMALL_DENOMINATOR": activations._ERF_SMALL[1],
+                "NEAR_ONE_NUMERATOR": activations._ERF_NEAR_ONE[0],
+                "NEAR_ONE_DENOMINATOR": activations._ERF_NEAR_ONE[1],
+                "MIDDLE_NUMERATOR": activations._ERFC_MIDDLE[0], "MIDDLE_DENOMINATOR": activations._ERFC_MIDDLE[1],
+                "LARGE_NUMERATOR": activations._ERFC_LARGE[0], "LARGE_DENOMINATOR": activations._ERFC_LARGE[1]}
+    assert len(constants) == len(expected)
+    for name, value in expected.items():
+        assert constants[getattr(compiled, name)] == value, name
