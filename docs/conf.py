@@ -90,7 +90,15 @@ gettext_location = False
 # The pages of the Chinese site translated in full: tests/test_docs.py holds every message of their
 # catalogues translated. A translator who finishes a page adds it here.
 numnet_translated_pages = ["index", "glossary", "getting-started", "backpropagation", "tutorials/index",
-                           "how-to/index", "reference/index"]
+                           "how-to/index", "reference/index",
+                           *(f"tutorials/{page}" for page in (
+                               "e01-noisy-line", "e02-xor", "e03-spiral", "e04-digits",
+                               "e05-mnist", "e06-numerical-gradients", "e07-csv", "e08-initial-weights",
+                               "e09-optimisers", "e10-batch-norm", "e11-overfitting", "e12-convolution",
+                               "e13-language-models", "e14-seq2seq", "e15-attention", "e16-gpt")),
+                           *(f"how-to/{page}" for page in (
+                               "checkpoints", "convolution", "csv", "doctor", "gpu", "mpi",
+                               "onnx", "playground", "saving-loading", "sklearn", "speed"))]
 # The pages whose section titles alone are translated: the API reference (docstrings stay English).
 numnet_translated_titles = ["reference/*"]
 

@@ -49,7 +49,8 @@ BUILD_TIMEOUT_SECONDS = 600
 SPHINX_PACKAGES = ("sphinx", "myst_parser", "numpydoc", "sphinxarg", "pydata_sphinx_theme")
 REFERENCE_MODULES = ("numnet", "numnet.layers", "numnet.conv", "numnet.datasets", "numnet.plots", "numnet.sklearn")
 TUTORIALS = ("e01-noisy-line", "e02-xor", "e03-spiral", "e04-digits", "e05-mnist", "e06-numerical-gradients",
-             "e07-csv", "e08-initial-weights", "e09-optimisers", "e10-batch-norm", "e11-overfitting", "e12-convolution")
+             "e07-csv", "e08-initial-weights", "e09-optimisers", "e10-batch-norm", "e11-overfitting", "e12-convolution",
+             "e13-language-models", "e14-seq2seq", "e15-attention", "e16-gpt")
 HOW_TO = ("csv", "saving-loading", "checkpoints", "sklearn", "gpu", "mpi", "convolution", "doctor", "onnx",
           "playground")
 NAME_TABLES = ("ACTIVATIONS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "INITIALIZERS")
