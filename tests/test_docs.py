@@ -281,7 +281,7 @@ CHINESE = "zh_CN"
 CATALOGUES = DOCS / "locale" / CHINESE / "LC_MESSAGES"
 HAN = re.compile(r"[\u4e00-\u9fff]")
 # The Chinese screenshots, beside the English ones (docs/_ext/screenshot.py; docs/locale/README.md says how).
-CHINESE_SCREENSHOTS = ("docs/site-getting-started-zh-cn.png", "docs/site-figure-zh-cn.png")
+CHINESE_SCREENSHOTS = ("docs/site-getting-started-zh-cn.png", "docs/site-tutorial-zh-cn.png", "docs/site-figure-zh-cn.png")
 # Inline code, a role's target, a link's target and a URL: names, not words of the text.
 NOT_WORDS = re.compile(r"(\{[\w:-]+\})?`[^`]*`|\]\([^)]*\)|https?://\S+")
 
