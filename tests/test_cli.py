@@ -294,7 +294,7 @@ def test_experiments_rejects_an_unknown_id_with_one_line():
     completed = run_numnet("experiments", "E99")
     assert completed.returncode == 1
     assert completed.stderr.strip() == ("numnet: error: unknown experiment 'E99'; choose from E1, E2, E3, E4, E5, E6, "
-                                        "E7, E8, E9, E10, E11, E12, E13")
+                                        "E7, E8, E9, E10, E11, E12, E13, E14, E15, E16")
 
 
 # ---------------------------------------------------------------------------------------------------------
