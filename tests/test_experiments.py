@@ -167,7 +167,7 @@ def test_e1_untrained_shapes_are_10_by_3_then_10_by_1():
 
 def test_experiment_ids_are_normalised_and_unknown_ones_rejected():
     assert experiments.check_experiment_ids(["e2", "E1", "e2"]) == ["E2", "E1"]
-    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 14)]
+    assert experiments.check_experiment_ids(None) == [f"E{number}" for number in range(1, 17)]
     with pytest.raises(ValueError, match="unknown experiment 'E99'; choose from E1, E2"):
         experiments.check_experiment_ids(["E99"])
 
