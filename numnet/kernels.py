@@ -513,3 +513,28 @@ def _cache_compiled_code(kernels):
             kernel.enable_caching()
     finally:
         numba.config.CACHE_DIR = previous
+
+
+_modules = {}  # the other modules of compiled kernels (numnet._compiled_conv), by name, once built
+
+
+def load_compiled_module(name):
+    """Build (once) and return the module of compiled kernels ``name`` (e.g. "numnet._compiled_conv", whose
+    KERNELS table lists its kernels), their machine code cached in the user's cache folder as
+    :func:`_load`'s are.
+
+    Raises
+    ------
+    MissingDependencyError
+        When numba is not installed.
+    """
+    module = _modules.get(name)
+    if module is None:
+        with _load_lock:
+            if name not in _modules:
+                require("numba", "fast", "numnet's compiled kernels")
+                loaded = importlib.import_module(name)
+                _cache_compiled_code(loaded.KERNELS.values())
+                _modules[name] = loaded
+            module = _modules[name]
+    return module
