@@ -45,6 +45,7 @@ import numpy as np
 
 from .activations import get_activation
 from .backend import apply, namespace, to_numpy
+from .kernels import compilable, load_compiled_module
 from .layers import Layer, _fill, register_layer
 from .validation import Boolean, Integer, declare
 
@@ -428,6 +429,8 @@ class LSTM(_Recurrent):
     state_names = ("h", "c")
 
     def _run(self, x_terms, initial):
+        if compilable(x_terms):
+            return self._run_compiled(x_terms, initial)
         xp = namespace(x_terms)
         time_steps, n, _ = x_terms.shape
         H, Wh = self.hidden_size, self.params["Wh"]
@@ -449,6 +452,8 @@ class LSTM(_Recurrent):
         return hidden, (cells, gates, tanh_cells), {"h": hidden[time_steps, ...], "c": cells[time_steps, ...]}
 
     def _through_time(self, from_above, hidden, saved):
+        if compilable(from_above):
+            return self._through_time_compiled(from_above, saved)
         cells, gates, tanh_cells = saved
         xp = namespace(from_above)
         time_steps = from_above.shape[0]
@@ -469,6 +474,53 @@ class LSTM(_Recurrent):
             if t > 0:
                 # BP2 through time: dC/dhₜ₋₁ = dC/d(gates)·Whᵀ, plus what hₜ₋₁'s own output receives
                 d_hidden = deltas[t, ...] @ Wh.T + from_above[t - 1, ...]
+        return deltas, deltas, {"c": d_cell}  # d_cell is dC/dc₀ after the walk
+
+    # ---- the same walks by compiled kernels ------------------------------------------------------------
+    # numnet._compiled_recurrent repeats the NumPy walks' operations above in the same order, so the numbers
+    # are the same bit for bit; a step is a few calls instead of about twenty (benchmarks/NOTES.md, "compiled
+    # LSTM walk (issue 23)").
+
+    def _run_compiled(self, x_terms, initial):
+        """_run by the compiled kernels, with NumPy's exp and tanh (numnet._compiled_recurrent says why)."""
+        compiled = load_compiled_module("numnet._compiled_recurrent")
+        time_steps, n, _ = x_terms.shape
+        H, Wh, dtype = self.hidden_size, self.params["Wh"], x_terms.dtype
+        hidden, cells = np.empty((time_steps + 1, n, H), dtype), np.empty((time_steps + 1, n, H), dtype)
+        gates, tanh_cells = np.empty(x_terms.shape, dtype), np.empty((time_steps, n, H), dtype)
+        h_terms, exponents = np.empty((n, 4 * H), dtype), np.empty((n, 3 * H), dtype)  # one step's, reused
+        hidden[0, ...], cells[0, ...] = initial["h"], initial["c"]
+        one = dtype.type(1)
+        with np.errstate(over="ignore"):  # e^−z overflowing gives σ = 0, the exact limit (_sigmoid)
+            for t in range(time_steps):
+                np.matmul(hidden[t, ...], Wh, out=h_terms)
+                compiled.lstm_exponents(h_terms, x_terms[t, ...], exponents, gates[t, ...])
+                np.exp(exponents, out=exponents)
+                np.tanh(gates[t, :, 2 * H:3 * H], out=gates[t, :, 2 * H:3 * H])
+                compiled.lstm_cell(exponents, gates[t, ...], cells[t, ...], cells[t + 1, ...], one)
+                np.tanh(cells[t + 1, ...], out=tanh_cells[t, ...])
+                compiled.lstm_hidden(gates[t, ...], tanh_cells[t, ...], hidden[t + 1, ...])
+        return hidden, (cells, gates, tanh_cells), {"h": hidden[time_steps, ...], "c": cells[time_steps, ...]}
+
+    def _through_time_compiled(self, from_above, saved):
+        """_through_time by the compiled kernel: per step, dC/d(gates)ₜ₊₁·Whᵀ and one kernel call."""
+        compiled = load_compiled_module("numnet._compiled_recurrent")
+        cells, gates, tanh_cells = saved
+        time_steps, n, H = from_above.shape
+        Wh_transposed, one = self.params["Wh"].T, from_above.dtype.type(1)
+        deltas = np.empty(gates.shape, gates.dtype)  # dC/d(gate pre-activations), (time_steps, n, 4H)
+        d_cell = np.zeros((n, H), from_above.dtype)  # dC/dc from the step after: none at the last
+        d_hidden = np.empty((n, H), from_above.dtype)
+        nothing_more = from_above[0, :0, :]  # at the last step dC/dh comes only from above
+        for t in reversed(range(time_steps)):
+            if t == time_steps - 1:
+                step_arguments = (from_above[t, ...], nothing_more)
+            else:
+                # BP2 through time: dC/dhₜ = dC/d(gates)ₜ₊₁·Whᵀ, plus what hₜ's own output receives (the kernel adds)
+                np.matmul(deltas[t + 1, ...], Wh_transposed, out=d_hidden)
+                step_arguments = (d_hidden, from_above[t, ...])
+            compiled.lstm_step_backward(*step_arguments, gates[t, ...], cells[t, ...], tanh_cells[t, ...], d_cell,
+                                        deltas[t, ...], one)
         return deltas, deltas, {"c": d_cell}  # d_cell is dC/dc₀ after the walk
 
 
