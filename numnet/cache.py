@@ -18,7 +18,6 @@ kernels then compile in memory in each process, and one :class:`CacheWarning` sa
 """
 
 import os
-import tempfile
 import warnings
 
 from .errors import NumnetWarning
@@ -79,6 +78,8 @@ def _named_folder(purpose):
 def _unwritable(folder):
     """Why ``folder`` cannot hold cache files (a short phrase), or None when it can: made if missing, and
     a file can be created in it (the test numba applies before it writes)."""
+    import tempfile  # here, not at the top: 4 ms of ``import numnet``, needed only when kernels load
+
     try:
         os.makedirs(folder, exist_ok=True)
         tempfile.TemporaryFile(dir=folder).close()

@@ -14,9 +14,13 @@ inline, at the thresholds the optimiser passes (zero when no flush is due), with
 The kernels need numba (``pip install 'numnet[fast]'``), imported the first time one would run, never at
 ``import numnet``. Without numba, for arrays of another library or non-contiguous ones, or with
 ``NUMNET_KERNELS=numpy`` in the environment (or inside ``with use_kernels("numpy"):``), the NumPy code runs
-instead. Their machine code is kept between processes in the user's cache folder (``$NUMNET_CACHE_DIR``,
-else ``$NUMBA_CACHE_DIR``, else the platform's; :mod:`numnet.cache`), never inside the installed package.
-benchmarks/NOTES.md, "fused compiled optimiser step", "compiled bias and relu" and "compiled GELU", has the
+instead. Under "auto", the default, work smaller than :data:`AUTO_MIN_ELEMENTS` runs the NumPy code too
+until kernels are loaded in the process: a network that small never repays loading numba
+(:func:`compiled_runs`). numba compiles, or loads from the cache, each kernel for the argument types of its
+first call, so a run pays only for the kernels it calls. Their machine code is kept between processes in
+the user's cache folder (``$NUMNET_CACHE_DIR``, else ``$NUMBA_CACHE_DIR``, else the platform's;
+:mod:`numnet.cache`), never inside the installed package. benchmarks/NOTES.md, "fused compiled optimiser step",
+"compiled bias and relu", "compiled GELU" and "the compiled kernels' first-use cost (issue 26)", has the
 measurements.
 """
 
@@ -43,11 +47,19 @@ _choice = None  # set by set_kernels; None means "the environment variable's cho
 # $NUMNET_KERNELS as read on first use and again by set_kernels(None): the choice is asked several times a
 # step, and reading os.environ each time cost 8% of a digits step.
 _environment_choice = None
-_compiled = None  # the module of compiled functions, once built
-_load_lock = threading.Lock()  # two threads' first kernels must not build (and place the cache) twice
+_compiled = None  # numnet._compiled_kernels, once built (_load)
+_modules = {}  # every module of compiled kernels built so far, by name (load_compiled_module)
+_load_lock = threading.Lock()
 #: The dtypes the compiled kernels take (as dtype objects: comparing a dtype with np.float32 converts it first).
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _UNSEEN = object()  # what a fused update has been given as ``previous`` before its first step
+#: Under "auto", the fewest elements of work that load the compiled kernels (then every size runs them). Loading
+#: costs ~0.85 s once per process on a warm cache (importing numba, ~0.3 s, and its first dispatch, ~0.55 s),
+#: and a kernel's gain grows with its work: Adam over 2^16 parameters gains under 0.1 ms a step, so a network
+#: smaller than that would need over 8,000 steps to repay the load, and the digits classifier (9,610
+#: parameters, 1,350 steps) lost 0.5 s of its 3 s (benchmarks/NOTES.md, "the compiled kernels' first-use cost
+#: (issue 26)"). 2^16 is also MIN_CHUNK, where the work starts to be shared between threads.
+AUTO_MIN_ELEMENTS = 2 ** 16
 
 
 def set_kernels(choice):
@@ -70,6 +82,7 @@ def set_kernels(choice):
     if choice is not None:
         choice = _checked_choice(choice, "set_kernels")
         if choice == "numba":
+            require("numba", "fast", "numnet's compiled kernels")
             _load()
     _choice = choice
     _environment_choice = None  # read $NUMNET_KERNELS again when it is next needed
@@ -104,6 +117,17 @@ def compiled_chosen():
     return choice == "numba" or (choice == "auto" and compiled_available())
 
 
+def compiled_runs(size):
+    """Whether the compiled kernels run on work of ``size`` elements: "numba"; or "auto" with numba installed
+    and either work of at least :data:`AUTO_MIN_ELEMENTS` elements or kernels already loaded in this process
+    (their cost is paid, and smaller work gains too). Both paths give the same numbers; this decides only the
+    time, and a module of kernels of one's own (:func:`load_compiled_module`) asks it as numnet's do."""
+    choice = current_choice()
+    if choice == "auto":
+        return (size >= AUTO_MIN_ELEMENTS or bool(_modules)) and compiled_available()
+    return choice == "numba"
+
+
 @functools.lru_cache(maxsize=1)  # asked at every optimiser step; find_spec searches sys.path each time
 def compiled_available():
     """Whether numba is installed (checked without importing it)."""
@@ -116,8 +140,8 @@ def fused_step(kernel, *arrays):
 
     ``kernel`` is a name in the table of numnet's kernels (``"adam_step"``: numnet._compiled_kernels.KERNELS)
     or a compiled function of one's own that takes its arguments the same way (:func:`kernel_arguments`).
-    It applies when the compiled kernels are chosen and available and every array is a C-contiguous
-    NumPy float32 or float64 array of the parameters' dtype and size (:func:`compilable`). The returned
+    It applies when the compiled kernels run on arrays of this size (:func:`compiled_runs`) and every array is
+    a C-contiguous NumPy float32 or float64 array of the parameters' dtype and size (:func:`compilable`). The returned
     function ``update(*kernel_scalars, previous=None)`` takes the kernel's scalars, already converted to that
     dtype (:func:`scalars`), and updates the arrays in place, in chunks over the calling thread and the
     helper threads (:func:`run_in_chunks`); ``previous`` receives the parameters before the update.
@@ -195,7 +219,7 @@ def add_bias_and_relu(z, b):
     z : ndarray, shape (n_rows, n_units)
     b : ndarray, shape (n_units,)
     """
-    if not compiled_chosen() or z.ndim != 2 or b.shape != (z.shape[1],) or not _kernel_floats(z, b):
+    if not compiled_runs(z.size) or z.ndim != 2 or b.shape != (z.shape[1],) or not _kernel_floats(z, b):
         return False
     kernel = _load().bias_relu
     rows, min_chunk = z.shape[0], _rows_per_chunk(z)
@@ -210,8 +234,8 @@ def add_bias_and_relu(z, b):
 
 def relu_backward(grad_a, a):
     """grad_a · (a > 0) as a new array, by the compiled kernel in row blocks over the threads; None where it
-    does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous)."""
-    if not compiled_chosen() or a.ndim != 2 or grad_a.shape != a.shape or not _kernel_floats(a, grad_a):
+    does not apply (arrays of shape (n_rows, n_units), one dtype, C-contiguous, :func:`compiled_runs`)."""
+    if not compiled_runs(a.size) or a.ndim != 2 or grad_a.shape != a.shape or not _kernel_floats(a, grad_a):
         return None
     out = np.empty_like(a)
     kernel = _load().relu_gradient
@@ -296,7 +320,7 @@ def _rows_per_chunk(array):
 
 def _kernel_floats(first, *others):
     """Whether every array is a C-contiguous NumPy array of the dtype of ``first``, float32 or float64 (of any
-    size): what the relu kernels take, asked twice a step (compiled_chosen asked by the caller, once)."""
+    size): what the relu kernels take, asked twice a step (compiled_runs asked by the caller, once)."""
     if type(first) is not np.ndarray or first.dtype not in _COMPILED_DTYPES:
         return False
     dtype = first.dtype
@@ -307,9 +331,10 @@ def _kernel_floats(first, *others):
 
 
 def compilable(first, *others):
-    """Whether the compiled kernels are chosen and available, and every array is a C-contiguous NumPy
-    float32 or float64 array with the dtype and size of ``first``."""
-    return compiled_chosen() and in_chunks(first, *others) and first.dtype in _COMPILED_DTYPES
+    """Whether the compiled kernels run on work of the size of ``first`` (:func:`compiled_runs`), and every
+    array is a C-contiguous NumPy float32 or float64 array with the dtype and size of ``first``."""
+    return (type(first) is np.ndarray and compiled_runs(first.size) and in_chunks(first, *others)
+            and first.dtype in _COMPILED_DTYPES)
 
 
 def in_chunks(first, *others):
@@ -483,17 +508,39 @@ def _checked_choice(choice, where):
 
 
 def _load():
-    """Build (once) and return the module of compiled kernels, their machine code cached in the user's
-    cache folder (numnet.cache)."""
+    """The module of numnet's own compiled kernels (numnet._compiled_kernels), built on first use
+    (:func:`load_compiled_module`)."""
     global _compiled
-    if _compiled is None:  # asked at every step: the lock only until the module is built
-        with _load_lock:
-            if _compiled is None:
-                require("numba", "fast", "numnet's compiled kernels")
-                module = importlib.import_module("numnet._compiled_kernels")
-                _cache_compiled_code(module.KERNELS.values())
-                _compiled = module
+    if _compiled is None:  # asked at every step: a global's test, not the dict's lookup
+        _compiled = load_compiled_module("numnet._compiled_kernels")
     return _compiled
+
+
+def load_compiled_module(name):
+    """Build (once) and return the module of compiled kernels ``name`` ("numnet._compiled_kernels",
+    "numnet._compiled_conv", ...), their machine code kept between processes in the user's cache folder.
+
+    Such a module defines its kernels with ``numba.njit`` but not ``cache=True`` (which would write beside
+    the package: numnet.cache says why) and lists them in a dict ``KERNELS`` by name; it is imported only
+    through this function, the first time one of its kernels would run (ask :func:`compiled_runs` first),
+    never at ``import numnet``. Nothing is compiled here: numba compiles each kernel, or loads it from the
+    cache, for the argument types of its first call, so a run pays only for the kernels it calls.
+
+    Raises
+    ------
+    MissingDependencyError
+        When numba is not installed.
+    """
+    module = _modules.get(name)
+    if module is None:
+        with _load_lock:  # two threads' first kernels must not build (and place the cache) twice
+            if name not in _modules:
+                require("numba", "fast", "numnet's compiled kernels")
+                loaded = importlib.import_module(name)
+                _cache_compiled_code(loaded.KERNELS.values())
+                _modules[name] = loaded
+            module = _modules[name]
+    return module
 
 
 def _cache_compiled_code(kernels):
@@ -513,28 +560,3 @@ def _cache_compiled_code(kernels):
             kernel.enable_caching()
     finally:
         numba.config.CACHE_DIR = previous
-
-
-_modules = {}  # the other modules of compiled kernels (numnet._compiled_conv), by name, once built
-
-
-def load_compiled_module(name):
-    """Build (once) and return the module of compiled kernels ``name`` (e.g. "numnet._compiled_conv", whose
-    KERNELS table lists its kernels), their machine code cached in the user's cache folder as
-    :func:`_load`'s are.
-
-    Raises
-    ------
-    MissingDependencyError
-        When numba is not installed.
-    """
-    module = _modules.get(name)
-    if module is None:
-        with _load_lock:
-            if name not in _modules:
-                require("numba", "fast", "numnet's compiled kernels")
-                loaded = importlib.import_module(name)
-                _cache_compiled_code(loaded.KERNELS.values())
-                _modules[name] = loaded
-            module = _modules[name]
-    return module

@@ -3,7 +3,9 @@ bit, in float32 and float64, across flushes; when the kernels apply and when the
 kernels and its errors."""
 
 import contextlib
+import os
 import pickle
+import subprocess
 import sys
 import threading
 
@@ -16,8 +18,8 @@ import numnet
 import numnet.activations
 from numnet import kernels as kernels_module
 from numnet.errors import MissingDependencyError
-from numnet.kernels import (MIN_CHUNK, add_bias_and_relu, current_choice, fused_step, one_chunk, relu_backward,
-                            run_in_chunks, set_kernel_threads, set_kernels, use_kernels)
+from numnet.kernels import (AUTO_MIN_ELEMENTS, MIN_CHUNK, add_bias_and_relu, compiled_runs, current_choice, fused_step,
+                            one_chunk, relu_backward, run_in_chunks, set_kernel_threads, set_kernels, use_kernels)
 from numnet.optimizers import FLUSH_INTERVAL, get_optimizer
 
 numba = pytest.importorskip("numba")
@@ -193,6 +195,53 @@ def test_auto_without_numba_runs_the_numpy_rules(monkeypatch):
     monkeypatch.setattr(kernels_module, "compiled_available", lambda: False)
     with use_kernels("auto"):
         assert fused_step("adam_step", *(np.ones(4, np.float32) for _ in range(4))) is None
+
+
+def test_auto_runs_work_below_the_threshold_by_numpy_until_kernels_are_loaded(monkeypatch):
+    monkeypatch.setattr(kernels_module, "_modules", {})  # as in a process that has loaded no kernels yet
+    monkeypatch.setattr(kernels_module, "_compiled", None)
+    small = [np.ones(AUTO_MIN_ELEMENTS - 1, np.float32) for _ in range(4)]
+    z, b = np.ones((2, 3), np.float32), np.ones(3, np.float32)
+    with use_kernels("auto"):
+        assert not compiled_runs(AUTO_MIN_ELEMENTS - 1) and compiled_runs(AUTO_MIN_ELEMENTS)
+        assert fused_step("adam_step", *small) is None
+        assert not add_bias_and_relu(z, b) and relu_backward(z, z) is None
+    with use_kernels("numba"):  # asked for by name: every size runs compiled
+        assert compiled_runs(1) and fused_step("adam_step", *small) is not None
+    with use_kernels("auto"):  # loaded now (by "numba" above): their cost is paid, small work runs them too
+        assert compiled_runs(1) and add_bias_and_relu(z, b)
+    with use_kernels("numpy"):
+        assert not compiled_runs(10 * AUTO_MIN_ELEMENTS)
+
+
+#: A digits-sized fit (64-128-10: 9,610 parameters, below AUTO_MIN_ELEMENTS) with the default kernels in a
+#: fresh interpreter, which has loaded no kernels; prints whether numba was imported, then the parameters.
+SMALL_FIT = """
+import sys
+import numpy as np
+import numnet
+rng = np.random.default_rng(0)
+X, y = rng.random((200, 64), dtype=np.float32), rng.integers(0, 10, 200)
+network = numnet.Network([64, 128, 10], output_activation="softmax", dtype="float32", seed=1)
+network.fit(X, y, epochs=2, batch_size=32, seed=2)
+print("numba" in sys.modules)
+np.save(sys.argv[1], network.flat_parameters)
+"""
+
+
+def test_a_network_too_small_to_gain_never_imports_numba_and_fits_as_the_kernels_do(tmp_path):
+    path = tmp_path / "parameters.npy"
+    environment = {key: value for key, value in os.environ.items() if key != "NUMNET_KERNELS"}
+    result = subprocess.run([sys.executable, "-c", SMALL_FIT, str(path)], env=environment, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    rng = np.random.default_rng(0)
+    X, y = rng.random((200, 64), dtype=np.float32), rng.integers(0, 10, 200)
+    with use_kernels("numba"):
+        network = numnet.Network([64, 128, 10], output_activation="softmax", dtype="float32", seed=1)
+        network.fit(X, y, epochs=2, batch_size=32, seed=2)
+    np.testing.assert_array_equal(np.load(path), network.flat_parameters)
 
 
 # ---- running on several threads ------------------------------------------------------------------------
