@@ -19,7 +19,11 @@ module is imported (``import numnet`` does), so saved models holding them load.
 
 import math
 
+import numpy as np
+
+from .activations import ReLU
 from .backend import apply, multiply_by_mask, namespace, sliding_windows
+from .kernels import MIN_CHUNK, compiled_chosen, load_compiled_module, one_chunk, run_in_chunks
 from .layers import AffineLayer, Layer, register_layer
 from .validation import Boolean, Integer, check_integer, declare
 
@@ -66,6 +70,15 @@ class _SlidingWindow:
     def _offsets(self):
         """The (i, j) positions inside a window, in row-major order."""
         return [(i, j) for i in range(self.kernel_size[0]) for j in range(self.kernel_size[1])]
+
+    def _output_size(self, input_shape):
+        """(out_h, out_w) for an input of ``input_shape`` (n, C, H, W)."""
+        return tuple((size - kernel) // stride + 1
+                     for size, kernel, stride in zip(self._padded_size(input_shape), self.kernel_size, self.stride))
+
+    def _window_arguments(self):
+        """kh, kw, sh, sw, ph, pw: the window as the compiled kernels take it (numnet._compiled_conv)."""
+        return (*self.kernel_size, *self.stride, *self.padding)
 
     def _padded_size(self, input_shape):
         """(H + 2·ph, W + 2·pw) for an input of ``input_shape`` (n, C, H, W)."""
@@ -143,18 +156,52 @@ class Conv2D(_SlidingWindow, AffineLayer):
 
     # ---- forward (AffineLayer.forward: a = f(z), z from _affine) ------------------------------------------
 
+    def forward(self, x, training=False, rng=None):
+        """AffineLayer.forward, with relu(z + b) in one compiled pass over the images where the kernels apply."""
+        if not (self.bias and type(self.activation) is ReLU):
+            return super().forward(x, training, rng)
+        saved, z = self._affine(x)
+        a = z if self._compiled_bias_and_relu(z) else self.activation.add_and_forward(z, self._bias_term())
+        self._cache = (saved, a) if training else None
+        self._z = None
+        return a
+
+    def _compiled_bias_and_relu(self, z):
+        """z ← max(z + b, 0) in place by the compiled kernel, over the images on the kernels' threads; whether
+        it ran. ReLU.add_and_forward's numbers (``z += b``, then the maximum with 0): its own kernel takes a
+        Dense layer's (n, units) rows, not images with one bias per channel."""
+        compiled, b = _compiled_kernels(z), self.params["b"]
+        if compiled is None or b.dtype != z.dtype:
+            return False
+        rows = z.reshape(z.shape[0], self.out_channels, -1)  # (n, out_channels, oh·ow), a view
+        _over_images(lambda start, stop: compiled.bias_relu_channels(rows[start:stop], b), z)
+        return True
+
     def _affine(self, x):
         """((x's shape, columns (n, C·kh·kw, out_h·out_w)), W ⋆ x (n, out_channels, out_h, out_w)): what BP2
         and BP4 need of x, and z without the bias."""
         xp = namespace(x)
         n = x.shape[0]
-        windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)  # (n, C, kh, kw, oh, ow)
-        out_h, out_w = windows.shape[4:]
+        out_h, out_w = self._output_size(x.shape)
         # im2col: per image, one column of the C·kh·kw pixels under each of the out_h·out_w windows
-        columns = xp.reshape(windows, (n, self.in_channels * math.prod(self.kernel_size), out_h * out_w))
+        columns = self._compiled_columns(x, out_h * out_w)
+        if columns is None:
+            windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)  # (n, C, kh, kw, oh, ow)
+            columns = xp.reshape(windows, (n, self.in_channels * math.prod(self.kernel_size), out_h * out_w))
         # The convolution as one matrix product, stacked over the images: (out, C·kh·kw) @ (n, C·kh·kw, oh·ow)
         z = self._weight_matrix() @ columns  # (n, out_channels, oh·ow)
         return (tuple(x.shape), columns), xp.reshape(z, (n, self.out_channels, out_h, out_w))
+
+    def _compiled_columns(self, x, positions):
+        """im2col by the compiled kernel over the images, on the kernels' threads; None where it does not apply
+        (benchmarks/NOTES.md, "compiled convolution (issue 26)")."""
+        compiled = _compiled_kernels(x)
+        if compiled is None:
+            return None
+        columns = np.empty((x.shape[0], self.in_channels * math.prod(self.kernel_size), positions), x.dtype)
+        window = self._window_arguments()
+        _over_images(lambda start, stop: compiled.im2col(x[start:stop], *window, columns[start:stop]), columns)
+        return columns
 
     def _bias_term(self):
         """b as (out_channels, 1, 1): one bias per filter, broadcast over the images and pixels."""
@@ -167,6 +214,16 @@ class Conv2D(_SlidingWindow, AffineLayer):
         return namespace(W).reshape(W, (self.out_channels, -1))
 
     # ---- backward (AffineLayer.backward: delta = dC/da ⊙ f'(z), then backward_delta) -------------------
+
+    def backward(self, grad_output, propagate=True):
+        """AffineLayer.backward with each image's values as one row (n, out_channels·oh·ow): the activation is
+        elementwise, so the numbers are the same, and ReLU's compiled backward, which takes rows, applies."""
+        _, a = self._require_cache()
+        xp = namespace(grad_output)
+        f_input = a if self._z is None else self._z  # f' is computed from a, or from z where the activation says
+        # BP2 (its second factor): delta = dC/da ⊙ f'(z), on rows
+        delta = self.activation.backward(_as_rows(grad_output), _as_rows(f_input))
+        return self.backward_delta(xp.reshape(delta, grad_output.shape), propagate)
 
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz (n, out_channels, out_h, out_w) and return dC/dx (or None)."""
@@ -186,6 +243,12 @@ class Conv2D(_SlidingWindow, AffineLayer):
         # BP2 (its first factor): the gradient of every column, Wᵀ delta (n, C·kh·kw, oh·ow), then col2im:
         # each column's values added back onto the pixels they were read from
         column_grads = self._weight_matrix().mT @ delta_rows
+        compiled = _compiled_kernels(column_grads)
+        if compiled is not None:
+            images, window = np.zeros(input_shape, column_grads.dtype), self._window_arguments()
+            _over_images(lambda start, stop: compiled.col2im(column_grads[start:stop], *window, images[start:stop]),
+                         column_grads)
+            return images
         kh, kw = self.kernel_size
         windows = xp.reshape(column_grads, (n, self.in_channels, kh, kw, out_h, out_w))
         pieces = [windows[:, :, i, j, ...] for i, j in self._offsets()]
@@ -246,6 +309,9 @@ class MaxPool2D(_SlidingWindow, Layer):
 
     def forward(self, x, training=False, rng=None):
         """The maximum of each window, per channel: (n, C, H, W) → (n, C, out_h, out_w)."""
+        compiled = _compiled_kernels(x)
+        if compiled is not None:
+            return self._compiled_forward(compiled, x, training)
         xp = namespace(x)
         windows = sliding_windows(_pad(x, self.padding, -math.inf), self.kernel_size, self.stride)
         # A running maximum over the kh·kw positions of a window: kh·kw elementwise passes, 11x faster in
@@ -256,11 +322,25 @@ class MaxPool2D(_SlidingWindow, Layer):
         self._cache = (tuple(x.shape), windows, a) if training else None
         return a
 
+    def _compiled_forward(self, compiled, x, training):
+        """forward by the compiled kernel, over the images on the kernels' threads, which also finds each
+        window's first maximum (its row-major position in the window), all that backward needs."""
+        n, channels = x.shape[:2]
+        a = np.empty((n, channels, *self._output_size(x.shape)), x.dtype)
+        first_max = np.empty_like(a)
+        window = self._window_arguments()
+        _over_images(lambda start, stop: compiled.max_pool(x[start:stop], *window, a[start:stop],
+                                                           first_max[start:stop]), x)
+        self._cache = (tuple(x.shape), first_max, None) if training else None
+        return a
+
     def backward(self, grad_output, propagate=True):
         """Route each window's dC/da (n, C, out_h, out_w) to its first maximum; returns dC/dx (n, C, H, W)."""
         input_shape, windows, a = self._require_cache()
         if not propagate:
             return None
+        if a is None:  # the compiled forward left each window's first maximum in place of the windows
+            return self._compiled_backward(grad_output, input_shape, windows)
         xp = namespace(grad_output)
         unclaimed = xp.ones(a.shape, dtype=xp.bool)  # windows whose gradient has not been routed yet
         pieces = []
@@ -270,6 +350,16 @@ class MaxPool2D(_SlidingWindow, Layer):
             pieces.append(multiply_by_mask(grad_output, is_first_max))
         return _crop(_add_windows(pieces, self.kernel_size, self._padded_size(input_shape), self.stride),
                      self.padding)
+
+    def _compiled_backward(self, grad_output, input_shape, first_max):
+        """backward by the compiled scatter over the images; the NumPy path's numbers, bit for bit."""
+        compiled = _compiled_kernels(grad_output)
+        if compiled is None:  # the gradient came in a form the kernels do not take (another dtype or a view)
+            compiled, grad_output = load_compiled_module(_COMPILED_CONV), np.ascontiguousarray(grad_output)
+        images, window = np.zeros(input_shape, grad_output.dtype), self._window_arguments()
+        _over_images(lambda start, stop: compiled.max_pool_backward(grad_output[start:stop], first_max[start:stop],
+                                                                    *window, images[start:stop]), images)
+        return images
 
     def config(self):
         return {"type": self.kind, "pool_size": list(self.kernel_size), "stride": list(self.stride),
@@ -323,6 +413,36 @@ def _shown_pair(pair, *, equal_as_one=False):
     if equal_as_one and pair[0] == pair[1]:
         return str(pair[0])
     return "x".join(map(str, pair))
+
+
+_COMPILED_CONV = "numnet._compiled_conv"
+#: The dtypes numnet._compiled_conv's kernels take.
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled_kernels(array):
+    """numnet._compiled_conv when the compiled kernels are chosen (numnet.kernels: numba installed, not
+    ``NUMNET_KERNELS=numpy``) and ``array`` is a C-contiguous NumPy float32 or float64 array; else None."""
+    if (type(array) is not np.ndarray or array.dtype not in _COMPILED_DTYPES or not array.flags.c_contiguous
+            or not compiled_chosen()):
+        return None
+    return load_compiled_module(_COMPILED_CONV)
+
+
+def _as_rows(images):
+    """``images`` (n, C, H, W) as (n, C·H·W), each image one row (a view where the layout allows)."""
+    return namespace(images).reshape(images, (images.shape[0], math.prod(images.shape[1:])))
+
+
+def _over_images(work, largest):
+    """``work(start, stop)`` over slices of the batch, on the kernels' threads: chunks of whole images,
+    each at least MIN_CHUNK elements of ``largest`` (the biggest array the work touches, images first)."""
+    n = largest.shape[0]
+    images_per_chunk = max(1, MIN_CHUNK // max(1, largest[0].size))
+    if one_chunk(n, images_per_chunk):
+        work(0, n)
+    else:
+        run_in_chunks(work, n, min_chunk=images_per_chunk)
 
 
 def _pad(images, padding, value):

@@ -1,0 +1,169 @@
+"""The numba kernels behind numnet.conv: im2col, col2im, max pooling with its argmax and its scatter, bias + relu.
+
+Imported only by numnet.conv, the first time a compiled kernel would run, when numba is installed (the
+loading and the on-disk cache are numnet.kernels', :func:`numnet.kernels.load_compiled_module`). Each kernel
+takes whole images (n, C, H, W) and the layers run it on slices of the batch, images [start:stop], on
+numnet.kernels' threads (the kernels are serial and release the GIL). They do what the NumPy code of
+numnet/conv.py does, value for value: im2col and pooling's maximum are copies and comparisons, and col2im
+adds each pixel's window values in the NumPy code's order (window position (i, j) in row-major order, onto
+zero), so the results are bit-identical (tests/test_compiled_conv.py). Padding is never materialised: a
+pixel outside the image reads as the padding value (0 for a convolution, -inf for pooling), and the
+gradient of a padding pixel, which the NumPy code crops away, is not written.
+
+The innermost loops run over ``range(count)`` on slices (views) of rows, never over indices that numba
+must check for being negative: it vectorises the first only (numnet._compiled_kernels).
+"""
+
+import numba
+import numpy as np
+
+# Caching is turned on by numnet.kernels in the user's cache folder, never beside this file.
+_KERNEL = {"nogil": True, "error_model": "numpy"}
+
+
+@numba.njit(inline="always")
+def _inside(first, step, size, count):
+    """(lo, hi): the outputs k in [lo, hi) of ``count`` whose pixel first + k·step lies in [0, size)."""
+    lo = 0 if first >= 0 else min(count, (-first + step - 1) // step)
+    last = size - 1 - first  # k·step <= last
+    hi = 0 if last < 0 else min(count, last // step + 1)
+    return lo, max(lo, hi)
+
+
+@numba.njit(**_KERNEL)
+def im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, columns):
+    """columns[s, (c·kh + i)·kw + j, y·out_w + x] ← x_padded[s, c, y·sh + i, x·sw + j], zero-padded x (n, C, H, W)
+    into columns (n, C·kh·kw, out_h·out_w): sliding_windows(...).reshape(...) in numnet.conv."""
+    n, channels, height, width = x.shape
+    out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
+    out_h = columns.shape[2] // out_w
+    padded = pad_h > 0 or pad_w > 0
+    for s in range(n):
+        for c in range(channels):
+            for i in range(kernel_h):
+                y_lo, y_hi = _inside(i - pad_h, stride_h, height, out_h)
+                for j in range(kernel_w):
+                    row = columns[s, (c * kernel_h + i) * kernel_w + j]
+                    x_lo, x_hi = _inside(j - pad_w, stride_w, width, out_w)
+                    if padded:
+                        row[:] = 0
+                    for y in range(y_lo, y_hi):
+                        source = x[s, c, y * stride_h + i - pad_h, x_lo * stride_w + j - pad_w::stride_w]
+                        target = row[y * out_w + x_lo:y * out_w + x_hi]
+                        for k in range(target.shape[0]):
+                            target[k] = source[k]
+
+
+@numba.njit(**_KERNEL)
+def col2im(column_grads, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, images):
+    """images[s, c] ← the values of column_grads (n, C·kh·kw, out_h·out_w) added back onto the pixels they were
+    read from, window position by position in row-major order onto zero; written (=) rather than added where
+    no two windows share a pixel, as numnet.conv._add_windows does. ``images`` (n, C, H, W) must be zeros."""
+    n, channels, height, width = images.shape
+    out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
+    out_h = column_grads.shape[2] // out_w
+    overlapping = stride_h < kernel_h or stride_w < kernel_w
+    for s in range(n):
+        for c in range(channels):
+            for i in range(kernel_h):
+                y_lo, y_hi = _inside(i - pad_h, stride_h, height, out_h)
+                for j in range(kernel_w):
+                    row = column_grads[s, (c * kernel_h + i) * kernel_w + j]
+                    x_lo, x_hi = _inside(j - pad_w, stride_w, width, out_w)
+                    for y in range(y_lo, y_hi):
+                        target = images[s, c, y * stride_h + i - pad_h, x_lo * stride_w + j - pad_w::stride_w]
+                        source = row[y * out_w + x_lo:y * out_w + x_hi]
+                        if overlapping:
+                            for k in range(source.shape[0]):
+                                target[k] += source[k]
+                        else:
+                            for k in range(source.shape[0]):
+                                target[k] = source[k]
+
+
+@numba.njit(**_KERNEL)
+def max_pool(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, pooled, first_max):
+    """pooled (n, C, out_h, out_w) ← the maximum of each window of x (n, C, H, W) padded by -inf, and
+    first_max ← the row-major position i·kw + j in its window of the first value equal to it (-1 when the
+    maximum is NaN, which equals nothing), as a number of x's dtype.
+
+    The maximum is NumPy's running ``maximum(best, value)`` over the positions in row-major order, as in
+    MaxPool2D.forward: NaN wins, and a tie takes the later value (so 0.0 then -0.0 gives -0.0). The
+    position moves only on a strictly larger value, so it stays at the first of the tied values, the one
+    MaxPool2D's backward finds by ==. Each row of windows is updated position by position, a loop over the
+    row that runs in SIMD lanes: a loop over each window's few values ran 3 to 8 times slower than NumPy's
+    passes, and so did positions kept as int32 beside float32 values, hence positions in x's dtype; every
+    value is loaded before the selects, which a conditional store (``positions[k] = ... else positions[k]``)
+    turned into a branch, mispredicted on random data (3.5 times slower). A padding pixel (-inf) changes neither the maximum of a window that starts at
+    -inf nor its position, so padding is skipped."""
+    n, channels, height, width = x.shape
+    out_h, out_w = pooled.shape[2], pooled.shape[3]
+    # The windows of a row that column j of a window falls inside the image for, worked out once: two
+    # integer divisions per row and position cost a third of the kernel's time.
+    x_lo, x_hi = np.empty(kernel_w, np.int64), np.empty(kernel_w, np.int64)
+    for j in range(kernel_w):
+        x_lo[j], x_hi[j] = _inside(j - pad_w, stride_w, width, out_w)
+    for s in range(n):
+        for c in range(channels):
+            plane, pooled_plane, position_plane = x[s, c], pooled[s, c], first_max[s, c]
+            for y in range(out_h):
+                best, where = pooled_plane[y], position_plane[y]
+                best[:] = -np.inf
+                where[:] = 0
+                for i in range(kernel_h):
+                    row = y * stride_h + i - pad_h
+                    if row < 0 or row >= height:
+                        continue
+                    for j in range(kernel_w):
+                        values = plane[row, x_lo[j] * stride_w + j - pad_w::stride_w]
+                        running, positions = best[x_lo[j]:x_hi[j]], where[x_lo[j]:x_hi[j]]
+                        position = where.dtype.type(i * kernel_w + j)
+                        for k in range(running.shape[0]):
+                            value, previous, previous_position = values[k], running[k], positions[k]
+                            positions[k] = position if value > previous else previous_position
+                            running[k] = previous if (previous > value) | (previous != previous) else value
+                for k in range(out_w):
+                    where[k] = where[k] if best[k] == best[k] else -1
+
+
+@numba.njit(**_KERNEL)
+def max_pool_backward(grad_pooled, first_max, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, images):
+    """images (n, C, H, W), zeros, ← each window's gradient times 1 at its first maximum and times 0 at its
+    other positions (so an infinite or NaN gradient leaves NaN there, as multiplying by NumPy's mask does),
+    scattered back as col2im does: position by position in row-major order, added where windows overlap."""
+    n, channels, height, width = images.shape
+    out_h, out_w = grad_pooled.shape[2], grad_pooled.shape[3]
+    overlapping = stride_h < kernel_h or stride_w < kernel_w
+    for s in range(n):
+        for c in range(channels):
+            plane, gradient_plane, position_plane = images[s, c], grad_pooled[s, c], first_max[s, c]
+            for i in range(kernel_h):
+                y_lo, y_hi = _inside(i - pad_h, stride_h, height, out_h)
+                for j in range(kernel_w):
+                    position = first_max.dtype.type(i * kernel_w + j)
+                    x_lo, x_hi = _inside(j - pad_w, stride_w, width, out_w)
+                    for y in range(y_lo, y_hi):
+                        target = plane[y * stride_h + i - pad_h, x_lo * stride_w + j - pad_w::stride_w]
+                        gradients, positions = gradient_plane[y, x_lo:x_hi], position_plane[y, x_lo:x_hi]
+                        if overlapping:
+                            for k in range(gradients.shape[0]):
+                                target[k] += gradients[k] * (positions[k] == position)
+                        else:
+                            for k in range(gradients.shape[0]):
+                                target[k] = gradients[k] * (positions[k] == position)
+
+
+@numba.njit(**_KERNEL)
+def bias_relu_channels(z, b):
+    """z ← max(z + b[o], 0) in place for z (n, out_channels, positions): Conv2D's forward with relu, ``z += b``
+    then ``maximum(z, 0)`` as in numnet._compiled_kernels.bias_relu, one bias per channel."""
+    for s in range(z.shape[0]):
+        for o in range(z.shape[1]):
+            row, bias = z[s, o], b[o]
+            for k in range(row.shape[0]):
+                value = row[k] + bias
+                row[k] = 0 if value < 0 else value
+
+
+#: Every kernel, by its name (numnet.kernels.load_compiled_module caches each one's machine code).
+KERNELS = {kernel.__name__: kernel for kernel in (im2col, col2im, max_pool, max_pool_backward, bias_relu_channels)}
