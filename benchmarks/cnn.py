@@ -7,10 +7,12 @@ Run from the repository root::
     python benchmarks/cnn.py --workloads simpleconvnet --repeats 5 --threads 1
     python benchmarks/cnn.py --tricks           # what each convolution trick buys (CPU ms, one thread)
 
-Two workloads: the book's SimpleConvNet (conv 30 filters 5x5, relu, max pool 2x2, dense 100 relu, dense 10
-softmax; weights N(0, 0.01²), Adam lr 0.001, batch 100) on MNIST-sized synthetic images (1 x 28 x 28), and the
+Three workloads: the book's SimpleConvNet (conv 30 filters 5x5, relu, max pool 2x2, dense 100 relu, dense 10
+softmax; weights N(0, 0.01²), Adam lr 0.001, batch 100) on MNIST-sized synthetic images (1 x 28 x 28), the
 CNN ``numnet train --model cnn`` builds for the 8x8 digits (conv 16 3x3 pad 1, conv 32 3x3 pad 1, pool 2,
-dense 64, dense 10; He-normal weights, batch 32), on the real digits. The contenders train the same network
+dense 64, dense 10; He-normal weights, batch 32), on the real digits, and an MNIST-size two-convolution
+network (conv 16 3x3 pad 1, pool 2, conv 32 3x3 pad 1, pool 2, dense 64, dense 10; He-normal weights,
+batch 64) on the synthetic 28 x 28 images. The contenders train the same network
 in float32 from the same kind of initial weights:
 
 - numnet: ``Network.fit`` with the layers of numnet/conv.py;
@@ -82,8 +84,14 @@ WORKLOADS = {
         "digits-cnn", "8x8 digits, conv 16 3x3 pad 1, conv 32 3x3 pad 1, pool 2, dense 64, dense 10, batch 32, "
         "10 epochs", "digits", (1, 8, 8),
         (("conv", 16, 3, 1), ("conv", 32, 3, 1), ("pool", 2), ("dense", 64), ("dense", 10)), 32, 10),
+    "mnist-cnn": Workload(
+        "mnist-cnn", "10,000 synthetic 1x28x28 images, conv 16 3x3 pad 1, pool 2, conv 32 3x3 pad 1, pool 2, "
+        "dense 64, dense 10, batch 64, 2 epochs", "images", (1, 28, 28),
+        (("conv", 16, 3, 1), ("pool", 2), ("conv", 32, 3, 1), ("pool", 2), ("dense", 64), ("dense", 10)), 64, 2,
+        n_train=10_000),
 }
-QUICK = {"simpleconvnet": {"n_train": 2_000, "epochs": 1}, "digits-cnn": {"epochs": 3}}
+QUICK = {"simpleconvnet": {"n_train": 2_000, "epochs": 1}, "digits-cnn": {"epochs": 3},
+         "mnist-cnn": {"n_train": 2_000, "epochs": 1}}
 
 
 @dataclass
@@ -92,6 +100,7 @@ class Dataset:
     y_train: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    teacher_forced: bool = False  # what run.train_torch asks of a data set: images are one input, no decoder
 
 
 def workload_data(workload, n_train, seed):
@@ -511,7 +520,8 @@ def print_tables(all_results):
         gap = f"{numnet_result.accuracy - results['torch'].accuracy:+.4f}" if "torch" in results else ""
         print(f"| {name} | {ratio('numnet', 'torch')} | {ratio('textbook', 'numnet')} | "
               f"{ratio('numnet', 'gemm floor')} | {gap} |")
-    print("\nTargets: numnet/torch <= 1.5, textbook/numnet >= 2, |accuracy numnet - torch| <= 0.01.")
+    print("\nTargets (issue 26): numnet/torch <= 1.3 on two threads and <= 1.1 on one, textbook/numnet >= 2, "
+          "|accuracy numnet - torch| <= 0.01.")
 
 
 # ---- what each trick buys (--tricks) ---------------------------------------------------------------------
