@@ -1,4 +1,4 @@
-"""The numba kernels of the LSTM's walk over the time steps: one pass per step for its element-wise work.
+"""The numba kernels of the LSTM's walk over the time steps: its element-wise work in a few passes per step.
 
 Imported only by numnet.recurrent (through :func:`numnet.kernels.load_compiled_module`), the first time an LSTM
 walks with the compiled kernels chosen and numba installed. NumPy's walk (numnet.recurrent.LSTM) is the
@@ -13,8 +13,9 @@ benchmarks/NOTES.md, "a numba-compiled LSTM cell"), and they would differ from N
 functions in the last bit. So a forward step is: the kernel that adds the input term and lays out the
 exponents, NumPy's exp and tanh, the kernel that makes the gates and the cell, NumPy's tanh of the cell,
 and the kernel that makes h. A backward step needs no transcendental function (every derivative comes from
-the stored values) and is one kernel. The kernels release the GIL and take rows of a batch, so that
-numnet.recurrent can run slices of the rows on several threads.
+the stored values) and is one kernel. The kernels release the GIL, as numnet._compiled_kernels' do, but
+numnet.recurrent calls them from one thread: halves of the batch's rows on two threads cost more CPU in
+hand-overs and were not kept (benchmarks/NOTES.md, "compiled LSTM walk (issue 23)").
 
 Arrays are (n_rows, ·), C-contiguous or slices of rows of such arrays; the LSTM's gates are four blocks of
 H columns in PyTorch's order i, f, g, o.
