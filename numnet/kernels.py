@@ -54,11 +54,12 @@ _load_lock = threading.Lock()
 _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _UNSEEN = object()  # what a fused update has been given as ``previous`` before its first step
 #: Under "auto", the fewest elements of work that load the compiled kernels (then every size runs them). Loading
-#: costs ~0.85 s once per process on a warm cache (importing numba, ~0.3 s, and its first dispatch, ~0.55 s),
-#: and a kernel's gain grows with its work: Adam over 2^16 parameters gains under 0.1 ms a step, so a network
-#: smaller than that would need over 8,000 steps to repay the load, and the digits classifier (9,610
-#: parameters, 1,350 steps) lost 0.5 s of its 3 s (benchmarks/NOTES.md, "the compiled kernels' first-use cost
-#: (issue 26)"). 2^16 is also MIN_CHUNK, where the work starts to be shared between threads.
+#: costs 0.5 s of CPU once per process on a warm cache (importing numba, 0.17 s; its first dispatch, 0.31 s,
+#: which imports scipy.linalg and fills numba's tables), and a kernel's gain grows with its work: Adam over
+#: 2^16 parameters gains 72 µs a step, so a smaller network needs over 7,000 steps to repay the load; the
+#: digits classifier of ``numnet train`` (9,610 parameters, 1,350 steps, 12.5 µs a step) paid 0.5 s for
+#: 0.02 s (benchmarks/NOTES.md, "the compiled kernels' first-use cost (issue 26)"). 2^16 is also
+#: MIN_CHUNK, where the work starts to be shared between threads.
 AUTO_MIN_ELEMENTS = 2 ** 16
 
 
