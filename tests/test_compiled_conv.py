@@ -123,3 +123,15 @@ def test_the_numpy_path_runs_without_the_kernels_and_for_arrays_they_do_not_take
         assert conv._compiled_kernels(images) is not None
         assert conv._compiled_kernels(images.astype(np.float16)) is None  # a dtype the kernels were not built for
         assert conv._compiled_kernels(images[:, :, ::2]) is None  # a strided view
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, (2, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_2x2_pooling_equals_the_numpy_path(stride, dtype):
+    # 2x2 windows without padding have kernels of their own (side by side, or overlapping at stride 1)
+    layer = numnet.MaxPool2D(2, stride=stride)
+    rng = np.random.default_rng(3)
+    x = rng.choice(POOL_VALUES, size=(4, 3, 9, 10)).astype(dtype)
+    grad_output = rng.choice([-1.5, -0.0, 2.0, np.inf, np.nan], size=(4, *layer.output_shape((3, 9, 10))),
+                             p=[0.4, 0.1, 0.4, 0.05, 0.05]).astype(dtype)
+    assert_paths_agree(layer, x, grad_output)
