@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/cnn.py --quick            # 1 repeat, fewer images: a smoke run in about a minute
     python benchmarks/cnn.py --workloads simpleconvnet --repeats 5 --threads 1
     python benchmarks/cnn.py --tricks           # what each convolution trick buys (CPU ms, one thread)
+    python benchmarks/cnn.py --compiled --threads 1   # the compiled kernels against the NumPy path (paired A/B)
 
 Three workloads: the book's SimpleConvNet (conv 30 filters 5x5, relu, max pool 2x2, dense 100 relu, dense 10
 softmax; weights N(0, 0.01²), Adam lr 0.001, batch 100) on MNIST-sized synthetic images (1 x 28 x 28), the
@@ -602,6 +603,102 @@ def measure_tricks(seed=0):
         print(f"| {name} | {before_ms:.2f} | {after_ms:.2f} | {before_ms - after_ms:.2f} |")
 
 
+# ---- what the compiled convolution buys (--compiled) -------------------------------------------------------
+
+#: Rounds of the paired A/B: the NumPy path and the compiled kernels alternate, and each keeps its minimum.
+AB_ROUNDS = 9
+
+
+def paired_minimum(before, after, rounds=AB_ROUNDS, calls=10, clock=time.thread_time):
+    """(before, after): the minimum over ``rounds`` of the mean time in ms of ``calls`` calls, the two
+    alternating in every round so that both see the same load (one process, thread CPU time by default)."""
+    best = {before: math.inf, after: math.inf}
+    for _ in range(rounds):
+        for function in (before, after):
+            started = clock()
+            for _ in range(calls):
+                function()
+            best[function] = min(best[function], (clock() - started) / calls * 1e3)
+    return best[before], best[after]
+
+
+def _layer_pass(layer, x, grad_output, choice, *, backward):
+    """One training forward pass of ``layer`` (and its backward, with ``backward``) under kernels ``choice``."""
+    def run():
+        with numnet.kernels.use_kernels(choice):
+            layer.forward(x, training=True)
+            if backward:
+                layer.backward(grad_output)
+    return run
+
+
+def _layer_cases(seed):
+    """(name, layer, input, dC/d output) on the workloads' shapes, float32, the layers bound to a network."""
+    rng, cases = np.random.default_rng(seed), []
+    for name, layer, shape, n in (
+            ("SimpleConvNet conv 1->30 5x5 (first layer: no col2im), batch 100", numnet.Conv2D(1, 30, 5, activation="relu"),
+             (1, 28, 28), 100),
+            ("SimpleConvNet max pool 2x2 on 30x24x24, batch 100", numnet.MaxPool2D(2), (30, 24, 24), 100),
+            ("digits conv 16->32 3x3 pad 1 (with col2im), batch 32",
+             numnet.Conv2D(16, 32, 3, padding=1, activation="relu"), (16, 8, 8), 32),
+            ("mnist-cnn conv 16->32 3x3 pad 1 (with col2im), batch 64",
+             numnet.Conv2D(16, 32, 3, padding=1, activation="relu"), (16, 14, 14), 64),
+            ("mnist-cnn max pool 2x2 on 16x28x28, batch 64", numnet.MaxPool2D(2), (16, 28, 28), 64)):
+        if isinstance(layer, numnet.Conv2D):
+            numnet.Network(layers=[layer, numnet.Flatten()], input_shape=shape, dtype="float32", seed=seed)
+        x = np.maximum(rng.standard_normal((n, *shape), dtype=np.float32), 0)
+        grad_output = rng.standard_normal((n, *layer.output_shape(shape)), dtype=np.float32)
+        cases.append((name, layer, x, grad_output))
+    return cases
+
+
+def _convolution_kernels(on):
+    """Turn numnet.conv's compiled kernels on or off, leaving Dense's and the optimiser's as they are: off is
+    the engine before issue 26 (no kernels, and Conv2D's activation backward on images, not rows)."""
+    from numnet import conv
+    from numnet.layers import AffineLayer
+
+    if not hasattr(_convolution_kernels, "compiled"):
+        _convolution_kernels.compiled = (conv._compiled_kernels, conv.Conv2D.backward)
+    compiled_kernels, backward = _convolution_kernels.compiled
+    conv._compiled_kernels = compiled_kernels if on else (lambda array: None)
+    conv.Conv2D.backward = backward if on else AffineLayer.backward
+
+
+def measure_compiled(workload_names, seed=0, n_steps=10):
+    """Paired A/B of numnet/_compiled_conv.py: each layer's pass with NUMNET_KERNELS=numpy and with the
+    kernels, then whole training steps of each workload with the convolution's kernels off and on (the rest of
+    the engine as it is); thread CPU time on one thread, wall time on more: benchmarks/NOTES.md, "compiled
+    convolution (issue 26)"."""
+    threads = numnet.kernels.kernel_threads()
+    clock, unit = (time.thread_time, "CPU") if threads == 1 else (time.perf_counter, "wall")
+    print(f"\n| layer pass, float32 ({threads} thread(s), {unit} ms) | NumPy path | compiled | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, layer, x, grad_output in _layer_cases(seed):
+        for direction, backward in (("forward", False), ("forward + backward", True)):
+            before, after = paired_minimum(_layer_pass(layer, x, grad_output, "numpy", backward=backward),
+                                           _layer_pass(layer, x, grad_output, "numba", backward=backward), clock=clock)
+            print(f"| {name}, {direction} | {before:.2f} | {after:.2f} | {before / after:.2f} |", flush=True)
+    print(f"\n| workload ({threads} thread(s), {unit} ms per step) | convolution kernels off | on | ratio |")
+    print("|---|---:|---:|---:|")
+    for name in workload_names:
+        workload = WORKLOADS[name]
+        data = workload_data(workload, 2_000, seed)
+        X, y = data.X_train[:n_steps * workload.batch_size], data.y_train[:n_steps * workload.batch_size]
+        networks = {on: NumnetContender().build(workload, seed) for on in (False, True)}
+
+        def steps(on):
+            def run():
+                _convolution_kernels(on)
+                networks[on].fit(X, y, epochs=1, batch_size=workload.batch_size, optimizer="adam",
+                                 learning_rate=LEARNING_RATE, seed=seed, record_gradients=False)
+            return run
+
+        before, after = paired_minimum(steps(False), steps(True), calls=1, clock=clock)
+        _convolution_kernels(True)
+        print(f"| {name} | {before / n_steps:.2f} | {after / n_steps:.2f} | {before / after:.2f} |", flush=True)
+
+
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
@@ -611,6 +708,9 @@ def parse_arguments(argv):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and torch threads (default: what threadpoolctl reports for NumPy's BLAS)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="instead: paired A/B of the compiled convolution kernels against the NumPy path, per "
+                             "layer and per training step (CPU ms on one thread, wall ms on more)")
     parser.add_argument("--tricks", action="store_true",
                         help="instead: the CPU time of each convolution trick against what it replaced (NOTES.md)")
     arguments = parser.parse_args(argv)
@@ -629,6 +729,12 @@ def main(argv=None):
             measure_tricks(arguments.seed)
         return None
     threads = arguments.threads or blas_info()["num_threads"]
+    numnet.kernels.set_kernel_threads(threads)  # the compiled kernels' threads, like the BLAS's and torch's
+    if arguments.compiled:
+        with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+            print(machine_lines(blas_info(), threads)[0])
+            measure_compiled(arguments.workloads, arguments.seed)
+        return None
     with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
         import torch
 
