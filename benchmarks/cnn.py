@@ -636,8 +636,8 @@ def _layer_cases(seed):
     """(name, layer, input, dC/d output) on the workloads' shapes, float32, the layers bound to a network."""
     rng, cases = np.random.default_rng(seed), []
     for name, layer, shape, n in (
-            ("SimpleConvNet conv 1->30 5x5 (first layer: no col2im), batch 100", numnet.Conv2D(1, 30, 5, activation="relu"),
-             (1, 28, 28), 100),
+            ("SimpleConvNet conv 1->30 5x5 (first layer: no col2im), batch 100",
+             numnet.Conv2D(1, 30, 5, activation="relu"), (1, 28, 28), 100),
             ("SimpleConvNet max pool 2x2 on 30x24x24, batch 100", numnet.MaxPool2D(2), (30, 24, 24), 100),
             ("digits conv 16->32 3x3 pad 1 (with col2im), batch 32",
              numnet.Conv2D(16, 32, 3, padding=1, activation="relu"), (16, 8, 8), 32),

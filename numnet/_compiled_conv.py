@@ -32,8 +32,8 @@ def _inside(first, step, size, count):
 
 @numba.njit(**_KERNEL)
 def im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, columns):
-    """columns[s, (c·kh + i)·kw + j, y·out_w + x] ← x_padded[s, c, y·sh + i, x·sw + j], zero-padded x (n, C, H, W)
-    into columns (n, C·kh·kw, out_h·out_w): sliding_windows(...).reshape(...) in numnet.conv."""
+    """columns[s, (c·kh + i)·kw + j, y·out_w + x] ← x_padded[s, c, y·sh + i, x·sw + j]: x (n, C, H, W), padded by
+    zeros, into columns (n, C·kh·kw, out_h·out_w), as sliding_windows(...).reshape(...) in numnet.conv."""
     n, channels, height, width = x.shape
     out_w = (width + 2 * pad_w - kernel_w) // stride_w + 1
     out_h = columns.shape[2] // out_w

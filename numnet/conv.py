@@ -173,7 +173,7 @@ class Conv2D(_SlidingWindow, AffineLayer):
         compiled, b = _compiled_kernels(z), self.params["b"]
         if compiled is None or b.dtype != z.dtype:
             return False
-        rows = z.reshape(z.shape[0], self.out_channels, -1)  # (n, out_channels, oh·ow), a view
+        rows = z.reshape(z.shape[0], self.out_channels, z.shape[2] * z.shape[3])  # (n, out_channels, oh·ow), a view
         _over_images(lambda start, stop: compiled.bias_relu_channels(rows[start:stop], b), z)
         return True
 
@@ -186,7 +186,8 @@ class Conv2D(_SlidingWindow, AffineLayer):
         # im2col: per image, one column of the C·kh·kw pixels under each of the out_h·out_w windows
         columns = self._compiled_columns(x, out_h * out_w)
         if columns is None:
-            windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)  # (n, C, kh, kw, oh, ow)
+            # (n, C, kh, kw, oh, ow), a view; the reshape copies it into the columns
+            windows = sliding_windows(_pad(x, self.padding, 0.0), self.kernel_size, self.stride)
             columns = xp.reshape(windows, (n, self.in_channels * math.prod(self.kernel_size), out_h * out_w))
         # The convolution as one matrix product, stacked over the images: (out, C·kh·kw) @ (n, C·kh·kw, oh·ow)
         z = self._weight_matrix() @ columns  # (n, out_channels, oh·ow)
@@ -353,9 +354,8 @@ class MaxPool2D(_SlidingWindow, Layer):
 
     def _compiled_backward(self, grad_output, input_shape, first_max):
         """backward by the compiled scatter over the images; the NumPy path's numbers, bit for bit."""
-        compiled = _compiled_kernels(grad_output)
-        if compiled is None:  # the gradient came in a form the kernels do not take (another dtype or a view)
-            compiled, grad_output = load_compiled_module(_COMPILED_CONV), np.ascontiguousarray(grad_output)
+        compiled = load_compiled_module(_COMPILED_CONV)  # the forward pass ran it: numba is installed
+        grad_output = np.ascontiguousarray(grad_output, dtype=first_max.dtype)  # no copy in fit's passes
         images, window = np.zeros(input_shape, grad_output.dtype), self._window_arguments()
         _over_images(lambda start, stop: compiled.max_pool_backward(grad_output[start:stop], first_max[start:stop],
                                                                     *window, images[start:stop]), images)
@@ -437,8 +437,8 @@ def _as_rows(images):
 def _over_images(work, largest):
     """``work(start, stop)`` over slices of the batch, on the kernels' threads: chunks of whole images,
     each at least MIN_CHUNK elements of ``largest`` (the biggest array the work touches, images first)."""
-    n = largest.shape[0]
-    images_per_chunk = max(1, MIN_CHUNK // max(1, largest[0].size))
+    n = largest.shape[0]  # 0 for an empty shard of a data-parallel batch
+    images_per_chunk = max(1, MIN_CHUNK // max(1, math.prod(largest.shape[1:])))
     if one_chunk(n, images_per_chunk):
         work(0, n)
     else:
