@@ -23,7 +23,7 @@ import numpy as np
 
 from .activations import ReLU
 from .backend import apply, multiply_by_mask, namespace, sliding_windows
-from .kernels import MIN_CHUNK, compiled_chosen, load_compiled_module, one_chunk, run_in_chunks
+from .kernels import MIN_CHUNK, compiled_runs, load_compiled_module, one_chunk, run_in_chunks
 from .layers import AffineLayer, Layer, register_layer
 from .validation import Boolean, Integer, check_integer, declare
 
@@ -421,10 +421,11 @@ _COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _compiled_kernels(array):
-    """numnet._compiled_conv when the compiled kernels are chosen (numnet.kernels: numba installed, not
-    ``NUMNET_KERNELS=numpy``) and ``array`` is a C-contiguous NumPy float32 or float64 array; else None."""
+    """numnet._compiled_conv when the compiled kernels run on work the size of ``array`` (numnet.kernels.
+    compiled_runs: numba installed, not ``NUMNET_KERNELS=numpy``) and ``array`` is a C-contiguous NumPy
+    float32 or float64 array; else None."""
     if (type(array) is not np.ndarray or array.dtype not in _COMPILED_DTYPES or not array.flags.c_contiguous
-            or not compiled_chosen()):
+            or not compiled_runs(array.size)):
         return None
     return load_compiled_module(_COMPILED_CONV)
 
