@@ -119,10 +119,22 @@ def compiled_chosen():
 
 
 def compiled_runs(size):
-    """Whether the compiled kernels run on work of ``size`` elements: "numba"; or "auto" with numba installed
-    and either work of at least :data:`AUTO_MIN_ELEMENTS` elements or kernels already loaded in this process
-    (their cost is paid, and smaller work gains too). Both paths give the same numbers; this decides only the
-    time, and a module of kernels of one's own (:func:`load_compiled_module`) asks it as numnet's do."""
+    """Whether the compiled kernels run on work of ``size`` elements, rather than the NumPy code.
+
+    Yes under "numba"; under "auto", when numba is installed and either the work has at least
+    :data:`AUTO_MIN_ELEMENTS` elements or kernels are already loaded in this process (their cost is paid, and
+    smaller work gains too); never under "numpy". Both paths give the same numbers: this decides only the
+    time. A module of kernels loaded by :func:`load_compiled_module` asks it as numnet's own kernels do.
+
+    Parameters
+    ----------
+    size : int
+        The elements of the work: the optimiser's parameters, a layer's z.
+
+    Returns
+    -------
+    bool
+    """
     choice = current_choice()
     if choice == "auto":
         return (size >= AUTO_MIN_ELEMENTS or bool(_modules)) and compiled_available()
