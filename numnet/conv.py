@@ -156,15 +156,12 @@ class Conv2D(_SlidingWindow, AffineLayer):
 
     # ---- forward (AffineLayer.forward: a = f(z), z from _affine) ------------------------------------------
 
-    def forward(self, x, training=False, rng=None):
-        """AffineLayer.forward, with relu(z + b) in one compiled pass over the images where the kernels apply."""
-        if not (self.bias and type(self.activation) is ReLU):
-            return super().forward(x, training, rng)
-        saved, z = self._affine(x)
-        a = z if self._compiled_bias_and_relu(z) else self.activation.add_and_forward(z, self._bias_term())
-        self._cache = (saved, a) if training else None
-        self._z = None
-        return a
+    def _activate_in_place(self, z):
+        """AffineLayer's f(z + b) over z, with relu(z + b) in one compiled pass over the images where the
+        kernels apply."""
+        if self.bias and type(self.activation) is ReLU and self._compiled_bias_and_relu(z):
+            return z
+        return super()._activate_in_place(z)
 
     def _compiled_bias_and_relu(self, z):
         """z ← max(z + b, 0) in place by the compiled kernel, over the images on the kernels' threads; whether

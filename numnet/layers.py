@@ -323,16 +323,18 @@ class AffineLayer(Layer):
         if self.activation.derivative_from == "z":
             return self.forward_logits(x, training, rng)[1]  # z stays: backward computes f'(z) from it
         saved, z = self._affine(x)
-        # z is not needed after this (the derivative is computed from a), so the bias and then a overwrite
-        # it (benchmarks/NOTES.md, "activations in place"); Dense's relu(z + b) is one compiled pass when
-        # numnet.kernels applies ("compiled bias and relu"), the same numbers.
-        if self.bias:
-            a = self.activation.add_and_forward(z, self._bias_term())
-        else:
-            a = self.activation.forward(z, out=z)
+        a = self._activate_in_place(z)
         self._cache = (saved, a) if training else None
         self._z = None
         return a
+
+    def _activate_in_place(self, z):
+        """a = f(z + b), written over z: z is not needed after this (the derivative is computed from a), so the
+        bias and then a overwrite it (benchmarks/NOTES.md, "activations in place"); Dense's relu(z + b) is one
+        compiled pass when numnet.kernels applies ("compiled bias and relu"), the same numbers."""
+        if self.bias:
+            return self.activation.add_and_forward(z, self._bias_term())
+        return self.activation.forward(z, out=z)
 
     def forward_logits(self, x, training=False, rng=None):
         """(z, a): the logits stay, for the fused losses (and for an activation whose derivative is computed
