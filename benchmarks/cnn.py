@@ -256,14 +256,19 @@ class TextbookContender:
             seconds.append(time.perf_counter() - started)
         return layers, seconds
 
-    def predict(self, model, X, batch_size=100):
-        predictions = []
+    def predict(self, model, X):
+        return np.argmax(self.predict_proba(model, X), axis=1)
+
+    def predict_proba(self, model, X, batch_size=100):
+        """The softmax of the book's scores, batch by batch (its layers cache every forward pass's columns)."""
+        probabilities = []
         for start in range(0, len(X), batch_size):
             x = X[start:start + batch_size]
             for layer in model:
                 x = layer.forward(x)
-            predictions.append(np.argmax(x, axis=1))
-        return np.concatenate(predictions)
+            x = np.exp(x - x.max(axis=1, keepdims=True))
+            probabilities.append(x / x.sum(axis=1, keepdims=True))
+        return np.concatenate(probabilities)
 
 
 def make_contender(name):
@@ -444,8 +449,8 @@ class GemmFloor:
                 layers.append([((b, n_in), (n_in, n_out)), ((n_in, b), (b, n_out)), ((b, n_out), (n_out, n_in))])
         return layers
 
-    def epoch(self):
-        """Seconds for every product of every batch of one epoch."""
+    def training_epoch(self):
+        """Seconds for every product of every batch of one epoch (run.py's floors' name)."""
         started = time.perf_counter()
         for b in self.batch_sizes:
             for size, (left, right), out in self.products:
@@ -494,7 +499,7 @@ def run_workload(workload, contenders, repeats, seed, quick):
             (model, seconds), _ = timed(contender.train, workload, data, epochs, seed)
             results[contender.name].epochs.append(seconds)
             results[contender.name].accuracy = float(np.mean(contender.predict(model, data.X_test) == data.y_test))
-        results["gemm floor"].epochs.append([floor.epoch() for _ in range(epochs)])
+        results["gemm floor"].epochs.append([floor.training_epoch() for _ in range(epochs)])
         print(f"  repeat {repeat + 1}/{repeats}: " + ", ".join(f"{name} {m.per_epoch[-1]:.3f} s/epoch"
                                                              for name, m in results.items()), flush=True)
     print("  load average after: " + " ".join(f"{load:.2f}" for load in os.getloadavg()), flush=True)

@@ -1,38 +1,45 @@
 """Speed benchmark: numnet against scikit-learn's MLPClassifier, PyTorch and the book's code, on the CPU, in
-one process.
+one process: every model family numnet has, each against its PyTorch counterpart on the same work.
 
 Run from the repository root::
 
-    python benchmarks/run.py                      # every workload, medians over 3 repeats (~17 minutes)
-    python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run in about two minutes
+    python benchmarks/run.py                      # every workload, medians over 3 repeats (~25 minutes)
+    python benchmarks/run.py --quick              # 1 repeat, fewer epochs: a smoke run of a few minutes
     python benchmarks/run.py --workloads digits mnist --repeats 3
     python benchmarks/run.py --workloads char-lstm --threads 1
     python benchmarks/run.py --workloads seq2seq-dates --repeats 1
+    python benchmarks/run.py --workloads simpleconvnet digits-cnn mnist-cnn gpt --quick
 
-Three families of models. The MLP workloads (digits, mnist, wide, inference) race numnet against
-scikit-learn's MLPClassifier and PyTorch. The char-lstm workload, a character LSTM language model
-(Embedding 64, LSTM 256, Dense softmax over the characters; 64 time steps, batch 32, Adam, the gradient's
-global norm clipped to 1) on windows of the census names (numnet.datasets.load_names), races numnet
-against the same model in PyTorch (nn.LSTM) and against the book's loop over the time steps
-(benchmarks/book_rnnlm.py, "Deep Learning from Scratch 2"). The seq2seq-dates workload, the book's chapter 8
-attention seq2seq (numnet.Seq2Seq with attention and the input reversed: embedding 16, LSTM 256, batch 128,
-Adam, clipping at 5, teacher forcing) on the first 12,800 rows of numnet.datasets.load_dates, races numnet
-against the same model written plainly in PyTorch (two nn.LSTM, torch.bmm attention), scored by the exact
-match of greedy decoding on 1,000 test dates. The sequence workloads feed every contender the same batches
-in the same order. A contender that has no such model (scikit-learn and the flat NumPy loop for the
-sequence models; the book's code for the MLPs and the seq2seq) sits that workload out.
+Five families of models. The MLP workloads (digits, mnist, wide, inference) race numnet against
+scikit-learn's MLPClassifier and PyTorch. The CNN workloads (simpleconvnet, digits-cnn, mnist-cnn) are
+benchmarks/cnn.py's: its networks, data and recipes, raced against the same network in PyTorch and the
+book's im2col code ("Deep Learning from Scratch"), which cnn.py defines. The char-lstm workload, a
+character LSTM language model (Embedding 64, LSTM 256, Dense softmax over the characters; 64 time steps,
+batch 32, Adam, the gradient's global norm clipped to 1) on windows of the census names
+(numnet.datasets.load_names), races numnet against the same model in PyTorch (nn.LSTM) and against the
+book's loop over the time steps (benchmarks/book_rnnlm.py, "Deep Learning from Scratch 2"). The seq2seq-dates
+workload, the book's chapter 8 attention seq2seq (numnet.Seq2Seq with attention and the input reversed:
+embedding 16, LSTM 256, batch 128, Adam, clipping at 5, teacher forcing) on the first 12,800 rows of
+numnet.datasets.load_dates, races numnet against the same model written plainly in PyTorch (two nn.LSTM,
+torch.bmm attention), scored by the exact match of greedy decoding on 1,000 test dates. The gpt workload is
+the tiny GPT at nanoGPT's CPU recipe (numnet.experiments.NANOGPT_CPU: AdamW, the warmup-cosine schedule of the
+2,000-step run, clipping at 1) on the census names as ``numnet train --data text`` reads them, raced against
+nanoGPT's model and loop in PyTorch (benchmarks/gpt_reference.py); its "epochs" are 100 steps of 12 windows
+drawn with replacement, and its test set is the validation split. The sequence workloads feed every contender
+the same batches in the same order. A contender that has no such model (scikit-learn and the flat NumPy loop
+for all but the MLPs; the book's code for the MLPs, the seq2seq and the GPT) sits that workload out.
 
-Every contender trains the same architecture with Adam (learning rate 1e-3), the same batch size and
-number of epochs (at least 5 for the MLPs, so that effects which build up over training, such as subnormal
-optimiser state, show; 2 for the sequence models, whose epochs are long; the tables print the first and
-the last epoch's time), no early stopping and no weight penalty, from fixed seeds, in float32. numnet runs
-twice: with the optional compiled kernels (numnet.kernels, when numba is installed) and with the NumPy
-rules alone. Next to the contenders the script times the *GEMM floor*: the workload's matrix products
-alone (for an MLP, per batch, one product per layer forward and two per layer backward but the first; for
-the sequence models, see LstmGemmFloor and Seq2SeqGemmFloor), called with np.matmul in the same BLAS with
-the same shapes and dtype. No NumPy implementation can beat that floor, so numnet's time over it is the
-overhead left to remove. See benchmarks/README.md for the results and benchmarks/NOTES.md for the engine
-optimisations.
+Every contender trains the same architecture with Adam (learning rate 1e-3; the GPT with its recipe's AdamW),
+the same batch size and number of epochs (at least 5 for the MLPs, so that effects which build up over
+training, such as subnormal optimiser state, show; 2 for the CNNs on 28 x 28 images and the LSTMs, whose
+epochs are long; 3 of 100 steps for the GPT; the tables print the first and the last epoch's time), no early
+stopping and no weight penalty, from fixed seeds, in float32. numnet runs twice: with the optional compiled
+kernels (numnet.kernels, when numba is installed) and with the NumPy rules alone. Next to the contenders the
+script times the *GEMM floor*: the workload's matrix products alone (for an MLP, per batch, one product per
+layer forward and two per layer backward but the first; for the CNNs, cnn.GemmFloor; for the sequence models,
+LstmGemmFloor, Seq2SeqGemmFloor and GptGemmFloor), called with np.matmul in the same BLAS with the same shapes
+and dtype. No NumPy implementation can beat that floor, so numnet's time over it is the overhead left to
+remove. See benchmarks/README.md for the results and benchmarks/NOTES.md for the engine optimisations.
 """
 
 import argparse
@@ -72,14 +79,18 @@ class Workload:
 
     name: str
     description: str
-    data: str  # "digits", "images", "names" or "dates"
-    layer_sizes: tuple  # an MLP's widths, input first; a char LSTM's or a seq2seq's (embedding, hidden)
+    data: str  # "digits", "images", "names", "dates", "text" or (a CNN's) the workload's name
+    #: an MLP's widths, input first; a char LSTM's or a seq2seq's (embedding, hidden); a CNN's layer specs
+    #: (benchmarks/cnn.py); a GPT's (blocks, heads, width)
+    layer_sizes: tuple
     batch_size: int
     epochs: int
     inference: bool = False  # time predict_proba on the test set instead of training
-    family: str = "mlp"  # "mlp", "char-lstm" or "seq2seq": which contenders have the model
+    family: str = "mlp"  # "mlp", "cnn", "char-lstm", "seq2seq" or "gpt": which contenders have the model
     time_steps: int = 0  # a char LSTM's window length
     clip_norm: float = None  # clip the gradient's global norm to this before each update
+    #: steps of batches drawn with replacement that make an "epoch" (the GPT's); 0: one pass over the data
+    steps_per_epoch: int = 0
 
 
 WORKLOADS = {
@@ -99,8 +110,44 @@ WORKLOADS = {
                               "dates", (16, 256), 128, 2, family="seq2seq", clip_norm=5.0),
 }
 
+
+def cnn_spec(name):
+    """benchmarks/cnn.py's workload ``name`` (imported here, not above: cnn.py imports this module)."""
+    import cnn
+
+    return cnn.WORKLOADS[name]
+
+
+def cnn_workload(name):
+    """benchmarks/cnn.py's workload ``name`` (its network, data, batch size and epochs) as a Workload here."""
+    spec = cnn_spec(name)
+    return Workload(name, spec.description, name, spec.layers, spec.batch_size, spec.epochs, family="cnn")
+
+
+def gpt_workload(name):
+    """The tiny GPT at nanoGPT's CPU recipe (numnet.experiments.NANOGPT_CPU), GPT_EPOCHS epochs of
+    GPT_STEPS_PER_EPOCH steps."""
+    from numnet.experiments import NANOGPT_CPU as recipe
+
+    description = (f"the tiny GPT at nanoGPT's CPU recipe on the census names ({recipe.n_layer} blocks of "
+                   f"{recipe.n_head} heads, width {recipe.n_embd}, block {recipe.block_size}, batch "
+                   f"{recipe.batch_size}, AdamW, clip {recipe.clip_norm:g}), {GPT_EPOCHS} epochs of "
+                   f"{GPT_STEPS_PER_EPOCH} steps")
+    return Workload(name, description, "text", (recipe.n_layer, recipe.n_head, recipe.n_embd), recipe.batch_size,
+                    GPT_EPOCHS, family="gpt", clip_norm=recipe.clip_norm, steps_per_epoch=GPT_STEPS_PER_EPOCH)
+
+
+#: The GPT's "epoch": steps of batches drawn with replacement (as nanoGPT draws them), the first and last of
+#: which the tables print; a few epochs are the first few hundred steps of the 2,000-step reference run.
+GPT_STEPS_PER_EPOCH, GPT_EPOCHS = 100, 3
+#: Workloads that another script defines (benchmarks/cnn.py, numnet.experiments), made when asked for.
+DEFINED_ELSEWHERE = {"simpleconvnet": cnn_workload, "digits-cnn": cnn_workload, "mnist-cnn": cnn_workload,
+                     "gpt": gpt_workload}
 #: --quick keeps the data and the shapes (so seconds per epoch stay comparable) but trains fewer epochs.
-QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1, "char-lstm": 1, "seq2seq-dates": 1}
+QUICK_EPOCHS = {"digits": 5, "mnist": 1, "wide": 1, "inference": 1, "simpleconvnet": 1, "digits-cnn": 3,
+                "mnist-cnn": 1, "char-lstm": 1, "seq2seq-dates": 1, "gpt": 1}
+#: The steps of the warm-up run of a workload of sampled steps (enough to compile every kernel once).
+WARM_UP_STEPS = 2
 #: The char-lstm workload's windows: 100 batches of 32 per epoch (about 8 s of numnet on one quiet core),
 #: and a held-out set for the test loss.
 NAMES_TRAIN_WINDOWS, NAMES_TEST_WINDOWS = 3200, 256
@@ -123,6 +170,11 @@ class Dataset:
     #: y holds target sequences led by the start token (seq2seq): the decoder reads y[:, :-1] and learns
     #: y[:, 1:] (teacher forcing), and the test accuracy is greedy decoding's exact match.
     teacher_forced: bool = False
+
+
+def workload_named(name):
+    """The Workload called ``name``, from WORKLOADS or DEFINED_ELSEWHERE."""
+    return WORKLOADS[name] if name in WORKLOADS else DEFINED_ELSEWHERE[name](name)
 
 
 def load_digits_data(seed):
@@ -180,6 +232,28 @@ def load_dates_rows(n_train=DATES_TRAIN_ROWS, n_test=DATES_TEST_ROWS):
                    n_classes=len(vocabulary), teacher_forced=True)
 
 
+def load_text_windows():
+    """The census names as ``numnet train --data text`` reads them (numnet.cli.corpus), cut as nanoGPT draws
+    them (numnet.experiments.gpt_windows): a training window at every offset, the validation split's windows
+    side by side as the test set."""
+    from numnet.cli.corpus import load_corpus
+    from numnet.experiments import NANOGPT_CPU, gpt_windows
+
+    corpus = load_corpus("text")
+    (X_train, y_train), (X_test, y_test) = gpt_windows(corpus.train_ids, corpus.validation_ids,
+                                                       NANOGPT_CPU.block_size)
+    return Dataset(X_train, y_train, X_test, y_test, n_classes=len(corpus.vocabulary))
+
+
+def gpt_recipe(workload, epochs):
+    """NANOGPT_CPU for ``epochs`` epochs of the workload's steps: evaluation intervals (numnet fit's epochs,
+    whose seeds draw the batches) of ``steps_per_epoch``, so that gpt_reference.batch_starts draws numnet's
+    batches; the schedule stays the 2,000-step run's."""
+    from numnet.experiments import NANOGPT_CPU
+
+    return replace(NANOGPT_CPU, eval_interval=workload.steps_per_epoch, max_iters=epochs * workload.steps_per_epoch)
+
+
 def fit_batch_order(seed, epoch, n_samples):
     """The sample order of epoch ``epoch`` (from 0) that numnet's fit(shuffle=True, seed=seed) draws, so that
     the other contenders can train on the same batches in the same order."""
@@ -189,21 +263,26 @@ def fit_batch_order(seed, epoch, n_samples):
 # ---- the contenders ------------------------------------------------------------------------------------
 
 class NumnetContender:
-    """numnet.Network with a softmax output (or numnet.Seq2Seq), trained by its fit in float32.
+    """numnet.Network with a softmax output (or numnet.Seq2Seq), trained by its fit in float32; the GPT by
+    numnet.experiments.train_gpt.
 
     ``kernels`` is numnet.kernels' choice: "auto" (the compiled kernels when numba is installed, contender
     "numnet") or "numpy" (the NumPy rules alone, what an install without the extra runs: "numnet-numpy").
     """
 
-    families = ("mlp", "char-lstm", "seq2seq")
+    families = ("mlp", "cnn", "char-lstm", "seq2seq", "gpt")
 
     def __init__(self, kernels="auto"):
         self.kernels = kernels
         self.name = "numnet" if kernels == "auto" else "numnet-numpy"
 
     def build(self, workload, data, seed):
-        """The workload's network: an MLP; Embedding, LSTM and a softmax Dense layer over the characters; or
-        the book's attention seq2seq with the input reversed."""
+        """The workload's network: an MLP; benchmarks/cnn.py's CNN; Embedding, LSTM and a softmax Dense layer
+        over the characters; or the book's attention seq2seq with the input reversed."""
+        if workload.family == "cnn":
+            import cnn
+
+            return cnn.NumnetContender().build(cnn_spec(workload.name), seed)
         if workload.family == "seq2seq":
             embedding, hidden = workload.layer_sizes
             return numnet.Seq2Seq(data.n_classes, embedding, hidden, attention=True, reverse_input=True,
@@ -218,8 +297,16 @@ class NumnetContender:
 
     def train(self, workload, data, epochs, seed):
         """(the trained network, seconds of each epoch as fit's progress callback measured them)."""
-        net = self.build(workload, data, seed)
         epoch_seconds = []
+        if workload.family == "gpt":
+            from numnet.experiments import train_gpt
+
+            recipe, training = gpt_recipe(workload, epochs), (data.X_train, data.y_train)
+            with numnet.kernels.use_kernels(self.kernels):
+                model, _ = train_gpt(recipe, training, None, data.n_classes, seed=seed,
+                                     progress=lambda report: epoch_seconds.append(report.seconds))
+            return model, epoch_seconds
+        net = self.build(workload, data, seed)
         # record_gradients=False: the per-step mean |dC/dW| diagnostic is off, as sklearn and torch have none.
         with numnet.kernels.use_kernels(self.kernels):
             net.fit(data.X_train, data.y_train, epochs=epochs, batch_size=workload.batch_size, optimizer="adam",
@@ -329,16 +416,18 @@ def inputs_and_targets(X, y, teacher_forced):
 
 
 class TorchContender:
-    """A torch.nn.Sequential MLP (or the char LSTM, :func:`torch_char_lstm`, or the attention seq2seq,
-    :func:`torch_seq2seq`, on numnet fit's batches), trained by a plain loop over shuffled index batches
-    (no DataLoader).
+    """A torch.nn.Sequential MLP or CNN (benchmarks/cnn.py's), or the char LSTM (:func:`torch_char_lstm`)
+    or the attention seq2seq (:func:`torch_seq2seq`) on numnet fit's batches, trained by a plain loop over
+    shuffled index batches (no DataLoader); or nanoGPT's model and loop (benchmarks/gpt_reference.py) on
+    numnet fit's batches.
 
     ``fused_adam=False`` is what ``torch.optim.Adam(params, lr)`` gives on the CPU (a loop over the
-    parameter tensors); ``fused_adam=True`` asks for the fused kernel, PyTorch's fastest CPU Adam.
+    parameter tensors); ``fused_adam=True`` asks for the fused kernel, PyTorch's fastest CPU Adam. The GPT
+    keeps nanoGPT's AdamW as gpt_reference.py configures it.
     """
 
     name = "torch"
-    families = ("mlp", "char-lstm", "seq2seq")
+    families = ("mlp", "cnn", "char-lstm", "seq2seq", "gpt")
 
     def __init__(self, fused_adam=False):
         import torch
@@ -355,6 +444,13 @@ class TorchContender:
         return torch.nn.Sequential(*modules[:-1])  # logits out; the loss applies log-softmax
 
     def train(self, workload, data, epochs, seed):
+        if workload.family == "gpt":
+            return self.train_gpt(workload, data, epochs, seed)
+        if workload.family == "cnn":
+            import cnn
+
+            model = cnn.TorchContender().build(cnn_spec(workload.name), seed)
+            return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE, self.adam_options)
         if workload.family in ("char-lstm", "seq2seq"):
             self.torch.manual_seed(seed)
             build = torch_char_lstm if workload.family == "char-lstm" else torch_seq2seq
@@ -363,6 +459,20 @@ class TorchContender:
                                       self.adam_options, clip_norm=workload.clip_norm, same_batches_as_fit=True)
         model = self.build(workload.layer_sizes, seed)
         return model, train_torch(model, data, epochs, workload.batch_size, seed, LEARNING_RATE, self.adam_options)
+
+    def train_gpt(self, workload, data, epochs, seed):
+        """nanoGPT's GPT from its own initialisation, trained by gpt_reference.train_torch on numnet fit's
+        batches; (the model, with its logits as predict_proba reads them; seconds of each epoch, the sums of
+        its steps')."""
+        import gpt_reference
+
+        recipe, step_seconds = gpt_recipe(workload, epochs), []
+        self.torch.manual_seed(seed)
+        twin = gpt_reference.torch_gpt(recipe, data.n_classes)
+        gpt_reference.train_torch(recipe, twin, (data.X_train, data.y_train), recipe.max_iters, seed, step_seconds)
+        steps = workload.steps_per_epoch
+        epoch_seconds = [sum(step_seconds[start:start + steps]) for start in range(0, len(step_seconds), steps)]
+        return vocabulary_second(twin), epoch_seconds
 
     def predict_proba(self, model, X):
         torch = self.torch
@@ -409,6 +519,22 @@ def torch_char_lstm(vocabulary_size, embedding, hidden):
     return CharLSTM()
 
 
+def vocabulary_second(model):
+    """``model`` with its logits (n, T, V) turned to (n, V, T), the char LSTM's layout, which
+    TorchContender.predict_proba reads."""
+    import torch
+
+    class VocabularySecond(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids):
+            return self.model(ids).transpose(1, 2)
+
+    return VocabularySecond()
+
+
 def torch_seq2seq(vocabulary_size, embedding, hidden):
     """The attention seq2seq in PyTorch, written plainly as the book's: nn.Embedding and nn.LSTM for the
     reversed source, nn.Embedding and nn.LSTM for the decoder started from (the encoder's last h, zeros),
@@ -448,12 +574,17 @@ def torch_seq2seq(vocabulary_size, embedding, hidden):
 class TextbookContender:
     """The book's RNNLM ("Deep Learning from Scratch 2"; benchmarks/book_rnnlm.py): a Python loop over the
     time steps, one LSTM cell object per step with its own x·Wx product, trained by the book's Adam after its
-    clip_grads, on numnet fit's batches in fit's order."""
+    clip_grads, on numnet fit's batches in fit's order; for a CNN, the book's im2col layers and Adam
+    ("Deep Learning from Scratch"), as benchmarks/cnn.py writes and trains them."""
 
     name = "textbook"
-    families = ("char-lstm",)
+    families = ("cnn", "char-lstm")
 
     def train(self, workload, data, epochs, seed):
+        if workload.family == "cnn":
+            import cnn
+
+            return cnn.TextbookContender().train(cnn_spec(workload.name), data, epochs, seed)
         import book_rnnlm
 
         model = book_rnnlm.Rnnlm(data.n_classes, *workload.layer_sizes, seed=seed)
@@ -469,10 +600,14 @@ class TextbookContender:
         return model, epoch_seconds
 
     def predict_proba(self, model, X):
+        if isinstance(model, list):  # a CNN's book layers
+            import cnn
+
+            return cnn.TextbookContender().predict_proba(model, X)
         return model.predict_proba(X)
 
     def dtype(self, model):
-        return str(model.params[0].dtype)
+        return str((model[0].W if isinstance(model, list) else model.params[0]).dtype)
 
 
 class NumpyBound:
@@ -708,8 +843,32 @@ class Seq2SeqGemmFloor(ProductsFloor):
         super().__init__(products, batch_sizes, dtype, seed)
 
 
+class GptGemmFloor(ProductsFloor):
+    """The matrix products of one gpt epoch, alone: per step of b windows of T tokens, width C, h heads and
+    vocabulary V, in every block the attention's projections (C to 3C, C to C) and the MLP's (C to 4C, 4C to
+    C) on the stacked tokens (:func:`dense_products`) and the heads' scores and contexts
+    (:func:`attention_products` over b·h sequences of C/h); then the output head, C to V (its matrix is the
+    token embedding's; the embeddings themselves are look-ups, no products)."""
+
+    def __init__(self, workload, data, batch_sizes, dtype=np.float32, seed=0):
+        (n_blocks, heads, C), T, V = workload.layer_sizes, data.X_train.shape[1], data.n_classes
+
+        def products(b):
+            block = (dense_products(b * T, C, 3 * C) + attention_products(b * heads, T, T, C // heads)
+                     + dense_products(b * T, C, C) + dense_products(b * T, C, 4 * C) + dense_products(b * T, 4 * C, C))
+            return [(left, right, times * n_blocks) for left, right, times in block] + dense_products(b * T, C, V)
+
+        super().__init__(products, batch_sizes, dtype, seed)
+
+
 def gemm_floor(workload, data, batch_sizes):
     """The GEMM floor of the workload's family for batches of ``batch_sizes``."""
+    if workload.family == "cnn":
+        import cnn
+
+        return cnn.GemmFloor(cnn_spec(workload.name), batch_sizes)
+    if workload.family == "gpt":
+        return GptGemmFloor(workload, data, batch_sizes)
     if workload.family == "char-lstm":
         return LstmGemmFloor(workload, data.n_classes, batch_sizes)
     if workload.family == "seq2seq":
@@ -721,6 +880,20 @@ def epoch_batch_sizes(n_samples, batch_size):
     """The batch sizes of one epoch: full batches, then the remainder."""
     sizes = [batch_size] * (n_samples // batch_size)
     return sizes + ([n_samples % batch_size] if n_samples % batch_size else [])
+
+
+def workload_batch_sizes(workload, data):
+    """The batch sizes of one of the workload's epochs: a pass over the training set, or its sampled steps."""
+    if workload.steps_per_epoch:
+        return [workload.batch_size] * workload.steps_per_epoch
+    return epoch_batch_sizes(len(data.X_train), workload.batch_size)
+
+
+def samples_per_epoch(workload, data):
+    """The samples (windows, images, rows) one epoch trains on, or one inference call predicts."""
+    if workload.inference:
+        return len(data.X_test)
+    return sum(workload_batch_sizes(workload, data))
 
 
 # ---- measuring -----------------------------------------------------------------------------------------
@@ -796,7 +969,7 @@ def run_training(workload, data, contenders, epochs, repeats, seed):
     these workloads moves by a point or more from epoch to epoch and from seed to seed.
     """
     results = {contender.name: Measurement() for contender in contenders}
-    floor = gemm_floor(workload, data, epoch_batch_sizes(len(data.X_train), workload.batch_size))
+    floor = gemm_floor(workload, data, workload_batch_sizes(workload, data))
     results["gemm floor"] = Measurement(dtype="float32")
     for repeat in range(repeats):
         for contender in contenders:
@@ -841,10 +1014,13 @@ def _repeat_calls(function, *args):
 
 
 def warm_up(contenders, workload, data, seed):
-    """One short training run per contender on the workload's first 64 samples, so that first-call costs
-    (thread pools, lazy imports, compiled kernels) are paid before the timing."""
+    """One short training run per contender on the workload's first 64 samples (of WARM_UP_STEPS steps, for
+    a workload of sampled steps), so that first-call costs (thread pools, lazy imports, compiled kernels) are
+    paid before the timing."""
     small = replace(data, X_train=data.X_train[:64], y_train=data.y_train[:64], X_test=data.X_test[:64],
                     y_test=data.y_test[:64])
+    if workload.steps_per_epoch:
+        workload = replace(workload, steps_per_epoch=WARM_UP_STEPS)
     for contender in contenders:
         contender.train(workload, small, 1, seed)
 
@@ -907,10 +1083,11 @@ def machine_lines(blas, threads):
 def print_tables(workloads, all_results, data_sizes):
     """A markdown table per contender and workload, then the ratio table, under the CPU's name."""
     print(f"\nCPU: {cpu_model()}. s/epoch is each whole fit divided by its epochs, the first epoch included "
-          "(the first epoch alone is not the quoted figure); first and last epoch: medians over the repeats; test "
-          "accuracy (per character for char-lstm; for seq2seq-dates the exact match of the greedily decoded answers) "
-          "and test loss (cross-entropy, nats per sample or character, teacher forced for seq2seq-dates): "
-          "means over the repeats, each trained from its own seed.")
+          "(the first epoch alone is not the quoted figure); gpt's epochs are "
+          f"{GPT_STEPS_PER_EPOCH} steps; first and last epoch: medians over the repeats; test accuracy (per character "
+          "for char-lstm and gpt; for seq2seq-dates the exact match of the greedily decoded answers) and test loss "
+          "(cross-entropy, nats per sample or character, teacher forced for seq2seq-dates; for gpt on the validation "
+          "split): means over the repeats, each trained from its own seed.")
     print("\n| workload | contender | dtype | s/epoch (s/call), median | min | first epoch | last epoch | "
           "last/first | samples/s | test accuracy | test loss |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -948,10 +1125,11 @@ def print_ratios(workloads, all_results):
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    names = list(WORKLOADS) + list(DEFINED_ELSEWHERE)
+    parser.add_argument("--workloads", nargs="+", choices=names, default=names)
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS + REFERENCES, default=list(CONTENDERS),
                         help="add 'numpy' for the flat NumPy loop that bounds any NumPy engine (MLPs only); "
-                             "'textbook' is the book's RNNLM (char-lstm only)")
+                             "'textbook' is the book's code (the CNNs and char-lstm only)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per workload (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="1 repeat and fewer epochs (a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
@@ -988,15 +1166,22 @@ def load_datasets(workloads, seed):
     """The data sets the workloads train on, by name (each made or read once)."""
     datasets = {}
     for workload in workloads:
-        if workload.data == "digits" and "digits" not in datasets:
-            datasets["digits"] = load_digits_data(seed)
-        elif workload.data == "images" and "images" not in datasets:
-            datasets["images"] = make_image_data(seed)
-        elif workload.data == "names" and "names" not in datasets:
-            datasets["names"] = load_names_windows(seed, workload.time_steps)
-        elif workload.data == "dates" and "dates" not in datasets:
-            datasets["dates"] = load_dates_rows()
+        if workload.data not in datasets:
+            datasets[workload.data] = load_data(workload, seed)
     return datasets
+
+
+def load_data(workload, seed):
+    """The data set ``workload`` trains on; a CNN's as benchmarks/cnn.py makes it (images (n, C, H, W))."""
+    if workload.family == "cnn":
+        import cnn
+
+        spec = cnn_spec(workload.name)
+        return cnn.workload_data(spec, spec.n_train, seed)
+    loaders = {"digits": lambda: load_digits_data(seed), "images": lambda: make_image_data(seed),
+               "names": lambda: load_names_windows(seed, workload.time_steps), "dates": load_dates_rows,
+               "text": load_text_windows}
+    return loaders[workload.data]()
 
 
 def main(argv=None):
@@ -1015,12 +1200,11 @@ def main(argv=None):
         print("numnet trains with record_gradients=False (the per-step gradient diagnostic is off); PyTorch's "
               f"Adam: {'fused kernel' if arguments.torch_fused_adam else 'default (for-loop) implementation'}.",
               flush=True)
-        workloads = [WORKLOADS[name] for name in arguments.workloads]
+        workloads = [workload_named(name) for name in arguments.workloads]
         datasets = load_datasets(workloads, arguments.seed)
         all_results = {workload.name: run_workload(workload, contenders, datasets, arguments)
                        for workload in workloads}
-    data_sizes = {workload.name: len(datasets[workload.data].X_test if workload.inference
-                                     else datasets[workload.data].X_train) for workload in workloads}
+    data_sizes = {workload.name: samples_per_epoch(workload, datasets[workload.data]) for workload in workloads}
     print_tables(workloads, all_results, data_sizes)
     if arguments.json:
         write_json(arguments.json, machine_lines(blas_info(), threads), vars(arguments), all_results)
