@@ -23,7 +23,7 @@ import numpy as np
 
 from .activations import ReLU
 from .backend import apply, multiply_by_mask, namespace, sliding_windows
-from .kernels import MIN_CHUNK, compiled_runs, load_compiled_module, one_chunk, run_in_chunks
+from .kernels import MIN_CHUNK, compilable, load_compiled_module, one_chunk, run_in_chunks
 from .layers import AffineLayer, Layer, register_layer
 from .validation import Boolean, Integer, check_integer, declare
 
@@ -213,15 +213,12 @@ class Conv2D(_SlidingWindow, AffineLayer):
 
     # ---- backward (AffineLayer.backward: delta = dC/da ⊙ f'(z), then backward_delta) -------------------
 
-    def backward(self, grad_output, propagate=True):
-        """AffineLayer.backward with each image's values as one row (n, out_channels·oh·ow): the activation is
-        elementwise, so the numbers are the same, and ReLU's compiled backward, which takes rows, applies."""
-        _, a = self._require_cache()
-        xp = namespace(grad_output)
-        f_input = a if self._z is None else self._z  # f' is computed from a, or from z where the activation says
-        # BP2 (its second factor): delta = dC/da ⊙ f'(z), on rows
+    def _activation_backward(self, grad_output, f_input):
+        """AffineLayer's dC/da ⊙ f'(z) with each image's values as one row (n, out_channels·oh·ow): the
+        activation is elementwise, so the numbers are the same, and ReLU's compiled backward, which takes rows,
+        applies."""
         delta = self.activation.backward(_as_rows(grad_output), _as_rows(f_input))
-        return self.backward_delta(xp.reshape(delta, grad_output.shape), propagate)
+        return namespace(grad_output).reshape(delta, grad_output.shape)
 
     def backward_delta(self, delta, propagate=True):
         """Fill ``grads`` from delta = dC/dz (n, out_channels, out_h, out_w) and return dC/dx (or None)."""
@@ -413,18 +410,12 @@ def _shown_pair(pair, *, equal_as_one=False):
 
 
 _COMPILED_CONV = "numnet._compiled_conv"
-#: The dtypes numnet._compiled_conv's kernels take.
-_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _compiled_kernels(array):
-    """numnet._compiled_conv when the compiled kernels run on work the size of ``array`` (numnet.kernels.
-    compiled_runs: numba installed, not ``NUMNET_KERNELS=numpy``) and ``array`` is a C-contiguous NumPy
-    float32 or float64 array; else None."""
-    if (type(array) is not np.ndarray or array.dtype not in _COMPILED_DTYPES or not array.flags.c_contiguous
-            or not compiled_runs(array.size)):
-        return None
-    return load_compiled_module(_COMPILED_CONV)
+    """numnet._compiled_conv when the compiled kernels run on ``array`` (numnet.kernels.compilable: its size,
+    a C-contiguous NumPy float32 or float64 array, not ``NUMNET_KERNELS=numpy``); else None."""
+    return load_compiled_module(_COMPILED_CONV) if compilable(array) else None
 
 
 def _as_rows(images):

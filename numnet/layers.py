@@ -357,8 +357,12 @@ class AffineLayer(Layer):
         None when ``propagate`` is False."""
         _, a = self._require_cache()
         # BP2 (its second factor; BP1 for the output layer): delta = dC/da ⊙ f'(z), f' computed from a or z
-        delta = self.activation.backward(grad_output, a if self._z is None else self._z)
+        delta = self._activation_backward(grad_output, a if self._z is None else self._z)
         return self.backward_delta(delta, propagate)
+
+    def _activation_backward(self, grad_output, f_input):
+        """dC/da ⊙ f'(z), f' computed from ``f_input`` (a, or z where the activation says)."""
+        return self.activation.backward(grad_output, f_input)
 
     def clear_cache(self):
         self._cache = self._z = None
