@@ -312,12 +312,32 @@ class Softmax(Activation):
     output_only = True  # class probabilities
 
     def forward(self, z, out=None):
+        return self._normalized_exponentials(z, out)[0]
+
+    def forward_with_log_normalizer(self, z, out=None):
+        """(softmax(z), log Σ_k e^{z_k} over the last axis) from one maximum, exponential and sum.
+
+        The second is the log-sum-exp from which softmax cross-entropy subtracts z·y: a training step hands
+        it to the loss (:func:`forward_for_fused_loss`) rather than have the loss take the maximum,
+        exponential and sum of the same logits again; the numbers are the same bit for bit
+        (benchmarks/NOTES.md, "softmax and its loss from one pass").
+        """
         xp = namespace(z)
-        shifted = apply(xp.subtract, z, xp.max(z, axis=-1, keepdims=True), out=out)
+        probabilities, row_max, row_sum = self._normalized_exponentials(z, out)
+        return probabilities, xp.log(row_sum[..., 0]) + row_max[..., 0]
+
+    @staticmethod
+    def _normalized_exponentials(z, out):
+        """(e^(z - max) / Σ e^(z - max), the row maxima, the row sums Σ e^(z - max)), the last two keeping
+        their axis."""
+        xp = namespace(z)
+        row_max = xp.max(z, axis=-1, keepdims=True)
+        shifted = apply(xp.subtract, z, row_max, out=out)
         with np.errstate(under="ignore"):  # e^(z - max) underflowing to 0 is the exact limit
             apply(xp.exp, shifted, out=shifted)
-        shifted /= xp.sum(shifted, axis=-1, keepdims=True)
-        return shifted
+        row_sum = xp.sum(shifted, axis=-1, keepdims=True)
+        shifted /= row_sum
+        return shifted, row_max, row_sum
 
     def derivative(self, a):
         raise TypeError(
@@ -654,6 +674,17 @@ class GELUTanh(Activation):
         tanh = graph.node("Tanh", [scaled])
         half_x = graph.node("Mul", [x, graph.constant("half", 0.5)])
         return graph.node("Mul", [half_x, graph.node("Add", [tanh, graph.constant("one", 1.0)])], hint="gelu_tanh")
+
+
+def forward_for_fused_loss(activation, z, training):
+    """(a = f(z), log Σ_k e^{z_k} or None) for an output layer whose logits ``z`` go to a fused loss: the log
+    normaliser where the activation computes one on the way (softmax) and the pass is a training one, whose
+    loss is taken next (``Loss.value_from_forward``); None otherwise, as for an
+    activation written to numnet 0.2's contract."""
+    with_normalizer = getattr(activation, "forward_with_log_normalizer", None) if training else None
+    if with_normalizer is None:
+        return activation.forward(z), None
+    return with_normalizer(z)
 
 
 def _written(result, out):

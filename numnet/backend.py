@@ -96,7 +96,7 @@ def _numpy_reduction(method_name):
 #: NumPy as the engine sees it: every NumPy name, with the hot reductions called as methods.
 NUMPY_NAMESPACE = types.SimpleNamespace(**{name: value for name, value in vars(np).items()
                                            if not name.startswith("__")})
-for _name in ("max", "sum", "mean"):
+for _name in ("max", "sum", "mean", "argmax"):
     setattr(NUMPY_NAMESPACE, _name, _numpy_reduction(_name))
 
 

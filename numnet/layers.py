@@ -18,7 +18,7 @@ from types import MappingProxyType
 import numpy as np
 
 from ._registry import constructor_options, lookup_class, rebuild
-from .activations import get_activation
+from .activations import forward_for_fused_loss, get_activation
 from .backend import apply, namespace
 from .initializers import XavierUniform, get_initializer
 from .validation import Boolean, Integer, Real, check_integer, declare
@@ -73,7 +73,9 @@ class Layer:
     The fused losses (softmax and sigmoid cross-entropy from logits) need the output layer's logits: a
     layer that ends with an activation function sets ``activation`` to it and implements
     :meth:`forward_logits` and :meth:`backward_delta` (Dense and Activation do), so both
-    ``Dense(..., "softmax")`` and a trailing ``Activation("softmax")`` train with the fused loss.
+    ``Dense(..., "softmax")`` and a trailing ``Activation("softmax")`` train with the fused loss. A layer
+    whose training ``forward_logits`` ends in a softmax may also set ``log_normalizer`` (log Σ e^z of each
+    row, which the softmax computed on the way): the loss then reads it instead of computing it again.
 
     A layer that takes several inputs (an attention layer: the decoder's states and the encoder's; a
     seq2seq model: the source and the decoder's input) sets ``input_count``: its ``forward`` receives them
@@ -101,6 +103,9 @@ class Layer:
     kind = "layer"
     #: The activation function the layer applies last, or None: the hook of the fused losses.
     activation = None
+    #: log Σ_k e^{z_k} of each row of the last training ``forward_logits`` whose activation computed it on
+    #: the way (a softmax; numnet.activations.forward_for_fused_loss), else None: the fused loss's input.
+    log_normalizer = None
     #: Whether ``forward`` in training needs ``rng`` (Dropout's masks); fit then derives one per step.
     needs_rng = False
     #: How many inputs ``forward`` takes: more than one arrive as a tuple (see the class docstring).
@@ -212,7 +217,7 @@ class Layer:
 
     def clear_cache(self):
         """Drop what the last training forward pass cached."""
-        self._cache = None
+        self._cache = self.log_normalizer = None
 
     # ---- state carried from one training batch into the next (stateful recurrent layers) ---------------
 
@@ -342,7 +347,7 @@ class AffineLayer(Layer):
         saved, z = self._affine(x)
         if self.bias:
             z += self._bias_term()
-        a = self.activation.forward(z)
+        a, self.log_normalizer = forward_for_fused_loss(self.activation, z, training)
         self._cache = (saved, a) if training else None
         self._z = z if training and self.activation.derivative_from == "z" else None
         return z, a
@@ -365,7 +370,8 @@ class AffineLayer(Layer):
         return self.activation.backward(grad_output, f_input)
 
     def clear_cache(self):
-        self._cache = self._z = None
+        super().clear_cache()
+        self._z = None
 
     def _components(self):
         """The activation, initialisers and bias switch as config entries (rebuilt by _components_from)."""

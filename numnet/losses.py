@@ -65,6 +65,13 @@ class Loss:
         """
         return weighted_mean(self.sample_values(output, target), weights)
 
+    def value_from_forward(self, output, target, weights=None, log_normalizer=None):
+        """:meth:`value` for the training forward pass just run, which may have computed part of it already:
+        ``log_normalizer`` is log Σ_k e^{z_k} of each row of the logits when the output layer's softmax
+        computed it on the way (``Layer.log_normalizer``), else None. A loss that has no use for it (this
+        default) computes :meth:`value`."""
+        return self.value(output, target, weights)
+
     def gradient(self, output, target, weights=None):
         """dC/da for a plain loss, or dC/dz for a fused loss (given the *activated* output ``a``).
 
@@ -177,18 +184,30 @@ class SoftmaxCrossEntropy(Loss):
         return float(namespace(target).sum(self._token_weights(target, weights)))
 
     def value(self, logits, target, weights=None):
+        if weights is not None and not _class_indices(target, logits):
+            return super().value(logits, target, weights)  # Σ w_i C_i / Σ w from sample_values
+        return self._value(logits, target, weights, _log_sum_exp(logits))
+
+    def value_from_forward(self, logits, target, weights=None, log_normalizer=None):
+        # The softmax's own log Σ e^z (the same numbers), unless absent, or a subclass computes its own value,
+        # or the weighted rows' path (sample_values) computes it.
+        if (log_normalizer is None or type(self).value is not SoftmaxCrossEntropy.value
+                or (weights is not None and not _class_indices(target, logits))):
+            return self.value(logits, target, weights)
+        return self._value(logits, target, weights, log_normalizer)
+
+    def _value(self, logits, target, weights, log_sum_exp):
+        """The loss of class-index targets, or of unweighted rows, from the logits and their log Σ_k e^{z_k}
+        (one per row, or per position of a sequence)."""
+        xp = namespace(logits)
         if _class_indices(target, logits):
             shares = self._token_shares(target, weights, logits.dtype)
-            xp = namespace(logits)
             picked = _picked(logits, self._safe(target))
-            return float(xp.sum(shares * (_log_sum_exp(logits) - picked)))
-        if weights is not None:
-            return super().value(logits, target, weights)
-        xp = namespace(logits)
+            return float(xp.sum(shares * (log_sum_exp - picked)))
         # Σ_i z_i · y_i as one dot product over the whole batch: the loss is evaluated at every step, and at
         # batch 32 each array call counts (benchmarks/NOTES.md, "cross-entropy as two sums").
         dot = xp.vecdot(xp.reshape(logits, (-1,)), xp.reshape(target, (-1,)))
-        return (float(xp.sum(_log_sum_exp(logits))) - float(dot)) / logits.shape[0]
+        return (float(xp.sum(log_sum_exp)) - float(dot)) / logits.shape[0]
 
     def gradient(self, probabilities, target, weights=None):
         if not _class_indices(target, probabilities):

@@ -469,8 +469,13 @@ class Network:
         weights = as_sample_weights(sample_weight, n_samples, self.dtype)
         return None if weights is None else self.backend.asarray(weights, self.dtype)
 
-    def _loss_from(self, logits, output, Y, weights=None):
-        data_term = self.loss.value(logits if self.loss.fused_activation else output, Y, weights)
+    def _loss_from(self, logits, output, Y, weights=None, log_normalizer=None):
+        """The loss (the penalty included) of outputs just computed; ``log_normalizer``: the output layer's
+        from a training pass (Loss.value_from_forward)."""
+        if log_normalizer is None:
+            data_term = self.loss.value(logits if self.loss.fused_activation else output, Y, weights)
+        else:
+            data_term = self.loss.value_from_forward(logits, Y, weights, log_normalizer)
         return data_term + self.penalty()
 
     def penalty(self):
@@ -554,7 +559,9 @@ class Network:
         weights (:meth:`prepare_sample_weights`), making the loss and gradient a weighted mean.
         """
         logits, output = self._forward(X, training=True, rng=rng)
-        loss = self._loss_from(logits, output, Y, weights) if Y.shape[0] else 0.0  # Y has X's rows
+        # The fused softmax's log Σ e^z of this very pass, which the loss need not compute again
+        normalizer = self.layers[-1].log_normalizer if self.loss.fused_activation else None
+        loss = self._loss_from(logits, output, Y, weights, normalizer) if Y.shape[0] else 0.0  # Y has X's rows
         if weights is None:
             self.backward(Y)  # the one-argument call, which a subclass may override as backward(self, Y)
         else:

@@ -482,3 +482,81 @@ def test_token_cross_entropy_gradient_matches_central_differences(n, steps, clas
     loss = get_loss("softmax_cross_entropy")
     numeric = numnet.numerical_gradient(lambda z: loss.value(z, targets), logits.copy())
     assert numnet.relative_error(loss.gradient(_softmax(logits), targets), numeric) < 1e-7
+
+
+# ---- softmax and its loss from one pass (the training step's log normaliser) ---------------------------------
+
+@FAST
+@given(shape=st.lists(st.integers(1, 9), min_size=2, max_size=3), scale=st.sampled_from([1.0, 30.0, 1e4]),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2 ** 16))
+def test_softmax_log_normalizer_is_the_losss_log_sum_exp_bit_for_bit_and_float64_logaddexp(shape, scale, dtype,
+                                                                                          seed):
+    from numnet.losses import _log_sum_exp
+
+    z = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+    softmax = get_activation("softmax")
+    probabilities, log_normalizer = softmax.forward_with_log_normalizer(z)
+    assert np.array_equal(probabilities, softmax.forward(z))
+    assert np.array_equal(log_normalizer, _log_sum_exp(z))
+    # an independent oracle: log Σ e^z by pairwise logaddexp in float64
+    oracle = np.logaddexp.reduce(z.astype(np.float64), axis=-1)
+    np.testing.assert_allclose(log_normalizer, oracle, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+
+
+def _first_step_losses(layers_or_network, X, y, **fit_options):
+    """(the loss fit's first step reports, the network's loss on the same batch at the same weights)."""
+    network = layers_or_network
+    before = network.copy()
+    history = network.fit(X, y, epochs=1, batch_size=len(y), shuffle=False, **fit_options)
+    return history.iteration_loss[0], before.loss_value(X, y, fit_options.get("sample_weight"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_a_training_steps_loss_from_the_softmaxs_normalizer_equals_loss_value_bit_for_bit(dtype, weighted):
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 4, 40)
+    network = numnet.Network([6, 8, 4], activation="tanh", output_activation="softmax", dtype=dtype, seed=1)
+    options = {"sample_weight": rng.random(40) + 0.5} if weighted else {}
+    step_loss, oracle = _first_step_losses(network, X, y, optimizer="sgd", **options)
+    assert step_loss == oracle
+
+
+def test_a_sequence_models_training_loss_from_the_normalizer_equals_loss_value_with_ignored_tokens():
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 7, (12, 5))
+    y = rng.integers(0, 7, (12, 5))
+    y[:, -1] = -1  # ignore_index: counts for nothing
+    layers = [numnet.Embedding(7, 4), numnet.LSTM(4, 6), numnet.Dense(6, 7, "softmax")]
+    network = numnet.Network(layers=layers, dtype="float64", seed=2)
+    step_loss, oracle = _first_step_losses(network, X, y, optimizer="sgd")
+    assert step_loss == oracle
+
+
+def test_a_subclass_that_computes_its_own_value_keeps_it_in_training():
+    class Shifted(numnet.losses.SoftmaxCrossEntropy):
+        name = "shifted_cross_entropy"
+
+        def value(self, logits, target, weights=None):
+            return super().value(logits, target, weights) + 1.0
+
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((16, 3)), rng.integers(0, 3, 16)
+    network = numnet.Network([3, 3], output_activation="softmax", loss=Shifted(), dtype="float64", seed=0)
+    plain = numnet.Network([3, 3], output_activation="softmax", dtype="float64", seed=0)
+    shifted_loss, _ = _first_step_losses(network, X, y, optimizer="sgd")
+    plain_loss, _ = _first_step_losses(plain, X, y, optimizer="sgd")
+    assert shifted_loss == pytest.approx(plain_loss + 1.0, rel=1e-15)
+
+
+def test_the_output_layer_keeps_a_log_normalizer_only_from_a_training_pass():
+    network = numnet.Network([3, 4], output_activation="softmax", dtype="float64", seed=0)
+    X = np.random.default_rng(6).standard_normal((5, 3))
+    output_layer = network.layers[-1]
+    network.forward(X, training=True)
+    assert output_layer.log_normalizer.shape == (5,)
+    network.forward(X, training=False)
+    assert output_layer.log_normalizer is None
+    network.forward(X, training=True)
+    network.clear_caches()
+    assert output_layer.log_normalizer is None

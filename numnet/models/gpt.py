@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from ..activations import get_activation
+from ..activations import forward_for_fused_loss, get_activation
 from ..backend import namespace
 from ..composite import CompositeModel, Residual, Sequential
 from ..embedding import Embedding, PositionEmbedding
@@ -119,7 +119,7 @@ class GPT(CompositeModel):
         """(logits (n, T, vocab_size), their softmax) for token ids x (n, T)."""
         h = super().forward(x, training, rng)  # the embeddings, the blocks and ln_f, one after the other
         logits = h @ namespace(h).permute_dims(self.token_embedding.params["W"], (1, 0))  # tied: h·W_teᵀ
-        probabilities = _SOFTMAX.forward(logits)
+        probabilities, self.log_normalizer = forward_for_fused_loss(_SOFTMAX, logits, training)
         self._cache = (h, probabilities) if training else None
         return logits, probabilities
 
