@@ -12,6 +12,8 @@ import io
 import math
 import re
 import struct
+import subprocess
+import sys
 import urllib.error
 import zlib
 
@@ -247,6 +249,35 @@ def test_load_digits_is_scikit_learns_digits_divided_by_16():
     assert X.min() == 0 and X.max() == 1
     np.testing.assert_allclose(X, expected_X / 16, atol=FLOAT32_TOLERANCE)
     np.testing.assert_array_equal(y, expected_y)
+
+
+@pytest.mark.parametrize("shipped_file", [True, False], ids=["read-as-shipped", "through-sklearn.datasets"])
+def test_load_digits_unscaled_are_scikit_learns_pixels_and_digits_exactly(shipped_file, monkeypatch):
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    if not shipped_file:  # scikit-learn without the file where it has always kept it
+        monkeypatch.setattr(datasets, "_scikit_learn_file", lambda *parts: None)
+    X, y = load_digits(dtype="float64", scale=False)
+    expected_X, expected_y = sklearn_datasets.load_digits(return_X_y=True)
+    np.testing.assert_array_equal(X, expected_X)
+    np.testing.assert_array_equal(y, expected_y)
+
+
+def test_load_digits_does_not_import_scikit_learn():
+    pytest.importorskip("sklearn")
+    code = ("import sys, numnet.datasets\nX, y = numnet.datasets.load_digits()\n"
+            "assert X.shape == (1797, 64) and 'sklearn' not in sys.modules, sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_load_digits_without_scikit_learn_says_how_to_install_it():
+    code = ("import sys; sys.modules['sklearn'] = None\n"  # None in sys.modules makes every import of it fail
+            "import numnet.datasets\n"
+            "try:\n    numnet.datasets.load_digits()\n"
+            "except numnet.MissingDependencyError as error:\n    print(error)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'numnet[sklearn]'" in result.stdout
 
 
 def test_load_digits_unscaled_keeps_pixel_counts_up_to_16():
