@@ -12,8 +12,6 @@ import io
 import math
 import re
 import struct
-import subprocess
-import sys
 import urllib.error
 import zlib
 
@@ -40,6 +38,7 @@ from numnet.datasets import (
     read_idx,
 )
 from numnet.errors import CorruptFileError, DataFileError
+from fresh_interpreter import missing_package_message, run_fresh
 from fuzzing import Tally, fuzz_cases, mutate, peak_memory
 
 # Sample statistics of n = 20,000 normal draws have a standard error of sigma / sqrt(2n) = 0.5% for the std;
@@ -264,20 +263,13 @@ def test_load_digits_unscaled_are_scikit_learns_pixels_and_digits_exactly(shippe
 
 def test_load_digits_does_not_import_scikit_learn():
     pytest.importorskip("sklearn")
-    code = ("import sys, numnet.datasets\nX, y = numnet.datasets.load_digits()\n"
-            "assert X.shape == (1797, 64) and 'sklearn' not in sys.modules, sorted(sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_fresh("import sys, numnet.datasets\nX, y = numnet.datasets.load_digits()\n"
+              "assert X.shape == (1797, 64) and 'sklearn' not in sys.modules, sorted(sys.modules)")
 
 
 def test_load_digits_without_scikit_learn_says_how_to_install_it():
-    code = ("import sys; sys.modules['sklearn'] = None\n"  # None in sys.modules makes every import of it fail
-            "import numnet.datasets\n"
-            "try:\n    numnet.datasets.load_digits()\n"
-            "except numnet.MissingDependencyError as error:\n    print(error)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'numnet[sklearn]'" in result.stdout
+    message = missing_package_message("sklearn", "import numnet.datasets\nnumnet.datasets.load_digits()")
+    assert "pip install 'numnet[sklearn]'" in message
 
 
 def test_load_digits_unscaled_keeps_pixel_counts_up_to_16():

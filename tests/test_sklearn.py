@@ -2,8 +2,6 @@
 
 import copy
 import pickle
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -23,6 +21,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import numnet  # noqa: E402
+from fresh_interpreter import missing_package_message, run_fresh  # noqa: E402
 from numnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 #: Epochs for scikit-learn's estimator checks: the 100 its own checks give its MLP (instead of the default
@@ -87,19 +86,11 @@ def test_the_dropout_estimator_passes_every_check_but_weights_as_repeated_rows(e
 
 
 def test_importing_numnet_does_not_import_scikit_learn():
-    code = "import sys, numnet; assert 'sklearn' not in sys.modules, sorted(sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_fresh("import sys, numnet; assert 'sklearn' not in sys.modules, sorted(sys.modules)")
 
 
 def test_importing_the_estimators_without_scikit_learn_says_how_to_install_it():
-    code = ("import sys; sys.modules['sklearn'] = None\n"  # None in sys.modules makes every import of it fail
-            "import numnet\n"
-            "try:\n    import numnet.sklearn\n"
-            "except numnet.MissingDependencyError as error:\n    print(error)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "pip install 'numnet[sklearn]'" in result.stdout
+    assert "pip install 'numnet[sklearn]'" in missing_package_message("sklearn", "import numnet.sklearn")
 
 
 # ---- fitted attributes and output shapes, against scikit-learn's MLP --------------------------------------
