@@ -77,6 +77,9 @@ MNIST_IMAGE_SHAPE = (28, 28)
 DIGITS_IMAGE_SHAPE = (8, 8)
 #: scikit-learn's 8x8 digits: images and pixels per image.
 DIGITS_COUNT, DIGITS_PIXELS = 1797, 64
+#: A digits pixel counts the set bits of a 4x4 block (0..16); the digits are 0..9.
+DIGITS_PIXEL_MAX = 16
+DIGITS_CLASSES = 10
 MNIST_CLASSES = 10
 PIXEL_MAX = 255
 
@@ -448,23 +451,54 @@ def load_digits(dtype="float32", scale=True, *, images=False):
     dtype = backend.resolve_dtype(dtype)
     X, y = _digits_as_shipped()
     if scale:
-        X = X / 16.0  # the digits' pixels are counts 0..16 of set bits in 4x4 blocks
+        X = X / float(DIGITS_PIXEL_MAX)  # the digits' pixels are counts 0..16 of set bits in 4x4 blocks
     if images:
         X = X.reshape(-1, 1, *DIGITS_IMAGE_SHAPE)  # the rows hold the pixels row by row
     return X.astype(dtype), y.astype(np.int64)
 
 
 def _digits_as_shipped():
-    """(pixels (1797, 64) float64, digits (1797,)): scikit-learn's digits.csv.gz read as it ships, one row of
-    64 pixels and the digit per image (as sklearn.datasets.load_digits reads it), without importing
-    scikit-learn: that import takes over a second, a third of the README's main job. Through
-    sklearn.datasets where the file is not where scikit-learn has always kept it."""
+    """(pixels (1797, 64) float64, digits (1797,)): scikit-learn's digits.csv.gz read as it ships
+    (``_read_digits_table``), without importing scikit-learn: that import takes over a second, a third of
+    the README's main job. Through sklearn.datasets where the file is not where scikit-learn keeps it."""
     path = _scikit_learn_file("datasets", "data", "digits.csv.gz")
-    table = np.loadtxt(path, delimiter=",") if path is not None else None
-    if table is None or table.shape != (DIGITS_COUNT, DIGITS_PIXELS + 1):
+    if path is None:
         sklearn_datasets = require("sklearn.datasets", "sklearn", "loading the 8x8 digits")
         return sklearn_datasets.load_digits(return_X_y=True)
+    table = _read_digits_table(path)
     return table[:, :-1], table[:, -1]
+
+
+def _read_digits_table(path):
+    """scikit-learn's digits.csv.gz at ``path``: 1,797 rows of 64 pixel counts (0..16) and the digit (0..9),
+    comma-separated, gzip-compressed; a float64 array (1797, 65).
+
+    Raises
+    ------
+    numnet.errors.CorruptFileError
+        When the file is not that table (damaged: scikit-learn's own loader would fail or load wrong digits
+        from it), naming the file and saying to reinstall scikit-learn.
+    """
+    def corrupt(reason):
+        return CorruptFileError(f"{path} is not scikit-learn's 8x8 digits table ({reason}); reinstall "
+                                "scikit-learn: pip install --force-reinstall scikit-learn")
+
+    try:
+        with gzip.open(path, "rt", encoding="ascii") as text:
+            table = np.loadtxt(text, delimiter=",", ndmin=2)
+    except (OSError, EOFError, zlib.error, ValueError) as error:  # damaged gzip, bytes, or numbers
+        raise corrupt(str(error)) from error
+    if table.shape != (DIGITS_COUNT, DIGITS_PIXELS + 1):
+        raise corrupt(f"shape {table.shape}, not {(DIGITS_COUNT, DIGITS_PIXELS + 1)}")
+    limits = np.full(DIGITS_PIXELS + 1, DIGITS_PIXEL_MAX, dtype=np.float64)
+    limits[-1] = DIGITS_CLASSES - 1  # the digit
+    with np.errstate(invalid="ignore"):  # NaN compares False: refused below
+        whole_in_range = (table == np.round(table)) & (table >= 0) & (table <= limits)
+    if not whole_in_range.all():
+        row, column = (int(index) for index in np.argwhere(~whole_in_range)[0])
+        raise corrupt(f"row {row + 1}, column {column + 1} holds {table[row, column]!r}, not a whole number "
+                      f"in 0..{int(limits[column])}")
+    return table
 
 
 def _scikit_learn_file(*parts):

@@ -272,6 +272,66 @@ def test_load_digits_without_scikit_learn_says_how_to_install_it():
     assert "pip install 'numnet[sklearn]'" in message
 
 
+# An unsigned decimal both np.loadtxt and Python's float read the same way: the oracle's numbers.
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d*)?([eE][+-]?\d+)?")
+
+
+def _digits_table_by_definition(stored, known_rows):
+    """The digits table the gzip bytes ``stored`` hold, by the format's definition (gzip, ASCII lines of 65
+    comma-separated whole numbers, 64 pixels in 0..16 then a digit in 0..9, 1,797 of them, blank lines
+    skipped); "refused" where the bytes break it, None where a token is not a plain number (np.loadtxt and
+    this oracle could read it differently). ``known_rows``: lines already read, by their text."""
+    try:
+        text = gzip.decompress(stored).decode("ascii")
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+        return "refused"
+    rows = []
+    for line in text.splitlines():
+        if line in known_rows:
+            rows.append(known_rows[line])
+            continue
+        if not line.strip():
+            continue
+        tokens = [token.strip() for token in line.split(",")]
+        if not all(PLAIN_NUMBER.fullmatch(token) for token in tokens):
+            return None
+        rows.append([float(token) for token in tokens])
+    if len(rows) != 1797 or any(len(row) != 65 for row in rows):
+        return "refused"
+    table = np.array(rows)
+    limits = np.array([16.0] * 64 + [9.0])
+    if not ((table == np.round(table)) & (table >= 0) & (table <= limits)).all():
+        return "refused"
+    return table
+
+
+def test_fuzzed_digits_tables_load_exactly_what_they_hold_or_raise_corrupt_file_error(tmp_path):
+    shipped = datasets._scikit_learn_file("datasets", "data", "digits.csv.gz")
+    if shipped is None:
+        pytest.skip("scikit-learn's digits.csv.gz is not installed here")
+    text = gzip.decompress(shipped.read_bytes())
+    known_rows = {line: [float(token) for token in line.split(",")] for line in text.decode("ascii").splitlines()}
+    tally = Tally(CorruptFileError)
+    rng = np.random.default_rng(20261207)
+    path = tmp_path / "digits.csv.gz"
+    for case in range(fuzz_cases(300)):
+        stored = gzip.compress(mutate(text, rng), compresslevel=1, mtime=0)  # level 9 takes 175 ms here
+        if rng.random() < 0.3:
+            stored = mutate(stored, rng)  # damage the gzip stream itself
+        path.write_bytes(stored)
+        loaded = tally.run(case, datasets._read_digits_table, path)
+        expected = _digits_table_by_definition(stored, known_rows)
+        if isinstance(expected, str):
+            assert loaded is None, f"fuzz case {case}: a table the format does not define was loaded"
+        elif expected is not None:
+            assert loaded is not None, f"fuzz case {case}: a well-formed digits table was refused"
+            np.testing.assert_array_equal(loaded, expected)
+    tally.report("digits.csv.gz")
+    assert tally.counts["rejected"]
+    # the file as shipped loads, and is what scikit-learn reads
+    np.testing.assert_array_equal(datasets._read_digits_table(shipped)[:, -1], load_digits()[1])
+
+
 def test_load_digits_unscaled_keeps_pixel_counts_up_to_16():
     pytest.importorskip("sklearn")
     X, _ = load_digits(dtype="float64", scale=False)
